@@ -1,0 +1,75 @@
+"""Shared CLI plumbing: output for people and programs, exit codes, atomic writes.
+
+Exit codes: 0 success, 1 a finding (verification failed, risk gate not met),
+2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from privacy.atomic import atomic_output
+from privacy.errors import CovaultError, Finding
+
+__all__ = ["atomic_output", "handle_errors", "emit_json", "print_table", "format_option"]
+
+EXIT_OK = 0
+EXIT_FINDING = 1
+EXIT_USAGE = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output for people (text) or for scripts (json).",
+)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn covault errors into a one-line message on stderr and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Finding as exc:
+            err.print(f"finding: {exc}", markup=False)
+            sys.exit(EXIT_FINDING)
+        except CovaultError as exc:
+            err.print(f"error: {exc}", markup=False)
+            sys.exit(EXIT_USAGE)
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            err.print(f"error: {exc.filename}: {exc.strerror}", markup=False)
+            sys.exit(EXIT_USAGE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(obj: Any) -> None:
+    """Print one JSON document to stdout."""
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=None, default=str))
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print a readable table to stdout."""
+    table = Table(title=title, title_justify="left")
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r))
+    out.print(table)

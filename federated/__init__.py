@@ -1,0 +1,1 @@
+"""covault federated package."""

@@ -1,0 +1,1 @@
+"""covault masking package."""
