@@ -112,10 +112,6 @@ class KeysetError(CovaultError, ValueError):
     """A keyset is malformed, misused, or cannot be opened."""
 
 
-class KeyNotFoundError(KeysetError, LookupError):
-    """A token or ciphertext names a key id the keyset does not hold (or has disabled)."""
-
-
 class KeyfileError(KeysetError):
     """A key file cannot be read: wrong passphrase or KEK, corrupted or truncated file."""
 
@@ -129,6 +125,14 @@ class DecryptionError(CryptoError, ValueError):
 
     def __init__(self, message: str = "decryption failed") -> None:
         super().__init__(message)
+
+
+class KeyNotFoundError(DecryptionError, KeysetError, LookupError):
+    """A token or ciphertext names a key id the keyset does not hold (or has disabled).
+
+    It is a :class:`DecryptionError` too, so a caller that handles failed decryption
+    also handles a token whose key id was damaged; the message names the key id.
+    """
 
 
 class DomainError(InputError):
