@@ -288,9 +288,9 @@ class Keyset:
         """Open a keyset document; ``source`` names it in error messages."""
         doc = _parse_document(text, source)
         header = {k: v for k, v in doc.items() if k != "encrypted_keys"}
+        wrapping_key = kek._derive(header["kek"])
         try:
             blob = base64.b64decode(doc["encrypted_keys"], validate=True)
-            wrapping_key = kek._derive(header["kek"])
             material = AESGCM(wrapping_key).decrypt(blob[:12], blob[12:], _canonical(header))
         except (InvalidTag, ValueError, binascii.Error, TypeError):
             raise KeyfileError(
@@ -477,7 +477,10 @@ class Kek:
                 f"this keyset file is protected by a {kind!r} KEK, but a {self._kind!r} "
                 "KEK was given"
             )
-        salt = base64.b64decode(params["salt"], validate=True)
+        try:
+            salt = base64.b64decode(params["salt"], validate=True)
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            raise KeyfileError("keyset file has a malformed KEK salt") from None
         if self._kind == "scrypt":
             n, r, p = int(params["n"]), int(params["r"]), int(params["p"])
             if not (2**14 <= n <= 2**20 and 1 <= r <= 32 and 1 <= p <= 16):

@@ -1,0 +1,143 @@
+"""``covault keys``: create, rotate, disable and show keysets."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from covault.console import emit_json, format_option, handle_errors, out, print_table
+from covault.keyopts import kek_options, open_keyset, resolve_kek
+from privacy.errors import InputError
+from privacy.keys import TEMPLATES, Kek, Keyset, format_key_id
+
+
+@click.group()
+def keys() -> None:
+    """Keysets: named templates, key ids, one primary key, rotation.
+
+    Key files are JSON with the key material encrypted under a key-encryption key:
+    a passphrase from $COVAULT_PASSPHRASE (scrypt) or a 32-byte --kek-file.
+    """
+
+
+def _parse_key_id(text: str) -> int:
+    try:
+        return int(text, 16) if text.lower().startswith("0x") else int(text)
+    except ValueError:
+        raise InputError(f"key id {text!r} is not a number (e.g. 0x1a2b3c4d)") from None
+
+
+def _info_rows(template: str, ks_info: list) -> list[dict[str, object]]:  # type: ignore[type-arg]
+    return [
+        {
+            "key_id": format_key_id(i.key_id),
+            "template": template,
+            "status": i.status,
+            "primary": i.primary,
+            "created": i.created,
+        }
+        for i in ks_info
+    ]
+
+
+def _show(path: str, keyset: Keyset, fmt: str, action: str) -> None:
+    rows = _info_rows(keyset.template, keyset.info())
+    if fmt == "json":
+        emit_json({"file": path, "action": action, "template": keyset.template, "keys": rows})
+    else:
+        print_table(
+            f"{path} ({keyset.template}) — {action}",
+            ["key id", "status", "primary", "created"],
+            [[r["key_id"], r["status"], "yes" if r["primary"] else "", r["created"]] for r in rows],
+        )
+
+
+@keys.command("create")
+@click.option(
+    "--template", "-t", required=True, type=click.Choice(list(TEMPLATES)), help="Key template."
+)
+@click.option("--out", "-o", "out_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing keyset file.")
+@kek_options
+@format_option
+@handle_errors
+def create(
+    template: str, out_path: str, force: bool, kek_file: str | None, passphrase_env: str, fmt: str
+) -> None:
+    """Create a keyset with one fresh primary key and write it to OUT."""
+    if os.path.exists(out_path) and not force:
+        raise InputError(f"{out_path} exists; pass --force to overwrite it")
+    kek = resolve_kek(kek_file, passphrase_env)
+    keyset = Keyset.create(template)
+    keyset.save(out_path, kek)
+    _show(out_path, keyset, fmt, "created")
+
+
+@keys.command("rotate")
+@click.argument("keyset_file", type=click.Path(exists=True, dir_okay=False))
+@kek_options
+@format_option
+@handle_errors
+def rotate(keyset_file: str, kek_file: str | None, passphrase_env: str, fmt: str) -> None:
+    """Add a new primary key; older keys keep decrypting."""
+    keyset = open_keyset(keyset_file, kek_file, passphrase_env)
+    keyset.rotate()
+    keyset.save(keyset_file, resolve_kek(kek_file, passphrase_env))
+    _show(keyset_file, keyset, fmt, "rotated")
+
+
+@keys.command("disable")
+@click.argument("keyset_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("key_id")
+@kek_options
+@format_option
+@handle_errors
+def disable(
+    keyset_file: str, key_id: str, kek_file: str | None, passphrase_env: str, fmt: str
+) -> None:
+    """Disable KEY_ID: tokens made with it stop decrypting."""
+    keyset = open_keyset(keyset_file, kek_file, passphrase_env)
+    keyset.disable(_parse_key_id(key_id))
+    keyset.save(keyset_file, resolve_kek(kek_file, passphrase_env))
+    _show(keyset_file, keyset, fmt, f"disabled {format_key_id(_parse_key_id(key_id))}")
+
+
+@keys.command("show")
+@click.argument("keyset_file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Show the metadata without the KEK (unverified: the file may have been altered).",
+)
+@kek_options
+@format_option
+@handle_errors
+def show(
+    keyset_file: str, no_verify: bool, kek_file: str | None, passphrase_env: str, fmt: str
+) -> None:
+    """Show key ids, template, status and creation time (never key material)."""
+    if no_verify:
+        template, info = Keyset.read_info(keyset_file)
+        rows = _info_rows(template, info)
+        if fmt == "json":
+            emit_json({"file": keyset_file, "verified": False, "template": template, "keys": rows})
+            return
+        print_table(
+            f"{keyset_file} ({template}) — unverified",
+            ["key id", "status", "primary", "created"],
+            [[r["key_id"], r["status"], "yes" if r["primary"] else "", r["created"]] for r in rows],
+        )
+        return
+    _show(keyset_file, open_keyset(keyset_file, kek_file, passphrase_env), fmt, "verified")
+
+
+@keys.command("new-kek")
+@click.argument("kek_path", type=click.Path(dir_okay=False))
+@handle_errors
+def new_kek(kek_path: str) -> None:
+    """Write a new random 32-byte key-encryption key file (mode 0600)."""
+    if os.path.exists(kek_path):
+        raise InputError(f"{kek_path} exists; refusing to overwrite a KEK file")
+    Kek.generate_key_file(kek_path)
+    out.print(f"wrote {kek_path}")
