@@ -1,0 +1,24 @@
+"""`covault demo` runs every step end to end and writes its summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from covault.cli import main
+from covault.commands.demo import STEPS
+
+
+def test_demo_runs_every_step(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary) == STEPS
+    assert (out / "summary.md").read_text().startswith("# covault demo")
+    fields = summary["fields"]
+    assert fields["decrypts_after_rotation"] is True
+    assert fields["rows"] == 500
+    assert (out / fields["output"]).exists()
