@@ -1,0 +1,285 @@
+"""Streaming readers: CSV, Parquet and JSON Lines files as Arrow record batches.
+
+The format comes from the extension (``.csv``/``.tsv``, ``.parquet``/``.pq``,
+``.jsonl``/``.ndjson``/``.json``, optionally followed by ``.gz``/``.bz2``/``.zst``) or is
+named explicitly. Batches are read lazily, so a head sample of a large file costs only
+the rows read.
+
+Type rules
+----------
+CSV
+    Every column is read as ``string`` (identifiers such as ids, cards and account numbers
+    must not lose leading zeros or precision); empty fields are null. A row with the
+    wrong number of fields raises :class:`InputError` with ``file:line`` (the physical
+    line where the record starts).
+Parquet
+    The file's own schema.
+JSON Lines
+    One JSON object per line, parsed with the standard library so that integers keep
+    full precision. Column types come from the first batch: all booleans -> ``bool``;
+    all integers within int64 -> ``int64``; numbers -> ``float64`` unless an integer is
+    beyond 2**53 (then ``string``); anything else (strings, mixed, nested) -> ``string``,
+    non-strings JSON-encoded. A later field not seen in the first batch, a line that is
+    not a JSON object, or a value that does not fit the column type raises
+    :class:`InputError` with ``file:line``.
+
+Warnings
+--------
+The input file is only read, never modified. ``.json`` is read as JSON Lines, not as one
+JSON document.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from privacy.errors import InputError
+
+__all__ = ["FORMATS", "detect_format", "iter_batches", "read_head"]
+
+FORMATS = ("csv", "parquet", "jsonl")
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+_COMPRESSED = {".gz", ".bz2", ".zst"}
+_INT64 = 2**63
+
+
+def detect_format(path: str | os.PathLike[str], input_format: str | None = None) -> str:
+    """``"csv"``, ``"parquet"`` or ``"jsonl"``: ``input_format`` if given, else by extension."""
+    if input_format is not None:
+        if input_format not in FORMATS:
+            raise InputError(f"unknown input format {input_format!r}; expected one of {FORMATS}")
+        return input_format
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSED:
+        suffixes.pop()
+    fmt = _EXTENSIONS.get(suffixes[-1] if suffixes else "")
+    if fmt is None:
+        raise InputError(
+            "cannot tell the format from the extension; use .csv, .parquet or .jsonl "
+            "(or name the format explicitly)",
+            file=str(path),
+        )
+    return fmt
+
+
+def iter_batches(
+    path: str | os.PathLike[str],
+    *,
+    input_format: str | None = None,
+    batch_size: int = 65_536,
+) -> Iterator[pa.RecordBatch]:
+    """Yield the file's rows as record batches (lazily).
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, unknown format, malformed content (with location).
+    """
+    fmt = detect_format(path, input_format)
+    name = str(path)
+    if not Path(path).is_file():
+        raise InputError("no such file (or not a regular file)", file=name)
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    if fmt == "csv":
+        yield from _csv_batches(name, batch_size)
+    elif fmt == "parquet":
+        yield from _parquet_batches(name, batch_size)
+    else:
+        yield from _jsonl_batches(name, batch_size)
+
+
+def read_head(
+    path: str | os.PathLike[str], rows: int, *, input_format: str | None = None
+) -> pa.Table:
+    """The first ``rows`` rows of the file as a table (reads no more than it needs)."""
+    batches: list[pa.RecordBatch] = []
+    have = 0
+    schema = None
+    for batch in iter_batches(path, input_format=input_format, batch_size=min(rows, 65_536)):
+        schema = batch.schema
+        if have >= rows:
+            break
+        batches.append(batch.slice(0, rows - have))
+        have += min(len(batch), rows - have)
+        if have >= rows:
+            break
+    if schema is None:
+        raise InputError("the file holds no rows and no header", file=str(path))
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def _csv_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+    from pyarrow import csv as pacsv
+
+    delimiter = "\t" if ".tsv" in [s.lower() for s in Path(name).suffixes] else ","
+
+    def handler(_row: Any) -> str:
+        return "error"
+
+    parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=handler)
+    read = pacsv.ReadOptions(block_size=1 << 20, use_threads=False)
+    try:
+        head = pacsv.open_csv(name, read_options=read, parse_options=parse)
+        names = head.schema.names
+        convert = pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            strings_can_be_null=True,
+            null_values=[""],
+        )
+        reader = pacsv.open_csv(
+            name, read_options=read, parse_options=parse, convert_options=convert
+        )
+        buffered: list[pa.RecordBatch] = []
+        have = 0
+        for batch in reader:
+            buffered.append(batch)
+            have += len(batch)
+            while have >= batch_size:
+                table = pa.Table.from_batches(buffered).combine_chunks()
+                yield from table.slice(0, batch_size).to_batches()
+                rest = table.slice(batch_size)
+                buffered, have = rest.to_batches(), len(rest)
+        if have:
+            yield from pa.Table.from_batches(buffered).combine_chunks().to_batches()
+    except pa.ArrowInvalid as exc:
+        raise _csv_error(name, delimiter, exc) from None
+
+
+def _csv_error(name: str, delimiter: str, exc: pa.ArrowInvalid) -> InputError:
+    text = str(exc)
+    if "Expected" not in text or "columns" not in text:
+        return InputError(f"cannot read CSV: {text}", file=name)
+    with pa.input_stream(name, compression="detect") as raw:
+        lines = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+        reader = csv.reader(lines, delimiter=delimiter)
+        expected: int | None = None
+        start = 1
+        for record in reader:
+            if record:
+                if expected is None:
+                    expected = len(record)
+                elif len(record) != expected:
+                    return InputError(
+                        f"row has {len(record)} fields, expected {expected} (as in the header)",
+                        file=name,
+                        line=start,
+                    )
+            start = reader.line_num + 1
+    return InputError(f"cannot read CSV: {text}", file=name)
+
+
+def _parquet_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(name)
+        yield from pf.iter_batches(batch_size=batch_size)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"cannot read Parquet: {exc}", file=name) from None
+
+
+def _column_type(values: list[Any]) -> pa.DataType:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pa.bool_()
+    if any(isinstance(v, bool) for v in present):
+        return pa.string()
+    if present and all(isinstance(v, int) and -_INT64 <= v < _INT64 for v in present):
+        return pa.int64()
+    if present and all(isinstance(v, (int, float)) for v in present):
+        if all(isinstance(v, float) or abs(v) <= 2**53 for v in present):
+            return pa.float64()
+    return pa.string()
+
+
+def _convert(v: Any, t: pa.DataType) -> Any:
+    if v is None or t != pa.string() or isinstance(v, str):
+        return v
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _jsonl_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+    schema: pa.Schema | None = None
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    with pa.input_stream(name, compression="detect") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline=None)
+        lineno = 0
+        try:
+            for lineno, line in enumerate(text, start=1):  # noqa: B007
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"invalid JSON: {exc.msg}", file=name, line=lineno) from None
+                if not isinstance(obj, dict):
+                    raise InputError("expected one JSON object per line", file=name, line=lineno)
+                if schema is not None:
+                    extra = set(obj) - set(schema.names)
+                    if extra:
+                        raise InputError(
+                            f"field {sorted(extra)[0]!r} was not in the first rows",
+                            file=name,
+                            line=lineno,
+                        )
+                rows.append(obj)
+                lines.append(lineno)
+                if len(rows) >= batch_size:
+                    schema, batch = _to_batch(rows, schema, name, lines)
+                    yield batch
+                    rows, lines = [], []
+        except UnicodeDecodeError:
+            raise InputError("not UTF-8 text", file=name, line=lineno + 1) from None
+    if rows or schema is None:
+        _, batch = _to_batch(rows, schema, name, lines)
+        yield batch
+
+
+def _to_batch(
+    rows: list[dict[str, Any]], schema: pa.Schema | None, name: str, lines: list[int]
+) -> tuple[pa.Schema, pa.RecordBatch]:
+    if schema is None:
+        names: dict[str, None] = {}
+        for r in rows:
+            names.update(dict.fromkeys(r))
+        schema = pa.schema([(k, _column_type([r.get(k) for r in rows])) for k in names])
+    arrays = []
+    for field in schema:
+        values = [_convert(r.get(field.name), field.type) for r in rows]
+        try:
+            arrays.append(pa.array(values, type=field.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            bad = next(i for i, v in enumerate(values) if not _fits(v, field.type))
+            raise InputError(
+                f"field {field.name!r}: value does not fit type {field.type} "
+                "(set by the first rows)",
+                file=name,
+                line=lines[bad],
+            ) from None
+    return schema, pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _fits(v: Any, t: pa.DataType) -> bool:
+    try:
+        pa.array([v], type=t)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return False
+    return True
