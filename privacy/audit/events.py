@@ -1,0 +1,251 @@
+"""The canonical query event every audit adapter produces.
+
+A :class:`QueryEvent` records who ran which statement, from where, when, and how much
+data it touched. Adapters (:mod:`privacy.audit.adapters`) turn native logs (JSON Lines,
+CSV, pgAudit) into these events; detection, baselines and the ledger consume them.
+
+Timestamps are always timezone-aware: a naive timestamp is an error, because an
+off-hours rule evaluated in the wrong zone is silently wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from privacy.errors import InputError
+
+__all__ = ["QueryEvent", "MalformedLine", "parse_timestamp", "ACTOR_KINDS", "STATUSES"]
+
+ActorKind = Literal["human", "service"]
+Status = Literal["ok", "error", "denied"]
+
+ACTOR_KINDS: frozenset[str] = frozenset({"human", "service"})
+STATUSES: frozenset[str] = frozenset({"ok", "error", "denied"})
+
+_REQUIRED = ("event_id", "ts", "actor", "statement")
+_OPTIONAL_STR = ("role", "department", "source_ip", "client", "database")
+
+
+def parse_timestamp(value: object, *, field: str = "ts") -> datetime:
+    """Parse an ISO 8601 timestamp that carries a UTC offset.
+
+    Parameters
+    ----------
+    value:
+        A string such as ``2026-03-01T09:30:00+08:00`` (``Z`` means UTC) or an aware
+        :class:`~datetime.datetime`.
+    field:
+        Field name used in error messages.
+
+    Raises
+    ------
+    InputError
+        If the value is not a string/datetime, not ISO 8601, or has no offset.
+    """
+    if isinstance(value, datetime):
+        ts = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            ts = datetime.fromisoformat(text)
+        except ValueError:
+            raise InputError(
+                f"field {field!r}: expected an ISO 8601 timestamp with offset, got {value!r}"
+            ) from None
+    else:
+        raise InputError(
+            f"field {field!r}: expected an ISO 8601 timestamp string, got {type(value).__name__}"
+        )
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise InputError(
+            f"field {field!r}: timestamp {value!s} has no UTC offset; naive timestamps are "
+            "ambiguous (expected e.g. 2026-03-01T09:30:00+08:00)"
+        )
+    return ts
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QueryEvent:
+    """One statement run against a database, as seen by an audit source.
+
+    Parameters
+    ----------
+    event_id:
+        Unique, stable id. Adapters derive a content-addressed id when the source has
+        none, so ingesting the same file twice yields the same ids.
+    ts:
+        When the statement ran; timezone-aware.
+    actor:
+        Database user (or application principal) that ran it.
+    actor_kind:
+        ``"human"`` or ``"service"`` when known.
+    role, department:
+        Organisational context of the actor, when known (enrichment).
+    source_ip:
+        Client address or host name as logged (``[local]`` for a Unix socket).
+    client:
+        Client program / application name.
+    database:
+        Database (or schema) name.
+    statement:
+        The SQL text.
+    rows:
+        Rows returned or affected, when the source logs it.
+    status:
+        ``"ok"``, ``"error"`` or ``"denied"`` when known.
+    duration_ms:
+        Execution time in milliseconds, when known.
+
+    Warnings
+    --------
+    ``statement`` holds literal customer identifiers. Treat events as personal data:
+    pseudonymise before long-term storage or sharing.
+    """
+
+    event_id: str
+    ts: datetime
+    actor: str
+    actor_kind: ActorKind | None = None
+    role: str | None = None
+    department: str | None = None
+    source_ip: str | None = None
+    client: str | None = None
+    database: str | None = None
+    statement: str
+    rows: int | None = None
+    status: Status | None = None
+    duration_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("event_id", "actor"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise InputError(f"field {name!r}: expected a non-empty string, got {value!r}")
+        if not isinstance(self.statement, str):
+            raise InputError(
+                f"field 'statement': expected a string, got {type(self.statement).__name__}"
+            )
+        if not isinstance(self.ts, datetime) or self.ts.utcoffset() is None:
+            raise InputError("field 'ts': expected a timezone-aware datetime")
+        for name in _OPTIONAL_STR:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise InputError(
+                    f"field {name!r}: expected a string or null, got {type(value).__name__}"
+                )
+        if self.actor_kind is not None and self.actor_kind not in ACTOR_KINDS:
+            raise InputError(
+                f"field 'actor_kind': expected 'human' or 'service', got {self.actor_kind!r}"
+            )
+        if self.status is not None and self.status not in STATUSES:
+            raise InputError(
+                f"field 'status': expected 'ok', 'error' or 'denied', got {self.status!r}"
+            )
+        rows = self.rows
+        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
+            raise InputError(f"field 'rows': expected a non-negative integer, got {rows!r}")
+        dur = self.duration_ms
+        if dur is not None and (
+            isinstance(dur, bool)
+            or not isinstance(dur, (int, float))
+            or not math.isfinite(dur)
+            or dur < 0
+        ):
+            raise InputError(f"field 'duration_ms': expected a non-negative number, got {dur!r}")
+
+    # ------------------------------------------------------------------ conversion
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, file: str | None = None, line: int | None = None
+    ) -> QueryEvent:
+        """Build and validate an event from a JSON-like mapping.
+
+        Unknown keys, missing required keys and wrongly typed values raise
+        :class:`~privacy.errors.InputError` naming the field and the expected type.
+        ``None`` values for optional fields mean "unknown".
+        """
+        if not isinstance(data, Mapping):
+            raise InputError(
+                f"expected a JSON object for a query event, got {type(data).__name__}",
+                file=file,
+                line=line,
+            )
+        known = _FIELD_NAMES
+        unknown = sorted(str(k) for k in data if k not in known)
+        if unknown:
+            raise InputError(
+                f"unknown field {unknown[0]!r} (expected one of {', '.join(sorted(known))})",
+                file=file,
+                line=line,
+            )
+        for name in _REQUIRED:
+            if data.get(name) is None:
+                raise InputError(f"field {name!r}: required field is missing", file=file, line=line)
+        try:
+            kwargs = dict(data)
+            kwargs["ts"] = parse_timestamp(data["ts"])
+            dur = kwargs.get("duration_ms")
+            if isinstance(dur, int) and not isinstance(dur, bool):
+                kwargs["duration_ms"] = float(dur)
+            return cls(**kwargs)
+        except InputError as exc:
+            raise InputError(exc.detail, file=file, line=line) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict (``ts`` as ISO 8601 with offset)."""
+        out: dict[str, Any] = {}
+        for name in _FIELD_NAMES_ORDERED:
+            value = getattr(self, name)
+            out[name] = value.isoformat() if name == "ts" else value
+        return out
+
+    def to_json(self) -> str:
+        """One compact JSON line (no newline), keys in schema order."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> QueryEvent:
+        """Inverse of :meth:`to_json`."""
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+        return cls.from_dict(data)
+
+    @property
+    def ts_utc(self) -> datetime:
+        """The timestamp converted to UTC."""
+        return self.ts.astimezone(timezone.utc)
+
+
+_FIELD_NAMES_ORDERED: tuple[str, ...] = tuple(f.name for f in fields(QueryEvent))
+_FIELD_NAMES: frozenset[str] = frozenset(_FIELD_NAMES_ORDERED)
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedLine:
+    """A source record that could not be turned into a :class:`QueryEvent`.
+
+    Adapters yield these instead of dropping bad input, so the caller can quarantine
+    them and report them with their location.
+
+    Parameters
+    ----------
+    line_no:
+        1-based line number where the record starts.
+    reason:
+        What was wrong.
+    raw:
+        The offending text (possibly several physical lines).
+    """
+
+    line_no: int
+    reason: str
+    raw: str
