@@ -9,6 +9,7 @@ array, and encodes / decodes base64url (unpadded) row by row without a loop.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -157,17 +158,19 @@ def b64_width(nbytes: int) -> int:
 
 
 def b64url_encode_rows(mat: Matrix) -> Matrix:
-    """Unpadded base64url of each row of an ``(n, L)`` byte matrix -> ``(n, ceil(4L/3))``."""
+    """Unpadded base64url of each row of an ``(n, L)`` byte matrix -> ``(n, ceil(4L/3))``.
+
+    Rows are zero-padded to a multiple of 3 bytes, so the standard library's encoder
+    over the whole matrix yields each row's encoding in place; the padding only adds
+    characters past ``ceil(4L/3)``, which are cut off.
+    """
     n, width = mat.shape
     pad = (-width) % 3
     if pad:
         mat = np.concatenate([mat, np.zeros((n, pad), dtype=np.uint8)], axis=1)
-    trip = mat.reshape(n, -1, 3).astype(np.uint32)
-    word = (trip[:, :, 0] << 16) | (trip[:, :, 1] << 8) | trip[:, :, 2]
-    sextets = np.stack(
-        [(word >> 18) & 63, (word >> 12) & 63, (word >> 6) & 63, word & 63], axis=2
-    ).reshape(n, -1)
-    return _ALPHABET[sextets[:, : b64_width(width)]]
+    encoded = base64.urlsafe_b64encode(np.ascontiguousarray(mat).tobytes())
+    chars = np.frombuffer(encoded, dtype=np.uint8).reshape(n, -1)
+    return chars[:, : b64_width(width)]
 
 
 def b64url_decode_rows(chars: Matrix) -> tuple[Matrix, npt.NDArray[np.bool_]]:
@@ -180,16 +183,15 @@ def b64url_decode_rows(chars: Matrix) -> tuple[Matrix, npt.NDArray[np.bool_]]:
     if width % 4 == 1:
         return np.zeros((n, 0), dtype=np.uint8), np.zeros(n, dtype=bool)
     nbytes = (width * 3) // 4
-    vals = _REVERSE[chars]
-    ok = np.all(vals != 255, axis=1)
-    vals = np.where(vals == 255, 0, vals).astype(np.uint32)
     pad = (-width) % 4
     if pad:
-        vals = np.concatenate([vals, np.zeros((n, pad), dtype=np.uint32)], axis=1)
-    quad = vals.reshape(n, -1, 4)
-    word = (quad[:, :, 0] << 18) | (quad[:, :, 1] << 12) | (quad[:, :, 2] << 6) | quad[:, :, 3]
-    out = np.stack([(word >> 16) & 255, (word >> 8) & 255, word & 255], axis=2)
-    out = out.reshape(n, -1).astype(np.uint8)
+        chars = np.concatenate([chars, np.full((n, pad), ord("A"), dtype=np.uint8)], axis=1)
+    bad = _REVERSE[chars] == 255
+    ok = ~bad.any(axis=1)
+    if not ok.all():
+        chars = np.where(bad, np.uint8(ord("A")), chars)
+    decoded = base64.urlsafe_b64decode(np.ascontiguousarray(chars).tobytes())
+    out = np.frombuffer(decoded, dtype=np.uint8).reshape(n, -1)
     if out.shape[1] > nbytes:
         ok &= np.all(out[:, nbytes:] == 0, axis=1)
     return np.ascontiguousarray(out[:, :nbytes]), ok
