@@ -13,6 +13,9 @@ _GROUPS: list[tuple[str, str]] = [
     ("keys", "keys"),
     ("fields", "fields"),
     ("demo", "demo"),
+    ("psi", "psi"),
+    ("scan", "scan"),
+    ("ledger", "ledger"),
 ]
 
 

@@ -1,0 +1,385 @@
+"""``covault psi``: private set intersection with a partner, over TCP or message files."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from covault.console import atomic_output, emit_json, err, format_option, handle_errors, out
+from privacy.errors import InputError
+
+MODES = ("intersection", "cardinality", "intersection-sum")
+
+
+@click.group("psi")
+def psi() -> None:
+    """Private set intersection (ECDH on ristretto255, semi-honest).
+
+    Ids are normalised (NFKC, whitespace removed, casefolded) and deduplicated. Modes:
+    intersection (the joining party learns which of its rows are shared), cardinality
+    (only the count) and intersection-sum (the sum of the serving party's --value-column
+    over the intersection, under Paillier). Live: `psi serve` + `psi join`. By files:
+    `psi request` -> `psi respond` -> `psi finish` [-> `psi reveal`].
+    """
+
+
+# -- options ---------------------------------------------------------------------------
+
+def _ids_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--column", "-c", required=True, help="Column holding the ids.")(fn)
+    return click.option(
+        "--ids", "ids_path", required=True, type=click.Path(dir_okay=False),
+        help="CSV or Parquet file (by suffix .parquet/.pq) with the ids.",
+    )(fn)
+
+
+_mode = click.option("--mode", type=click.Choice(MODES), default="intersection",
+                     show_default=True, help="What the result discloses.")
+_context = click.option("--context", default="covault-psi", show_default=True,
+                        help="Session context both parties agree on (part of the hash tag).")
+_workers = click.option("--workers", type=click.IntRange(1, 256), default=None,
+                        help="Processes for the group operations [default: all cores].")
+_ledger = click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False), default=None,
+                       help="Record what was disclosed in this ledger database.")
+_timeout = click.option("--timeout", type=click.FloatRange(1, None), default=600.0,
+                        show_default=True, help="Seconds a socket read or write may wait.")
+_paillier = click.option("--paillier-bits", type=click.IntRange(2048, 8192), default=3072,
+                         show_default=True, help="Paillier key size (intersection-sum).")
+
+
+# -- tables ----------------------------------------------------------------------------
+
+def _is_parquet(path: str) -> bool:
+    return Path(path).suffix.lower() in (".parquet", ".pq")
+
+
+def _read_table(path: str, column: str, value_column: str | None = None) -> Any:
+    """Read a CSV (all columns as text) or Parquet table and check the named columns."""
+    import pyarrow as pa
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("no such file", file=path)
+    try:
+        if _is_parquet(path):
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(p)
+        else:
+            import pyarrow.csv as pcsv
+
+            with open(p, encoding="utf-8-sig", newline="") as fh:
+                header = next(csv.reader(fh), None)
+            if not header:
+                raise InputError("empty file: expected a header row", file=path)
+            table = pcsv.read_csv(p, convert_options=pcsv.ConvertOptions(
+                column_types={name: pa.string() for name in header}))
+    except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
+        raise InputError(f"cannot read table: {exc}", file=path) from exc
+    for name in (column, value_column):
+        if name is not None and name not in table.column_names:
+            raise InputError(f"no column {name!r}; columns: {', '.join(table.column_names)}",
+                             file=path)
+    return table
+
+
+def _ids(table: Any, path: str, column: str) -> list[str | None]:
+    ids = [None if v is None else str(v) for v in table.column(column).to_pylist()]
+    if not any(v is not None and v.strip() for v in ids):
+        raise InputError("the id column is empty", file=path, column=column)
+    return ids
+
+
+def _values(table: Any, path: str, column: str) -> list[int]:
+    values: list[int] = []
+    for row, v in enumerate(table.column(column).to_pylist(), start=1):
+        try:
+            if isinstance(v, bool) or v is None:
+                raise ValueError
+            values.append(v if isinstance(v, int) else int(str(v).strip()))
+        except ValueError:
+            raise InputError(f"not an integer: {v!r}", file=path, column=column,
+                             row=row) from None
+    return values
+
+
+def _write_rows(table: Any, mask: list[bool], path: str) -> int:
+    import pyarrow as pa
+
+    rows = table.filter(pa.array(mask, type=pa.bool_()))
+    with atomic_output(path, "wb") as fh:
+        if _is_parquet(path):
+            import pyarrow.parquet as pq
+
+            pq.write_table(rows, fh)
+        else:
+            import pyarrow.csv as pcsv
+
+            pcsv.write_csv(rows, fh)
+    return int(rows.num_rows)
+
+
+# -- shared plumbing -------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _ledger_ctx(path: str | None) -> Iterator[Any]:
+    if path is None:
+        yield None
+        return
+    try:
+        from privacy.ledger import Ledger
+    except ImportError:
+        raise InputError("--ledger: the ledger module (privacy.ledger) is not available") from None
+    ledger = Ledger(path)
+    try:
+        yield ledger
+    finally:
+        with contextlib.suppress(Exception):
+            ledger.close()
+
+
+def _record(ledger: Any, kind: str, payload: dict[str, Any]) -> None:
+    if ledger is not None:
+        ledger.append(kind, payload)
+
+
+def _progress() -> Callable[[str], None] | None:
+    if not sys.stderr.isatty():
+        return None
+    return lambda msg: err.print(f"[dim]psi:[/dim] {msg}")
+
+
+def _party(ids_path: str, column: str, mode: str, context: str, workers: int | None,
+           value_column: str | None = None, paillier_bits: int = 3072) -> tuple[Any, Any]:
+    from privacy.psi import PsiParty
+
+    table = _read_table(ids_path, column, value_column)
+    ids = _ids(table, ids_path, column)
+    values = _values(table, ids_path, value_column) if value_column else None
+    party = PsiParty(ids, mode=mode, context=context, values=values, workers=workers,
+                     paillier_bits=paillier_bits)
+    return table, party
+
+
+def _report(fmt: str, summary: dict[str, Any]) -> None:
+    if fmt == "json":
+        emit_json(summary)
+        return
+    for key, value in summary.items():
+        if value is not None:
+            out.print(f"{key}: {value}", markup=False)
+
+
+def _parse_connect(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"--connect {text!r}: expected HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def _emit_result(fmt: str, result: Any, table: Any, out_path: str | None,
+                 extra: dict[str, Any]) -> dict[str, Any]:
+    summary = {**result.summary(), **extra}
+    if result.mode == "intersection":
+        assert out_path is not None and result.mask is not None
+        summary["rows_written"] = _write_rows(table, result.mask, out_path)
+        summary["output"] = out_path
+    _report(fmt, summary)
+    return summary
+
+
+# -- live: serve / join ----------------------------------------------------------------
+
+@psi.command("serve")
+@_ids_options
+@click.option("--port", "-p", required=True, type=click.IntRange(0, 65535),
+              help="TCP port to listen on (0: any free port, printed on stderr).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@_mode
+@click.option("--value-column", default=None,
+              help="Integer column summed over the intersection (intersection-sum).")
+@click.option("--once", is_flag=True, help="Exit after one session.")
+@_context
+@_paillier
+@_workers
+@_timeout
+@_ledger
+@format_option
+@handle_errors
+def serve_cmd(ids_path: str, column: str, port: int, host: str, mode: str,
+              value_column: str | None, once: bool, context: str, paillier_bits: int,
+              workers: int | None, timeout: float, ledger_path: str | None, fmt: str) -> None:
+    """Answer PSI sessions as the responder: the peer runs `covault psi join`.
+
+    The serving party learns only the peer's set size (and, in intersection-sum, the
+    count and the sum it decrypts, which it reports back to the peer).
+    """
+    from privacy.psi_net import serve
+
+    if mode == "intersection-sum" and value_column is None:
+        raise InputError("--mode intersection-sum needs --value-column")
+    with _ledger_ctx(ledger_path) as ledger:
+        _, party = _party(ids_path, column, mode, context, workers, value_column, paillier_bits)
+
+        def listening(h: str, p: int) -> None:
+            err.print(f"psi: listening on {h}:{p} ({party.size} ids, mode {mode})", markup=False)
+
+        def done(report: Any) -> None:
+            summary = {"mode": report.mode, "peer": report.peer, "own_size": report.own_size,
+                       "peer_size": report.peer_size}
+            if report.mode == "intersection-sum":
+                summary.update(intersection_size=report.size, sum=report.sum)
+            _record(ledger, "psi.serve", summary)
+            _report(fmt, summary)
+
+        serve(party, host=host, port=port, once=once, timeout=timeout, on_listen=listening,
+              on_session=done, progress=_progress())
+
+
+@psi.command("join")
+@_ids_options
+@click.option("--connect", "connect", required=True, help="The serving party, HOST:PORT.")
+@click.option("--output", "-o", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Rows of --ids whose id is shared (CSV, or Parquet by suffix); "
+                   "required in intersection mode.")
+@_mode
+@_context
+@_workers
+@_timeout
+@_ledger
+@format_option
+@handle_errors
+def join_cmd(ids_path: str, column: str, connect: str, out_path: str | None, mode: str,
+             context: str, workers: int | None, timeout: float, ledger_path: str | None,
+             fmt: str) -> None:
+    """Run one PSI session against `covault psi serve`; write or print the result."""
+    from privacy.psi_net import join
+
+    if mode == "intersection" and out_path is None:
+        raise InputError("--mode intersection needs --output FILE")
+    host, port = _parse_connect(connect)
+    with _ledger_ctx(ledger_path) as ledger:
+        table, party = _party(ids_path, column, mode, context, workers)
+        result = join(party, host, port, timeout=timeout, progress=_progress())
+        summary = _emit_result(fmt, result, table, out_path, {"peer": connect})
+        _record(ledger, "psi.join", {k: v for k, v in summary.items() if k != "output"})
+
+
+# -- by files: request / respond / finish / reveal -------------------------------------
+
+@psi.command("request")
+@_ids_options
+@click.option("--out-message", required=True, type=click.Path(dir_okay=False),
+              help="Request message to send to the responder.")
+@click.option("--state", required=True, type=click.Path(dir_okay=False),
+              help="Private state for `psi finish` (holds a secret; never send it).")
+@_mode
+@_context
+@_workers
+@format_option
+@handle_errors
+def request_cmd(ids_path: str, column: str, out_message: str, state: str, mode: str,
+                context: str, workers: int | None, fmt: str) -> None:
+    """Step 1 (initiator): blind the ids into a request message file."""
+    from privacy.psi_files import write_request
+
+    _, party = _party(ids_path, column, mode, context, workers)
+    write_request(party, out_message, state)
+    _report(fmt, {"mode": mode, "own_size": party.size, "message": out_message,
+                  "state": state})
+
+
+@psi.command("respond")
+@_ids_options
+@click.option("--in-message", required=True, type=click.Path(dir_okay=False),
+              help="The initiator's request message.")
+@click.option("--out-message", required=True, type=click.Path(dir_okay=False),
+              help="Response message to send back.")
+@click.option("--state", default=None, type=click.Path(dir_okay=False),
+              help="Private state for `psi reveal` (intersection-sum).")
+@click.option("--value-column", default=None, help="Integer column (intersection-sum).")
+@_mode
+@_context
+@_paillier
+@_workers
+@_ledger
+@format_option
+@handle_errors
+def respond_cmd(ids_path: str, column: str, in_message: str, out_message: str,
+                state: str | None, value_column: str | None, mode: str, context: str,
+                paillier_bits: int, workers: int | None, ledger_path: str | None,
+                fmt: str) -> None:
+    """Step 2 (responder): answer a request message with a response message."""
+    from privacy.psi_files import write_response
+
+    if mode == "intersection-sum" and (value_column is None or state is None):
+        raise InputError("--mode intersection-sum needs --value-column and --state")
+    with _ledger_ctx(ledger_path) as ledger:
+        _, party = _party(ids_path, column, mode, context, workers, value_column, paillier_bits)
+        write_response(party, in_message, out_message, state)
+        summary = {"mode": mode, "own_size": party.size, "peer_size": party._peer_size,
+                   "message": out_message}
+        _record(ledger, "psi.respond", summary)
+        _report(fmt, summary)
+
+
+@psi.command("finish")
+@_ids_options
+@click.option("--state", required=True, type=click.Path(dir_okay=False),
+              help="The state written by `psi request`.")
+@click.option("--in-message", required=True, type=click.Path(dir_okay=False),
+              help="The responder's response message.")
+@click.option("--output", "-o", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Shared rows (intersection mode).")
+@click.option("--out-message", default=None, type=click.Path(dir_okay=False),
+              help="Encrypted-sum message for `psi reveal` (intersection-sum).")
+@_workers
+@_ledger
+@format_option
+@handle_errors
+def finish_cmd(ids_path: str, column: str, state: str, in_message: str, out_path: str | None,
+               out_message: str | None, workers: int | None, ledger_path: str | None,
+               fmt: str) -> None:
+    """Step 3 (initiator): the result from the response (same --ids as the request)."""
+    from privacy.psi_files import finish_files, read_state
+
+    mode = read_state(state).get("mode")
+    if mode == "intersection" and out_path is None:
+        raise InputError("this session is in intersection mode: it needs --output FILE")
+    if mode == "intersection-sum" and out_message is None:
+        raise InputError("this session is in intersection-sum mode: it needs --out-message")
+    with _ledger_ctx(ledger_path) as ledger:
+        table = _read_table(ids_path, column)
+        result = finish_files(_ids(table, ids_path, column), state, in_message,
+                              sum_message=out_message, workers=workers)
+        summary = _emit_result(fmt, result, table, out_path, {})
+        _record(ledger, "psi.finish", {k: v for k, v in summary.items() if k != "output"})
+
+
+@psi.command("reveal")
+@click.option("--state", required=True, type=click.Path(dir_okay=False),
+              help="The state written by `psi respond`.")
+@click.option("--in-message", required=True, type=click.Path(dir_okay=False),
+              help="The encrypted-sum message written by `psi finish`.")
+@_ledger
+@format_option
+@handle_errors
+def reveal_cmd(state: str, in_message: str, ledger_path: str | None, fmt: str) -> None:
+    """Step 4 (responder, intersection-sum): decrypt the sum over the intersection."""
+    from privacy.psi_files import reveal_files
+
+    with _ledger_ctx(ledger_path) as ledger:
+        result = reveal_files(state, in_message)
+        summary = result.summary()
+        _record(ledger, "psi.reveal", summary)
+        _report(fmt, summary)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m covault.commands.psi`
+    psi()

@@ -1,0 +1,151 @@
+"""PSI through message files, for parties that exchange files instead of sockets.
+
+The flow, with the frames of :mod:`privacy.psi_wire` written to files::
+
+    initiator: request  -> request.msg (HELLO, INITIATOR stream) + initiator.state
+    responder: respond  request.msg -> response.msg (ACCEPT, RESPONDER and REPLY streams)
+                                       [+ responder.state in intersection-sum]
+    initiator: finish   initiator.state + response.msg -> result
+                                       [+ sum.msg (SUM) in intersection-sum]
+    responder: reveal   responder.state + sum.msg -> the sum       (intersection-sum)
+
+State files hold the party's secret scalar (and the Paillier private key): they are
+written with mode 0600 and must never be sent to the peer. Every output is atomic.
+
+Warnings
+--------
+A state file resumes exactly one session: running ``finish`` twice against different
+responses, or reusing a request for several responders, links the sessions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from privacy.atomic import atomic_output
+from privacy.errors import PSIError
+from privacy.psi import PsiParty, PsiResult
+from privacy.psi_group import POINT_BYTES
+from privacy.psi_wire import (
+    Frame,
+    FrameReader,
+    decode_json,
+    encode_json,
+    iter_stream_frames,
+)
+
+__all__ = [
+    "write_request",
+    "write_response",
+    "finish_files",
+    "reveal_files",
+    "read_state",
+]
+
+PER_FRAME = 16384
+Path = str | os.PathLike[str]
+
+
+def _end(reader: FrameReader) -> None:
+    if reader.next(allow_eof=True) is not None:
+        raise PSIError(f"{reader.name}: unexpected data after the message")
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    with atomic_output(path, "wb") as fh:
+        fh.write(encode_json(Frame.STATE, state))
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """Read a state file written by :func:`write_request` or :func:`write_response`."""
+    with open(path, "rb") as fh:
+        reader = FrameReader(fh, str(path))
+        state = reader.expect_json(Frame.STATE)
+        _end(reader)
+    return state
+
+
+def write_request(party: PsiParty, message: Path, state: Path) -> None:
+    """Initiator, step 1: write the request message and the private state file."""
+    points = party.points()
+    _write_state(state, party.export_state())
+    with atomic_output(message, "wb") as fh:
+        fh.write(encode_json(Frame.HELLO, party.hello()))
+        for frame in iter_stream_frames(Frame.INITIATOR_CHUNK, points, POINT_BYTES, PER_FRAME):
+            fh.write(frame)
+
+
+def write_response(
+    party: PsiParty, request: Path, message: Path, state: Path | None = None
+) -> None:
+    """Responder: read ``request``; write the response (and, in ``intersection-sum``,
+    the private state needed by :func:`reveal_files`)."""
+    if party.mode == "intersection-sum" and state is None:
+        raise PSIError("intersection-sum: the responder needs a state file for the reveal step")
+    with open(request, "rb") as fh:
+        reader = FrameReader(fh, str(request))
+        hello = reader.expect_json(Frame.HELLO)
+        accept = party.accept(hello)
+        points = reader.read_stream(Frame.INITIATOR_CHUNK, POINT_BYTES, limit=hello["size"])
+        _end(reader)
+    records = party.records()
+    reply = party.reply(points)
+    if state is not None:
+        _write_state(state, party.export_state())
+    with atomic_output(message, "wb") as out:
+        out.write(encode_json(Frame.ACCEPT, accept))
+        record = int(accept["record"])
+        for frame in iter_stream_frames(Frame.RESPONDER_CHUNK, records, record, PER_FRAME):
+            out.write(frame)
+        for frame in iter_stream_frames(Frame.REPLY_CHUNK, reply, POINT_BYTES, PER_FRAME):
+            out.write(frame)
+
+
+def finish_files(
+    ids: Iterable[str | None],
+    state: Path,
+    response: Path,
+    *,
+    sum_message: Path | None = None,
+    **kwargs: Any,
+) -> PsiResult:
+    """Initiator, step 2: the result from the state, the same ids and the response.
+
+    In ``intersection-sum`` the encrypted sum is written to ``sum_message`` for the
+    responder's :func:`reveal_files`; the returned result has the count only.
+    """
+    party = PsiParty.from_state(ids, read_state(state), **kwargs)
+    if party.mode == "intersection-sum" and sum_message is None:
+        raise PSIError("intersection-sum: finish needs an output file for the SUM message")
+    with open(response, "rb") as fh:
+        reader = FrameReader(fh, str(response))
+        accept = reader.expect_json(Frame.ACCEPT)
+        peer_size = party._check_peer(accept, f"{response}: accept")
+        records = reader.read_stream(
+            Frame.RESPONDER_CHUNK, party.record_size(accept), limit=peer_size
+        )
+        reply = reader.read_stream(Frame.REPLY_CHUNK, POINT_BYTES, limit=party.size)
+        _end(reader)
+    result = party.finish(accept, records, reply)
+    if sum_message is not None and party.mode == "intersection-sum":
+        with atomic_output(sum_message, "wb") as out:
+            out.write(encode_json(Frame.SUM, party.encrypted_sum()))
+    return result
+
+
+def reveal_files(state: Path, sum_message: Path) -> PsiResult:
+    """Responder, last step of ``intersection-sum``: decrypt the sum in ``sum_message``."""
+    from privacy.psi_sum import decrypt_sum, import_private
+
+    data = read_state(state)
+    if data.get("mode") != "intersection-sum" or "paillier" not in data:
+        raise PSIError(f"{state}: not the state of an intersection-sum responder")
+    with open(sum_message, "rb") as fh:
+        reader = FrameReader(fh, str(sum_message))
+        message = decode_json(Frame.SUM, reader.expect(Frame.SUM))
+        _end(reader)
+    own, peer = int(data.get("size") or 0), int(data.get("peer_size") or 0)
+    total, count = decrypt_sum(import_private(data["paillier"]), message, min(own, peer))
+    return PsiResult("intersection-sum", count, own, peer, sum=total)
