@@ -16,6 +16,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("psi", "psi"),
     ("scan", "scan"),
     ("ledger", "ledger"),
+    ("he", "he"),
 ]
 
 
