@@ -154,7 +154,19 @@ class _TokenCodec:
         return arr, out
 
 
-class FieldCipher(_TokenCodec):
+class _ReversibleCodec(_TokenCodec):
+    """A token scheme whose key holders can recover the value."""
+
+    def decrypt_bytes(self, token: str, context: str) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decrypt(self, token: str, context: str) -> str:
+        """Decrypt a token to text; :class:`DecryptionError` if it does not authenticate
+        under ``context`` or is not UTF-8 (use :meth:`decrypt_bytes` for binary values)."""
+        return _utf8(self.decrypt_bytes(token, context))
+
+
+class FieldCipher(_ReversibleCodec):
     """Randomized authenticated encryption of field values (AES-256-GCM or SM4-GCM).
 
     The same value encrypts differently each time; the context is bound as associated
@@ -215,10 +227,6 @@ class FieldCipher(_TokenCodec):
         key_id, body = _decode(self.prefix, token, _NONCE_LEN + _TAG_LEN)
         return self._open(key_id, body, _header(key_id) + _context_bytes(context))
 
-    def decrypt(self, token: str, context: str) -> str:
-        """Decrypt an ``enc:`` token to text."""
-        return _utf8(self.decrypt_bytes(token, context))
-
     def encrypt_many(self, values: Any, context: str) -> pa.Array:
         """Encrypt a column (Arrow array, Series or sequence); nulls stay null."""
         arr = as_string_array(values)
@@ -226,15 +234,15 @@ class FieldCipher(_TokenCodec):
         key_id = self._keyset.primary_id
         header = _header(key_id)
         aad = header + ctx
-        nonces = os.urandom(_NONCE_LEN * len(arr))
 
         def seal(mat: np.ndarray) -> np.ndarray:
-            rows = [
-                nonces[i * _NONCE_LEN : (i + 1) * _NONCE_LEN]
-                + self._seal(key_id, nonces[i * _NONCE_LEN : (i + 1) * _NONCE_LEN], row, aad)
-                for i, row in enumerate(_rows(mat))
-            ]
-            return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(mat.shape[0], -1)
+            # Fresh random nonces for the rows of this group: never reused across groups.
+            nonces = os.urandom(_NONCE_LEN * mat.shape[0])
+            sealed = []
+            for i, row in enumerate(_rows(mat)):
+                nonce = nonces[i * _NONCE_LEN : (i + 1) * _NONCE_LEN]
+                sealed.append(nonce + self._seal(key_id, nonce, row, aad))
+            return np.frombuffer(b"".join(sealed), dtype=np.uint8).reshape(mat.shape[0], -1)
 
         return self._encode_column(arr, seal, key_id)
 
@@ -250,7 +258,7 @@ class FieldCipher(_TokenCodec):
         return pa.array(result, type=pa.string())
 
 
-class DeterministicCipher(_TokenCodec):
+class DeterministicCipher(_ReversibleCodec):
     """Deterministic authenticated encryption (AES-SIV, RFC 5297) for joinable tokens.
 
     The same value and context give the same ``det:`` token, so parties holding the
@@ -290,10 +298,6 @@ class DeterministicCipher(_TokenCodec):
             )
         except InvalidTag:
             raise DecryptionError() from None
-
-    def decrypt(self, token: str, context: str) -> str:
-        """Decrypt a ``det:`` token to text."""
-        return _utf8(self.decrypt_bytes(token, context))
 
     def encrypt_many(self, values: Any, context: str) -> pa.Array:
         """Encrypt a column; each group of equal-length values is one vector pass."""

@@ -238,3 +238,13 @@ def test_batch_decrypt_rejects_a_tampered_row() -> None:
     tokens[37] = _flip(tokens[37], 70)
     with pytest.raises(DecryptionError, match="row 37"):
         c.decrypt_many(tokens, CTX)
+
+
+def test_randomized_batch_never_reuses_a_nonce() -> None:
+    c = FieldCipher(Keyset.create("AES256_GCM"))
+    values = [str(10**i) for i in range(12)] * 20  # many length groups
+    tokens = c.encrypt_many(values, CTX).to_pylist()
+    nonces = [
+        base64.urlsafe_b64decode(t[4:] + "=" * (-len(t[4:]) % 4))[5:17] for t in tokens
+    ]
+    assert len(set(nonces)) == len(nonces)

@@ -87,31 +87,25 @@ def _with_common(fn: Callable[..., None]) -> Callable[..., None]:
     return fn
 
 
-@fields.command("encrypt")
-@_with_common
-def encrypt(
-    keyset_file: str,
-    context: str,
-    radix: int,
-    values: tuple[str, ...],
-    kek_file: str | None,
-    passphrase_env: str,
-    fmt: str,
-) -> None:
-    """Encrypt or tokenize VALUES (or one value per line on stdin)."""
-    _run(keyset_file, context, radix, values, kek_file, passphrase_env, fmt, decrypt=False)
+def _command(name: str, decrypt: bool, doc: str) -> None:
+    def command(
+        keyset_file: str,
+        context: str,
+        radix: int,
+        values: tuple[str, ...],
+        kek_file: str | None,
+        passphrase_env: str,
+        fmt: str,
+    ) -> None:
+        _run(keyset_file, context, radix, values, kek_file, passphrase_env, fmt, decrypt)
+
+    command.__doc__ = doc
+    fields.command(name)(_with_common(command))
 
 
-@fields.command("decrypt")
-@_with_common
-def decrypt(
-    keyset_file: str,
-    context: str,
-    radix: int,
-    values: tuple[str, ...],
-    kek_file: str | None,
-    passphrase_env: str,
-    fmt: str,
-) -> None:
-    """Decrypt tokens (or one per line on stdin) made with the same keyset and context."""
-    _run(keyset_file, context, radix, values, kek_file, passphrase_env, fmt, decrypt=True)
+_command("encrypt", False, "Encrypt or tokenize VALUES (or one value per line on stdin).")
+_command(
+    "decrypt",
+    True,
+    "Decrypt tokens (or one per line on stdin) made with the same keyset and context.",
+)
