@@ -17,6 +17,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("scan", "scan"),
     ("ledger", "ledger"),
     ("he", "he"),
+    ("mask", "mask"),
 ]
 
 

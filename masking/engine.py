@@ -1,0 +1,332 @@
+"""Apply a masking policy to tables: Arrow, pandas or polars in, the same kind out.
+
+:class:`MaskingEngine` resolves every input column to one operator for a view (the
+*plan*: declared or detected PII type, winning rule, context), then transforms each
+record batch column by column. Row count is kept, except for rows removed by the view's
+``row_filter`` or suppressed by its risk ``gate``; column order is kept; columns no rule
+selects are dropped unless the policy's ``default`` is ``keep``.
+
+PII detection (:func:`masking.pii.detect.scan_table`) runs once, on the first batch (a
+sample), and only when the view has ``pii`` or ``tag`` selectors and some column has no
+declared type. :meth:`MaskingEngine.stream` masks batches lazily for files of any size;
+a gated view needs the whole output at once (:meth:`MaskingEngine.apply`).
+
+Warnings
+--------
+Detection is a heuristic over a sample: a column it misses follows ``default`` (drop,
+unless the policy says keep). Declare types (``name: ..., pii: ...``) for production
+policies.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from masking.conditions import Condition
+from masking.operators import KeyProvider, OpContext, Operator
+from masking.operators.basic import Drop, Keep
+from masking.policy import GateModel, Policy, Rule
+from privacy.errors import InputError, PolicyError
+from privacy.keys import Keyset
+
+__all__ = ["MaskingEngine", "Plan", "ColumnPlan", "METADATA_HASH", "METADATA_VIEW"]
+
+METADATA_HASH = "covault.policy_hash"
+METADATA_VIEW = "covault.view"
+METADATA_PLAN = "covault.plan"
+REDACTED = "******"
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """How one input column is treated in a view."""
+
+    column: str
+    pii: str
+    operator: Operator
+    rule: Rule | None
+    context: str
+    on_invalid: str = "fail"
+
+    @property
+    def source(self) -> str:
+        """Where the decision comes from: the rule's ``file:line`` or the default."""
+        return self.rule.where if self.rule is not None else "default"
+
+    def describe(self) -> dict[str, Any]:
+        return {"operator": self.operator.name, "options": self.operator.options(),
+                "context": self.context, "pii": self.pii, "on_invalid": self.on_invalid}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A view resolved against a schema: one :class:`ColumnPlan` per input column."""
+
+    view: str
+    policy_hash: str
+    scope: str
+    columns: list[ColumnPlan]
+    row_filter: Condition | None = None
+    gate: GateModel | None = None
+    keys: KeyProvider = field(default_factory=KeyProvider)
+
+    @property
+    def output_columns(self) -> list[str]:
+        return [c.column for c in self.columns if not c.operator.drops]
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Column -> operator, options, context (what the output metadata records)."""
+        return {c.column: c.describe() for c in self.columns}
+
+    def metadata(self) -> dict[str, str]:
+        import json
+
+        return {METADATA_HASH: self.policy_hash, METADATA_VIEW: self.view,
+                METADATA_PLAN: json.dumps(self.describe(), ensure_ascii=False, default=str)}
+
+
+class MaskingEngine:
+    """Apply a :class:`~masking.policy.Policy` to tables.
+
+    Parameters
+    ----------
+    policy:
+        The validated policy.
+    keyset:
+        ``None``, one keyset, a mapping template -> keyset, or a list of keysets: each
+        keyed operator takes the keyset of its template.
+    context:
+        Prefix of keyed operators' contexts when the policy sets none (default: the
+        table name given to :meth:`apply`, else ``"table"``).
+    sample:
+        Values sampled per column for PII detection.
+    today:
+        Reference date for detection of resident ids (default: today).
+
+    Examples
+    --------
+    >>> from masking.policy import Policy
+    >>> engine = MaskingEngine(Policy.preset("jrt0171"))
+    >>> masked = engine.apply(table, view="display")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        keyset: None | Keyset | Mapping[str, Keyset] | Iterable[Keyset] = None,
+        *,
+        context: str | None = None,
+        sample: int = 1000,
+        today: _dt.date | None = None,
+    ) -> None:
+        self.policy = policy
+        self.keys = KeyProvider(keyset)
+        self.context = context
+        self.sample = sample
+        self.today = today
+
+    # -- planning
+    def plan(self, sample: pa.Table | pa.RecordBatch, view: str | None,
+             *, table_name: str | None = None, check_keys: bool = True) -> Plan:
+        """Resolve ``view`` for the columns of ``sample`` (detection runs on it).
+
+        Raises :class:`~privacy.errors.KeysetError` when a keyed operator has no keyset
+        (unless ``check_keys`` is false, for dry runs and diffs).
+        """
+        rv = self.policy.view(view)
+        names = list(sample.schema.names)
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise InputError(f"column {dup!r} appears twice in the input")
+        pii, tags = self._types(sample, rv.levels)
+        self._check_named(rv.levels, names)
+        scope = self.policy.context or self.context or table_name or "table"
+        columns = []
+        for name in names:
+            rule = rv.rule_for(name, pii[name], tags[name])
+            if rule is None:
+                op: Operator = Keep() if rv.default == "keep" else Drop()
+                columns.append(ColumnPlan(name, pii[name], op, None, f"{scope}.{name}"))
+                continue
+            assert rule.operator is not None
+            ctx = rule.model.context or f"{scope}.{name}"
+            columns.append(ColumnPlan(name, pii[name], rule.operator, rule, ctx,
+                                      rule.model.on_invalid))
+            op = rule.operator
+            if check_keys and op.templates and op.key_required:
+                self.keys.get(op.templates, operator=op.name, column=name,
+                              prefer=getattr(op, "template", None))
+            entity = getattr(op, "entity", None)
+            if entity is not None and entity not in names:
+                raise rule.error(f"date_shift entity column {entity!r} is not in the input")
+        plan = Plan(rv.name, self.policy.hash, scope, columns, rv.row_filter, rv.gate, self.keys)
+        self._check_filter_and_gate(plan, names)
+        return plan
+
+    def _types(self, sample: pa.Table | pa.RecordBatch, levels: list[list[Rule]]
+               ) -> tuple[dict[str, str], dict[str, frozenset[str]]]:
+        names = list(sample.schema.names)
+        pii: dict[str, str] = {n: "" for n in names}
+        tags: dict[str, set[str]] = {n: set() for n in names}
+        decls = self.policy.declarations()
+        for name in names:
+            hits = [r for r in decls if r.matches(name, "", frozenset())]
+            hits.sort(key=lambda r: 0 if r.selector[0] == "name" else 1)
+            for r in hits:
+                if r.model.pii and not pii[name]:
+                    pii[name] = r.model.pii
+                tags[name] |= {t.lower() for t in r.model.tags}
+        needs = any(r.selector[0] in ("pii", "tag") for rules in levels for r in rules)
+        todo = [n for n in names if not pii[n]]
+        if needs and todo:
+            from masking.pii.detect import scan_table
+
+            table = sample if isinstance(sample, pa.Table) else pa.Table.from_batches([sample])
+            for s in scan_table(table.select(todo), sample=self.sample, today=self.today):
+                pii[s.name] = s.pii
+                if s.jrt_class:
+                    tags[s.name].add(s.jrt_class.lower())
+        return ({n: pii[n] or "none" for n in names},
+                {n: frozenset(t) for n, t in tags.items()})
+
+    def _check_named(self, levels: list[list[Rule]], names: list[str]) -> None:
+        rules = [r for rules in levels for r in rules] + self.policy.declarations()
+        for r in rules:
+            kind, value = r.selector
+            if kind == "name" and r.model.required and value not in names:
+                raise r.error(
+                    f"names column {value!r}, which is not in the input (columns: "
+                    f"{', '.join(names)}); set 'required: false' if it may be absent"
+                )
+
+    @staticmethod
+    def _check_filter_and_gate(plan: Plan, names: list[str]) -> None:
+        if plan.row_filter is not None:
+            missing = sorted(plan.row_filter.columns() - set(names))
+            if missing:
+                raise PolicyError(f"view {plan.view!r}: row_filter names column {missing[0]!r}, "
+                                  "which is not in the input")
+        if plan.gate is not None:
+            out = set(plan.output_columns)
+            for crit in (plan.gate.k_anonymity, plan.gate.l_diversity, plan.gate.t_closeness):
+                if crit is None:
+                    continue
+                wanted = list(crit.quasi) + [getattr(crit, "sensitive", None) or ""]
+                lost = [c for c in wanted if c and c not in out]
+                if lost:
+                    raise PolicyError(f"view {plan.view!r}: gate names column {lost[0]!r}, which "
+                                      "is not in the output (missing or dropped)")
+
+    # -- masking
+    def mask_batch(self, plan: Plan, batch: pa.RecordBatch, row_offset: int = 0
+                   ) -> pa.RecordBatch:
+        """Mask one batch under ``plan`` (row filter applied, gate not)."""
+        rows: np.ndarray | None = None
+        if plan.row_filter is not None:
+            keep = plan.row_filter.evaluate(batch)
+            rows = np.flatnonzero(keep)
+            batch = batch.filter(pa.array(keep))
+        arrays, names = [], []
+        for cp in plan.columns:
+            if cp.operator.drops:
+                continue
+            values = batch.column(cp.column)
+            ctx = OpContext(column=cp.column, context=cp.context, scope=plan.scope,
+                            keys=plan.keys, batch=batch, row_offset=row_offset)
+            result = cp.operator.apply(values, ctx)
+            out = result.values
+            if isinstance(out, pa.ChunkedArray):
+                out = out.combine_chunks()
+            if pa.types.is_large_string(out.type) or pa.types.is_string_view(out.type):
+                out = out.cast(pa.string())
+            if result.invalid is not None and result.invalid.any():
+                out = _on_invalid(cp, out, result.invalid, result.reason, rows, row_offset)
+            if len(out) != batch.num_rows:
+                raise AssertionError(f"operator {cp.operator.name} changed the row count")
+            arrays.append(out)
+            names.append(cp.column)
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def stream(self, batches: Iterable[pa.RecordBatch], view: str | None, *,
+               table_name: str | None = None, plan: Plan | None = None
+               ) -> Iterator[pa.RecordBatch]:
+        """Mask batches lazily; the plan comes from the first batch. No gate here."""
+        offset = 0
+        for batch in batches:
+            if plan is None:
+                plan = self.plan(batch, view, table_name=table_name)
+            yield self.mask_batch(plan, batch, offset)
+            offset += batch.num_rows
+
+    def apply(self, data: Any, view: str | None = None, *, table_name: str | None = None) -> Any:
+        """Mask a pyarrow Table/RecordBatch, pandas or polars DataFrame; same kind out.
+
+        The view's gate, if any, runs on the whole output (suppressing rows or raising
+        :class:`~privacy.errors.RiskGateError`). The Arrow result carries the policy hash
+        and view in its schema metadata.
+        """
+        table, back = _to_arrow(data)
+        plan = self.plan(table, view, table_name=table_name)
+        batches = [self.mask_batch(plan, b, off) for b, off in _batches_with_offsets(table)]
+        out = pa.Table.from_batches(batches) if batches else _empty_output(plan, table, self)
+        if plan.gate is not None:
+            from masking.risk import apply_gate
+
+            out, _ = apply_gate(out, plan.gate)
+        out = out.replace_schema_metadata({**(out.schema.metadata or {}), **{
+            k.encode(): v.encode() for k, v in plan.metadata().items()}})
+        return back(out)
+
+
+def _on_invalid(cp: ColumnPlan, out: pa.Array, invalid: np.ndarray, reason: str,
+                rows: np.ndarray | None, offset: int) -> pa.Array:
+    if cp.on_invalid == "fail":
+        i = int(np.argmax(invalid))
+        row = offset + (int(rows[i]) if rows is not None else i) + 1
+        raise InputError(
+            f"operator {cp.operator.name!r} cannot take this value: {reason} (rule at "
+            f"{cp.source}; set on_invalid: redact or null to let such values through)",
+            column=cp.column, row=row,
+        )
+    mask = pa.array(invalid)
+    if cp.on_invalid == "redact" and pa.types.is_string(out.type):
+        return pc.if_else(mask, pa.scalar(REDACTED, pa.string()), out)
+    return pc.if_else(mask, pa.scalar(None, out.type), out)
+
+
+def _batches_with_offsets(table: pa.Table) -> Iterator[tuple[pa.RecordBatch, int]]:
+    offset = 0
+    for batch in table.combine_chunks().to_batches():
+        yield batch, offset
+        offset += batch.num_rows
+
+
+def _empty_output(plan: Plan, table: pa.Table, engine: MaskingEngine) -> pa.Table:
+    empty = pa.RecordBatch.from_pylist([], schema=table.schema)
+    return pa.Table.from_batches([engine.mask_batch(plan, empty)])
+
+
+def _to_arrow(data: Any) -> tuple[pa.Table, Any]:
+    if isinstance(data, pa.Table):
+        return data, lambda t: t
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data]), lambda t: t.combine_chunks().to_batches()[0] \
+            if t.num_rows else pa.RecordBatch.from_pylist([], schema=t.schema)
+    module = type(data).__module__.split(".")[0]
+    if module == "pandas":
+        return pa.Table.from_pandas(data, preserve_index=False), lambda t: t.to_pandas()
+    if module == "polars":
+        import polars as pl
+
+        return data.to_arrow(), lambda t: pl.from_arrow(t)
+    raise InputError(
+        f"cannot mask a {type(data).__name__}: expected a pyarrow Table/RecordBatch, "
+        "a pandas DataFrame or a polars DataFrame"
+    )

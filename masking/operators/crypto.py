@@ -1,0 +1,205 @@
+"""Keyed operators: ``hash`` (HMAC pseudonyms), ``tokenize`` (AES-SIV, joinable and
+reversible), ``encrypt`` (randomized AEAD) and ``fpe`` (FF1, format-preserving).
+
+All cryptography is delegated to :mod:`privacy.fields` and :mod:`privacy.fpe`; the
+operators only pick the keyset (by template, from the engine's key provider) and the
+per-column context (``<policy context or table>.<column>``), so equal values in two
+columns never give equal tokens.
+
+Warnings
+--------
+``hash``, ``tokenize`` and ``fpe`` are deterministic: equal inputs give equal outputs,
+which is what makes them joinable and also what leaks frequencies. Use ``encrypt``
+where equality must stay hidden. FF1 output carries no key id: after a rotation, only
+the primary key decrypts it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from masking.operators._base import OpContext, Operator, OpResult, as_text
+from privacy.fields import DeterministicCipher, FieldCipher, Tokenizer
+from privacy.fpe import ALPHABET, FF1
+
+__all__ = ["Hash", "Tokenize", "Encrypt", "Fpe"]
+
+_PRF = ("HMAC_SHA256", "HMAC_SM3")
+
+
+def _prefer(template: str | None, allowed: tuple[str, ...], op: Operator) -> None:
+    if template is not None:
+        op.check(template in allowed, "template", f"must be one of {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class Hash(Operator):
+    """Keyed pseudonyms: HMAC-SHA256 or HMAC-SM3 under a per-column derived key (``tok:``).
+
+    Never an unkeyed or randomly salted hash: the same value in the same column gives the
+    same token for every holder of the keyset, and nobody without it can test guesses.
+
+    Parameters
+    ----------
+    template:
+        ``HMAC_SHA256`` or ``HMAC_SM3`` when both keysets are given.
+    """
+
+    name = "hash"
+    templates = _PRF
+    template: str | None = None
+
+    def __post_init__(self) -> None:
+        _prefer(self.template, self.templates, self)
+
+    def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
+        ks = ctx.keys.get(self.templates, operator=self.name, column=ctx.column,
+                          prefer=self.template)
+        return OpResult(Tokenizer(ks).encrypt_many(as_text(values), ctx.context))
+
+
+@dataclass(frozen=True)
+class Tokenize(Operator):
+    """Deterministic encryption (AES-SIV, ``det:`` tokens): joinable across parties that
+    share the keyset, reversible by key holders (``covault mask reveal``)."""
+
+    name = "tokenize"
+    templates = ("AES256_SIV",)
+    reversible = True
+
+    def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
+        ks = ctx.keys.get(self.templates, operator=self.name, column=ctx.column)
+        return OpResult(DeterministicCipher(ks).encrypt_many(as_text(values), ctx.context))
+
+    def reverse(self, values: pa.Array, ctx: OpContext) -> pa.Array:
+        ks = ctx.keys.get(self.templates, operator=self.name, column=ctx.column)
+        return DeterministicCipher(ks).decrypt_many(as_text(values), ctx.context)
+
+
+@dataclass(frozen=True)
+class Encrypt(Operator):
+    """Randomized authenticated encryption (AES-256-GCM or SM4-GCM, ``enc:`` tokens).
+
+    Parameters
+    ----------
+    template:
+        ``AES256_GCM`` or ``SM4_GCM`` when both keysets are given.
+    """
+
+    name = "encrypt"
+    templates = ("AES256_GCM", "SM4_GCM")
+    reversible = True
+    deterministic = False
+    template: str | None = None
+
+    def __post_init__(self) -> None:
+        _prefer(self.template, self.templates, self)
+
+    def _cipher(self, ctx: OpContext) -> FieldCipher:
+        ks = ctx.keys.get(self.templates, operator=self.name, column=ctx.column,
+                          prefer=self.template)
+        return FieldCipher(ks)
+
+    def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
+        # One encrypt_many call per byte length: FieldCipher.encrypt_many (privacy/fields.py)
+        # draws its nonces per call but indexes them per length group, so a single call
+        # over mixed lengths would reuse nonces across groups. Per-length calls avoid it.
+        text = as_text(values)
+        cipher = self._cipher(ctx)
+        lengths = pc.binary_length(text).fill_null(-1).to_numpy(zero_copy_only=False)
+        kinds = np.unique(lengths[lengths >= 0])
+        if len(kinds) <= 1:
+            return OpResult(cipher.encrypt_many(text, ctx.context))
+        parts, order = [], []
+        for k in kinds.tolist():
+            rows = np.flatnonzero(lengths == k)
+            parts.append(cipher.encrypt_many(text.take(pa.array(rows)), ctx.context))
+            order.append(rows)
+        nulls = np.flatnonzero(lengths < 0)
+        parts.append(pa.nulls(len(nulls), pa.string()))
+        order.append(nulls)
+        position = np.empty(len(text), dtype=np.int64)
+        position[np.concatenate(order)] = np.arange(len(text))
+        combined = pa.concat_arrays([p.cast(pa.string()) for p in parts])
+        return OpResult(combined.take(pa.array(position)))
+
+    def reverse(self, values: pa.Array, ctx: OpContext) -> pa.Array:
+        return self._cipher(ctx).decrypt_many(as_text(values), ctx.context)
+
+
+@dataclass(frozen=True)
+class Fpe(Operator):
+    """FF1 format-preserving encryption: same length, same alphabet, separators kept.
+
+    Parameters
+    ----------
+    radix:
+        10 for digits (default), up to 36 for ``0-9a-z``.
+    keep_prefix, keep_suffix:
+        Numerals left in clear at the start/end (card BIN: ``keep_prefix: 6``).
+    separators:
+        Characters kept in place (ASCII).
+
+    Warnings
+    --------
+    FF1 needs at least ``10**6`` possible values in the encrypted part (6 digits at
+    radix 10); shorter values are invalid (the rule's ``on_invalid`` decides). The clear
+    prefix is not bound into the tweak.
+    """
+
+    name = "fpe"
+    templates = ("FF1_AES256",)
+    reversible = True
+    radix: int = 10
+    keep_prefix: int = 0
+    keep_suffix: int = 0
+    separators: str = " -"
+
+    def __post_init__(self) -> None:
+        self.check(2 <= self.radix <= 36, "radix", "must be in 2..36")
+        self.check(self.keep_prefix >= 0, "keep_prefix", "must be >= 0")
+        self.check(self.keep_suffix >= 0, "keep_suffix", "must be >= 0")
+        self.check(self.separators.isascii(), "separators", "must be ASCII characters")
+        alphabet = ALPHABET[: self.radix]
+        clash = [c for c in self.separators if c.lower() in alphabet]
+        self.check(not clash, "separators", f"{clash[:1]} is a numeral of radix {self.radix}")
+
+    def _ff1(self, ctx: OpContext) -> FF1:
+        ks = ctx.keys.get(self.templates, operator=self.name, column=ctx.column)
+        return FF1(ks.key_material(), self.radix, ctx.context.encode("utf-8"))
+
+    def _valid(self, text: pa.Array, ff1: FF1) -> np.ndarray:
+        alphabet = ALPHABET[: self.radix]
+        numerals = re.escape(alphabet + (alphabet.upper() if self.radix > 10 else ""))
+        seps = re.escape(self.separators)
+        shape = pc.match_substring_regex(text, f"^[{numerals}{seps}]*$")
+        count = pc.utf8_length(pc.replace_substring_regex(text, f"[{seps}]", "")) if seps \
+            else pc.utf8_length(text)
+        need = ff1.min_length + self.keep_prefix + self.keep_suffix
+        ok = pc.and_(shape, pc.greater_equal(count, need)).fill_null(True)
+        return np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
+
+    def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
+        text = as_text(values)
+        ff1 = self._ff1(ctx)
+        ok = self._valid(text, ff1)
+        todo = text if ok.all() else pc.if_else(pa.array(ok), text, pa.scalar(None, pa.string()))
+        out = ff1.encrypt_formatted_many(
+            todo, keep_prefix=self.keep_prefix, keep_suffix=self.keep_suffix,
+            separators=self.separators,
+        )
+        invalid = ~ok
+        reason = (f"FF1 at radix {self.radix} needs only numerals and separators, and at "
+                  f"least {ff1.min_length + self.keep_prefix + self.keep_suffix} numerals")
+        return OpResult(out, invalid if invalid.any() else None, reason)
+
+    def reverse(self, values: pa.Array, ctx: OpContext) -> pa.Array:
+        return self._ff1(ctx).decrypt_formatted_many(
+            as_text(values), keep_prefix=self.keep_prefix, keep_suffix=self.keep_suffix,
+            separators=self.separators,
+        )

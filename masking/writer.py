@@ -1,0 +1,127 @@
+"""Atomic streaming writers: record batches to CSV, Parquet or JSON Lines.
+
+:func:`open_writer` is a context manager: batches go to a temporary file beside the
+target, which is renamed into place only when the block ends without an error, so a
+failed run leaves no output at all (and an older file at the path stays as it was).
+Metadata (policy hash, view) goes into the Parquet schema metadata; CSV and JSON Lines
+have nowhere to carry it, so it goes into a sidecar ``OUTPUT.meta.json``, written
+atomically too, just before the output is renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+
+from masking.io import FORMATS, detect_format
+from privacy.atomic import atomic_output, atomic_write_text
+from privacy.errors import InputError
+
+__all__ = ["BatchWriter", "open_writer", "sidecar_path", "read_metadata"]
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """Where the metadata of a CSV/JSON Lines output lives: ``OUTPUT.meta.json``."""
+    p = Path(path)
+    return p.with_name(p.name + ".meta.json")
+
+
+class BatchWriter:
+    """Writes batches of one schema to an open file; use :func:`open_writer`."""
+
+    def __init__(self, fh: IO[bytes], fmt: str, metadata: dict[str, str]) -> None:
+        self._fh = fh
+        self.format = fmt
+        self.metadata = dict(metadata)
+        self.rows = 0
+        self.schema: pa.Schema | None = None
+        self._writer: Any = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Append one batch (its schema must match the first batch's, up to casts)."""
+        if self.schema is None:
+            self.schema = batch.schema.with_metadata(
+                {k.encode(): v.encode() for k, v in self.metadata.items()}
+            )
+            self._open()
+        elif batch.schema.names != self.schema.names:
+            raise InputError("a batch has different columns than the first one")
+        if not batch.schema.equals(self.schema, check_metadata=False):
+            batch = batch.cast(self.schema.remove_metadata())
+        self._write(batch)
+        self.rows += batch.num_rows
+
+    def _open(self) -> None:
+        assert self.schema is not None
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(self._fh, self.schema)
+        elif self.format == "csv":
+            from pyarrow import csv as pacsv
+
+            self._writer = pacsv.CSVWriter(self._fh, self.schema.remove_metadata())
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        if self.format == "jsonl":
+            lines = [json.dumps(r, ensure_ascii=False, default=str) for r in batch.to_pylist()]
+            if lines:
+                self._fh.write(("\n".join(lines) + "\n").encode("utf-8"))
+            return
+        self._writer.write_batch(batch)
+
+    def close(self, empty_schema: pa.Schema | None = None) -> None:
+        if self.schema is None and empty_schema is not None:
+            self.write(pa.RecordBatch.from_pylist([], schema=empty_schema))
+        if self._writer is not None:
+            self._writer.close()
+
+
+@contextlib.contextmanager
+def open_writer(
+    path: str | os.PathLike[str],
+    *,
+    output_format: str | None = None,
+    metadata: dict[str, str] | None = None,
+    empty_schema: pa.Schema | None = None,
+) -> Iterator[BatchWriter]:
+    """Open ``path`` for batches, atomically; the format comes from the extension unless
+    ``output_format`` names it.
+
+    On leaving the block without an error the file (and for CSV/JSON Lines its sidecar
+    ``.meta.json`` with ``metadata`` and the row count) is moved into place.
+    """
+    fmt = detect_format(path, output_format)
+    if fmt not in FORMATS:
+        raise InputError(f"unknown output format {fmt!r}")
+    with atomic_output(path, "wb") as fh:
+        writer = BatchWriter(fh, fmt, metadata or {})
+        yield writer
+        writer.close(empty_schema)
+        if fmt != "parquet":
+            meta = {**writer.metadata, "rows": writer.rows, "format": fmt,
+                    "columns": writer.schema.names if writer.schema is not None else []}
+            atomic_write_text(sidecar_path(path), json.dumps(meta, ensure_ascii=False,
+                                                               indent=2) + "\n")
+
+
+def read_metadata(path: str | os.PathLike[str], input_format: str | None = None
+                  ) -> dict[str, str]:
+    """The covault metadata of an output: Parquet schema metadata, else the sidecar."""
+    fmt = detect_format(path, input_format)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        raw = pq.read_schema(path).metadata or {}
+        return {k.decode(): v.decode() for k, v in raw.items() if k.startswith(b"covault.")}
+    side = sidecar_path(path)
+    if not side.is_file():
+        return {}
+    data = json.loads(side.read_text(encoding="utf-8"))
+    return {k: v for k, v in data.items() if k.startswith("covault.")}
