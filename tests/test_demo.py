@@ -22,3 +22,14 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     assert fields["decrypts_after_rotation"] is True
     assert fields["rows"] == 500
     assert (out / fields["output"]).exists()
+
+
+def test_demo_masking_step_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--step", "masking"])
+    assert result.exit_code == 0, result.output
+    masking = json.loads((out / "summary.json").read_text())["masking"]
+    assert masking["detected"]["id_no"] == "cn_resident_id"
+    for view in masking["views"].values():
+        assert (out / view["output"]).exists()
+        assert view["rows_out"] <= view["rows_in"]
