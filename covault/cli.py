@@ -13,11 +13,12 @@ _GROUPS: list[tuple[str, str]] = [
     ("keys", "keys"),
     ("fields", "fields"),
     ("demo", "demo"),
+    ("he", "he"),
     ("psi", "psi"),
     ("scan", "scan"),
     ("ledger", "ledger"),
-    ("he", "he"),
     ("mask", "mask"),
+    ("audit", "audit"),
 ]
 
 

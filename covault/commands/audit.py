@@ -1,0 +1,435 @@
+"""``covault audit``: ingest query logs, detect anomalous access, triage, report, verify."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from covault.console import emit_json, err, format_option, handle_errors, out, print_table
+from covault.keyopts import kek_options, resolve_kek
+
+_DB = click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
+                   help="Audit database (its ledger sits beside it as NAME.ledger.db).")
+
+
+@click.group("audit")
+def audit() -> None:
+    """Query audit: ingest logs, detect anomalous customer-data access, triage alerts.
+
+    Typical run: simulate (or ingest real logs) -> detect -> alerts/triage -> report ->
+    checkpoint/verify. Every event batch and every triage action is a ledger record.
+    """
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+
+def _open(db_path: str) -> Any:
+    from privacy.audit.store import AuditStore
+
+    return AuditStore(db_path)
+
+
+def _tty() -> bool:
+    return sys.stderr.isatty()
+
+
+@audit.command("ingest")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "log_format", default="jsonl", show_default=True,
+              type=click.Choice(["jsonl", "csv", "pgaudit", "pgaudit-stderr", "pgaudit-csvlog"]),
+              help="Input format; 'pgaudit' picks csvlog for *.csv files, else stderr.")
+@_DB
+@click.option("--prefix", default=None, help="log_line_prefix of a pgAudit stderr log.")
+@click.option("--tz", "tzmap", multiple=True, metavar="ABBR=OFFSET",
+              help="Map a log time-zone abbreviation, e.g. CST=+08:00 (pgAudit).")
+@click.option("--json", "fmt_json", is_flag=True, help="Print the summary as JSON.")
+@handle_errors
+def ingest(file: str, log_format: str, db_path: str, prefix: str | None,
+           tzmap: tuple[str, ...], fmt_json: bool) -> None:
+    """Store the events of FILE; malformed lines are quarantined with their numbers.
+
+    Ingesting the same file again adds nothing (events are unique by id). An ingest
+    killed mid-way is completed by running it again.
+    """
+    from privacy.audit.adapters import read_events
+
+    fmt = log_format
+    if fmt == "pgaudit":
+        fmt = "pgaudit-csvlog" if file.lower().endswith(".csv") else "pgaudit-stderr"
+    opts: dict[str, Any] = {}
+    if prefix and fmt == "pgaudit-stderr":
+        opts["prefix"] = prefix
+    if tzmap and fmt.startswith("pgaudit"):
+        opts["timezones"] = dict(t.split("=", 1) for t in tzmap)
+    store = _open(db_path)
+    try:
+        records = read_events(file, fmt, **opts)
+        if _tty() and not fmt_json:
+            from rich.progress import Progress
+
+            total = sum(1 for _ in open(file, "rb"))
+            with Progress(console=err, transient=True) as bar:
+                task = bar.add_task("ingesting", total=total)
+                rep = store.ingest(records, source=str(Path(file).resolve()),
+                                   progress=lambda n: bar.advance(task, n))
+        else:
+            rep = store.ingest(records, source=str(Path(file).resolve()))
+    finally:
+        store.close()
+    summary = {"read": rep.read, "added": rep.added, "duplicates": rep.duplicates,
+               "quarantined": len(rep.quarantined), "batches": rep.batches,
+               "recovered_batches": rep.recovered_batches,
+               "quarantined_lines": [{"line": ln, "reason": r} for ln, r in rep.quarantined]}
+    if fmt_json:
+        emit_json(summary)
+        return
+    out.print(f"read {rep.read:,} records: {rep.added:,} new events, {rep.duplicates:,} already "
+              f"stored, {len(rep.quarantined):,} quarantined", markup=False)
+    if rep.recovered_batches:
+        out.print(f"recovered {rep.recovered_batches} batch record(s) left by an interrupted "
+                  "ingest", markup=False)
+    for ln, reason in rep.quarantined[:50]:
+        out.print(f"  quarantined line {ln}: {reason}", markup=False)
+    if len(rep.quarantined) > 50:
+        out.print(f"  ... and {len(rep.quarantined) - 50} more (see the quarantine table)",
+                  markup=False)
+
+
+def _detector(rules: str | None, lists: str | None, catalog: str | None, keyset: str | None,
+              kek_file: str | None, passphrase_env: str, dialect: str | None) -> Any:
+    from privacy.audit.catalog import Catalog
+    from privacy.audit.detect import Detector
+    from privacy.audit.lists import ListSet
+    from privacy.audit.rules import Rules
+
+    cat = Catalog.load(catalog) if catalog else None
+    r = Rules.load(rules, cat) if rules else Rules.default(cat)
+    tok = None
+    if keyset:
+        from privacy.fields import Tokenizer
+        from privacy.keys import Keyset
+
+        tok = Tokenizer(Keyset.load(keyset, resolve_kek(kek_file, passphrase_env)))
+    ls = ListSet.load(lists, tokenizer=tok) if lists else ListSet()
+    for w in ls.warnings():
+        err.print(f"warning: {w}", markup=False)
+    return Detector(rules=r, lists=ls, catalog=cat, dialect=dialect)
+
+
+@audit.command("detect")
+@_DB
+@click.option("--rules", type=click.Path(exists=True, dir_okay=False), help="Rules YAML.")
+@click.option("--lists", type=click.Path(exists=True, dir_okay=False), help="Lists YAML.")
+@click.option("--catalog", type=click.Path(exists=True, dir_okay=False),
+              help="Schema catalogue (sensitive and customer-key columns).")
+@click.option("--keyset", type=click.Path(exists=True, dir_okay=False),
+              help="HMAC keyset that hashed the watch lists.")
+@kek_options
+@click.option("--dialect", default=None, help="SQL dialect (default: try several).")
+@click.option("--no-model", is_flag=True, help="Skip the periodic IsolationForest review.")
+@format_option
+@handle_errors
+def detect(db_path: str, rules: str | None, lists: str | None, catalog: str | None,
+           keyset: str | None, kek_file: str | None, passphrase_env: str, dialect: str | None,
+           no_model: bool, fmt: str) -> None:
+    """Score every stored event and store the alerts (known alerts keep their state).
+
+    --format json prints one alert object per line.
+    """
+    from privacy.audit.triage import Triage
+
+    det = _detector(rules, lists, catalog, keyset, kek_file, passphrase_env, dialect)
+    store = _open(db_path)
+    try:
+        total = store.count()
+        if _tty() and fmt == "text":
+            from rich.progress import Progress
+
+            with Progress(console=err, transient=True) as bar:
+                task = bar.add_task("scoring", total=total)
+                for i, e in enumerate(store.events(), 1):
+                    det.score(e)
+                    if i % 5000 == 0:
+                        bar.update(task, completed=i)
+        else:
+            for e in store.events():
+                det.score(e)
+        alerts = det.alerts()
+        saved = Triage(store).save_alerts(alerts)
+        if not no_model:
+            _model_review(store, det)
+    finally:
+        store.close()
+    if fmt == "json":
+        for a in alerts:
+            click.echo(json.dumps(a.to_dict(), ensure_ascii=False))
+        return
+    out.print(f"scored {det.events_scored:,} events: {len(alerts)} alerts "
+              f"({saved['new']} new, {saved['suppressed']} suppressed)", markup=False)
+    print_table("alerts", ["alert", "actor", "scenarios", "score", "first", "reason"],
+                [(a.alert_id, a.actor, ",".join(a.scenarios), int(a.score),
+                  a.first_ts.isoformat(timespec="minutes"),
+                  next(iter(a.reasons.values()), "")[:90]) for a in alerts[:100]])
+
+
+def _model_review(store: Any, det: Any) -> None:
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        err.print("note: scikit-learn not installed; model review skipped", markup=False)
+        return
+    from privacy.audit.model import review
+
+    roles = {a: f"{r}/{d}" for (a, r, d) in _actor_groups(store)}
+    findings = review(det.day_features, roles=roles)
+    store.db.execute("INSERT OR REPLACE INTO meta VALUES ('model_review', ?)",
+                     (json.dumps(findings),))
+
+
+def _actor_groups(store: Any) -> list[tuple[str, str, str]]:
+    rows = store.db.execute("SELECT DISTINCT actor, json_extract(data, '$.role'), "
+                            "json_extract(data, '$.department') FROM events").fetchall()
+    return [(a, str(r), str(d)) for a, r, d in rows]
+
+
+@audit.command("alerts")
+@_DB
+@click.option("--state", type=click.Choice(["new", "in_progress", "escalated", "closed"]))
+@click.option("--all", "include_suppressed", is_flag=True, help="Include suppressed alerts.")
+@format_option
+@handle_errors
+def alerts_cmd(db_path: str, state: str | None, include_suppressed: bool, fmt: str) -> None:
+    """List stored alerts (highest score first)."""
+    from privacy.audit.triage import Triage
+
+    store = _open(db_path)
+    try:
+        rows = Triage(store).alerts(state, include_suppressed=include_suppressed)
+    finally:
+        store.close()
+    if fmt == "json":
+        for a in rows:
+            click.echo(json.dumps(a, ensure_ascii=False))
+        return
+    print_table(f"{len(rows)} alerts", ["alert", "state", "actor", "scenarios", "score", "first",
+                                        "reason"],
+                [(a["alert_id"], a["state"], a["actor"], ",".join(a["scenarios"]), a["score"],
+                  a["first_ts"][:16], (a["reasons"] or [""])[0][:80]) for a in rows])
+
+
+@audit.command("triage")
+@click.argument("alert_id")
+@_DB
+@click.option("--state", required=True,
+              type=click.Choice(["new", "in_progress", "escalated", "closed"]))
+@click.option("--reason", type=click.Choice(["true_positive", "benign", "false_positive",
+                                             "duplicate"]), help="Required when closing.")
+@click.option("--comment", required=True, help="Why (recorded in the ledger).")
+@click.option("--analyst", default="auditor", show_default=True)
+@format_option
+@handle_errors
+def triage_cmd(alert_id: str, db_path: str, state: str, reason: str | None, comment: str,
+               analyst: str, fmt: str) -> None:
+    """Move ALERT_ID to a new state (new -> in_progress -> escalated -> closed)."""
+    from privacy.audit.triage import Triage
+
+    store = _open(db_path)
+    try:
+        rec = Triage(store, analyst=analyst).transition(alert_id, state, reason=reason,
+                                                        comment=comment)
+    finally:
+        store.close()
+    if fmt == "json":
+        emit_json(rec)
+    else:
+        out.print(f"{alert_id}: {rec['from_state']} -> {rec['to_state']} (ledger record "
+                  f"{rec['ledger_index']})", markup=False)
+
+
+@audit.command("suppress")
+@_DB
+@click.option("--actor", default=None, help="Suppress alerts of this actor.")
+@click.option("--scenario", default=None, help="Suppress alerts of this scenario code.")
+@click.option("--reason", required=True, help="Why the alerts are expected.")
+@click.option("--comment", required=True)
+@click.option("--expires", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Last day the suppression applies (YYYY-MM-DD).")
+@click.option("--analyst", default="auditor", show_default=True)
+@format_option
+@handle_errors
+def suppress_cmd(db_path: str, actor: str | None, scenario: str | None, reason: str,
+                 comment: str, expires: Any, analyst: str, fmt: str) -> None:
+    """Suppress future alerts of an actor and/or scenario until a date (ledgered)."""
+    from privacy.audit.triage import Triage
+
+    store = _open(db_path)
+    try:
+        sid = Triage(store, analyst=analyst).suppress(
+            actor=actor, scenario=scenario, reason=reason, comment=comment,
+            expires=date(expires.year, expires.month, expires.day))
+    finally:
+        store.close()
+    if fmt == "json":
+        emit_json({"suppression": sid})
+    else:
+        out.print(f"suppression {sid} recorded", markup=False)
+
+
+@audit.command("verify")
+@_DB
+@click.option("--checkpoint", "cp", type=click.Path(exists=True, dir_okay=False),
+              help="A checkpoint kept outside the database.")
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False),
+              help="Key that must have signed the checkpoint.")
+@format_option
+@handle_errors
+def verify_cmd(db_path: str, cp: str | None, public_key: str | None, fmt: str) -> None:
+    """Verify the ledger and every event, batch and triage action (exit 1 on failure)."""
+    if not Path(db_path).exists():
+        from privacy.errors import InputError
+
+        raise InputError(f"{db_path}: no such audit database")
+    store = _open(db_path)
+    try:
+        rep = store.verify(cp, public_key=public_key)
+    finally:
+        store.close()
+    if fmt == "json":
+        emit_json({"ok": True, **rep.__dict__})
+    else:
+        out.print(f"verified: {rep.events:,} events in {rep.batches} batches, "
+                  f"{rep.quarantined} quarantined lines, {rep.triage_actions} triage actions; "
+                  f"ledger size {rep.ledger_size}, root {rep.ledger_root[:16]}…"
+                  + (f"; extends checkpoint of size {rep.checkpoint_size}"
+                     if rep.checkpoint_size is not None else ""), markup=False)
+
+
+@audit.command("checkpoint")
+@_DB
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
+              help="Ed25519 private key (PEM).")
+@click.option("--generate", is_flag=True, help="Create KEY (and KEY.pub) if missing.")
+@click.option("-o", "--out", "cp_out", required=True, type=click.Path(dir_okay=False))
+@handle_errors
+def checkpoint_cmd(db_path: str, key_path: str, generate: bool, cp_out: str) -> None:
+    """Sign the ledger head; keep the checkpoint outside the database's folder."""
+    from privacy.errors import InputError
+    from privacy.ledger import generate_signing_key, save_public_key, save_signing_key
+
+    if not Path(key_path).exists():
+        if not generate:
+            raise InputError(f"{key_path}: no such key (pass --generate to create one)")
+        key = generate_signing_key()
+        save_signing_key(key, key_path)
+        save_public_key(key, key_path + ".pub")
+    store = _open(db_path)
+    try:
+        cp = store.checkpoint(key_path)
+    finally:
+        store.close()
+    cp.save(cp_out)
+    out.print(f"checkpoint of size {cp.size} written to {cp_out}", markup=False)
+
+
+@audit.command("report")
+@_DB
+@click.option("-o", "--out", "report_out", required=True, type=click.Path(dir_okay=False))
+@click.option("--all", "include_suppressed", is_flag=True, help="Include suppressed alerts.")
+@handle_errors
+def report_cmd(db_path: str, report_out: str, include_suppressed: bool) -> None:
+    """Write one self-contained HTML report (inline SVG, no scripts)."""
+    from privacy.audit.report import write_report
+    from privacy.audit.triage import Triage
+
+    store = _open(db_path)
+    try:
+        tri = Triage(store)
+        rows = [tri.get(a["alert_id"]) for a in
+                tri.alerts(include_suppressed=include_suppressed)]
+        row = store.db.execute("SELECT value FROM meta WHERE key = 'model_review'").fetchone()
+        findings = json.loads(row[0]) if row else []
+
+        def lookup(eid: str) -> dict[str, Any] | None:
+            ev = store.event(eid)
+            return None if ev is None else ev.to_dict()
+
+        summary = {"events": f"{store.count():,}", "ledger size": store.ledger.size,
+                   "ledger root": store.ledger.root().hex()[:32]}
+        write_report(report_out, rows, events=lookup, summary=summary, model_findings=findings)
+    finally:
+        store.close()
+    out.print(f"report with {len(rows)} alerts written to {report_out}", markup=False)
+
+
+@audit.command("simulate")
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--actors", default=500, show_default=True, type=int)
+@click.option("--days", default=30, show_default=True, type=int)
+@click.option("--per-scenario", default=None, type=int,
+              help="Incidents per scenario (default max(3, actors/50)).")
+@click.option("--service-rate", default=2200, show_default=True, type=int,
+              help="Statements per day of each application account.")
+@click.option("-o", "--out", "events_out", required=True, type=click.Path(dir_okay=False))
+@click.option("--answers", required=True, type=click.Path(dir_okay=False),
+              help="Answer key JSON (injected incidents with their event ids).")
+@click.option("--bundle", type=click.Path(file_okay=False), default=None,
+              help="Also write catalog.yaml, rules.yaml, lists.yaml (watch lists hashed with "
+                   "a new watch-keyset.json / watch.kek) into this folder.")
+@handle_errors
+def simulate_cmd(seed: int, actors: int, days: int, per_scenario: int | None,
+                 service_rate: int, events_out: str, answers: str, bundle: str | None) -> None:
+    """Generate seeded bank query traffic with every scenario injected and an answer key."""
+    from privacy.audit.simulate import simulate, write_bundle
+    from privacy.errors import InputError
+
+    try:
+        sim = simulate(seed, actors, days, per_scenario=per_scenario,
+                       service_rate=service_rate)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    sim.write(events_out, answers)
+    msg = f"{len(sim.events):,} events, {len(sim.answers['incidents'])} incidents"
+    if bundle:
+        from privacy.fields import Tokenizer
+        from privacy.keys import Kek, Keyset
+
+        root = Path(bundle)
+        root.mkdir(parents=True, exist_ok=True)
+        Kek.generate_key_file(root / "watch.kek")
+        ks = Keyset.create("HMAC_SHA256")
+        ks.save(root / "watch-keyset.json", Kek.from_key_file(root / "watch.kek"))
+        write_bundle(sim, root, Tokenizer(ks))
+        msg += f"; catalogue, rules and lists in {bundle}"
+    out.print(msg, markup=False)
+
+
+@audit.command("evaluate")
+@_DB
+@click.option("--answers", required=True, type=click.Path(exists=True, dir_okay=False))
+@format_option
+@handle_errors
+def evaluate_cmd(db_path: str, answers: str, fmt: str) -> None:
+    """Score stored alerts against a simulator answer key (recall/precision per scenario)."""
+    from privacy.audit.simulate import evaluate
+    from privacy.audit.triage import Triage
+
+    store = _open(db_path)
+    try:
+        rows = Triage(store).alerts(include_suppressed=True)
+    finally:
+        store.close()
+    res = evaluate(rows, json.loads(Path(answers).read_text(encoding="utf-8")))
+    if fmt == "json":
+        emit_json(res)
+        return
+    print_table("detection quality", ["scenario", "incidents", "detected", "alerts", "recall",
+                                      "precision", "median detect (s)"],
+                [(c, s["incidents"], s["detected"], s["alerts"], s["recall"], s["precision"],
+                  s["median_detect_s"]) for c, s in res["scenarios"].items()])
+    out.print(f"false positives per 1,000 actor-days: {res['fp_per_1000_actor_days']}",
+              markup=False)

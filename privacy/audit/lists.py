@@ -1,0 +1,239 @@
+"""Allow, deny and watch lists with owner, reason and expiry.
+
+File format (YAML)::
+
+    version: 1
+    lists:
+      - name: vip-customers
+        type: watch               # allow | deny | watch
+        kind: customer            # customer | actor | source_ip | client | fingerprint
+        owner: private-banking-compliance
+        reason: VIP and public-figure customers
+        expires: 2026-12-31
+        hashed: true              # values are Tokenizer tokens of the ids
+        values: ["tok:...", ...]
+      - name: vip-relationship-managers
+        type: allow
+        kind: actor
+        scenarios: [WATCHLIST]    # what the entry exempts (allow lists only)
+        owner: head-of-private-banking
+        reason: they serve these customers
+        expires: 2026-06-30
+        values: [rm_001, rm_002]
+
+Watch lists of customers should be stored as keyed hashes: ``hashed: true`` values are
+tokens from :class:`privacy.fields.Tokenizer` under context :data:`WATCH_CONTEXT`, made
+with :func:`hash_values`; matching needs the same keyset.
+
+Expired lists are never used silently: :meth:`ListSet.warnings` names them, and a match
+against an expired list is returned as such (the detector turns it into a reason or a
+low-score signal instead of applying the entry).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from privacy.audit.rules import SCENARIOS, _compose, _Doc
+from privacy.errors import ConfigError
+
+if TYPE_CHECKING:
+    from privacy.fields import Tokenizer
+
+__all__ = ["ListSet", "ListEntry", "Match", "WATCH_CONTEXT", "hash_values", "LIST_TYPES",
+           "LIST_KINDS"]
+
+WATCH_CONTEXT = "covault.audit.watch.customer"
+LIST_TYPES = ("allow", "deny", "watch")
+LIST_KINDS = ("customer", "actor", "source_ip", "client", "fingerprint")
+_KEYS = {"name", "type", "kind", "owner", "reason", "expires", "hashed", "values", "scenarios"}
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One named list."""
+
+    name: str
+    type: str
+    kind: str
+    owner: str
+    reason: str
+    expires: date
+    values: frozenset[str]
+    hashed: bool = False
+    scenarios: frozenset[str] = frozenset()
+
+    def expired_at(self, when: datetime) -> bool:
+        """Whether the list has expired at ``when`` (valid through its expiry date, UTC)."""
+        return when.astimezone(timezone.utc).date() > self.expires
+
+
+@dataclass(frozen=True)
+class Match:
+    """A value found on a list; ``expired`` says the list was not in force."""
+
+    entry: ListEntry
+    value: str
+    expired: bool
+
+
+def hash_values(tokenizer: Tokenizer, values: Iterable[str]) -> list[str]:
+    """Tokens of ``values`` for a ``hashed: true`` customer list."""
+    return [tokenizer.encrypt(str(v), WATCH_CONTEXT) for v in values]
+
+
+class ListSet:
+    """The loaded lists, indexed for O(1) lookups.
+
+    Parameters
+    ----------
+    entries:
+        The lists.
+    tokenizer:
+        Needed when any list is ``hashed``; customer ids are tokenised (cached) to
+        compare them with the stored tokens.
+
+    Warnings
+    --------
+    A hashed list is only as private as its keyset: keep the keyset away from whoever
+    can read the list file.
+    """
+
+    def __init__(self, entries: Iterable[ListEntry] = (), *,
+                 tokenizer: Tokenizer | None = None) -> None:
+        self.entries = tuple(entries)
+        self._index: dict[tuple[str, str], list[tuple[ListEntry, str]]] = {}
+        for e in self.entries:
+            if e.hashed and tokenizer is None:
+                raise ConfigError(f"list {e.name!r} is hashed: a keyset (Tokenizer) is "
+                                  "needed to match it")
+            for v in e.values:
+                self._index.setdefault((e.kind, v), []).append((e, v))
+        self._hashed_kinds = {e.kind for e in self.entries if e.hashed}
+        self._plain_kinds = {e.kind for e in self.entries if not e.hashed}
+        self._tok = tokenizer
+        self._token = lru_cache(maxsize=65536)(self._make_token)
+        self.version = ",".join(f"{e.name}@{e.expires}" for e in self.entries) or "none"
+
+    def _make_token(self, value: str) -> str:
+        assert self._tok is not None
+        return self._tok.encrypt(value, WATCH_CONTEXT)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *,
+             tokenizer: Tokenizer | None = None) -> ListSet:
+        """Load a lists file; errors name ``file:line``."""
+        name = os.fspath(path)
+        try:
+            with open(name, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise ConfigError(f"cannot read lists: {exc.strerror}", file=name) from None
+        data, doc = _compose(text, name)
+        return cls(_entries(data, doc), tokenizer=tokenizer)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def has_kind(self, kind: str) -> bool:
+        """Whether any list holds values of ``kind``."""
+        return kind in self._hashed_kinds or kind in self._plain_kinds
+
+    def lookup(self, kind: str, value: str | None, when: datetime,
+               list_type: str | None = None) -> list[Match]:
+        """Lists holding ``value`` (tokenised first for hashed lists)."""
+        if value is None:
+            return []
+        hits: list[tuple[ListEntry, str]] = []
+        if kind in self._plain_kinds:
+            hits += [h for h in self._index.get((kind, value), ()) if not h[0].hashed]
+        if kind in self._hashed_kinds:
+            hits += [h for h in self._index.get((kind, self._token(value)), ()) if h[0].hashed]
+        return [Match(e, value, e.expired_at(when)) for e, _ in hits
+                if list_type is None or e.type == list_type]
+
+    def allows(self, kind: str, value: str | None, code: str,
+               when: datetime) -> tuple[ListEntry | None, ListEntry | None]:
+        """(an allow list in force exempting ``value`` from ``code``, an expired one)."""
+        valid = expired = None
+        for m in self.lookup(kind, value, when, "allow"):
+            if m.entry.scenarios and code not in m.entry.scenarios:
+                continue
+            if m.expired:
+                expired = m.entry
+            else:
+                valid = m.entry
+        return valid, expired
+
+    def warnings(self, now: datetime | None = None) -> list[str]:
+        """One line per list that has expired at ``now`` (default: the current time)."""
+        now = now or datetime.now(timezone.utc)
+        return [f"list {e.name!r} ({e.type} {e.kind}, owner {e.owner}) expired on "
+                f"{e.expires}: it is not applied to later events" for e in self.entries
+                if e.expired_at(now)]
+
+
+def _entries(data: Any, doc: _Doc) -> list[ListEntry]:
+    if not isinstance(data, dict):
+        raise doc.err((), "expected a mapping with 'version' and 'lists'")
+    for key in data:
+        if key not in ("version", "lists"):
+            raise doc.err((key,), "unknown key (expected version, lists)")
+    if data.get("version", 1) != 1:
+        raise doc.err(("version",), "unsupported version (expected 1)")
+    items = data.get("lists", [])
+    if not isinstance(items, list):
+        raise doc.err(("lists",), "expected a list")
+    out: list[ListEntry] = []
+    names: set[str] = set()
+    for i, item in enumerate(items):
+        p = ("lists", i)
+        if not isinstance(item, dict):
+            raise doc.err(p, "expected a mapping")
+        for key in item:
+            if key not in _KEYS:
+                raise doc.err((*p, key),
+                              f"unknown key (expected one of {', '.join(sorted(_KEYS))})")
+        for key in ("name", "type", "kind", "owner", "reason", "expires", "values"):
+            if item.get(key) in (None, ""):
+                raise doc.err(p, f"list needs {key!r} (every list has an owner, a reason "
+                                 "and an expiry)")
+        name = str(item["name"])
+        if name in names:
+            raise doc.err((*p, "name"), f"duplicate list name {name!r}")
+        names.add(name)
+        if item["type"] not in LIST_TYPES:
+            raise doc.err((*p, "type"), f"expected one of {', '.join(LIST_TYPES)}")
+        if item["kind"] not in LIST_KINDS:
+            raise doc.err((*p, "kind"), f"expected one of {', '.join(LIST_KINDS)}")
+        exp = item["expires"]
+        if isinstance(exp, datetime):
+            exp = exp.date()
+        if not isinstance(exp, date):
+            try:
+                exp = date.fromisoformat(str(exp))
+            except ValueError:
+                raise doc.err((*p, "expires"), f"bad date {exp!r} (expected YYYY-MM-DD)"
+                              ) from None
+        values = item["values"]
+        if not isinstance(values, list) or not all(isinstance(v, (str, int)) for v in values):
+            raise doc.err((*p, "values"), "expected a list of strings")
+        hashed = item.get("hashed", False)
+        if not isinstance(hashed, bool):
+            raise doc.err((*p, "hashed"), "expected true or false")
+        if hashed and not all(str(v).startswith("tok:") for v in values):
+            raise doc.err((*p, "values"), "hashed lists hold Tokenizer tokens ('tok:...')")
+        scen = item.get("scenarios", [])
+        if not isinstance(scen, list) or not all(s in SCENARIOS for s in scen):
+            raise doc.err((*p, "scenarios"), "expected scenario codes")
+        if scen and item["type"] != "allow":
+            raise doc.err((*p, "scenarios"), "only allow lists name scenarios")
+        out.append(ListEntry(name, item["type"], item["kind"], str(item["owner"]),
+                             str(item["reason"]), exp, frozenset(str(v) for v in values),
+                             hashed, frozenset(scen)))
+    return out

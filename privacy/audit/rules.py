@@ -1,0 +1,517 @@
+"""Expert rules for query-audit detection, in YAML, validated with ``file:line`` errors.
+
+A rules file sets the thresholds and windows of each scenario, the working-hours and
+holiday calendar, interactive client names, workstation networks, which scenario folds
+which into its alert (``subsumes``), and custom column rules. Every key is optional:
+missing ones take the defaults of :data:`DEFAULT_RULES_YAML`. Example::
+
+    version: 1
+    rule_version: "bank-a-2026.04"
+    learning_days: 7
+    calendar:
+      timezone: "+08:00"
+      working_hours: {start: "08:00", end: "19:00"}
+      holidays: ["2026-04-04..2026-04-06", "2026-05-01..2026-05-05"]
+      workdays: ["2026-05-09"]          # make-up working days (调休)
+    scenarios:
+      BULK_EXPORT: {min_rows: 1000, factor: 10}
+    custom:
+      - id: salaries
+        columns: [hr.salaries.amount]   # must exist in the catalogue
+        code: SENSITIVE_FIRST_TOUCH
+        score: 70
+
+A custom rule naming a column the catalogue does not know is a
+:class:`~privacy.errors.ConfigError` at its line.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import Any
+
+from privacy.audit.catalog import Catalog
+from privacy.errors import ConfigError
+
+__all__ = ["Rules", "Calendar", "CustomRule", "SCENARIOS", "DEFAULT_RULES_YAML",
+           "CN_HOLIDAYS", "CN_WORKDAYS"]
+
+SCENARIOS: dict[str, str] = {
+    "BULK_EXPORT": "bulk pull or export",
+    "MANY_CUSTOMERS": "many distinct customers in a short time",
+    "SLOW_DRIP": "slow drip of customer lookups over days",
+    "OFF_HOURS": "access outside the actor's and peers' usual hours",
+    "ID_ENUMERATION": "sequential customer-id enumeration",
+    "WATCHLIST": "watch-listed customer (VIP or colleague) looked up",
+    "SENSITIVE_FIRST_TOUCH": "first read of a sensitive column",
+    "SERVICE_INTERACTIVE": "service account used interactively",
+    "NEW_SOURCE": "new source address or client program",
+    "ERROR_BURST": "burst of failed or denied statements",
+    "INJECTION": "SQL-injection probing",
+    "PRIVILEGE_CHANGE": "privilege change",
+    "MASS_MODIFY": "mass update or delete",
+    "NOVEL_TEMPLATE": "novel query template from an application account",
+    "DENY_LIST": "deny-listed actor, address, client or template",
+    "UNPARSEABLE": "statement could not be parsed",
+}
+
+# Chinese public holidays (State Council notices) and make-up working days (调休).
+CN_HOLIDAYS: tuple[str, ...] = (
+    "2025-01-01", "2025-01-28..2025-02-04", "2025-04-04..2025-04-06",
+    "2025-05-01..2025-05-05", "2025-05-31..2025-06-02", "2025-10-01..2025-10-08",
+    "2026-01-01..2026-01-03", "2026-02-15..2026-02-23", "2026-04-04..2026-04-06",
+    "2026-05-01..2026-05-05", "2026-06-19..2026-06-21", "2026-09-25..2026-09-27",
+    "2026-10-01..2026-10-07",
+)
+CN_WORKDAYS: tuple[str, ...] = (
+    "2025-01-26", "2025-02-08", "2025-04-27", "2025-09-28", "2025-10-11",
+    "2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09", "2026-09-20", "2026-10-10",
+)
+
+DEFAULT_RULES_YAML = """\
+version: 1
+rule_version: "default-1"
+learning_days: 7
+alert_threshold: 50
+merge_within: 1h
+calendar:
+  timezone: "+08:00"
+  working_hours: {start: "08:00", end: "19:00"}
+  weekend: [sat, sun]
+interactive_clients: [psql, dbeaver, navicat, "sql developer", sqlplus, datagrip, pgadmin,
+                      "mysql workbench", toad, heidisql, dbvisualizer, "sql server management"]
+workstation_networks: []
+scenarios:
+  BULK_EXPORT: {score: 80, window: 4h, min_rows: 1000, factor: 10, hard_rows: 100000}
+  MANY_CUSTOMERS: {score: 75, window: 2h, min_customers: 50, factor: 3}
+  SLOW_DRIP: {score: 65, window: 3d, min_daily: 20, ratio: 1.5, sigmas: 3, days: 3,
+              of_last: 4, min_history: 5}
+  OFF_HOURS: {score: 60, window: 12h, self_share: 0.01, peer_share: 0.01,
+              actor_kinds: [human]}
+  ID_ENUMERATION: {score: 80, window: 2h, min_run: 15, max_gap: 2, within: 1h,
+                   min_range: 1000}
+  WATCHLIST: {score: 85, window: 24h, expired_score: 40, actor_kinds: [human]}
+  SENSITIVE_FIRST_TOUCH: {score: 60, window: 24h, min_class: C3, peer_share: 0.2,
+                          peer_score: 25, probation: 24h}
+  SERVICE_INTERACTIVE: {score: 80, window: 12h}
+  NEW_SOURCE: {score: 60, window: 24h, known_subnet_score: 20, peer_known_score: 30,
+               probation: 24h}
+  ERROR_BURST: {score: 60, window: 2h, min_errors: 10, within: 10m, factor: 3}
+  INJECTION: {score: 90, window: 24h}
+  PRIVILEGE_CHANGE: {score: 85, window: 24h}
+  MASS_MODIFY: {score: 85, window: 24h, min_rows: 1000, factor: 10}
+  NOVEL_TEMPLATE: {score: 65, window: 24h, actor_kinds: [service], probation: 24h}
+  DENY_LIST: {score: 90, window: 24h}
+  UNPARSEABLE: {score: 35, window: 24h}
+subsumes:
+  INJECTION: [ERROR_BURST, NOVEL_TEMPLATE, BULK_EXPORT, SENSITIVE_FIRST_TOUCH,
+              MANY_CUSTOMERS, UNPARSEABLE]
+  PRIVILEGE_CHANGE: [NOVEL_TEMPLATE, ERROR_BURST]
+  MASS_MODIFY: [NOVEL_TEMPLATE, BULK_EXPORT]
+  SERVICE_INTERACTIVE: [NEW_SOURCE, NOVEL_TEMPLATE, OFF_HOURS, ERROR_BURST,
+                        SENSITIVE_FIRST_TOUCH, UNPARSEABLE]
+  BULK_EXPORT: [NOVEL_TEMPLATE, SENSITIVE_FIRST_TOUCH, MANY_CUSTOMERS]
+  NOVEL_TEMPLATE: [SENSITIVE_FIRST_TOUCH]
+  ID_ENUMERATION: [MANY_CUSTOMERS, SLOW_DRIP, BULK_EXPORT, SENSITIVE_FIRST_TOUCH, WATCHLIST]
+  MANY_CUSTOMERS: [SLOW_DRIP, SENSITIVE_FIRST_TOUCH]
+  ERROR_BURST: [UNPARSEABLE]
+"""
+
+_SCENARIO_PARAMS: dict[str, set[str]] = {
+    "BULK_EXPORT": {"min_rows", "factor", "hard_rows"},
+    "MANY_CUSTOMERS": {"min_customers", "factor"},
+    "SLOW_DRIP": {"min_daily", "ratio", "sigmas", "days", "of_last", "min_history"},
+    "OFF_HOURS": {"self_share", "peer_share", "actor_kinds"},
+    "ID_ENUMERATION": {"min_run", "max_gap", "within", "min_range"},
+    "WATCHLIST": {"expired_score", "actor_kinds"},
+    "SENSITIVE_FIRST_TOUCH": {"min_class", "peer_share", "peer_score", "probation"},
+    "SERVICE_INTERACTIVE": set(),
+    "NEW_SOURCE": {"known_subnet_score", "peer_known_score", "probation"},
+    "ERROR_BURST": {"min_errors", "within", "factor"},
+    "INJECTION": set(),
+    "PRIVILEGE_CHANGE": set(),
+    "MASS_MODIFY": {"min_rows", "factor"},
+    "NOVEL_TEMPLATE": {"actor_kinds", "probation"},
+    "DENY_LIST": set(),
+    "UNPARSEABLE": set(),
+}
+_COMMON = {"score", "window", "enabled"}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+_TOP = {"version", "rule_version", "learning_days", "alert_threshold", "merge_within", "calendar",
+        "interactive_clients", "workstation_networks", "scenarios", "subsumes", "custom"}
+
+
+# --------------------------------------------------------------------------- YAML with lines
+class _Doc:
+    """Plain Python values of a YAML document plus the line of every path."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[tuple[Any, ...], int] = {}
+
+    def load(self, node: Any, path: tuple[Any, ...] = ()) -> Any:
+        from yaml import MappingNode, ScalarNode, SequenceNode
+        from yaml.constructor import SafeConstructor
+
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, MappingNode):
+            out: dict[str, Any] = {}
+            for k, v in node.value:
+                if not isinstance(k, ScalarNode):
+                    raise self.err(path, "keys must be strings")
+                if k.value in out:
+                    raise ConfigError(f"duplicate key {k.value!r}", file=self.file,
+                                      line=k.start_mark.line + 1)
+                out[k.value] = self.load(v, (*path, k.value))
+            return out
+        if isinstance(node, SequenceNode):
+            return [self.load(v, (*path, i)) for i, v in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)
+        return SafeConstructor().construct_object(node)
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        while path and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path)
+
+    def err(self, path: tuple[Any, ...], msg: str) -> ConfigError:
+        where = ".".join(str(p) for p in path)
+        return ConfigError(f"{where}: {msg}" if where else msg, file=self.file,
+                           line=self.line(path))
+
+
+def _compose(text: str, file: str) -> tuple[Any, _Doc]:
+    import yaml
+
+    doc = _Doc(file)
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
+                          line=mark.line + 1 if mark is not None else None) from None
+    return (doc.load(node) if node is not None else {}), doc
+
+
+# --------------------------------------------------------------------------- calendar
+def _dates(items: Any, doc: _Doc, path: tuple[Any, ...]) -> set[date]:
+    if not isinstance(items, list):
+        raise doc.err(path, "expected a list of dates or 'YYYY-MM-DD..YYYY-MM-DD' ranges")
+    out: set[date] = set()
+    for i, item in enumerate(items):
+        text = item.isoformat() if isinstance(item, date) else str(item)
+        lo, _, hi = text.partition("..")
+        try:
+            a = date.fromisoformat(lo.strip())
+            b = date.fromisoformat(hi.strip()) if hi else a
+        except ValueError:
+            raise doc.err((*path, i), f"bad date {text!r} (expected YYYY-MM-DD)") from None
+        if b < a:
+            raise doc.err((*path, i), f"range {text!r} ends before it starts")
+        while a <= b:
+            out.add(a)
+            a += timedelta(days=1)
+    return out
+
+
+def _tz(value: Any, doc: _Doc, path: tuple[Any, ...]) -> tzinfo:
+    text = str(value)
+    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
+    if m:
+        minutes = int(m.group(2)) * 60 + int(m.group(3))
+        return timezone(timedelta(minutes=minutes if m.group(1) == "+" else -minutes))
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(text)
+    except (KeyError, ValueError, OSError):
+        raise doc.err(path, f"unknown time zone {text!r} (use '+08:00' or an IANA name)"
+                      ) from None
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Working hours, weekend, public holidays and make-up working days in one zone."""
+
+    tz: tzinfo = timezone(timedelta(hours=8))
+    start: time = time(8, 0)
+    end: time = time(19, 0)
+    weekend: frozenset[int] = frozenset({5, 6})
+    holidays: frozenset[date] = frozenset()
+    workdays: frozenset[date] = frozenset()
+
+    def is_workday(self, day: date) -> bool:
+        """A working day: a make-up day, or a weekday that is not a holiday."""
+        if day in self.workdays:
+            return True
+        return day.weekday() not in self.weekend and day not in self.holidays
+
+    def is_off_hours(self, ts: datetime) -> bool:
+        """Outside working hours, or on a weekend or holiday (in the calendar's zone)."""
+        local = ts.astimezone(self.tz)
+        if not self.is_workday(local.date()):
+            return True
+        t = local.time()
+        return not (self.start <= t < self.end)
+
+    def describe(self, ts: datetime) -> str:
+        """Plain words for when ``ts`` falls, e.g. ``'Sunday 02:14'`` or a holiday."""
+        local = ts.astimezone(self.tz)
+        what = local.strftime("%A %H:%M")
+        if local.date() in self.holidays and local.date() not in self.workdays:
+            what += " (public holiday)"
+        return what
+
+
+# --------------------------------------------------------------------------- rules
+@dataclass(frozen=True)
+class CustomRule:
+    """Raise ``code`` with ``score`` when a statement touches one of ``columns``."""
+
+    id: str
+    columns: frozenset[str]
+    code: str
+    score: float
+    actor_kinds: frozenset[str] = frozenset({"human", "service"})
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Validated rules: thresholds per scenario, calendar, lists of names.
+
+    Use :meth:`load` or :meth:`default`; ``param(code, name)`` reads a threshold.
+    """
+
+    rule_version: str
+    learning_days: float
+    alert_threshold: float
+    calendar: Calendar
+    interactive_clients: tuple[str, ...]
+    workstation_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    scenarios: dict[str, dict[str, Any]]
+    subsumes: dict[str, frozenset[str]]
+    custom: tuple[CustomRule, ...] = ()
+    merge_within: float = 3600.0
+    source: str = "<default>"
+    _interactive_re: re.Pattern[str] | None = field(default=None, compare=False)
+
+    @classmethod
+    def default(cls, catalog: Catalog | None = None) -> Rules:
+        """The built-in rules with the Chinese public-holiday calendar."""
+        return cls.from_text("", "<default>", catalog)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], catalog: Catalog | None = None) -> Rules:
+        """Load a rules file; errors name ``file:line``."""
+        name = os.fspath(path)
+        try:
+            with open(name, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise ConfigError(f"cannot read rules: {exc.strerror}", file=name) from None
+        return cls.from_text(text, name, catalog)
+
+    @classmethod
+    def from_text(cls, text: str, file: str = "<rules>",
+                  catalog: Catalog | None = None) -> Rules:
+        """Parse rules YAML over the defaults (see the module docstring)."""
+        base, _ = _compose(DEFAULT_RULES_YAML, "<default>")
+        data, doc = _compose(text, file)
+        if not isinstance(data, dict):
+            raise doc.err((), "expected a mapping at the top level")
+        for key in data:
+            if key not in _TOP:
+                raise doc.err((key,), f"unknown key (expected one of {', '.join(sorted(_TOP))})")
+        if data.get("version", 1) != 1:
+            raise doc.err(("version",), f"unsupported version {data['version']!r} (expected 1)")
+        return _build(base, data, doc, file, catalog)
+
+    def param(self, code: str, name: str) -> Any:
+        """Threshold ``name`` of scenario ``code``."""
+        return self.scenarios[code][name]
+
+    def enabled(self, code: str) -> bool:
+        """Whether scenario ``code`` raises signals."""
+        return bool(self.scenarios[code].get("enabled", True))
+
+    def is_interactive_client(self, client: str | None) -> bool:
+        """Whether ``client`` names an interactive SQL tool."""
+        if not client or self._interactive_re is None:
+            return False
+        return self._interactive_re.search(client.lower()) is not None
+
+    def on_workstation(self, ip: str | None) -> bool:
+        """Whether ``ip`` lies in a workstation network."""
+        if not ip or not self.workstation_networks:
+            return False
+        return _in_networks(ip, self.workstation_networks)
+
+
+@functools.lru_cache(maxsize=65536)
+def _in_networks(ip: str, networks: tuple[Any, ...]) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr in net for net in networks)
+
+
+def _duration(value: Any, doc: _Doc, path: tuple[Any, ...]) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    m = _DURATION.match(str(value).strip())
+    if not m:
+        raise doc.err(path, f"bad duration {value!r} (expected e.g. 30m, 1h, 7d)")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def _number(value: Any, doc: _Doc, path: tuple[Any, ...], lo: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < lo:
+        raise doc.err(path, f"expected a number >= {lo:g}, got {value!r}")
+    return float(value)
+
+
+def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
+           catalog: Catalog | None) -> Rules:
+    cal_in = data.get("calendar", {})
+    if not isinstance(cal_in, dict):
+        raise doc.err(("calendar",), "expected a mapping")
+    for key in cal_in:
+        if key not in {"timezone", "working_hours", "weekend", "holidays", "workdays"}:
+            raise doc.err(("calendar", key), "unknown key")
+    cal_base = base["calendar"]
+    tz = _tz(cal_in.get("timezone", cal_base["timezone"]), doc, ("calendar", "timezone"))
+    wh = cal_in.get("working_hours", cal_base["working_hours"])
+    try:
+        start, end = time.fromisoformat(str(wh["start"])), time.fromisoformat(str(wh["end"]))
+    except (KeyError, TypeError, ValueError):
+        raise doc.err(("calendar", "working_hours"),
+                      "expected {start: 'HH:MM', end: 'HH:MM'}") from None
+    weekend_in = cal_in.get("weekend", cal_base["weekend"])
+    try:
+        weekend = frozenset(_WEEKDAYS[str(d).lower()[:3]] for d in weekend_in)
+    except (KeyError, TypeError):
+        raise doc.err(("calendar", "weekend"), "expected weekday names such as [sat, sun]"
+                      ) from None
+    holidays = _dates(cal_in.get("holidays", list(CN_HOLIDAYS)), doc, ("calendar", "holidays"))
+    workdays = _dates(cal_in.get("workdays", list(CN_WORKDAYS)), doc, ("calendar", "workdays"))
+    calendar = Calendar(tz, start, end, weekend, frozenset(holidays), frozenset(workdays))
+
+    scen_in = data.get("scenarios", {})
+    if not isinstance(scen_in, dict):
+        raise doc.err(("scenarios",), "expected a mapping of scenario code to parameters")
+    scenarios: dict[str, dict[str, Any]] = {}
+    for code, params in base["scenarios"].items():
+        merged = dict(params)
+        given = scen_in.get(code, {})
+        if not isinstance(given, dict):
+            raise doc.err(("scenarios", code), "expected a mapping of parameters")
+        merged.update(given)
+        scenarios[code] = merged
+    for code, given in scen_in.items():
+        path = ("scenarios", code)
+        if code not in SCENARIOS:
+            raise doc.err(path, f"unknown scenario (expected one of {', '.join(SCENARIOS)})")
+        for name in given:
+            p = (*path, name)
+            if name not in _COMMON | _SCENARIO_PARAMS[code]:
+                raise doc.err(p, f"unknown parameter for {code}")
+    for code, params in scenarios.items():
+        for name, value in list(params.items()):
+            p = ("scenarios", code, name)
+            if name in ("window", "within", "probation"):
+                params[name] = _duration(value, doc, p)
+            elif name == "actor_kinds":
+                if not isinstance(value, list) or not set(value) <= {"human", "service"}:
+                    raise doc.err(p, "expected a list of 'human' / 'service'")
+                params[name] = frozenset(value)
+            elif name == "min_class":
+                if value not in ("C1", "C2", "C3"):
+                    raise doc.err(p, f"expected C1, C2 or C3, got {value!r}")
+            elif name == "enabled":
+                if not isinstance(value, bool):
+                    raise doc.err(p, "expected true or false")
+            else:
+                params[name] = _number(value, doc, p)
+        if not 0 <= params["score"] <= 100:
+            raise doc.err(("scenarios", code, "score"), "score must be within 0..100")
+
+    subs_in = data.get("subsumes", base["subsumes"])
+    if not isinstance(subs_in, dict):
+        raise doc.err(("subsumes",), "expected a mapping of code to a list of codes")
+    subsumes: dict[str, frozenset[str]] = {}
+    for code, codes in subs_in.items():
+        if code not in SCENARIOS or not isinstance(codes, list) or not all(
+                c in SCENARIOS for c in codes):
+            raise doc.err(("subsumes", code), "expected scenario codes")
+        subsumes[code] = frozenset(codes)
+
+    clients = data.get("interactive_clients", base["interactive_clients"])
+    if not isinstance(clients, list) or not all(isinstance(c, str) and c for c in clients):
+        raise doc.err(("interactive_clients",), "expected a list of names")
+    nets_in = data.get("workstation_networks", base["workstation_networks"])
+    if not isinstance(nets_in, list):
+        raise doc.err(("workstation_networks",), "expected a list of CIDR networks")
+    nets = []
+    for i, n in enumerate(nets_in):
+        try:
+            nets.append(ipaddress.ip_network(str(n), strict=False))
+        except ValueError:
+            raise doc.err(("workstation_networks", i), f"bad network {n!r}") from None
+
+    custom = tuple(_custom(data.get("custom", []), doc, catalog))
+    learning = _number(data.get("learning_days", base["learning_days"]), doc, ("learning_days",))
+    threshold = _number(data.get("alert_threshold", base["alert_threshold"]), doc,
+                        ("alert_threshold",))
+    pattern = re.compile("|".join(re.escape(c.lower()) for c in clients)) if clients else None
+    merge = _duration(data.get("merge_within", base["merge_within"]), doc, ("merge_within",))
+    return Rules(str(data.get("rule_version", base["rule_version"])), learning, threshold,
+                 calendar, tuple(clients), tuple(nets), scenarios, subsumes, custom, merge,
+                 file, pattern)
+
+
+def _custom(items: Any, doc: _Doc, catalog: Catalog | None) -> list[CustomRule]:
+    if not isinstance(items, list):
+        raise doc.err(("custom",), "expected a list of rules")
+    out = []
+    for i, item in enumerate(items):
+        path = ("custom", i)
+        if not isinstance(item, dict):
+            raise doc.err(path, "expected a mapping")
+        for key in item:
+            if key not in {"id", "columns", "code", "score", "actor_kinds", "description"}:
+                raise doc.err((*path, key), "unknown key")
+        cols = item.get("columns")
+        if not isinstance(cols, list) or not cols:
+            raise doc.err((*path, "columns"), "expected a non-empty list of table.column")
+        names = set()
+        for j, col in enumerate(cols):
+            table, dot, column = str(col).lower().rpartition(".")
+            if not dot:
+                raise doc.err((*path, "columns", j), f"expected table.column, got {col!r}")
+            if catalog is None:
+                raise doc.err((*path, "columns", j),
+                              "custom column rules need a catalogue (--catalog)")
+            info = catalog.column(table, column)
+            if info is None:
+                raise doc.err((*path, "columns", j),
+                              f"column {col!r} is not in the catalogue")
+            names.add(info.qualified)
+        code = item.get("code", "SENSITIVE_FIRST_TOUCH")
+        if code not in SCENARIOS:
+            raise doc.err((*path, "code"), f"unknown scenario code {code!r}")
+        kinds = item.get("actor_kinds", ["human", "service"])
+        if not isinstance(kinds, list) or not set(kinds) <= {"human", "service"}:
+            raise doc.err((*path, "actor_kinds"), "expected a list of 'human' / 'service'")
+        score = _number(item.get("score", 60), doc, (*path, "score"))
+        out.append(CustomRule(str(item.get("id", f"custom-{i}")), frozenset(names), code,
+                              score, frozenset(kinds), str(item.get("description", ""))))
+    return out

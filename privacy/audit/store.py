@@ -1,0 +1,407 @@
+"""The audit database: events (append-only), quarantine, alerts, triage — tied to a ledger.
+
+Layout
+------
+``audit.db`` (SQLite, WAL, ``synchronous=FULL``) holds:
+
+* ``events`` — one row per event: ``seq``, ``event_id`` (UNIQUE: ingesting a file again
+  adds nothing), epoch ``ts``, ``actor``, the event's JSON ``data``, its SHA-256 and the
+  ``batch`` it arrived in. Triggers refuse UPDATE and DELETE.
+* ``quarantine`` — malformed input lines with source, line number and reason (UNIQUE per
+  source and line); append-only.
+* ``batches`` — one row per ingest batch: its seq range, count and the RFC 6962 Merkle
+  root over its events' hashes; append-only.
+* ``alerts``, ``alert_actions``, ``suppressions`` — detection output and the auditor's
+  workflow (:mod:`privacy.audit.triage`); actions are append-only.
+
+A sibling ledger ``audit.ledger.db`` (:class:`privacy.ledger.Ledger`) receives one
+``audit.events`` record per batch (batch number, seq range, count, Merkle root,
+quarantine digest) and one ``audit.triage`` record per auditor action. They are two
+files so the ledger can be handed to an auditor (and checkpointed) on its own.
+
+Crash safety
+------------
+A batch's events, quarantine rows and batch row commit in one SQLite transaction; the
+ledger record is appended after the commit. If the process dies between the two, the
+next :class:`AuditStore` that opens the database appends the missing ledger records
+(:meth:`AuditStore.reconcile`) before anything else. Re-ingesting a file skips events
+already stored (by ``event_id``), so ``kill -9`` during ingest followed by ingest again
+loses nothing and duplicates nothing, and :meth:`AuditStore.verify` passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from privacy import merkle
+from privacy.audit.events import MalformedLine, QueryEvent
+from privacy.errors import InputError, IntegrityError, SerializationError
+from privacy.ledger import Checkpoint, Ledger, PublicKeySource
+
+__all__ = ["AuditStore", "IngestReport", "StoreVerifyReport", "ledger_path_for"]
+
+_FORMAT = "covault-audit-store-1"
+_NO_CHANGE = ("CREATE TRIGGER IF NOT EXISTS {t}_no_{op} BEFORE {OP} ON {t} "
+              "BEGIN SELECT RAISE(ABORT, '{t} are append-only'); END")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL "
+    "UNIQUE, ts REAL NOT NULL, actor TEXT NOT NULL, data TEXT NOT NULL, hash BLOB NOT NULL, "
+    "batch INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS events_ts ON events (ts, seq)",
+    "CREATE TABLE IF NOT EXISTS quarantine (id INTEGER PRIMARY KEY, source TEXT NOT NULL, "
+    "line INTEGER NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL, batch INTEGER NOT NULL, "
+    "UNIQUE (source, line))",
+    "CREATE TABLE IF NOT EXISTS batches (batch INTEGER PRIMARY KEY, source TEXT NOT NULL, "
+    "first_seq INTEGER, last_seq INTEGER, count INTEGER NOT NULL, root BLOB NOT NULL, "
+    "quarantined INTEGER NOT NULL, qdigest TEXT NOT NULL, ts TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS alerts (alert_id TEXT PRIMARY KEY, actor TEXT NOT NULL, "
+    "primary_scenario TEXT NOT NULL, score REAL NOT NULL, first_ts TEXT NOT NULL, "
+    "last_ts TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'new', close_reason TEXT, "
+    "suppressed_by TEXT, data TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS alert_actions (id INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, "
+    "ts TEXT NOT NULL, action TEXT NOT NULL, from_state TEXT, to_state TEXT, reason TEXT, "
+    "comment TEXT, analyst TEXT, ledger_index INTEGER)",
+    "CREATE TABLE IF NOT EXISTS suppressions (supp_id TEXT PRIMARY KEY, actor TEXT, "
+    "scenario TEXT, reason TEXT NOT NULL, comment TEXT NOT NULL, expires TEXT NOT NULL, "
+    "analyst TEXT, created TEXT NOT NULL)",
+    *(_NO_CHANGE.format(t=t, op=op, OP=op.upper())
+      for t in ("events", "quarantine", "batches", "alert_actions", "suppressions")
+      for op in ("update", "delete")),
+)
+
+
+def ledger_path_for(db_path: str | os.PathLike[str]) -> Path:
+    """The ledger that belongs to ``db_path``: ``audit.db`` -> ``audit.ledger.db``."""
+    p = Path(db_path)
+    return p.with_name(f"{p.stem}.ledger{p.suffix or '.db'}")
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did."""
+
+    read: int = 0
+    added: int = 0
+    duplicates: int = 0
+    quarantined: list[tuple[int, str]] = field(default_factory=list)
+    batches: int = 0
+    recovered_batches: int = 0
+
+
+@dataclass(frozen=True)
+class StoreVerifyReport:
+    """What :meth:`AuditStore.verify` checked."""
+
+    events: int
+    batches: int
+    quarantined: int
+    triage_actions: int
+    ledger_size: int
+    ledger_root: str
+    checkpoint_size: int | None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _qdigest(rows: Iterable[tuple[Any, ...]]) -> str:
+    h = hashlib.sha256()
+    for line, reason in rows:
+        h.update(f"{line}\x1f{reason}\x1e".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+class AuditStore:
+    """The audit database and its ledger.
+
+    Parameters
+    ----------
+    path:
+        The SQLite file (created when missing).
+    ledger_path:
+        The ledger file (default :func:`ledger_path_for`).
+
+    Warnings
+    --------
+    There is no API to edit or delete events; triggers refuse it too. Someone with write
+    access to the files can still rewrite both: keep checkpoints of the ledger outside
+    (:meth:`checkpoint`) and pass one to :meth:`verify`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *,
+                 ledger_path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise InputError(f"{path}: is a folder, not an audit database")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+        try:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")
+            self.db.execute("BEGIN IMMEDIATE")
+            for stmt in _SCHEMA:
+                self.db.execute(stmt)
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('format', ?)", (_FORMAT,))
+            elif row[0] != _FORMAT:
+                raise SerializationError(f"{path}: not a covault audit database")
+            self.db.execute("COMMIT")
+        except sqlite3.DatabaseError:
+            self.db.close()
+            raise SerializationError(f"{path}: not a readable covault audit database") from None
+        except BaseException:
+            self.db.close()
+            raise
+        self.ledger = Ledger(ledger_path or ledger_path_for(self.path))
+        self.recovered = self.reconcile()
+
+    # ------------------------------------------------------------------ plumbing
+    def close(self) -> None:
+        """Close the database and the ledger."""
+        self.ledger.close()
+        self.db.close()
+
+    def __enter__(self) -> AuditStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _last_ledgered_batch(self) -> int:
+        for i in range(self.ledger.size - 1, -1, -1):
+            rec = self.ledger.get(i)
+            if rec.kind == "audit.events":
+                return int(rec.payload["batch"])
+        return 0
+
+    def reconcile(self) -> int:
+        """Append ledger records for batches committed without one (after a crash)."""
+        last = self._last_ledgered_batch()
+        rows = self.db.execute("SELECT batch, source, first_seq, last_seq, count, root, "
+                               "quarantined, qdigest FROM batches WHERE batch > ? "
+                               "ORDER BY batch", (last,)).fetchall()
+        if rows:
+            self.ledger.append_many(("audit.events", _batch_payload(r)) for r in rows)
+        return len(rows)
+
+    # ------------------------------------------------------------------ ingest
+    def ingest(self, records: Iterable[tuple[int, QueryEvent | MalformedLine]], *,
+               source: str = "<stream>", batch_size: int = 5000,
+               progress: Callable[[int], None] | None = None) -> IngestReport:
+        """Store adapter output; malformed lines go to quarantine with their line numbers.
+
+        Each batch of ``batch_size`` records is one transaction plus one ledger record.
+        """
+        report = IngestReport(recovered_batches=self.recovered)
+        events: list[QueryEvent] = []
+        bad: list[MalformedLine] = []
+        for _, item in records:
+            if isinstance(item, QueryEvent):
+                events.append(item)
+            else:
+                bad.append(item)
+            if len(events) + len(bad) >= batch_size:
+                self._commit(events, bad, source, report)
+                if progress is not None:
+                    progress(len(events) + len(bad))
+                events, bad = [], []
+        if events or bad:
+            self._commit(events, bad, source, report)
+            if progress is not None:
+                progress(len(events) + len(bad))
+        return report
+
+    def add_events(self, events: Iterable[QueryEvent], *, source: str = "<api>") -> IngestReport:
+        """Store events given directly (no quarantine)."""
+        return self.ingest(((0, e) for e in events), source=source)
+
+    def _commit(self, events: list[QueryEvent], bad: list[MalformedLine], source: str,
+                report: IngestReport) -> None:
+        report.read += len(events) + len(bad)
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            batch = (db.execute("SELECT max(batch) FROM batches").fetchone()[0] or 0) + 1
+            before = db.total_changes
+            rows = []
+            for e in events:
+                data = e.to_json()
+                rows.append((e.event_id, e.ts.timestamp(), e.actor, data,
+                             hashlib.sha256(data.encode("utf-8", "surrogatepass")).digest(),
+                             batch))
+            db.executemany("INSERT OR IGNORE INTO events (event_id, ts, actor, data, hash, "
+                           "batch) VALUES (?, ?, ?, ?, ?, ?)", rows)
+            added = db.total_changes - before
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO quarantine (source, line, reason, raw, batch) "
+                           "VALUES (?, ?, ?, ?, ?)",
+                           [(source, b.line_no, b.reason, b.raw[:4000], batch) for b in bad])
+            qadded = db.total_changes - before
+            if added or qadded:
+                seqs = db.execute("SELECT seq, hash FROM events WHERE batch = ? ORDER BY seq",
+                                  (batch,)).fetchall()
+                qrows = db.execute("SELECT line, reason FROM quarantine WHERE batch = ? "
+                                   "ORDER BY id", (batch,)).fetchall()
+                root = merkle.root_of([merkle.leaf_hash(h) for _, h in seqs])
+                db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (batch, source, seqs[0][0] if seqs else None,
+                            seqs[-1][0] if seqs else None, len(seqs), root, len(qrows),
+                            _qdigest(qrows), _now()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        report.added += added
+        report.duplicates += len(events) - added
+        report.quarantined += [(b.line_no, b.reason) for b in bad]
+        if added or qadded:
+            report.batches += 1
+            row = db.execute("SELECT batch, source, first_seq, last_seq, count, root, "
+                             "quarantined, qdigest FROM batches WHERE batch = ?",
+                             (batch,)).fetchone()
+            self.ledger.append("audit.events", _batch_payload(row))
+
+    # ------------------------------------------------------------------ reading
+    def count(self) -> int:
+        """Number of stored events."""
+        return int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def events(self, *, chunk: int = 20000) -> Iterator[QueryEvent]:
+        """Every event in time order (ties by arrival)."""
+        last_ts, last_seq = float("-inf"), -1
+        while True:
+            rows = self.db.execute("SELECT ts, seq, data FROM events WHERE (ts, seq) > (?, ?) "
+                                   "ORDER BY ts, seq LIMIT ?",
+                                   (last_ts, last_seq, chunk)).fetchall()
+            for _, _, data in rows:
+                yield _event(data)
+            if len(rows) < chunk:
+                return
+            last_ts, last_seq = rows[-1][0], rows[-1][1]
+
+    def event(self, event_id: str) -> QueryEvent | None:
+        """One event by id."""
+        row = self.db.execute("SELECT data FROM events WHERE event_id = ?",
+                              (event_id,)).fetchone()
+        return None if row is None else _event(row[0])
+
+    def quarantine(self) -> list[dict[str, Any]]:
+        """Quarantined lines (source, line, reason, raw)."""
+        return [{"source": s, "line": ln, "reason": r, "raw": raw} for s, ln, r, raw in
+                self.db.execute("SELECT source, line, reason, raw FROM quarantine ORDER BY id")]
+
+    # ------------------------------------------------------------------ ledger
+    def checkpoint(self, signing_key: Any, *, key_name: str | None = None) -> Checkpoint:
+        """Sign the ledger's current head (see :meth:`privacy.ledger.Ledger.checkpoint`)."""
+        return self.ledger.checkpoint(signing_key, key_name=key_name)
+
+    def verify(self, checkpoint: Checkpoint | str | os.PathLike[str] | None = None, *,
+               public_key: PublicKeySource | None = None) -> StoreVerifyReport:
+        """Check the ledger, then every event, batch, quarantine row and triage action.
+
+        Raises
+        ------
+        IntegrityError
+            The ledger fails verification; an event's content does not match its batch's
+            Merkle root; rows were added, removed or moved; a batch has no ledger record;
+            a triage action or an alert's state disagrees with the ledger.
+        """
+        lrep = self.ledger.verify(checkpoint, public_key=public_key)
+        ledger_batches: dict[int, dict[str, Any]] = {}
+        triage: list[dict[str, Any]] = []
+        for rec in self.ledger.records():
+            if rec.kind == "audit.events":
+                ledger_batches[int(rec.payload["batch"])] = dict(rec.payload)
+            elif rec.kind == "audit.triage":
+                triage.append(dict(rec.payload, _index=rec.index))
+        try:
+            return self._verify(lrep, ledger_batches, triage)
+        except sqlite3.DatabaseError:
+            raise IntegrityError("audit store verification failed: database unreadable"
+                                 ) from None
+
+    def _verify(self, lrep: Any, ledger_batches: dict[int, dict[str, Any]],
+                triage: list[dict[str, Any]]) -> StoreVerifyReport:
+        def fail(what: str) -> IntegrityError:
+            return IntegrityError(f"audit store verification failed: {what}")
+
+        db = self.db
+        stored = {int(r[0]): _batch_payload(r) for r in db.execute(
+            "SELECT batch, source, first_seq, last_seq, count, root, quarantined, qdigest "
+            "FROM batches")}
+        if set(stored) != set(ledger_batches):
+            missing = sorted(set(stored) ^ set(ledger_batches))[:5]
+            raise fail(f"batches and ledger records disagree (batches {missing}); if a "
+                       "crash interrupted an ingest, run ingest again to reconcile")
+        for b, payload in stored.items():
+            if payload != ledger_batches[b]:
+                raise fail(f"batch {b} does not match its ledger record")
+        total = 0
+        sums: dict[int, tuple[int, int, int, list[bytes]]] = {}
+        for seq, batch, data, stored_hash in db.execute(
+                "SELECT seq, batch, data, hash FROM events ORDER BY seq"):
+            h = hashlib.sha256(data.encode("utf-8", "surrogatepass")).digest()
+            if h != stored_hash:
+                raise fail(f"event seq {seq} does not match its hash")
+            first, last, n, hs = sums.get(batch, (seq, seq, 0, []))
+            hs.append(merkle.leaf_hash(h))
+            sums[batch] = (first, seq, n + 1, hs)
+            total += 1
+        for b, payload in stored.items():
+            first, last, n, hs = sums.get(b, (None, None, 0, []))
+            if (n != payload["count"] or first != payload["first_seq"]
+                    or last != payload["last_seq"]
+                    or merkle.root_of(hs).hex() != payload["root"]):
+                raise fail(f"events of batch {b} do not match the ledger (edited, removed "
+                           "or added rows)")
+        if set(sums) - set(stored):
+            raise fail("events belong to a batch that is not in the ledger")
+        for b, payload in stored.items():
+            q = db.execute("SELECT line, reason FROM quarantine WHERE batch = ? ORDER BY id",
+                           (b,)).fetchall()
+            if len(q) != payload["quarantined"] or _qdigest(q) != payload["qdigest"]:
+                raise fail(f"quarantine rows of batch {b} do not match the ledger")
+        actions = db.execute("SELECT alert_id, action, from_state, to_state, reason, comment, "
+                             "analyst, ts, ledger_index FROM alert_actions ORDER BY id").fetchall()
+        if len(actions) != len(triage):
+            raise fail("triage actions and ledger records disagree in number")
+        last_state: dict[str, str] = {}
+        for row, rec in zip(actions, triage, strict=True):
+            mine = dict(zip(("alert_id", "action", "from_state", "to_state", "reason", "comment",
+                             "analyst", "ts"), row[:8], strict=True))
+            theirs = {k: rec.get(k) for k in mine}
+            if mine != theirs or row[8] != rec["_index"]:
+                raise fail(f"triage action on {mine['alert_id']} does not match the ledger")
+            if mine["to_state"]:
+                last_state[str(mine["alert_id"])] = str(mine["to_state"])
+        for alert_id, state in db.execute("SELECT alert_id, state FROM alerts"):
+            if state != last_state.get(alert_id, "new"):
+                raise fail(f"alert {alert_id} state {state!r} is not the ledgered one")
+        nq = int(db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+        return StoreVerifyReport(total, len(stored), nq, len(actions), lrep.size,
+                                 lrep.root.hex(), lrep.checkpoint_size)
+
+
+def _event(data: str) -> QueryEvent:
+    """Rebuild a stored event (validated at ingest; ``__post_init__`` checks it again)."""
+    d = json.loads(data)
+    d["ts"] = datetime.fromisoformat(d["ts"])
+    return QueryEvent(**d)
+
+
+def _batch_payload(row: tuple[Any, ...]) -> dict[str, Any]:
+    batch, source, first, last, count, root, nq, qd = row
+    return {"batch": int(batch), "source": str(source), "first_seq": first, "last_seq": last,
+            "count": int(count), "root": bytes(root).hex(), "quarantined": int(nq),
+            "qdigest": str(qd)}
