@@ -19,19 +19,32 @@ back to the scalar code, value by value.
 Alphabet: ``"0123456789abcdefghijklmnopqrstuvwxyz"[:radix]``. For ``radix > 10`` upper-case
 letters are accepted as the same numerals; output is lower case unless the cipher was made
 with ``uppercase=True``. Positions in error messages are 0-based character indices.
+
+The Arrow plumbing (grouping by length, keeping the column's type and chunking) is
+:func:`privacy.columns.map_string_groups`; separators and a clear prefix / suffix are
+in :mod:`privacy.fpe_format`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import numpy as np
-import numpy.typing as npt
-import pyarrow as pa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from privacy.columns import RowLocator, map_string_groups
 from privacy.errors import CryptoError, DomainError, InputError
+from privacy.fpe_numerals import (
+    U8,
+    num_radix,
+    num_radix_cols,
+    p_block,
+    reduce_mod,
+    str_radix,
+    str_radix_cols,
+    xor_bytes,
+)
 
 __all__ = ["ALPHABET", "DEFAULT_SEPARATORS", "FF1", "MAX_LENGTH", "MIN_DOMAIN"]
 
@@ -44,13 +57,6 @@ _ROUNDS = 10
 _FAST_LIMIT = 2**63  # radix**v below this: vectorised uint64 Feistel
 _BLOCK_ROWS = 1 << 15  # rows per numpy pass (keeps the working set in cache)
 _INVALID = 255
-
-U8 = npt.NDArray[np.uint8]
-U64 = npt.NDArray[np.uint64]
-# A transform receives a (rows, length) byte matrix and a callback giving (value, row) of
-# matrix row i (for error messages); it returns the output byte matrix of the same shape.
-_Where = Callable[[int], tuple[str, int]]
-_Transform = Callable[[U8, _Where], U8]
 
 
 class FF1:
@@ -128,23 +134,23 @@ class FF1:
         a, b_ = list(x[:u]), list(x[u:])
         b = ((radix**v - 1).bit_length() + 7) // 8  # ceil(ceil(v*log2(radix))/8)
         d = 4 * ((b + 3) // 4) + 4
-        p = _p_block(radix, u, n, len(t))
+        p = p_block(radix, u, n, len(t))
         ecb = Cipher(self._aes, modes.ECB()).encryptor()
         for i in range(_ROUNDS) if encrypt else range(_ROUNDS - 1, -1, -1):
-            num = _num(b_ if encrypt else a, radix)
+            num = num_radix(b_ if encrypt else a, radix)
             q = t + bytes((-len(t) - b - 1) % 16) + bytes([i]) + num.to_bytes(b, "big")
             pq, r = p + q, bytes(16)
             for j in range(0, len(pq), 16):  # PRF: CBC-MAC with a zero IV
-                r = ecb.update(_xor(r, pq[j : j + 16]))
+                r = ecb.update(xor_bytes(r, pq[j : j + 16]))
             s = r + b"".join(
-                ecb.update(_xor(r, j.to_bytes(16, "big"))) for j in range(1, (d + 15) // 16)
+                ecb.update(xor_bytes(r, j.to_bytes(16, "big"))) for j in range(1, (d + 15) // 16)
             )
             y = int.from_bytes(s[:d], "big")
             m = u if i % 2 == 0 else v
             if encrypt:
-                a, b_ = b_, _str((_num(a, radix) + y) % radix**m, m, radix)
+                a, b_ = b_, str_radix((num_radix(a, radix) + y) % radix**m, m, radix)
             else:
-                a, b_ = _str((_num(b_, radix) - y) % radix**m, m, radix), a
+                a, b_ = str_radix((num_radix(b_, radix) - y) % radix**m, m, radix), a
         return a + b_
 
     def _parse(self, x: object, row: int | None = None, seps: str = "") -> list[int]:
@@ -193,14 +199,14 @@ class FF1:
         length. Errors name the row (0-based) as well as the character and position.
         """
         t = self._tweak(tweak)
-        return _map_column(values, lambda mat, where: self._crypt_bytes(mat, where, t, True))
+        return map_string_groups(values, lambda m, where: self._crypt_bytes(m, where, t, True))
 
     def decrypt_many(self, values: Any, tweak: bytes | None = None) -> Any:
         """Invert :meth:`encrypt_many` under the same key and tweak."""
         t = self._tweak(tweak)
-        return _map_column(values, lambda mat, where: self._crypt_bytes(mat, where, t, False))
+        return map_string_groups(values, lambda m, where: self._crypt_bytes(m, where, t, False))
 
-    def _crypt_bytes(self, mat: U8, where: _Where, t: bytes, encrypt: bool) -> U8:
+    def _crypt_bytes(self, mat: U8, where: RowLocator, t: bytes, encrypt: bool) -> U8:
         digits = self._in_lut[mat]
         if digits.size and int(digits.max()) >= self.radix:
             i = int(np.argmax((digits == _INVALID).any(axis=1)))
@@ -228,7 +234,7 @@ class FF1:
         rows, n = digits.shape
         radix, u, v = self.radix, n // 2, n - n // 2
         f_const, k_const, d = self._constants(n, t)
-        a, b_ = _num_cols(digits[:, :u], radix), _num_cols(digits[:, u:], radix)
+        a, b_ = num_radix_cols(digits[:, :u], radix), num_radix_cols(digits[:, u:], radix)
         block = np.empty((rows, 2), dtype=">u8")
         buf = bytearray(16 * rows + 15)
         r = np.frombuffer(buf, dtype=">u8", count=2 * rows).reshape(rows, 2)
@@ -238,7 +244,7 @@ class FF1:
             block[:, 0] = f_const[i]
             block[:, 1] = (b_ if encrypt else a) ^ np.uint64(k_const[i])
             ecb.update_into(block.view(np.uint8).reshape(-1).data, buf)
-            y = _reduce(r[:, 0].astype(np.uint64), r[:, 1].astype(np.uint64), 8 * d - 64, m)
+            y = reduce_mod(r[:, 0].astype(np.uint64), r[:, 1].astype(np.uint64), 8 * d - 64, m)
             mm = np.uint64(m)
             if encrypt:
                 c = a + y
@@ -247,8 +253,8 @@ class FF1:
                 c = b_ - y
                 a, b_ = np.minimum(c, c + mm), a  # c + m wraps back when c did not
         out = np.empty((rows, n), dtype=np.uint8)
-        out[:, :u] = _str_cols(a, u, radix)
-        out[:, u:] = _str_cols(b_, v, radix)
+        out[:, :u] = str_radix_cols(a, u, radix)
+        out[:, u:] = str_radix_cols(b_, v, radix)
         return out
 
     def _constants(self, n: int, t: bytes) -> tuple[list[int], list[int], int]:
@@ -265,11 +271,11 @@ class FF1:
             assert b <= 8 and d <= 12, "fast path needs NUM_radix(B) in one word"
             q_head = t + bytes((-len(t) - b - 1) % 16)  # Q = q_head || [i] || [NUM(B)]^b
             split = len(q_head) + 1 + b - 16
-            head = _p_block(self.radix, u, n, len(t)) + q_head[:split]
+            head = p_block(self.radix, u, n, len(t)) + q_head[:split]
             chain = Cipher(self._aes, modes.CBC(bytes(16))).encryptor().update(head)[-16:]
             f, k = [], []
             for i in range(_ROUNDS):
-                x = _xor(chain, q_head[split:] + bytes([i]) + bytes(b))
+                x = xor_bytes(chain, q_head[split:] + bytes([i]) + bytes(b))
                 f.append(int.from_bytes(x[:8], "big"))
                 k.append(int.from_bytes(x[8:], "big"))
             if len(self._consts) > 256:
@@ -278,6 +284,7 @@ class FF1:
         return found
 
     # ---- separators and clear prefix / suffix -----------------------------------------
+    # The work is in privacy.fpe_format, imported on use: it imports this module.
 
     def encrypt_formatted(
         self,
@@ -302,7 +309,9 @@ class FF1:
         The clear part is not bound into the tweak: equal middles encrypt alike under
         different prefixes. Put the prefix into ``tweak`` if that matters (scalar use).
         """
-        return self._formatted(value, keep_prefix, keep_suffix, separators, tweak, True)
+        from privacy.fpe_format import crypt_formatted
+
+        return crypt_formatted(self, value, keep_prefix, keep_suffix, separators, tweak, True)
 
     def decrypt_formatted(
         self,
@@ -314,7 +323,9 @@ class FF1:
         tweak: bytes | None = None,
     ) -> str:
         """Invert :meth:`encrypt_formatted` (same options, key and tweak)."""
-        return self._formatted(value, keep_prefix, keep_suffix, separators, tweak, False)
+        from privacy.fpe_format import crypt_formatted
+
+        return crypt_formatted(self, value, keep_prefix, keep_suffix, separators, tweak, False)
 
     def encrypt_formatted_many(
         self,
@@ -327,8 +338,10 @@ class FF1:
     ) -> Any:
         """:meth:`encrypt_formatted` over a column, with the conventions of
         :meth:`encrypt_many`."""
-        fn = self._formatted_transform(keep_prefix, keep_suffix, separators, tweak, True)
-        return _map_column(values, fn)
+        from privacy.fpe_format import formatted_transform
+
+        fn = formatted_transform(self, keep_prefix, keep_suffix, separators, tweak, True)
+        return map_string_groups(values, fn)
 
     def decrypt_formatted_many(
         self,
@@ -340,80 +353,10 @@ class FF1:
         tweak: bytes | None = None,
     ) -> Any:
         """Invert :meth:`encrypt_formatted_many`."""
-        fn = self._formatted_transform(keep_prefix, keep_suffix, separators, tweak, False)
-        return _map_column(values, fn)
+        from privacy.fpe_format import formatted_transform
 
-    def _check_format(self, keep_prefix: int, keep_suffix: int, separators: str) -> None:
-        for name, k in (("keep_prefix", keep_prefix), ("keep_suffix", keep_suffix)):
-            if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-                raise InputError(f"{name} must be a non-negative integer, got {k!r}")
-        if not isinstance(separators, str) or not separators.isascii():
-            raise InputError(f"separators must be a str of ASCII characters, got {separators!r}")
-        clash = [ch for ch in separators if ch in self._digit]
-        if clash:
-            raise InputError(f"separator {clash[0]!r} is a numeral of radix {self.radix}")
-
-    def _middle_length(self, k: int, pre: int, suf: int, row: int | None) -> int:
-        if k < pre + suf:
-            raise DomainError(
-                f"value has {k} numerals, fewer than keep_prefix + keep_suffix = {pre + suf}",
-                row=row,
-            )
-        what = f"encrypted part (keep_prefix={pre}, keep_suffix={suf})"
-        self._check_length(k - pre - suf, row, what)
-        return k - pre - suf
-
-    def _formatted(
-        self, value: str, pre: int, suf: int, seps: str, tweak: bytes | None, encrypt: bool
-    ) -> str:
-        self._check_format(pre, suf, seps)
-        digits = self._parse(value, None, seps)
-        mid = self._middle_length(len(digits), pre, suf, None)
-        done = self._ff1(digits[pre : pre + mid], self._tweak(tweak), encrypt)
-        positions = [i for i, ch in enumerate(value) if ch in self._digit][pre : pre + mid]
-        chars = list(value)
-        for pos, digit in zip(positions, done, strict=True):
-            chars[pos] = self.alphabet[digit]
-        return "".join(chars)
-
-    def _formatted_transform(
-        self, pre: int, suf: int, seps: str, tweak: bytes | None, encrypt: bool
-    ) -> _Transform:
-        self._check_format(pre, suf, seps)
-        t = self._tweak(tweak)
-        is_sep = np.zeros(256, dtype=bool)
-        is_sep[[ord(ch) for ch in seps]] = True
-
-        def transform(mat: U8, where: _Where) -> U8:
-            digits = self._in_lut[mat]
-            is_num = digits != _INVALID
-            bad = ~(is_num | is_sep[mat])
-            if bad.any():
-                value, row = where(int(np.argmax(bad.any(axis=1))))
-                self._parse(value, row, seps)  # raises, naming the character and position
-                raise DomainError(f"value outside the radix-{self.radix} alphabet", row=row)
-            out = mat.copy()
-            counts = is_num.sum(axis=1)
-            for k in np.unique(counts).tolist():
-                idx = np.flatnonzero(counts == k)
-                mid = k - pre - suf
-                if not self.min_length <= mid <= MAX_LENGTH:
-                    self._middle_length(k, pre, suf, where(int(idx[0]))[1])
-                mask = is_num[idx]
-                if (mask == mask[0]).all():  # one layout for the group: plain columns
-                    cols = np.flatnonzero(mask[0])[pre : pre + mid]
-                    done = self._crypt_digits(digits[np.ix_(idx, cols)], t, encrypt)
-                    out[np.ix_(idx, cols)] = self._out_lut[done]
-                    continue
-                pos = np.argsort(~mask, axis=1, kind="stable")[:, pre : pre + mid]
-                sub = np.take_along_axis(digits[idx], pos, axis=1)
-                block = out[idx]
-                done = self._crypt_digits(sub, t, encrypt)
-                np.put_along_axis(block, pos, self._out_lut[done], axis=1)
-                out[idx] = block
-            return out
-
-        return transform
+        fn = formatted_transform(self, keep_prefix, keep_suffix, separators, tweak, False)
+        return map_string_groups(values, fn)
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -425,151 +368,3 @@ def _check_tweak(tweak: object) -> bytes:
     if len(tweak) >= MAX_LENGTH:
         raise DomainError("FF1 tweak must be shorter than 2**32 bytes")
     return bytes(tweak)
-
-
-def _p_block(radix: int, u: int, n: int, t: int) -> bytes:
-    """P = [1]^1 || [2]^1 || [1]^1 || [radix]^3 || [10]^1 || [u mod 256]^1 || [n]^4 || [t]^4."""
-    return (
-        bytes([1, 2, 1])
-        + radix.to_bytes(3, "big")
-        + bytes([10, u % 256])
-        + (n.to_bytes(4, "big") + t.to_bytes(4, "big"))
-    )
-
-
-def _xor(x: bytes, y: bytes) -> bytes:
-    return (int.from_bytes(x, "big") ^ int.from_bytes(y, "big")).to_bytes(len(x), "big")
-
-
-def _num(digits: Sequence[int], radix: int) -> int:
-    """NUM_radix: the numeral string read as a base-``radix`` number, most significant first."""
-    x = 0
-    for digit in digits:
-        x = x * radix + digit
-    return x
-
-
-def _str(x: int, m: int, radix: int) -> list[int]:
-    """STR^m_radix: the ``m`` base-``radix`` digits of ``x``, most significant first."""
-    out = [0] * m
-    for i in range(m - 1, -1, -1):
-        x, out[i] = divmod(x, radix)
-    return out
-
-
-def _num_cols(digits: U8, radix: int) -> U64:
-    cols = np.ascontiguousarray(digits.T)
-    x: U64 = cols[0].astype(np.uint64)
-    r = np.uint64(radix)
-    for col in cols[1:]:
-        x *= r
-        x += col
-    return x
-
-
-def _str_cols(x: U64, m: int, radix: int) -> U8:
-    out = np.empty((m, len(x)), dtype=np.uint8)
-    r = np.uint64(radix)
-    for i in range(m - 1, -1, -1):
-        q = x // r  # floor_divide by a scalar is fast (libdivide); % is not
-        out[i] = x - q * r
-        x = q
-    return out.T
-
-
-def _reduce(hi: U64, lo: U64, extra_bits: int, m: int) -> U64:
-    """``(hi * 2**extra_bits + (lo >> (64 - extra_bits))) mod m`` for ``m < 2**63``.
-
-    Bits of ``lo`` are folded in ``64 - m.bit_length()`` at a time, so nothing overflows.
-    """
-    mm = np.uint64(m)
-    r = hi - (hi // mm) * mm
-    step, done = 64 - m.bit_length(), 0
-    while done < extra_bits:
-        k = min(step, extra_bits - done)
-        chunk = (lo >> np.uint64(64 - done - k)) & np.uint64((1 << k) - 1)
-        r = (r << np.uint64(k)) | chunk
-        r -= (r // mm) * mm
-        done += k
-    return r
-
-
-def _as_strings(values: Any) -> Any:
-    if isinstance(values, str | bytes):
-        raise InputError("expected a column of strings, got a single value")
-    if not isinstance(values, pa.Array):
-        try:
-            values = pa.array(values, type=pa.string())
-        except (pa.ArrowException, TypeError) as exc:
-            raise InputError(f"expected a column of str or None: {exc}") from exc
-    if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
-    typ = values.type
-    if pa.types.is_null(typ) or pa.types.is_string_view(typ):
-        values = values.cast(pa.string())
-    elif not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
-        raise InputError(f"expected a string column, got type {typ}")
-    return values
-
-
-def _map_column(values: Any, fn: _Transform) -> Any:
-    """Apply a length-preserving byte transform to every non-null value of a column."""
-    if isinstance(values, pa.ChunkedArray):
-        chunks, base = [], 0
-        for chunk in values.chunks:
-            chunks.append(_map_array(_as_strings(chunk), fn, base))
-            base += len(chunk)
-        typ = pa.large_string() if pa.types.is_large_string(values.type) else pa.string()
-        return pa.chunked_array(chunks, type=typ)
-    return _map_array(_as_strings(values), fn, 0)
-
-
-def _map_array(arr: Any, fn: _Transform, base: int) -> Any:
-    n = len(arr)
-    if n == 0 or arr.null_count == n:
-        return arr
-    off_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    _, off_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(off_buf, dtype=off_type)[arr.offset : arr.offset + n + 1]
-    data = (
-        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
-    )
-    starts, lengths = offsets[:-1], np.diff(offsets)
-    valid = None
-    if arr.null_count:
-        valid = arr.is_valid().to_numpy(zero_copy_only=False)
-        lengths = np.where(valid, lengths, 0)
-    out_offsets = np.zeros(n + 1, dtype=off_type)
-    np.cumsum(lengths, out=out_offsets[1:])
-    out_data = np.empty(int(out_offsets[-1]), dtype=np.uint8)
-    rows = np.arange(n) if valid is None else np.flatnonzero(valid)
-    row_lengths = lengths[rows]
-    if row_lengths.min() == row_lengths.max():
-        groups = [rows]
-    else:
-        order = np.argsort(row_lengths, kind="stable")
-        cuts = np.flatnonzero(np.diff(row_lengths[order])) + 1
-        groups = np.split(rows[order], cuts)
-    for group in groups:
-        width = int(lengths[group[0]])
-
-        def where(i: int, group: Any = group) -> tuple[str, int]:
-            row = int(group[i])
-            return arr[row].as_py(), base + row
-
-        if len(group) == n:  # no nulls, one length: the data buffer is the matrix
-            start = int(starts[0])
-            out_data.reshape(n, width)[:] = fn(
-                data[start : start + n * width].reshape(n, width), where
-            )
-        elif width == 0:
-            fn(np.empty((len(group), 0), dtype=np.uint8), where)
-        else:
-            windows = np.lib.stride_tricks.sliding_window_view(data, width)
-            result = fn(windows[starts[group]], where)
-            out_windows = np.lib.stride_tricks.sliding_window_view(out_data, width, writeable=True)
-            out_windows[out_offsets[group]] = result
-    validity = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(
-        arr.type, n, [validity, pa.py_buffer(out_offsets), pa.py_buffer(out_data)], arr.null_count
-    )

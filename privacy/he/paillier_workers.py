@@ -1,0 +1,166 @@
+"""Paillier's gmpy2 kernels and the process pool that runs them.
+
+The kernels take and return plain integers / ``mpz`` (the public numbers ``n, h_s``, or
+``p, q`` for decryption), so they pickle cheaply to worker processes; each process keeps
+its DJN fixed-base table and CRT constants for the last key it saw.
+:func:`run_chunked` cuts the work into chunks and runs them in-process when that is
+cheaper, or in a ``forkserver`` :class:`~concurrent.futures.ProcessPoolExecutor`.
+
+Warnings
+--------
+:func:`decrypt_chunk` receives the private key's ``p`` and ``q``: during parallel
+decryption they travel to local worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import gmpy2
+
+__all__ = [
+    "Progress",
+    "decrypt_chunk",
+    "default_workers",
+    "encrypt_chunk",
+    "rerandomise_chunk",
+    "run_chunked",
+]
+
+Progress = Callable[[int], None]
+
+_TABLES: dict[tuple[int, int, int], list[list[Any]]] = {}
+_CRT: dict[tuple[int, int], tuple[Any, ...]] = {}
+
+
+def _table(n: int, hs: int, ebytes: int) -> list[list[Any]]:
+    key = (n, hs, ebytes)
+    t = _TABLES.get(key)
+    if t is None:
+        n2 = gmpy2.mpz(n) * n
+        base = gmpy2.mpz(hs)
+        t = []
+        for _ in range(ebytes):
+            row = [gmpy2.mpz(1)] * 256
+            for d in range(1, 256):
+                row[d] = row[d - 1] * base % n2
+            t.append(row)
+            base = row[255] * base % n2
+        _TABLES.clear()  # one key per process at a time keeps memory bounded
+        _TABLES[key] = t
+    return t
+
+
+def _randomisers(n: int, hs: int, ebytes: int, count: int) -> list[Any]:
+    """``count`` fresh values ``h_s**a mod n**2`` with ``a`` of ``8*ebytes`` random bits."""
+    t = _table(n, hs, ebytes)
+    n2 = gmpy2.mpz(n) * n
+    rnd = os.urandom(ebytes * count)
+    out = []
+    for i in range(count):
+        acc = gmpy2.mpz(1)
+        for j, byte in enumerate(rnd[i * ebytes : (i + 1) * ebytes]):
+            if byte:
+                acc = acc * t[j][byte] % n2
+        out.append(acc)
+    return out
+
+
+def encrypt_chunk(args: tuple[int, int, int, list[int]]) -> list[Any]:
+    """Encrypt ``(n, h_s, exponent bytes, plaintexts)`` with DJN randomness."""
+    n, hs, ebytes, plains = args
+    mn = gmpy2.mpz(n)
+    n2 = mn * mn
+    rs = _randomisers(n, hs, ebytes, len(plains))
+    return [(gmpy2.mpz(m) * mn + 1) * r % n2 for m, r in zip(plains, rs, strict=True)]
+
+
+def rerandomise_chunk(args: tuple[int, int, int, list[Any]]) -> list[Any]:
+    """Multiply ``(n, h_s, exponent bytes, ciphertexts)`` by fresh randomisers."""
+    n, hs, ebytes, cts = args
+    n2 = gmpy2.mpz(n) * n
+    rs = _randomisers(n, hs, ebytes, len(cts))
+    return [c * r % n2 for c, r in zip(cts, rs, strict=True)]
+
+
+def _crt(p: int, q: int) -> tuple[Any, ...]:
+    key = (p, q)
+    c = _CRT.get(key)
+    if c is None:
+        mp, mq = gmpy2.mpz(p), gmpy2.mpz(q)
+        n = mp * mq
+        p2, q2 = mp * mp, mq * mq
+        # h_p = L_p(g**(p-1) mod p**2)**-1 mod p with g = n + 1
+        hp = gmpy2.invert((gmpy2.powmod(n + 1, mp - 1, p2) - 1) // mp, mp)
+        hq = gmpy2.invert((gmpy2.powmod(n + 1, mq - 1, q2) - 1) // mq, mq)
+        c = (mp, mq, p2, q2, hp, hq, gmpy2.invert(mp, mq), n)
+        _CRT.clear()
+        _CRT[key] = c
+    return c
+
+
+def decrypt_chunk(args: tuple[int, int, list[Any]]) -> list[int]:
+    """Decrypt ``(p, q, ciphertexts)`` with CRT to centred integers."""
+    p, q, cts = args
+    mp, mq, p2, q2, hp, hq, pinv, n = _crt(p, q)
+    half = n // 2
+    out = []
+    for c in cts:
+        xp = (gmpy2.powmod(c % p2, mp - 1, p2) - 1) // mp * hp % mp
+        xq = (gmpy2.powmod(c % q2, mq - 1, q2) - 1) // mq * hq % mq
+        m = xp + (xq - xp) * pinv % mq * mp
+        out.append(int(m - n) if m > half else int(m))
+    return out
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    pool = _POOLS.get(workers)
+    if pool is None:
+        import multiprocessing
+
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        _POOLS[workers] = pool
+    return pool
+
+
+def default_workers() -> int:
+    """Usable cores (the process's CPU affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_chunked(
+    fn: Callable[[Any], list[Any]],
+    head: tuple[Any, ...],
+    items: Sequence[Any],
+    workers: int | None,
+    progress: Progress | None,
+) -> list[Any]:
+    """Apply ``fn((*head, chunk))`` over chunks of ``items``, in processes when worth it."""
+    w = default_workers() if workers is None else max(1, workers)
+    total = len(items)
+    if w == 1 or total < 64:
+        size = max(1, min(total, 512))
+        out: list[Any] = []
+        for i in range(0, total, size):
+            out.extend(fn((*head, list(items[i : i + size]))))
+            if progress:
+                progress(min(size, total - i))
+        return out
+    size = max(16, min(2048, -(-total // (w * 8))))
+    chunks = [(*head, list(items[i : i + size])) for i in range(0, total, size)]
+    out = []
+    for res in _pool(w).map(fn, chunks):
+        out.extend(res)
+        if progress:
+            progress(len(res))
+    return out
+
