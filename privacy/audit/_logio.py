@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Iterator
 
 from privacy.audit.events import MalformedLine, QueryEvent
@@ -30,9 +31,12 @@ def lines(source: Source) -> Iterator[str]:
             yield line.rstrip("\r\n")
 
 
+_SURROGATE_ESCAPE = re.compile("[\udc80-\udcff]")
+
+
 def bad_utf8(text: str) -> bool:
     """True if ``text`` holds bytes that were not UTF-8 (read as surrogate escapes)."""
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return not text.isascii() and _SURROGATE_ESCAPE.search(text) is not None
 
 
 class EventIds:
@@ -49,7 +53,6 @@ class EventIds:
         self._seen[base] = n + 1
         digest = hashlib.sha256(base + b"\0" + str(n).encode()).hexdigest()
         return f"{self._ns}:{digest[:32]}"
-
 
 
 def with_newlines(lines: Iterable[str]) -> Iterator[str]:
