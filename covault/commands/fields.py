@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -88,16 +89,8 @@ def _with_common(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 def _command(name: str, decrypt: bool, doc: str) -> None:
-    def command(
-        keyset_file: str,
-        context: str,
-        radix: int,
-        values: tuple[str, ...],
-        kek_file: str | None,
-        passphrase_env: str,
-        fmt: str,
-    ) -> None:
-        _run(keyset_file, context, radix, values, kek_file, passphrase_env, fmt, decrypt)
+    def command(**options: Any) -> None:
+        _run(**options, decrypt=decrypt)
 
     command.__doc__ = doc
     fields.command(name)(_with_common(command))
