@@ -135,3 +135,42 @@ def test_help_texts() -> None:
                 "report", "simulate", "evaluate"):
         r = run("audit", cmd, "--help")
         assert r.exit_code == 0 and len(r.output) > 100
+
+
+def _stored_alerts(db: Path) -> dict[str, tuple[Any, ...]]:
+    con = sqlite3.connect(db)
+    try:
+        rows = [json.loads(d) for (d,) in con.execute("SELECT data FROM alerts")]
+    finally:
+        con.close()
+    return {a["alert_id"]: (a["scenarios"], a["score"], a["event_count"], a["event_ids"])
+            for a in rows}
+
+
+def test_ingest_detect_is_one_pass_with_the_same_alerts(world: dict[str, Path]) -> None:
+    b, d = world["bundle"], world["dir"]
+    opts = ("--rules", str(b / "rules.yaml"), "--lists", str(b / "lists.yaml"), "--catalog",
+            str(b / "catalog.yaml"), "--keyset", str(b / "watch-keyset.json"), "--kek-file",
+            str(b / "watch.kek"), "--no-model")
+    lines = world["ev"].read_text(encoding="utf-8").splitlines(keepends=True)
+    half = d / "half.jsonl"
+    half.write_text("".join(lines[: len(lines) // 2]), encoding="utf-8")
+    want = {json.loads(x)["alert_id"]: json.loads(x)
+            for x in (d / "alerts.jsonl").read_text(encoding="utf-8").splitlines()
+            if x.startswith("{")}
+    one, two = d / "one.db", d / "two.db"
+    r = run("audit", "ingest", str(world["ev"]), "--db", str(one), "--detect", *opts, "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["detection"]["scored"] == rep["added"] == len(lines) - 1
+    assert rep["detection"]["alerts"] == len(want)
+    got = _stored_alerts(one)
+    assert got == {k: (a["scenarios"], a["score"], a["event_count"], a["event_ids"])
+                   for k, a in want.items()}
+    # half, then the whole file: stored events are replayed, duplicates are not rescored
+    assert run("audit", "ingest", str(half), "--db", str(two), "--detect", *opts).exit_code == 0
+    r = run("audit", "ingest", str(world["ev"]), "--db", str(two), "--detect", *opts, "--json")
+    rep = json.loads(r.stdout)
+    assert rep["detection"]["scored"] == len(lines) - 1
+    assert rep["duplicates"] == len(lines) // 2
+    assert _stored_alerts(two) == got

@@ -160,3 +160,20 @@ def test_not_a_store(tmp_path: Path) -> None:
     bad.write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(SerializationError):
         AuditStore(bad)
+
+
+def test_on_event_sees_each_new_event_once_in_input_order(store: AuditStore,
+                                                           tmp_path: Path) -> None:
+    f = tmp_path / "log.jsonl"
+    evs = events(7000)
+    write_jsonl(f, evs[:3000] + [evs[10]] + evs[3000:], {5: "{not json"})
+    seen: list[str] = []
+    rep = store.ingest(read_jsonl(f), source=str(f), batch_size=2000, on_event=lambda e:
+                       seen.append(e.event_id))
+    assert rep.added == 7000 and rep.duplicates == 1
+    assert seen == [e.event_id for e in evs]
+    again: list[str] = []
+    write_jsonl(f, events(500, start=6800))  # 200 stored, 300 new
+    rep = store.ingest(read_jsonl(f), source=str(f), on_event=lambda e: again.append(e.event_id))
+    assert rep.added == 300 and again == [e.event_id for e in events(300, start=7000)]
+    assert store.verify().events == 7300

@@ -38,24 +38,27 @@ def _tty() -> bool:
     return sys.stderr.isatty()
 
 
-@audit.command("ingest")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "log_format", default="jsonl", show_default=True,
-              type=click.Choice(["jsonl", "csv", "pgaudit", "pgaudit-stderr", "pgaudit-csvlog"]),
-              help="Input format; 'pgaudit' picks csvlog for *.csv files, else stderr.")
-@_DB
-@click.option("--prefix", default=None, help="log_line_prefix of a pgAudit stderr log.")
-@click.option("--tz", "tzmap", multiple=True, metavar="ABBR=OFFSET",
-              help="Map a log time-zone abbreviation, e.g. CST=+08:00 (pgAudit).")
-@click.option("--json", "fmt_json", is_flag=True, help="Print the summary as JSON.")
-@handle_errors
-def ingest(file: str, log_format: str, db_path: str, prefix: str | None,
-           tzmap: tuple[str, ...], fmt_json: bool) -> None:
-    """Store the events of FILE; malformed lines are quarantined with their numbers.
+def _detector_options(fn: Any) -> Any:
+    """The options that configure a :class:`Detector` (shared by ingest and detect)."""
+    for opt in reversed((
+        click.option("--rules", type=click.Path(exists=True, dir_okay=False),
+                     help="Rules YAML."),
+        click.option("--lists", type=click.Path(exists=True, dir_okay=False),
+                     help="Lists YAML."),
+        click.option("--catalog", type=click.Path(exists=True, dir_okay=False),
+                     help="Schema catalogue (sensitive and customer-key columns)."),
+        click.option("--keyset", type=click.Path(exists=True, dir_okay=False),
+                     help="HMAC keyset that hashed the watch lists."),
+        kek_options,
+        click.option("--dialect", default=None, help="SQL dialect (default: try several)."),
+        click.option("--no-model", is_flag=True,
+                     help="Skip the periodic IsolationForest review."),
+    )):
+        fn = opt(fn)
+    return fn
 
-    Ingesting the same file again adds nothing (events are unique by id). An ingest
-    killed mid-way is completed by running it again.
-    """
+
+def _reader(file: str, log_format: str, prefix: str | None, tzmap: tuple[str, ...]) -> Any:
     from privacy.audit.adapters import read_events
 
     fmt = log_format
@@ -66,9 +69,48 @@ def ingest(file: str, log_format: str, db_path: str, prefix: str | None,
         opts["prefix"] = prefix
     if tzmap and fmt.startswith("pgaudit"):
         opts["timezones"] = dict(t.split("=", 1) for t in tzmap)
+    return read_events(file, fmt, **opts)
+
+
+@audit.command("ingest")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "log_format", default="jsonl", show_default=True,
+              type=click.Choice(["jsonl", "csv", "pgaudit", "pgaudit-stderr", "pgaudit-csvlog"]),
+              help="Input format; 'pgaudit' picks csvlog for *.csv files, else stderr.")
+@_DB
+@click.option("--prefix", default=None, help="log_line_prefix of a pgAudit stderr log.")
+@click.option("--tz", "tzmap", multiple=True, metavar="ABBR=OFFSET",
+              help="Map a log time-zone abbreviation, e.g. CST=+08:00 (pgAudit).")
+@click.option("--detect", "with_detect", is_flag=True,
+              help="Score events as they are stored and store the alerts (one pass; the "
+                   "same alerts as ingest then detect for time-ordered logs).")
+@_detector_options
+@click.option("--json", "fmt_json", is_flag=True, help="Print the summary as JSON.")
+@handle_errors
+def ingest(file: str, log_format: str, db_path: str, prefix: str | None,
+           tzmap: tuple[str, ...], with_detect: bool, rules: str | None, lists: str | None,
+           catalog: str | None, keyset: str | None, kek_file: str | None,
+           passphrase_env: str, dialect: str | None, no_model: bool, fmt_json: bool) -> None:
+    """Store the events of FILE; malformed lines are quarantined with their numbers.
+
+    Ingesting the same file again adds nothing (events are unique by id). An ingest
+    killed mid-way is completed by running it again. With --detect each new event is
+    scored as it is stored (events stored before are replayed first, so the detector's
+    baselines are the same as for `audit detect`); feed each actor's events in time order.
+    """
+    from privacy.audit.pipeline import scorer_for
+
+    det = (_detector(rules, lists, catalog, keyset, kek_file, passphrase_env, dialect)
+           if with_detect else None)
     store = _open(db_path)
+    scorer = None
     try:
-        records = read_events(file, fmt, **opts)
+        records = _reader(file, log_format, prefix, tzmap)
+        if det is not None:
+            scorer = scorer_for(det)
+            for e in store.events():
+                scorer.score(e)
+        on_event = scorer.score if scorer is not None else None
         if _tty() and not fmt_json:
             from rich.progress import Progress
 
@@ -76,15 +118,22 @@ def ingest(file: str, log_format: str, db_path: str, prefix: str | None,
             with Progress(console=err, transient=True) as bar:
                 task = bar.add_task("ingesting", total=total)
                 rep = store.ingest(records, source=str(Path(file).resolve()),
-                                   progress=lambda n: bar.advance(task, n))
+                                   progress=lambda n: bar.advance(task, n), on_event=on_event)
         else:
-            rep = store.ingest(records, source=str(Path(file).resolve()))
+            rep = store.ingest(records, source=str(Path(file).resolve()), on_event=on_event)
+        found = _save_detection(store, scorer.finish(), no_model) if scorer else None
     finally:
+        if scorer is not None:
+            scorer.close()
         store.close()
-    summary = {"read": rep.read, "added": rep.added, "duplicates": rep.duplicates,
-               "quarantined": len(rep.quarantined), "batches": rep.batches,
-               "recovered_batches": rep.recovered_batches,
-               "quarantined_lines": [{"line": ln, "reason": r} for ln, r in rep.quarantined]}
+    summary: dict[str, Any] = {
+        "read": rep.read, "added": rep.added, "duplicates": rep.duplicates,
+        "quarantined": len(rep.quarantined), "batches": rep.batches,
+        "recovered_batches": rep.recovered_batches,
+        "quarantined_lines": [{"line": ln, "reason": r} for ln, r in rep.quarantined]}
+    if found is not None:
+        summary["detection"] = {"scored": found[0].events_scored,
+                                "alerts": len(found[0].alerts), **found[1]}
     if fmt_json:
         emit_json(summary)
         return
@@ -98,6 +147,8 @@ def ingest(file: str, log_format: str, db_path: str, prefix: str | None,
     if len(rep.quarantined) > 50:
         out.print(f"  ... and {len(rep.quarantined) - 50} more (see the quarantine table)",
                   markup=False)
+    if found is not None:
+        _print_alerts(*found)
 
 
 def _detector(rules: str | None, lists: str | None, catalog: str | None, keyset: str | None,
@@ -121,17 +172,29 @@ def _detector(rules: str | None, lists: str | None, catalog: str | None, keyset:
     return Detector(rules=r, lists=ls, catalog=cat, dialect=dialect)
 
 
+def _save_detection(store: Any, found: Any, no_model: bool) -> tuple[Any, dict[str, int]]:
+    """Store a :class:`Detection`'s alerts (known ones keep their state); model review."""
+    from privacy.audit.triage import Triage
+
+    saved = Triage(store).save_alerts(found.alerts)
+    if not no_model:
+        _model_review(store, found)
+    return found, saved
+
+
+def _print_alerts(found: Any, saved: dict[str, int]) -> None:
+    alerts = found.alerts
+    out.print(f"scored {found.events_scored:,} events: {len(alerts)} alerts "
+              f"({saved['new']} new, {saved['suppressed']} suppressed)", markup=False)
+    print_table("alerts", ["alert", "actor", "scenarios", "score", "first", "reason"],
+                [(a.alert_id, a.actor, ",".join(a.scenarios), int(a.score),
+                  a.first_ts.isoformat(timespec="minutes"),
+                  next(iter(a.reasons.values()), "")[:90]) for a in alerts[:100]])
+
+
 @audit.command("detect")
 @_DB
-@click.option("--rules", type=click.Path(exists=True, dir_okay=False), help="Rules YAML.")
-@click.option("--lists", type=click.Path(exists=True, dir_okay=False), help="Lists YAML.")
-@click.option("--catalog", type=click.Path(exists=True, dir_okay=False),
-              help="Schema catalogue (sensitive and customer-key columns).")
-@click.option("--keyset", type=click.Path(exists=True, dir_okay=False),
-              help="HMAC keyset that hashed the watch lists.")
-@kek_options
-@click.option("--dialect", default=None, help="SQL dialect (default: try several).")
-@click.option("--no-model", is_flag=True, help="Skip the periodic IsolationForest review.")
+@_detector_options
 @format_option
 @handle_errors
 def detect(db_path: str, rules: str | None, lists: str | None, catalog: str | None,
@@ -139,10 +202,9 @@ def detect(db_path: str, rules: str | None, lists: str | None, catalog: str | No
            no_model: bool, fmt: str) -> None:
     """Score every stored event and store the alerts (known alerts keep their state).
 
-    --format json prints one alert object per line.
+    Use it to re-score with other rules or lists; `audit ingest --detect` scores while
+    ingesting. --format json prints one alert object per line.
     """
-    from privacy.audit.triage import Triage
-
     det = _detector(rules, lists, catalog, keyset, kek_file, passphrase_env, dialect)
     store = _open(db_path)
     try:
@@ -159,22 +221,16 @@ def detect(db_path: str, rules: str | None, lists: str | None, catalog: str | No
         else:
             for e in store.events():
                 det.score(e)
-        alerts = det.alerts()
-        saved = Triage(store).save_alerts(alerts)
-        if not no_model:
-            _model_review(store, det)
+        from privacy.audit.pipeline import Detection
+
+        found, saved = _save_detection(store, Detection.of(det), no_model)
     finally:
         store.close()
     if fmt == "json":
-        for a in alerts:
+        for a in found.alerts:
             click.echo(json.dumps(a.to_dict(), ensure_ascii=False))
         return
-    out.print(f"scored {det.events_scored:,} events: {len(alerts)} alerts "
-              f"({saved['new']} new, {saved['suppressed']} suppressed)", markup=False)
-    print_table("alerts", ["alert", "actor", "scenarios", "score", "first", "reason"],
-                [(a.alert_id, a.actor, ",".join(a.scenarios), int(a.score),
-                  a.first_ts.isoformat(timespec="minutes"),
-                  next(iter(a.reasons.values()), "")[:90]) for a in alerts[:100]])
+    _print_alerts(found, saved)
 
 
 def _model_review(store: Any, det: Any) -> None:

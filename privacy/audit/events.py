@@ -124,8 +124,7 @@ class QueryEvent:
     duration_ms: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("event_id", "actor"):
-            value = getattr(self, name)
+        for name, value in (("event_id", self.event_id), ("actor", self.actor)):
             if not isinstance(value, str) or not value:
                 raise InputError(f"field {name!r}: expected a non-empty string, got {value!r}")
         if not isinstance(self.statement, str):
@@ -134,11 +133,11 @@ class QueryEvent:
             )
         if not isinstance(self.ts, datetime) or self.ts.utcoffset() is None:
             raise InputError("field 'ts': expected a timezone-aware datetime")
-        for name in _OPTIONAL_STR:
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
+        for opt, val in zip(_OPTIONAL_STR, (self.role, self.department, self.source_ip,
+                                            self.client, self.database), strict=True):
+            if val is not None and not isinstance(val, str):
                 raise InputError(
-                    f"field {name!r}: expected a string or null, got {type(value).__name__}"
+                    f"field {opt!r}: expected a string or null, got {type(val).__name__}"
                 )
         if self.actor_kind is not None and self.actor_kind not in ACTOR_KINDS:
             raise InputError(
@@ -178,7 +177,8 @@ class QueryEvent:
                 line=line,
             )
         known = _FIELD_NAMES
-        unknown = sorted(str(k) for k in data if k not in known)
+        unknown = [] if known.issuperset(data) else sorted(str(k) for k in data
+                                                           if k not in known)
         if unknown:
             raise InputError(
                 f"unknown field {unknown[0]!r} (expected one of {', '.join(sorted(known))})",
@@ -200,15 +200,16 @@ class QueryEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict (``ts`` as ISO 8601 with offset)."""
-        out: dict[str, Any] = {}
-        for name in _FIELD_NAMES_ORDERED:
-            value = getattr(self, name)
-            out[name] = value.isoformat() if name == "ts" else value
-        return out
+        return {"event_id": self.event_id, "ts": self.ts.isoformat(), "actor": self.actor,
+                "actor_kind": self.actor_kind, "role": self.role,
+                "department": self.department, "source_ip": self.source_ip,
+                "client": self.client, "database": self.database,
+                "statement": self.statement, "rows": self.rows, "status": self.status,
+                "duration_ms": self.duration_ms}
 
     def to_json(self) -> str:
         """One compact JSON line (no newline), keys in schema order."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        return _ENCODER.encode(self.to_dict())
 
     @classmethod
     def from_json(cls, line: str) -> QueryEvent:
@@ -226,6 +227,7 @@ class QueryEvent:
 
 
 _FIELD_NAMES_ORDERED: tuple[str, ...] = tuple(f.name for f in fields(QueryEvent))
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _FIELD_NAMES: frozenset[str] = frozenset(_FIELD_NAMES_ORDERED)
 
 

@@ -88,7 +88,6 @@ def _lexer(dialect: str | None) -> re.Pattern[str]:
 
 
 _CONTROL = re.compile("[\x01-\x04]")
-_WS = re.compile(r"\s+")
 _PUNCT_WS = re.compile(r"\s+(?=[^\w\s\x01-\x04])|(?<=[^\w\s\x01-\x04])\s+")
 _COLLAPSE = re.compile(r"(\b(?:in|values) ?)\(-?\x01(?:,-?\x01)*\)(?:,\(-?\x01(?:,-?\x01)*\))*")
 _PARAM_LIST = re.compile(r"\((?:\?|\$\d+|:\w+)(?:,(?:\?|\$\d+|:\w+))+\)")
@@ -126,9 +125,11 @@ def _lex(statement: str, dialect: str | None) -> _Lexed:
     if _CONTROL.search(statement):
         statement = _CONTROL.sub(" ", statement)
     text = _lexer(dialect).sub(token, statement)
-    text = _WS.sub(" ", _PUNCT_WS.sub("", text)).strip().lower()
-    text = _COLLAPSE.sub(collapse, text)
-    if "(" in text:
+    # str.split() splits on exactly the characters \s matches: same as _WS.sub + strip
+    text = " ".join(_PUNCT_WS.sub("", text).split()).lower()
+    if "(\x01" in text or "(-\x01" in text:  # what every _COLLAPSE match contains
+        text = _COLLAPSE.sub(collapse, text)
+    if ",?" in text or ",$" in text or ",:" in text:  # what every _PARAM_LIST match holds
         text = _PARAM_LIST.sub("(?*)", text)
     return _Lexed(text, lits, starts, sizes)
 

@@ -198,10 +198,25 @@ class AuditStore:
     # ------------------------------------------------------------------ ingest
     def ingest(self, records: Iterable[tuple[int, QueryEvent | MalformedLine]], *,
                source: str = "<stream>", batch_size: int = 5000,
-               progress: Callable[[int], None] | None = None) -> IngestReport:
+               progress: Callable[[int], None] | None = None,
+               on_event: Callable[[QueryEvent], object] | None = None) -> IngestReport:
         """Store adapter output; malformed lines go to quarantine with their line numbers.
 
         Each batch of ``batch_size`` records is one transaction plus one ledger record.
+
+        Parameters
+        ----------
+        on_event:
+            Called with every event this ingest newly stored, in input order, once its
+            batch is committed and ledgered (e.g. :meth:`Detector.score
+            <privacy.audit.detect.Detector.score>` for a single streaming pass).
+            Duplicates, whether already stored or repeated in the input, are not passed.
+
+        Warnings
+        --------
+        ``on_event`` sees only this ingest's new events: a detector fed this way starts
+        from whatever state it had, so replay the events stored before (:meth:`events`)
+        through it first to get the same result as a later full detection.
         """
         report = IngestReport(recovered_batches=self.recovered)
         events: list[QueryEvent] = []
@@ -212,22 +227,38 @@ class AuditStore:
             else:
                 bad.append(item)
             if len(events) + len(bad) >= batch_size:
-                self._commit(events, bad, source, report)
-                if progress is not None:
-                    progress(len(events) + len(bad))
+                self._flush(events, bad, source, report, progress, on_event)
                 events, bad = [], []
         if events or bad:
-            self._commit(events, bad, source, report)
-            if progress is not None:
-                progress(len(events) + len(bad))
+            self._flush(events, bad, source, report, progress, on_event)
         return report
+
+    def _flush(self, events: list[QueryEvent], bad: list[MalformedLine], source: str,
+               report: IngestReport, progress: Callable[[int], None] | None,
+               on_event: Callable[[QueryEvent], object] | None) -> None:
+        batch, added = self._commit(events, bad, source, report)
+        if on_event is not None and added:
+            for e in events if added == len(events) else self._stored(events, batch):
+                on_event(e)
+        if progress is not None:
+            progress(len(events) + len(bad))
+
+    def _stored(self, events: list[QueryEvent], batch: int) -> Iterator[QueryEvent]:
+        """The events of ``events`` that batch ``batch`` stored (first occurrence of an id)."""
+        fresh = {r[0] for r in self.db.execute("SELECT event_id FROM events WHERE batch = ?",
+                                               (batch,))}
+        for e in events:
+            if e.event_id in fresh:
+                fresh.discard(e.event_id)
+                yield e
 
     def add_events(self, events: Iterable[QueryEvent], *, source: str = "<api>") -> IngestReport:
         """Store events given directly (no quarantine)."""
         return self.ingest(((0, e) for e in events), source=source)
 
     def _commit(self, events: list[QueryEvent], bad: list[MalformedLine], source: str,
-                report: IngestReport) -> None:
+                report: IngestReport) -> tuple[int, int]:
+        """Store one batch and ledger it; return (batch number, events added)."""
         report.read += len(events) + len(bad)
         db = self.db
         db.execute("BEGIN IMMEDIATE")
@@ -271,6 +302,7 @@ class AuditStore:
                              "quarantined, qdigest FROM batches WHERE batch = ?",
                              (batch,)).fetchone()
             self.ledger.append("audit.events", _batch_payload(row))
+        return batch, added
 
     # ------------------------------------------------------------------ reading
     def count(self) -> int:
