@@ -42,7 +42,7 @@ def test_ingest_twice_adds_nothing_and_quarantines_with_line_numbers(
         store: AuditStore, tmp_path: Path) -> None:
     f = tmp_path / "log.jsonl"
     write_jsonl(f, events(12000), {3: "{not json", 7: '{"event_id": "x"}'})
-    rep = store.ingest(read_jsonl(f), source=str(f))
+    rep = store.ingest(read_jsonl(f), source=str(f), batch_size=5000)
     assert rep.added == 12000 and rep.duplicates == 0 and rep.batches == 3
     assert [ln for ln, _ in rep.quarantined] == [3, 7]
     assert "not valid JSON" in rep.quarantined[0][1]

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.queues import Queue
 from typing import Protocol
 
 from privacy.audit.detect import Alert, Detector
@@ -62,10 +63,10 @@ class InlineScorer:
         return Detection.of(self.detector)
 
 
-def _serve(detector: Detector, inbox: Connection, outbox: Connection) -> None:
+def _serve(detector: Detector, inbox: Queue[list[QueryEvent] | None], outbox: Connection) -> None:
     """Child: score every batch received; on ``None`` send back the detection."""
     try:
-        while (batch := inbox.recv()) is not None:
+        while (batch := inbox.get()) is not None:
             for e in batch:
                 detector.score(e)
         outbox.send(("ok", Detection.of(detector)))
@@ -92,12 +93,13 @@ class ProcessScorer:
 
     def __init__(self, detector: Detector, *, batch_size: int = 1000) -> None:
         ctx = multiprocessing.get_context("fork")
-        child_in, self._inbox = ctx.Pipe(duplex=False)
+        # A queue, not a pipe: put() never blocks this process while the child is busy
+        # scoring (a feeder thread writes to the pipe), so storing and scoring overlap.
+        self._inbox: Queue[list[QueryEvent] | None] = ctx.Queue()
         self._outbox, child_out = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_serve, args=(detector, child_in, child_out),
+        self._proc = ctx.Process(target=_serve, args=(detector, self._inbox, child_out),
                                  daemon=True)
         self._proc.start()
-        child_in.close()
         child_out.close()
         self._batch: list[QueryEvent] = []
         self._size = batch_size
@@ -110,7 +112,7 @@ class ProcessScorer:
 
     def _send(self) -> None:
         if self._batch:
-            self._inbox.send(self._batch)
+            self._inbox.put(self._batch)
             self._batch = []
 
     def finish(self) -> Detection:
@@ -123,7 +125,7 @@ class ProcessScorer:
         """
         try:
             self._send()
-            self._inbox.send(None)
+            self._inbox.put(None)
             status, result = self._outbox.recv()
         finally:
             self.close()
@@ -133,12 +135,14 @@ class ProcessScorer:
         return result
 
     def close(self) -> None:
-        """Stop the child (if still running) and close the pipes."""
-        self._inbox.close()
+        """Stop the child (if still running) and close the queue and pipe."""
         self._proc.join(timeout=5 if self._proc.exitcode is None else 0)
         if self._proc.is_alive():
             self._proc.kill()
             self._proc.join()
+        # The child is gone: whatever the feeder thread still holds has no reader.
+        self._inbox.cancel_join_thread()
+        self._inbox.close()
         self._outbox.close()
 
 
