@@ -35,7 +35,7 @@ from privacy.audit._logio import Record, Source
 from privacy.audit._logio import bad_utf8 as _bad_utf8
 from privacy.audit._logio import lines as _lines
 from privacy.audit._logio import with_newlines as _with_newlines
-from privacy.audit.events import MalformedLine, QueryEvent
+from privacy.audit.events import MalformedLine, QueryEvent, json_loads
 from privacy.audit.pgaudit import DEFAULT_LOG_LINE_PREFIX, read_pgaudit_csvlog, read_pgaudit_stderr
 from privacy.audit.pgaudit import compile_prefix as compile_prefix
 from privacy.errors import InputError
@@ -80,7 +80,7 @@ def read_jsonl(source: Source) -> Iterator[Record]:
             yield line_no, MalformedLine(line_no, "not valid UTF-8", line)
             continue
         try:
-            data = json.loads(line)
+            data = json_loads(line)
             if not isinstance(data, dict):
                 raise InputError(f"expected a JSON object, got {type(data).__name__}")
             had_id = data.get("event_id") is not None

@@ -31,7 +31,7 @@ from privacy.audit.catalog import Catalog
 from privacy.audit.events import QueryEvent
 from privacy.audit.lists import ListSet
 from privacy.audit.rules import SCENARIOS, Rules
-from privacy.audit.sql import SqlAnalysis, SqlAnalyzer
+from privacy.audit.sql import Lexed, SqlAnalysis, SqlAnalyzer
 
 __all__ = ["Detector", "Signal", "Alert", "EventScore", "PRIORITY", "MODEL_VERSION"]
 
@@ -164,11 +164,14 @@ class Detector:
         """Alerts raised so far, oldest first."""
         return sorted(self._alerts.values(), key=lambda a: (a.first_ts, a.alert_id))
 
-    def score(self, event: QueryEvent) -> EventScore:
-        """Score one event, update the baselines and the alerts."""
+    def score(self, event: QueryEvent, lexed: Lexed | None = None) -> EventScore:
+        """Score one event, update the baselines and the alerts.
+
+        ``lexed`` is ``self.analyzer.lex(event.statement)`` when a caller computed it
+        already (the ingest process does, so the scoring process need not)."""
         self.events_scored += 1
         t = event.ts.timestamp()
-        an = self.analyzer.analyze(event.statement)
+        an = self.analyzer.analyze(event.statement, lexed)
         st = self._actors.get(event.actor)
         if st is None:
             st = self._actors[event.actor] = ActorBaseline(first_ts=t)

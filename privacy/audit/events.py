@@ -214,13 +214,13 @@ class QueryEvent:
 
     def to_json(self) -> str:
         """One compact JSON line (no newline), keys in schema order."""
-        return _ENCODER.encode(self.to_dict())
+        return json_dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, line: str) -> QueryEvent:
         """Inverse of :meth:`to_json`."""
         try:
-            data = json.loads(line)
+            data = json_loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
         return cls.from_dict(data)
@@ -233,6 +233,25 @@ class QueryEvent:
 
 _FIELD_NAMES_ORDERED: tuple[str, ...] = tuple(f.name for f in fields(QueryEvent))
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_orjson: Any
+try:  # orjson (the ``audit`` extra) is ~5x faster on the ingest hot path
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - the standard library gives the same results
+    _orjson = None
+
+
+def json_dumps(obj: Any) -> str:
+    """Compact JSON text, keys in insertion order, non-ASCII kept."""
+    if _orjson is not None:
+        return str(_orjson.dumps(obj).decode("utf-8"))
+    return _ENCODER.encode(obj)
+
+
+def json_loads(text: str) -> Any:
+    """Parse JSON; raises :class:`json.JSONDecodeError` (a ValueError) when invalid."""
+    if _orjson is not None:
+        return _orjson.loads(text)
+    return json.loads(text)
 _FIELD_NAMES: frozenset[str] = frozenset(_FIELD_NAMES_ORDERED)
 
 

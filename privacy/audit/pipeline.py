@@ -20,6 +20,7 @@ from typing import Protocol
 
 from privacy.audit.detect import Alert, Detector
 from privacy.audit.events import QueryEvent
+from privacy.audit.sql import Lexed
 
 __all__ = ["Detection", "Scorer", "InlineScorer", "ProcessScorer", "scorer_for"]
 
@@ -63,12 +64,15 @@ class InlineScorer:
         return Detection.of(self.detector)
 
 
-def _serve(detector: Detector, inbox: Queue[list[QueryEvent] | None], outbox: Connection) -> None:
+Item = tuple[QueryEvent, Lexed]
+
+
+def _serve(detector: Detector, inbox: Queue[list[Item] | None], outbox: Connection) -> None:
     """Child: score every batch received; on ``None`` send back the detection."""
     try:
         while (batch := inbox.get()) is not None:
-            for e in batch:
-                detector.score(e)
+            for event, lexed in batch:
+                detector.score(event, lexed)
         outbox.send(("ok", Detection.of(detector)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         outbox.send(("error", exc))
@@ -95,18 +99,20 @@ class ProcessScorer:
         ctx = multiprocessing.get_context("fork")
         # A queue, not a pipe: put() never blocks this process while the child is busy
         # scoring (a feeder thread writes to the pipe), so storing and scoring overlap.
-        self._inbox: Queue[list[QueryEvent] | None] = ctx.Queue()
+        self._inbox: Queue[list[Item] | None] = ctx.Queue()
         self._outbox, child_out = ctx.Pipe(duplex=False)
         self._proc = ctx.Process(target=_serve, args=(detector, self._inbox, child_out),
                                  daemon=True)
         self._proc.start()
         child_out.close()
-        self._batch: list[QueryEvent] = []
+        # Lexing SQL is pure and per event: done here, it balances the two processes.
+        self._lex = detector.analyzer.lex
+        self._batch: list[Item] = []
         self._size = batch_size
 
     def score(self, event: QueryEvent) -> None:
         """Queue one event; a full batch goes to the child."""
-        self._batch.append(event)
+        self._batch.append((event, self._lex(event.statement)))
         if len(self._batch) >= self._size:
             self._send()
 

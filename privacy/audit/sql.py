@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from privacy.audit.catalog import Catalog
 
 __all__ = [
+    "Lexed",
     "SqlAnalysis",
     "SqlTemplate",
     "SqlAnalyzer",
@@ -94,10 +95,18 @@ _PARAM_LIST = re.compile(r"\((?:\?|\$\d+|:\w+)(?:,(?:\?|\$\d+|:\w+))+\)")
 
 
 class _Lexed:
+    """A statement's template key and its literals (what :meth:`SqlAnalyzer.lex` returns)."""
+
     __slots__ = ("key", "lits", "starts", "sizes")
 
     def __init__(self, key: str, lits: list[str], starts: list[int], sizes: list[int]) -> None:
         self.key, self.lits, self.starts, self.sizes = key, lits, starts, sizes
+
+    def __reduce__(self) -> tuple[type[_Lexed], tuple[str, list[str], list[int], list[int]]]:
+        return (_Lexed, (self.key, self.lits, self.starts, self.sizes))
+
+
+Lexed = _Lexed
 
 
 def _lex(statement: str, dialect: str | None) -> _Lexed:
@@ -415,9 +424,16 @@ class SqlAnalyzer:
         self.hits = 0
         self.misses = 0
 
-    def analyze(self, statement: str) -> SqlAnalysis:
-        """Analyse one statement (see :func:`analyze`)."""
-        lexed = _lex(statement, self.dialect)
+    def lex(self, statement: str) -> Lexed:
+        """The statement's template key and literals: the per-event half of :meth:`analyze`,
+        a pure function of the text and dialect (so another process can compute it)."""
+        return _lex(statement, self.dialect)
+
+    def analyze(self, statement: str, lexed: Lexed | None = None) -> SqlAnalysis:
+        """Analyse one statement (see :func:`analyze`); ``lexed``, when given, must be
+        :meth:`lex` of the same statement with the same dialect."""
+        if lexed is None:
+            lexed = _lex(statement, self.dialect)
         key = lexed.key
         with self._lock:
             template = self._cache.get(key)

@@ -32,7 +32,6 @@ loses nothing and duplicates nothing, and :meth:`AuditStore.verify` passes.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from privacy import merkle
-from privacy.audit.events import MalformedLine, QueryEvent
+from privacy.audit.events import MalformedLine, QueryEvent, json_loads
 from privacy.errors import InputError, IntegrityError, SerializationError
 from privacy.ledger import Checkpoint, Ledger, PublicKeySource
 
@@ -432,7 +431,7 @@ class AuditStore:
 
 def _event(data: str) -> QueryEvent:
     """Rebuild a stored event (validated at ingest; ``__post_init__`` checks it again)."""
-    d = json.loads(data)
+    d = json_loads(data)
     d["ts"] = datetime.fromisoformat(d["ts"])
     return QueryEvent(**d)
 
