@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -64,7 +65,8 @@ def test_process_scorer_matches_inline_and_stored_detect(world: dict[str, object
 @needs_fork
 def test_process_scorer_reports_the_childs_error(world: dict[str, object]) -> None:
     scorer = ProcessScorer(world["make"]())  # type: ignore[operator]
-    scorer.score("not an event")  # type: ignore[arg-type]
+    # Has the statement the ingest side lexes, but no timestamp: the child's detector fails.
+    scorer.score(SimpleNamespace(statement="SELECT 1"))  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
         scorer.finish()
 
