@@ -11,6 +11,7 @@ events, because the child sees them in the same order.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -103,7 +104,13 @@ class ProcessScorer:
         self._outbox, child_out = ctx.Pipe(duplex=False)
         self._proc = ctx.Process(target=_serve, args=(detector, self._inbox, child_out),
                                  daemon=True)
-        self._proc.start()
+        # The documented pattern for fork without exec: freeze the parent's objects so
+        # the child's collector never walks (and copy-on-write copies) what it inherited.
+        gc.freeze()
+        try:
+            self._proc.start()
+        finally:
+            gc.unfreeze()
         child_out.close()
         # Lexing SQL is pure and per event: done here, it balances the two processes.
         self._lex = detector.analyzer.lex
