@@ -106,27 +106,8 @@ class Encrypt(Operator):
         return FieldCipher(ks)
 
     def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
-        # One encrypt_many call per byte length: FieldCipher.encrypt_many (privacy/fields.py)
-        # draws its nonces per call but indexes them per length group, so a single call
-        # over mixed lengths would reuse nonces across groups. Per-length calls avoid it.
-        text = as_text(values)
-        cipher = self._cipher(ctx)
-        lengths = pc.binary_length(text).fill_null(-1).to_numpy(zero_copy_only=False)
-        kinds = np.unique(lengths[lengths >= 0])
-        if len(kinds) <= 1:
-            return OpResult(cipher.encrypt_many(text, ctx.context))
-        parts, order = [], []
-        for k in kinds.tolist():
-            rows = np.flatnonzero(lengths == k)
-            parts.append(cipher.encrypt_many(text.take(pa.array(rows)), ctx.context))
-            order.append(rows)
-        nulls = np.flatnonzero(lengths < 0)
-        parts.append(pa.nulls(len(nulls), pa.string()))
-        order.append(nulls)
-        position = np.empty(len(text), dtype=np.int64)
-        position[np.concatenate(order)] = np.arange(len(text))
-        combined = pa.concat_arrays([p.cast(pa.string()) for p in parts])
-        return OpResult(combined.take(pa.array(position)))
+        # FieldCipher.encrypt_many draws a fresh nonce for every row of every length group.
+        return OpResult(self._cipher(ctx).encrypt_many(as_text(values), ctx.context))
 
     def reverse(self, values: pa.Array, ctx: OpContext) -> pa.Array:
         return self._cipher(ctx).decrypt_many(as_text(values), ctx.context)
