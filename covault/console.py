@@ -6,10 +6,11 @@ Exit codes: 0 success, 1 a finding (verification failed, risk gate not met),
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -19,7 +20,14 @@ from rich.table import Table
 from privacy.atomic import atomic_output
 from privacy.errors import CovaultError, Finding
 
-__all__ = ["atomic_output", "handle_errors", "emit_json", "print_table", "format_option"]
+__all__ = [
+    "atomic_output",
+    "handle_errors",
+    "emit_json",
+    "print_table",
+    "format_option",
+    "optional_ledger",
+]
 
 EXIT_OK = 0
 EXIT_FINDING = 1
@@ -58,6 +66,22 @@ def handle_errors(fn: F) -> F:
             sys.exit(EXIT_USAGE)
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def optional_ledger(path: str | None) -> Iterator[Any]:
+    """The disclosure ledger named by a command's ``--ledger`` option, closed afterwards;
+    ``None`` when the option was not given."""
+    if path is None:
+        yield None
+        return
+    from privacy.ledger import Ledger
+
+    ledger = Ledger(path)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
 
 
 def emit_json(obj: Any) -> None:

@@ -17,7 +17,13 @@ from typing import Any
 import click
 import numpy as np
 
-from covault.console import emit_json, format_option, handle_errors, print_table
+from covault.console import (
+    emit_json,
+    format_option,
+    handle_errors,
+    optional_ledger,
+    print_table,
+)
 from privacy.atomic import atomic_output
 from privacy.errors import HEError, InputError
 
@@ -27,16 +33,6 @@ ledger_option = click.option(
     "--ledger", "ledger_path", type=click.Path(dir_okay=False), default=None,
     help="Append a record of what this step disclosed to this ledger database.",
 )
-
-
-def _ledger(path: str | None) -> Any:
-    if path is None:
-        return None
-    try:
-        from privacy.ledger import Ledger
-    except ImportError as exc:  # pragma: no cover - depends on the ledger module
-        raise InputError("--ledger needs privacy.ledger, which is not available") from exc
-    return Ledger(path)
 
 
 @contextlib.contextmanager
@@ -164,9 +160,9 @@ def keygen(scheme: str, bits: int, params: str | None, parties: int, value_bits:
         public, private = serial.dump_context(ctx.public()), serial.dump_context(ctx)
         key_id, detail = ctx.key_id, name
     pub_path, priv_path = serial.write_key_dir(out_dir, public, private)
-    led = _ledger(ledger_path)
-    if led is not None:
-        led.append("he.keygen", {"scheme": scheme, "key_id": key_id, "detail": detail})
+    with optional_ledger(ledger_path) as led:
+        if led is not None:
+            led.append("he.keygen", {"scheme": scheme, "key_id": key_id, "detail": detail})
     info = {"scheme": scheme, "key_id": key_id, "detail": detail, "public": str(pub_path),
             "private": str(priv_path), "parties": parties, "value_bits": value_bits}
     if fmt == "json":
@@ -204,14 +200,15 @@ def encrypt(public_path: str, column: str, scale: int, party: str | None, input_
     values = _read_column(input_path, column, scheme)
     who = party or Path(input_path).stem
     try:
-        if scheme == "paillier":
-            lay = replace(layout or PackingLayout(), scale=scale)
-            with _progress("encrypting", -(-len(values) // lay.slots(key.bits))) as tick:
-                vec = contribute(key, values, party=who, layout=lay, name=column,
-                                 ledger=_ledger(ledger_path), progress=tick)
-        else:
-            key = replace(key, layout=replace(key.layout, scale=scale))
-            vec = contribute(key, values, party=who, name=column, ledger=_ledger(ledger_path))
+        with optional_ledger(ledger_path) as led:
+            if scheme == "paillier":
+                lay = replace(layout or PackingLayout(), scale=scale)
+                with _progress("encrypting", -(-len(values) // lay.slots(key.bits))) as tick:
+                    vec = contribute(key, values, party=who, layout=lay, name=column,
+                                     ledger=led, progress=tick)
+            else:
+                key = replace(key, layout=replace(key.layout, scale=scale))
+                vec = contribute(key, values, party=who, name=column, ledger=led)
     except HEError as exc:
         raise InputError(str(exc), file=input_path, column=column) from exc
     serial.save(out_path, serial.dump_vector(vec))
@@ -253,7 +250,8 @@ def aggregate(inputs: tuple[str, ...], out_path: str, public_path: str | None,
     if ctx is not None and not hasattr(ctx, "context"):
         ctx = None
     vecs = [_load_vector(p, ctx) for p in inputs]
-    total = he_aggregate(vecs, ledger=_ledger(ledger_path))
+    with optional_ledger(ledger_path) as led:
+        total = he_aggregate(vecs, ledger=led)
     serial.save(out_path, serial.dump_vector(total))
     info = {"out": out_path, "inputs": len(vecs), "contributors": ",".join(total.contributors),
             "elements": total.length, "key_id": total.key_id}
@@ -283,9 +281,11 @@ def decrypt(key_path: str, sum_path: str, out_path: str, min_parties: int,
     ctx = key if hasattr(key, "context") else None
     vec = _load_vector(sum_path, ctx)
     scheme = "paillier" if ctx is None else vec.scheme
-    with _progress("decrypting", len(getattr(vec, "ciphertexts", []))) as tick:
+    with optional_ledger(ledger_path) as led, _progress(
+        "decrypting", len(getattr(vec, "ciphertexts", []))
+    ) as tick:
         ints = decrypt_aggregate(key, vec, min_parties=min_parties, scaled=True,
-                                 ledger=_ledger(ledger_path), progress=tick)
+                                 ledger=led, progress=tick)
     cells = _format(ints, vec.layout.scale, scheme)
     with atomic_output(out_path, "w") as fh:
         w = csv.writer(fh, lineterminator="\n")

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from covault.console import atomic_output, emit_json, err, format_option, handle_errors, out
+from covault.console import (
+    atomic_output,
+    emit_json,
+    err,
+    format_option,
+    handle_errors,
+    optional_ledger,
+    out,
+)
 from privacy.errors import InputError
 
 MODES = ("intersection", "cardinality", "intersection-sum")
@@ -127,23 +134,6 @@ def _write_rows(table: Any, mask: list[bool], path: str) -> int:
 
 # -- shared plumbing -------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _ledger_ctx(path: str | None) -> Iterator[Any]:
-    if path is None:
-        yield None
-        return
-    try:
-        from privacy.ledger import Ledger
-    except ImportError:
-        raise InputError("--ledger: the ledger module (privacy.ledger) is not available") from None
-    ledger = Ledger(path)
-    try:
-        yield ledger
-    finally:
-        with contextlib.suppress(Exception):
-            ledger.close()
-
-
 def _record(ledger: Any, kind: str, payload: dict[str, Any]) -> None:
     if ledger is not None:
         ledger.append(kind, payload)
@@ -224,7 +214,7 @@ def serve_cmd(ids_path: str, column: str, port: int, host: str, mode: str,
 
     if mode == "intersection-sum" and value_column is None:
         raise InputError("--mode intersection-sum needs --value-column")
-    with _ledger_ctx(ledger_path) as ledger:
+    with optional_ledger(ledger_path) as ledger:
         _, party = _party(ids_path, column, mode, context, workers, value_column, paillier_bits)
 
         def listening(h: str, p: int) -> None:
@@ -264,7 +254,7 @@ def join_cmd(ids_path: str, column: str, connect: str, out_path: str | None, mod
     if mode == "intersection" and out_path is None:
         raise InputError("--mode intersection needs --output FILE")
     host, port = _parse_connect(connect)
-    with _ledger_ctx(ledger_path) as ledger:
+    with optional_ledger(ledger_path) as ledger:
         table, party = _party(ids_path, column, mode, context, workers)
         result = join(party, host, port, timeout=timeout, progress=_progress())
         summary = _emit_result(fmt, result, table, out_path, {"peer": connect})
@@ -320,7 +310,7 @@ def respond_cmd(ids_path: str, column: str, in_message: str, out_message: str,
 
     if mode == "intersection-sum" and (value_column is None or state is None):
         raise InputError("--mode intersection-sum needs --value-column and --state")
-    with _ledger_ctx(ledger_path) as ledger:
+    with optional_ledger(ledger_path) as ledger:
         _, party = _party(ids_path, column, mode, context, workers, value_column, paillier_bits)
         write_response(party, in_message, out_message, state)
         summary = {"mode": mode, "own_size": party.size, "peer_size": party._peer_size,
@@ -354,7 +344,7 @@ def finish_cmd(ids_path: str, column: str, state: str, in_message: str, out_path
         raise InputError("this session is in intersection mode: it needs --output FILE")
     if mode == "intersection-sum" and out_message is None:
         raise InputError("this session is in intersection-sum mode: it needs --out-message")
-    with _ledger_ctx(ledger_path) as ledger:
+    with optional_ledger(ledger_path) as ledger:
         table = _read_table(ids_path, column)
         result = finish_files(_ids(table, ids_path, column), state, in_message,
                               sum_message=out_message, workers=workers)
@@ -374,7 +364,7 @@ def reveal_cmd(state: str, in_message: str, ledger_path: str | None, fmt: str) -
     """Step 4 (responder, intersection-sum): decrypt the sum over the intersection."""
     from privacy.psi_files import reveal_files
 
-    with _ledger_ctx(ledger_path) as ledger:
+    with optional_ledger(ledger_path) as ledger:
         result = reveal_files(state, in_message)
         summary = result.summary()
         _record(ledger, "psi.reveal", summary)
