@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import pickle
+from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from privacy.audit.adapters import read_jsonl
 from privacy.audit.catalog import Catalog
 from privacy.audit.detect import Detector
+from privacy.audit.events import QueryEvent
 from privacy.audit.lists import ListSet
-from privacy.audit.pipeline import InlineScorer, ProcessScorer, scorer_for
+from privacy.audit.pipeline import InlineScorer, ProcessScorer, _pack, _Unpacker, scorer_for
 from privacy.audit.rules import Rules
 from privacy.audit.simulate import simulate, write_bundle
 from privacy.audit.store import AuditStore
@@ -64,11 +67,39 @@ def test_process_scorer_matches_inline_and_stored_detect(world: dict[str, object
 
 @needs_fork
 def test_process_scorer_reports_the_childs_error(world: dict[str, object]) -> None:
-    scorer = ProcessScorer(world["make"]())  # type: ignore[operator]
-    # Has the statement the ingest side lexes, but no timestamp: the child's detector fails.
-    scorer.score(SimpleNamespace(statement="SELECT 1"))  # type: ignore[arg-type]
-    with pytest.raises(AttributeError):
+    det = world["make"]()  # type: ignore[operator]
+
+    def fail(event: QueryEvent, lexed: object = None) -> None:
+        raise RuntimeError(f"cannot score {event.event_id}")
+
+    det.score = fail  # the child's copy of the detector fails on the first event
+    scorer = ProcessScorer(det)
+    scorer.score(QueryEvent(event_id="e1", ts=datetime.now(timezone.utc), actor="a",
+                            statement="SELECT 1"))
+    with pytest.raises(RuntimeError, match="cannot score e1"):
         scorer.finish()
+
+
+@pytest.mark.parametrize("tz", [timezone.utc, timezone(timedelta(hours=8)),
+                                timezone(timedelta(hours=-5, minutes=-30)),
+                                timezone(timedelta(seconds=3725, microseconds=5)),
+                                ZoneInfo("America/New_York")])
+def test_events_cross_to_the_scoring_process_unchanged(tz: tzinfo) -> None:
+    """What the child rebuilds from a packed item is the event and lexed statement sent."""
+    det = Detector()
+    unpack = _Unpacker()
+    ts = datetime(2026, 11, 1, 1, 30, 0, 123456, tzinfo=tz, fold=1)
+    event = QueryEvent(event_id="e1", ts=ts, actor="ann", actor_kind="human", role="teller",
+                       department="branch-1", source_ip="10.0.0.1", client="psql",
+                       database="core", statement="SELECT * FROM t WHERE id IN (1, '2')",
+                       rows=3, status="ok", duration_ms=1.5)
+    lexed = det.analyzer.lex(event.statement)
+    item = pickle.loads(pickle.dumps(_pack(event, lexed)))
+    back, back_lexed = unpack(item)
+    assert back == event and back.ts.utcoffset() == ts.utcoffset()
+    assert back.ts.fold == 1 and back.ts.tzinfo == ts.tzinfo
+    assert (back_lexed.key, back_lexed.lits, back_lexed.starts, back_lexed.sizes) == (
+        lexed.key, lexed.lits, lexed.starts, lexed.sizes)
 
 
 def test_scorer_for_one_process_is_inline(world: dict[str, object]) -> None:

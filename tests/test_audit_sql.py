@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -10,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from privacy.audit.catalog import Catalog
-from privacy.audit.sql import KeyRange, SqlAnalyzer, analyze, fingerprint, normalize
+from privacy.audit.sql import (
+    _PUNCT_SPACE,
+    KeyRange,
+    SqlAnalyzer,
+    _lexer,
+    analyze,
+    fingerprint,
+    normalize,
+)
 
 CAT = Catalog.from_mapping({"columns": {
     "customers.id_no": {"class": "C3", "tags": ["cn_resident_id"], "customer_key": True},
@@ -293,3 +302,30 @@ def test_property_ids_extracted_per_event(ids: list[int], name: str) -> None:
     assert r.customer_ids == tuple(dict.fromkeys(map(str, ids)))[:20]
     assert r.fingerprint == fingerprint("select name from customers where cust_id in (1) "
                                         "and name = 'z'")
+
+
+# Characters that start or end the lexer's tokens, white space, and some ordinary text.
+_LEX_ALPHABET = st.sampled_from(list("-/'\"`$#&*\\.0123456789EeNnXxBbUu ,()=_;:?aZé\u3000\t\n")
+                                + ["--", "/*", "*/", "$$", "$a$", "0x1F", "1e5", "''", " in (",
+                                   "values (", ",?", ",$1", ":x", "select "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(_LEX_ALPHABET, max_size=30),
+       dialect=st.sampled_from([None, "postgres", "mysql", "tsql", "bigquery"]))
+def test_quote_free_lexer_finds_the_same_tokens(parts: list[str], dialect: str | None) -> None:
+    """Text without a quote is tokenized by a lexer without string literals: same tokens."""
+    text = "".join(parts).replace("'", "")
+    tokens = [[(m.start(), m.group(), m.lastgroup) for m in _lexer(dialect, q).finditer(text)]
+              for q in (True, False)]
+    assert tokens[0] == tokens[1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(_LEX_ALPHABET | st.sampled_from(["\x01", " \x01 ", "\x1c", "\r\n"]),
+                      max_size=30))
+def test_spaces_beside_punctuation_go_as_in_the_plain_definition(parts: list[str]) -> None:
+    text = "".join(parts)
+    plain = " ".join(re.sub(r"\s+(?=[^\w\s\x01-\x04])|(?<=[^\w\s\x01-\x04])\s+", "",
+                            text).split())
+    assert _PUNCT_SPACE.sub("", " ".join(text.split())) == plain

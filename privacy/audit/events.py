@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from privacy.errors import InputError
 
-__all__ = ["QueryEvent", "MalformedLine", "parse_timestamp", "ACTOR_KINDS", "STATUSES"]
+__all__ = ["QueryEvent", "MalformedLine", "parse_timestamp", "restore_event", "ACTOR_KINDS",
+           "STATUSES"]
 
 ActorKind = Literal["human", "service"]
 Status = Literal["ok", "error", "denied"]
@@ -201,7 +202,7 @@ class QueryEvent:
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Pickle as a flat tuple (4x cheaper than the slots state): events cross a
         # process boundary in batches when scoring runs beside ingest.
-        return (_restore_event, tuple([getattr(self, name) for name in _EVENT_FIELDS]))
+        return (restore_event, tuple([getattr(self, name) for name in _EVENT_FIELDS]))
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict (``ts`` as ISO 8601 with offset)."""
@@ -258,8 +259,10 @@ _FIELD_NAMES: frozenset[str] = frozenset(_FIELD_NAMES_ORDERED)
 _EVENT_FIELDS = tuple(f.name for f in fields(QueryEvent))
 
 
-def _restore_event(*values: Any) -> QueryEvent:
-    """Rebuild a pickled event (its values were validated when it was made)."""
+def restore_event(*values: Any) -> QueryEvent:
+    """Rebuild an event from its field values in declaration order, without validating
+    them again (for values taken from an event that was validated when it was made:
+    pickled, or sent to a scoring process)."""
     event = object.__new__(QueryEvent)
     for name, value in zip(_EVENT_FIELDS, values, strict=True):
         object.__setattr__(event, name, value)

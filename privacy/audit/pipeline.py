@@ -15,12 +15,13 @@ import gc
 import multiprocessing
 import os
 from dataclasses import dataclass
+from datetime import timedelta, timezone, tzinfo
 from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
-from typing import Protocol
+from typing import Any, Protocol
 
 from privacy.audit.detect import Alert, Detector
-from privacy.audit.events import QueryEvent
+from privacy.audit.events import QueryEvent, restore_event
 from privacy.audit.sql import Lexed
 
 __all__ = ["Detection", "Scorer", "InlineScorer", "ProcessScorer", "scorer_for"]
@@ -65,15 +66,68 @@ class InlineScorer:
         return Detection.of(self.detector)
 
 
-Item = tuple[QueryEvent, Lexed]
+# One event and its lexed statement as a flat tuple of builtins: the event's fields in
+# order, with ``ts`` split into its naive wall time and its offset (a fixed offset as
+# seconds, any other tzinfo as itself), then the Lexed fields. Unpickling this costs a
+# fraction of pickled objects, whose datetime carries its own tzinfo and timedelta.
+Item = tuple[Any, ...]
+
+
+def _pack(event: QueryEvent, lexed: Lexed) -> Item:
+    ts = event.ts
+    tz = ts.tzinfo
+    offset: float | tzinfo | None = tz
+    if type(tz) is timezone:
+        delta = tz.utcoffset(None)
+        offset = delta.total_seconds()
+    return (event.event_id, ts.replace(tzinfo=None), offset, event.actor, event.actor_kind,
+            event.role, event.department, event.source_ip, event.client, event.database,
+            event.statement, event.rows, event.status, event.duration_ms,
+            lexed.key, lexed.lits, lexed.starts, lexed.sizes)
+
+
+class _Unpacker:
+    """Rebuilds packed items in the child, one shared tzinfo per offset."""
+
+    def __init__(self) -> None:
+        self._zones: dict[float, timezone] = {}
+
+    def zone(self, offset: float) -> timezone:
+        tz = self._zones.get(offset)
+        if tz is None:
+            tz = self._zones[offset] = (timezone.utc if offset == 0 else
+                                        timezone(timedelta(seconds=offset)))
+        return tz
+
+    def __call__(self, item: Item) -> tuple[QueryEvent, Lexed]:
+        (event_id, wall, offset, actor, actor_kind, role, department, source_ip, client,
+         database, statement, rows, status, duration_ms, key, lits, starts, sizes) = item
+        tz = self.zone(offset) if isinstance(offset, float) else offset
+        event = restore_event(event_id, wall.replace(tzinfo=tz), actor, actor_kind, role,
+                              department, source_ip, client, database, statement, rows,
+                              status, duration_ms)
+        return event, Lexed(key, lits, starts, sizes)
 
 
 def _serve(detector: Detector, inbox: Queue[list[Item] | None], outbox: Connection) -> None:
-    """Child: score every batch received; on ``None`` send back the detection."""
+    """Child: score every batch received; on ``None`` send back the detection.
+
+    The collector is off while a batch is unpickled: a batch is thousands of fresh
+    containers, and with a large detector state the collections they would trigger cost
+    more than the unpickling itself. Nothing in a batch forms a reference cycle.
+    """
+    unpack = _Unpacker()
     try:
-        while (batch := inbox.get()) is not None:
-            for event, lexed in batch:
-                detector.score(event, lexed)
+        while True:
+            gc.disable()
+            try:
+                batch = inbox.get()
+            finally:
+                gc.enable()
+            if batch is None:
+                break
+            for item in batch:
+                detector.score(*unpack(item))
         outbox.send(("ok", Detection.of(detector)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         outbox.send(("error", exc))
@@ -119,7 +173,7 @@ class ProcessScorer:
 
     def score(self, event: QueryEvent) -> None:
         """Queue one event; a full batch goes to the child."""
-        self._batch.append((event, self._lex(event.statement)))
+        self._batch.append(_pack(event, self._lex(event.statement)))
         if len(self._batch) >= self._size:
             self._send()
 

@@ -60,36 +60,47 @@ _LIT, _COLL, _LINE_C, _BLOCK_C = "\x01", "\x02", "\x03", "\x04"
 _SQLCOMMENTER = re.compile(r"/\*\s*\w+='[^']*'(?:\s*,\s*\w+='[^']*')*\s*\*/")
 
 
-_LEXERS: dict[str | None, re.Pattern[str]] = {}
+_LEXERS: dict[tuple[str | None, bool], re.Pattern[str]] = {}
 
 
-def _lexer(dialect: str | None) -> re.Pattern[str]:
-    pat = _LEXERS.get(dialect)
+def _lexer(dialect: str | None, quotes: bool = True) -> re.Pattern[str]:
+    """The literal / comment / quoted-identifier tokenizer of ``dialect``.
+
+    ``quotes=False`` gives the same tokenizer for text without a ``'``: it leaves out
+    the string literals, which all need one, and so no longer stops at every E, N, X,
+    B or U (a possible string prefix) to try them.
+    """
+    pat = _LEXERS.get((dialect, quotes))
     if pat is None:
         bs = dialect in _BACKSLASH_DIALECTS
         body = r"(?:[^'\\]|\\[\s\S]|'')*" if bs else r"(?:[^']|'')*"
         comment = r"--[^\n]*|/\*[\s\S]*?(?:\*/|\Z)"
         if dialect in _HASH_COMMENT_DIALECTS:
             comment += r"|\#[^\n]*"
-        dq_string = r'|"(?:[^"\\]|\\[\s\S]|"")*(?:"|\Z)' if bs else ""
+        dq_string = r'"(?:[^"\\]|\\[\s\S]|"")*(?:"|\Z)|' if bs else ""
         qident = r'`(?:[^`]|``)*(?:`|\Z)' + ("" if bs else r'|"(?:[^"]|"")*(?:"|\Z)')
-        gate = "-/'\"`$0-9.EeNnXxBbUu" + ("#" if dialect in _HASH_COMMENT_DIALECTS else "")
+        gate = ("-/\"`$0-9." + ("'EeNnXxBbUu" if quotes else "")
+                + ("#" if dialect in _HASH_COMMENT_DIALECTS else ""))
+        strings = (r"[Ee](?<![\w$][Ee])'(?:[^'\\]|\\[\s\S]|'')*(?:'|\Z)"
+                   rf"|(?:[NnXxBb](?<![\w$][NnXxBb])|[Uu](?<![\w$][Uu])&)?'{body}(?:'|\Z)|"
+                   if quotes else "")
         pat = re.compile(
             rf"(?=[{gate}])(?:(?P<c>{comment})"
-            r"|(?P<s>[Ee](?<![\w$][Ee])'(?:[^'\\]|\\[\s\S]|'')*(?:'|\Z)"
-            rf"|(?:[NnXxBb](?<![\w$][NnXxBb])|[Uu](?<![\w$][Uu])&)?'{body}(?:'|\Z){dq_string}"
-            r"|\$(?P<tag>(?:[A-Za-z_]\w*)?)\$[\s\S]*?\$(?P=tag)\$"
+            rf"|(?P<s>{strings}{dq_string}"
+            r"\$(?P<tag>(?:[A-Za-z_]\w*)?)\$[\s\S]*?\$(?P=tag)\$"
             r"|(?:0[xX](?<![\w$.]0[xX])[0-9A-Fa-f]+"
             r"|(?:[0-9](?<![\w$.][0-9])[0-9]*\.?[0-9]*|\.(?<![\w$.]\.)[0-9]+)"
             r"(?:[eE][+-]?[0-9]+)?)(?![\w$]))"
             rf"|(?P<q>{qident}))"
         )
-        _LEXERS[dialect] = pat
+        _LEXERS[(dialect, quotes)] = pat
     return pat
 
 
 _CONTROL = re.compile("[\x01-\x04]")
-_PUNCT_WS = re.compile(r"\s+(?=[^\w\s\x01-\x04])|(?<=[^\w\s\x01-\x04])\s+")
+# A space next to punctuation (in text whose white space is already single spaces).
+# Starting with a literal lets the regex engine jump from space to space.
+_PUNCT_SPACE = re.compile(r" (?:(?<=[^\w\x01-\x04] )|(?=[^\w\x01-\x04]))")
 _COLLAPSE = re.compile(r"(\b(?:in|values) ?)\(-?\x01(?:,-?\x01)*\)(?:,\(-?\x01(?:,-?\x01)*\))*")
 _PARAM_LIST = re.compile(r"\((?:\?|\$\d+|:\w+)(?:,(?:\?|\$\d+|:\w+))+\)")
 
@@ -133,9 +144,10 @@ def _lex(statement: str, dialect: str | None) -> _Lexed:
 
     if _CONTROL.search(statement):
         statement = _CONTROL.sub(" ", statement)
-    text = _lexer(dialect).sub(token, statement)
-    # str.split() splits on exactly the characters \s matches: same as _WS.sub + strip
-    text = " ".join(_PUNCT_WS.sub("", text).split()).lower()
+    text = _lexer(dialect, "'" in statement).sub(token, statement)
+    # str.split() splits on exactly the characters \s matches: white space runs become
+    # single spaces, then the ones beside punctuation go
+    text = _PUNCT_SPACE.sub("", " ".join(text.split())).lower()
     if "(\x01" in text or "(-\x01" in text:  # what every _COLLAPSE match contains
         text = _COLLAPSE.sub(collapse, text)
     if ",?" in text or ",$" in text or ",:" in text:  # what every _PARAM_LIST match holds
