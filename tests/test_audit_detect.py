@@ -146,6 +146,23 @@ def test_allow_list_in_force_and_expired(tmp_path: Path) -> None:
     assert "expired on 2026-01-01, so it was not applied" in sig[0].reason
 
 
+def test_lists_by_kind_and_type(tmp_path: Path) -> None:
+    """Deny and allow lists of one kind are told apart (the detector skips absent ones)."""
+    text = ("version: 1\nlists:\n"
+            "  - {name: bad, type: deny, kind: source_ip, owner: soc, reason: intel, "
+            "expires: 2030-01-01, values: [198.51.100.23]}\n"
+            "  - {name: ok, type: allow, kind: actor, owner: sec, reason: dba, "
+            "expires: 2030-01-01, values: [t1]}\n")
+    lists = _lists(tmp_path, text)
+    assert lists.has_kind("source_ip") and lists.has_kind("source_ip", "deny")
+    assert not lists.has_kind("source_ip", "allow") and not lists.has_kind("actor", "deny")
+    assert lists.lookup("source_ip", "198.51.100.24", datetime.now(timezone.utc)) == []
+    det = Detector(lists=lists)
+    sig = det.score(ev(1, "SELECT 1", ip="198.51.100.23")).signals
+    assert [s.code for s in sig] == ["DENY_LIST"] and "'bad' (intel)" in sig[0].reason
+    assert not Detector(lists=lists).score(ev(1, "SELECT 1", ip="10.0.0.1")).signals
+
+
 def test_hashed_watch_list_and_expired_watch_list(tmp_path: Path) -> None:
     cat = Catalog.from_mapping({"version": 1, "columns": {
         "customers.cust_id": {"class": "C2", "customer_key": True}}})

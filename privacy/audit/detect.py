@@ -150,7 +150,7 @@ class Detector(DetectorChecks):
         if not sig:
             return EventScore(event.event_id, 0, ())
         boost = 0.0
-        if self.lists.has_kind("actor"):
+        if self.lists.has_kind("actor", "watch"):
             for m in self.lists.lookup("actor", event.actor, event.ts, "watch"):
                 if not m.expired:
                     boost = 10.0

@@ -49,7 +49,7 @@ class DetectorChecks:
             return
         for kind, value in (("actor", e.actor), ("source_ip", e.source_ip),
                             ("client", e.client), ("fingerprint", an.fingerprint)):
-            if not self.lists.has_kind(kind):
+            if not self.lists.has_kind(kind, "deny"):
                 continue
             for m in self.lists.lookup(kind, value, e.ts, "deny"):
                 score = self._p["DENY_LIST"]["score"] * (0.5 if m.expired else 1.0)
@@ -65,7 +65,7 @@ class DetectorChecks:
         for kind, value in (("actor", e.actor), ("source_ip", e.source_ip),
                             ("client", e.client),
                             ("fingerprint", an.fingerprint if an is not None else None)):
-            if not self.lists.has_kind(kind):
+            if not self.lists.has_kind(kind, "allow"):
                 continue
             valid, expired = self.lists.allows(kind, value, code, e.ts)
             if valid is not None:
@@ -134,14 +134,14 @@ class DetectorChecks:
                     sig: list[Signal]) -> None:
         q = self._p["BULK_EXPORT"]
         rows = e.rows
-        n = "" if rows is None else f" ({_fmt(rows)} rows)"
         if an.export and not routine:
             sig.append(Signal("BULK_EXPORT", q["score"], f"export to a file ({an.export}) of "
-                              f"{', '.join(an.tables) or '?'}{n}"))
+                              f"{', '.join(an.tables) or '?'}{_rows_note(rows)}"))
         elif (an.select_star_no_where and an.sensitive_columns and not routine
               and (rows is None or rows >= q["min_rows"])):
             sig.append(Signal("BULK_EXPORT", q["score"] - 5, "SELECT * without WHERE on "
-                              f"{', '.join(an.tables)} (columns up to {an.max_class}){n}"))
+                              f"{', '.join(an.tables)} (columns up to {an.max_class})"
+                              f"{_rows_note(rows)}"))
         elif rows is not None and rows >= q["min_rows"]:
             own = st.rows.quantile(0.99)
             pp = _peer_q(peer, peer.rows)
@@ -164,7 +164,7 @@ class DetectorChecks:
         hs, ds = st.hour_set, st.day_set
         qe = p["ID_ENUMERATION"]
         run_max = 0
-        watch = (self.lists.has_kind("customer") and "WATCHLIST" in self._on
+        watch = (self.lists.has_kind("customer", "watch") and "WATCHLIST" in self._on
                  and (e.actor_kind or "human") in p["WATCHLIST"].get(
                      "actor_kinds", frozenset({"human"})))
         for cid in an.customer_ids:
@@ -382,6 +382,10 @@ def _peer_q(peer: PeerBaseline, sketch: Any) -> float:
     if len(peer.members) < 3 or sketch.total < 50:
         return 0.0
     return float(sketch.quantile(0.99))
+
+
+def _rows_note(rows: int | None) -> str:
+    return "" if rows is None else f" ({_fmt(rows)} rows)"
 
 
 def _int(text: str | None) -> int | None:

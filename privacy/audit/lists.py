@@ -116,6 +116,7 @@ class ListSet:
                 self._index.setdefault((e.kind, v), []).append((e, v))
         self._hashed_kinds = {e.kind for e in self.entries if e.hashed}
         self._plain_kinds = {e.kind for e in self.entries if not e.hashed}
+        self._typed_kinds = {(e.type, e.kind) for e in self.entries}
         self._tok = tokenizer
         self._token = lru_cache(maxsize=65536)(self._make_token)
         self.version = ",".join(f"{e.name}@{e.expires}" for e in self.entries) or "none"
@@ -140,8 +141,10 @@ class ListSet:
     def __bool__(self) -> bool:
         return bool(self.entries)
 
-    def has_kind(self, kind: str) -> bool:
-        """Whether any list holds values of ``kind``."""
+    def has_kind(self, kind: str, list_type: str | None = None) -> bool:
+        """Whether any list (of ``list_type``, when given) holds values of ``kind``."""
+        if list_type is not None:
+            return (list_type, kind) in self._typed_kinds
         return kind in self._hashed_kinds or kind in self._plain_kinds
 
     def lookup(self, kind: str, value: str | None, when: datetime,
@@ -151,9 +154,15 @@ class ListSet:
             return []
         hits: list[tuple[ListEntry, str]] = []
         if kind in self._plain_kinds:
-            hits += [h for h in self._index.get((kind, value), ()) if not h[0].hashed]
+            plain = self._index.get((kind, value))
+            if plain is not None:
+                hits += [h for h in plain if not h[0].hashed]
         if kind in self._hashed_kinds:
-            hits += [h for h in self._index.get((kind, self._token(value)), ()) if h[0].hashed]
+            hashed = self._index.get((kind, self._token(value)))
+            if hashed is not None:
+                hits += [h for h in hashed if h[0].hashed]
+        if not hits:
+            return []
         return [Match(e, value, e.expired_at(when)) for e, _ in hits
                 if list_type is None or e.type == list_type]
 

@@ -133,6 +133,9 @@ def _serve(detector: Detector, inbox: Queue[list[Item] | None], outbox: Connecti
         outbox.send(("error", exc))
 
 
+_BACKLOG = 8  # batches queued for the child at most
+
+
 class ProcessScorer:
     """Score in a forked child process, fed batches of events over a pipe.
 
@@ -147,24 +150,34 @@ class ProcessScorer:
     Warnings
     --------
     Needs the ``fork`` start method (Linux, macOS); see :func:`scorer_for`. Always call
-    :meth:`finish` (or :meth:`close` on error) so the child ends.
+    :meth:`finish` (or :meth:`close` on error) so the child ends. While it runs, the
+    objects this process had when it was made are frozen (:func:`gc.freeze`) and
+    :meth:`close` unfreezes all frozen objects: an application that freezes its own
+    heap should freeze again afterwards.
     """
 
     def __init__(self, detector: Detector, *, batch_size: int = 1000) -> None:
         ctx = multiprocessing.get_context("fork")
-        # A queue, not a pipe: put() never blocks this process while the child is busy
+        # A queue, not a pipe: put() does not block this process while the child is busy
         # scoring (a feeder thread writes to the pipe), so storing and scoring overlap.
-        self._inbox: Queue[list[Item] | None] = ctx.Queue()
+        # Bounded, so that when scoring is the slower side the backlog waiting here
+        # stays a few batches: memory stays flat and the collector has little to walk.
+        self._inbox: Queue[list[Item] | None] = ctx.Queue(maxsize=_BACKLOG)
         self._outbox, child_out = ctx.Pipe(duplex=False)
         self._proc = ctx.Process(target=_serve, args=(detector, self._inbox, child_out),
                                  daemon=True)
         # The documented pattern for fork without exec: freeze the parent's objects so
         # the child's collector never walks (and copy-on-write copies) what it inherited.
+        # They stay frozen here too until close(): ingesting allocates enough to trigger
+        # full collections, which would otherwise walk every module and object this
+        # process had before (several seconds over a million events).
         gc.freeze()
+        self._frozen = True
         try:
             self._proc.start()
-        finally:
-            gc.unfreeze()
+        except BaseException:
+            self._thaw()
+            raise
         child_out.close()
         # Lexing SQL is pure and per event: done here, it balances the two processes.
         self._lex = detector.analyzer.lex
@@ -201,8 +214,15 @@ class ProcessScorer:
         assert isinstance(result, Detection)
         return result
 
+    def _thaw(self) -> None:
+        if self._frozen:
+            self._frozen = False
+            gc.unfreeze()
+
     def close(self) -> None:
-        """Stop the child (if still running) and close the queue and pipe."""
+        """Stop the child (if still running), close the queue and pipe, and let this
+        process's collector see its older objects again."""
+        self._thaw()
         self._proc.join(timeout=5 if self._proc.exitcode is None else 0)
         if self._proc.is_alive():
             self._proc.kill()

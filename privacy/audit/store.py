@@ -268,6 +268,7 @@ class AuditStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             batch = (db.execute("SELECT max(batch) FROM batches").fetchone()[0] or 0) + 1
+            last_seq = db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
             before = db.total_changes
             rows = []
             for e in events:
@@ -283,16 +284,29 @@ class AuditStore:
                            "VALUES (?, ?, ?, ?, ?)",
                            [(source, b.line_no, b.reason, b.raw[:4000], batch) for b in bad])
             qadded = db.total_changes - before
+            row = None
             if added or qadded:
-                seqs = db.execute("SELECT seq, hash FROM events WHERE batch = ? ORDER BY seq",
-                                  (batch,)).fetchall()
+                if added == len(rows) and db.execute(
+                        "SELECT count(*), max(seq) FROM events WHERE seq > ?",
+                        (last_seq,)).fetchone() == (added, last_seq + added):
+                    # Every row went in, in order, each taking the next rowid (the table
+                    # has no AUTOINCREMENT and this transaction holds the write lock):
+                    # the hashes are known without reading them back.
+                    first, last = (last_seq + 1, last_seq + added) if added else (None, None)
+                    hashes = [r[4] for r in rows]
+                else:
+                    seqs = db.execute("SELECT seq, hash FROM events WHERE batch = ? "
+                                      "ORDER BY seq", (batch,)).fetchall()
+                    first = seqs[0][0] if seqs else None
+                    last = seqs[-1][0] if seqs else None
+                    hashes = [h for _, h in seqs]
                 qrows = db.execute("SELECT line, reason FROM quarantine WHERE batch = ? "
                                    "ORDER BY id", (batch,)).fetchall()
-                root = merkle.root_of([merkle.leaf_hash(h) for _, h in seqs])
+                row = (batch, source, first, last, len(hashes),
+                       merkle.root_of([merkle.leaf_hash(h) for h in hashes]), len(qrows),
+                       _qdigest(qrows))
                 db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (batch, source, seqs[0][0] if seqs else None,
-                            seqs[-1][0] if seqs else None, len(seqs), root, len(qrows),
-                            _qdigest(qrows), _now()))
+                           (*row, _now()))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -300,11 +314,8 @@ class AuditStore:
         report.added += added
         report.duplicates += len(events) - added
         report.quarantined += [(b.line_no, b.reason) for b in bad]
-        if added or qadded:
+        if row is not None:
             report.batches += 1
-            row = db.execute("SELECT batch, source, first_seq, last_seq, count, root, "
-                             "quarantined, qdigest FROM batches WHERE batch = ?",
-                             (batch,)).fetchone()
             self.ledger.append("audit.events", _batch_payload(row))
         return batch, added
 
