@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,15 @@ def test_help_lists_groups() -> None:
     assert result.exit_code == 0  # type: ignore[attr-defined]
     for group in ("keys", "field", "demo"):
         assert group in result.output  # type: ignore[attr-defined]
+
+
+def test_python_dash_m_runs_the_same_command() -> None:
+    run = subprocess.run([sys.executable, "-m", "covault", "--help"], capture_output=True,
+                         text=True, check=False)
+    assert run.returncode == 0 and run.stdout.startswith("Usage: covault ")
+    bad = subprocess.run([sys.executable, "-m", "covault", "no-such-command"],
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "no-such-command" in bad.stderr
 
 
 def test_keys_create_rotate_show_disable(tmp_path: Path) -> None:
