@@ -229,8 +229,9 @@ class PeerBaseline:
 
     def column_share(self, column: str, exclude: str) -> tuple[int, int]:
         """(members other than ``exclude`` who read ``column``, other members)."""
-        readers = self.column_actors.get(column, set())
-        return len(readers - {exclude}), max(len(self.members) - 1, 0)
+        readers = self.column_actors.get(column)
+        count = 0 if readers is None else len(readers) - (exclude in readers)
+        return count, max(len(self.members) - 1, 0)
 
     def add_column(self, column: str, actor: str, cap: int = 256) -> None:
         """Note that ``actor`` read ``column`` (at most ``cap`` readers kept per column)."""

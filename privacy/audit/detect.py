@@ -89,6 +89,8 @@ class Detector(DetectorChecks):
             for kid in kids:
                 self._subsumed_by.setdefault(kid, []).append(parent)
         self._min_class = _CLASS_RANK[str(self._p["SENSITIVE_FIRST_TOUCH"]["min_class"])]
+        self._deny_kinds = frozenset(k for k in ("actor", "source_ip", "client", "fingerprint")
+                                     if self.lists.has_kind(k, "deny"))
 
     # ------------------------------------------------------------------ public
     def run(self, events: Iterable[QueryEvent]) -> list[Alert]:

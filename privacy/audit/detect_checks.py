@@ -43,13 +43,14 @@ class DetectorChecks:
     _tz: tzinfo
     _off_cache: dict[int, bool]
     _min_class: int
+    _deny_kinds: frozenset[str]
 
     def _check_lists(self, e: QueryEvent, an: SqlAnalysis, sig: list[Signal]) -> None:
-        if "DENY_LIST" not in self._on or not self.lists:
+        if "DENY_LIST" not in self._on or not self._deny_kinds:
             return
         for kind, value in (("actor", e.actor), ("source_ip", e.source_ip),
                             ("client", e.client), ("fingerprint", an.fingerprint)):
-            if not self.lists.has_kind(kind, "deny"):
+            if kind not in self._deny_kinds:
                 continue
             for m in self.lists.lookup(kind, value, e.ts, "deny"):
                 score = self._p["DENY_LIST"]["score"] * (0.5 if m.expired else 1.0)
