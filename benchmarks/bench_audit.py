@@ -4,9 +4,10 @@ Measures: simulator size; ingest events/s (JSONL -> audit store with ledger); de
 events/s over the stored events and per-event scoring latency p50/p99 (all events, and
 events whose template was already seen); the one-pass pipeline a user runs
 (``covault audit ingest --detect`` in its own process: JSONL -> stored, ledgered,
-scored, alerts saved) in events/s, median of ``--runs`` runs; per-scenario recall and precision of the one-pass alerts against the answer
-key; false positives per 1,000 actor-days; median time to detect; ledger appends/s
-batched (with the single-append rate in the same run as baseline).
+scored, alerts saved) in events/s, median of ``--runs`` runs; per-scenario recall and
+precision of the one-pass alerts against the answer key; false positives per 1,000
+actor-days; median time to detect; ledger appends/s batched (with the single-append
+rate in the same run as baseline).
 
     .venv/bin/python benchmarks/bench_audit.py            # 500 actors, 30 days (~1M events)
     .venv/bin/python benchmarks/bench_audit.py --quick    # 60 actors, 15 days

@@ -56,9 +56,6 @@ _SCHEMA = (
     "UNIQUE, ts REAL NOT NULL, actor TEXT NOT NULL, data TEXT NOT NULL, hash BLOB NOT NULL, "
     "batch INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS events_ts ON events (ts, seq)",
-    # Each commit reads back its own batch: without this index that is a full scan,
-    # and ingest slows down as the store grows.
-    "CREATE INDEX IF NOT EXISTS events_batch ON events (batch, seq)",
     "CREATE TABLE IF NOT EXISTS quarantine (id INTEGER PRIMARY KEY, source TEXT NOT NULL, "
     "line INTEGER NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL, batch INTEGER NOT NULL, "
     "UNIQUE (source, line))",
@@ -240,17 +237,19 @@ class AuditStore:
     def _flush(self, events: list[QueryEvent], bad: list[MalformedLine], source: str,
                report: IngestReport, progress: Callable[[int], None] | None,
                on_event: Callable[[QueryEvent], object] | None) -> None:
-        batch, added = self._commit(events, bad, source, report)
+        batch, added, after = self._commit(events, bad, source, report)
         if on_event is not None and added:
-            for e in events if added == len(events) else self._stored(events, batch):
+            for e in events if added == len(events) else self._stored(events, batch, after):
                 on_event(e)
         if progress is not None:
             progress(len(events) + len(bad))
 
-    def _stored(self, events: list[QueryEvent], batch: int) -> Iterator[QueryEvent]:
-        """The events of ``events`` that batch ``batch`` stored (first occurrence of an id)."""
-        fresh = {r[0] for r in self.db.execute("SELECT event_id FROM events WHERE batch = ?",
-                                               (batch,))}
+    def _stored(self, events: list[QueryEvent], batch: int,
+                after: int) -> Iterator[QueryEvent]:
+        """The events of ``events`` that batch ``batch`` stored (first occurrence of an id);
+        its rows all have a seq above ``after``, the largest before it."""
+        fresh = {r[0] for r in self.db.execute("SELECT event_id FROM events WHERE seq > ? "
+                                               "AND batch = ?", (after, batch))}
         for e in events:
             if e.event_id in fresh:
                 fresh.discard(e.event_id)
@@ -261,8 +260,14 @@ class AuditStore:
         return self.ingest(((0, e) for e in events), source=source)
 
     def _commit(self, events: list[QueryEvent], bad: list[MalformedLine], source: str,
-                report: IngestReport) -> tuple[int, int]:
-        """Store one batch and ledger it; return (batch number, events added)."""
+                report: IngestReport) -> tuple[int, int, int]:
+        """Store one batch and ledger it; return (batch number, events added, the largest
+        seq before the batch).
+
+        A batch's rows get seqs above every earlier row (rowids are max + 1; the table
+        has no AUTOINCREMENT and nothing deletes), so they are found by a range of the
+        primary key: no index on ``batch`` is needed, which saves a b-tree insert per
+        event."""
         report.read += len(events) + len(bad)
         db = self.db
         db.execute("BEGIN IMMEDIATE")
@@ -295,8 +300,8 @@ class AuditStore:
                     first, last = (last_seq + 1, last_seq + added) if added else (None, None)
                     hashes = [r[4] for r in rows]
                 else:
-                    seqs = db.execute("SELECT seq, hash FROM events WHERE batch = ? "
-                                      "ORDER BY seq", (batch,)).fetchall()
+                    seqs = db.execute("SELECT seq, hash FROM events WHERE seq > ? AND "
+                                      "batch = ? ORDER BY seq", (last_seq, batch)).fetchall()
                     first = seqs[0][0] if seqs else None
                     last = seqs[-1][0] if seqs else None
                     hashes = [h for _, h in seqs]
@@ -317,7 +322,7 @@ class AuditStore:
         if row is not None:
             report.batches += 1
             self.ledger.append("audit.events", _batch_payload(row))
-        return batch, added
+        return batch, added, last_seq
 
     # ------------------------------------------------------------------ reading
     def count(self) -> int:
