@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import pickle
 from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -77,6 +78,45 @@ def test_process_scorer_reports_the_childs_error(world: dict[str, object]) -> No
     scorer.score(QueryEvent(event_id="e1", ts=datetime.now(timezone.utc), actor="a",
                             statement="SELECT 1"))
     with pytest.raises(RuntimeError, match="cannot score e1"):
+        scorer.finish()
+
+
+def _now_event(i: int) -> QueryEvent:
+    return QueryEvent(event_id=f"e{i}", ts=datetime.now(timezone.utc), actor="a",
+                      statement=f"SELECT {i}")
+
+
+@needs_fork
+def test_a_failed_child_stops_the_ingest_instead_of_hanging_it(
+        world: dict[str, object]) -> None:
+    """The queue to the child is bounded: once the child has failed, feeding it more
+    raises the child's error instead of waiting forever for room."""
+    det = world["make"]()  # type: ignore[operator]
+
+    def fail(event: QueryEvent, lexed: object = None) -> None:
+        raise RuntimeError(f"cannot score {event.event_id}")
+
+    det.score = fail
+    scorer = ProcessScorer(det, batch_size=1)
+    try:
+        with pytest.raises(RuntimeError, match="cannot score e0"):
+            for i in range(1000):
+                scorer.score(_now_event(i))
+    finally:
+        scorer.close()
+
+
+@needs_fork
+def test_a_child_that_dies_without_a_word_is_reported(world: dict[str, object]) -> None:
+    det = world["make"]()  # type: ignore[operator]
+
+    def die(event: QueryEvent, lexed: object = None) -> None:
+        os._exit(3)
+
+    det.score = die
+    scorer = ProcessScorer(det, batch_size=1)
+    scorer.score(_now_event(0))
+    with pytest.raises(RuntimeError, match="exited with code 3 before returning"):
         scorer.finish()
 
 

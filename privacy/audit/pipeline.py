@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import queue
 from dataclasses import dataclass
 from datetime import timedelta, timezone, tzinfo
 from multiprocessing.connection import Connection
@@ -134,6 +135,7 @@ def _serve(detector: Detector, inbox: Queue[list[Item] | None], outbox: Connecti
 
 
 _BACKLOG = 8  # batches queued for the child at most
+_POLL_S = 0.5  # how often a full queue checks that the child is still there
 
 
 class ProcessScorer:
@@ -192,8 +194,32 @@ class ProcessScorer:
 
     def _send(self) -> None:
         if self._batch:
-            self._inbox.put(self._batch)
+            self._put(self._batch)
             self._batch = []
+
+    def _put(self, item: list[Item] | None) -> None:
+        """Queue ``item`` for the child, waiting while the queue is full; if the child
+        has stopped meanwhile (its detector raised, or it was killed), raise why."""
+        while True:
+            try:
+                self._inbox.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                if not self._proc.is_alive():
+                    self._result()  # raises: a stopped child takes nothing more
+
+    def _result(self) -> Detection:
+        """The child's detection, or the error it sent, or why it sent nothing."""
+        try:
+            status, result = self._outbox.recv()
+        except EOFError:
+            self._proc.join()
+            raise RuntimeError("the scoring process exited with code "
+                               f"{self._proc.exitcode} before returning its result") from None
+        if status != "ok":
+            raise result
+        assert isinstance(result, Detection)
+        return result
 
     def finish(self) -> Detection:
         """Send what is pending, wait for the child and return its detection.
@@ -202,17 +228,15 @@ class ProcessScorer:
         ------
         Exception
             Whatever the detector raised in the child.
+        RuntimeError
+            The child ended without a result (killed, for instance).
         """
         try:
             self._send()
-            self._inbox.put(None)
-            status, result = self._outbox.recv()
+            self._put(None)
+            return self._result()
         finally:
             self.close()
-        if status != "ok":
-            raise result
-        assert isinstance(result, Detection)
-        return result
 
     def _thaw(self) -> None:
         if self._frozen:
