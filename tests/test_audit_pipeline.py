@@ -107,6 +107,27 @@ def test_a_failed_child_stops_the_ingest_instead_of_hanging_it(
 
 
 @needs_fork
+def test_a_child_error_larger_than_the_pipe_is_still_reported(
+        world: dict[str, object]) -> None:
+    """A failing child blocks sending an error bigger than the pipe buffer until the
+    parent reads it: the parent must read it rather than wait for the child to exit."""
+    det = world["make"]()  # type: ignore[operator]
+
+    def fail(event: QueryEvent, lexed: object = None) -> None:
+        raise RuntimeError("cannot score " + "x" * 200_000)
+
+    det.score = fail
+    scorer = ProcessScorer(det, batch_size=1)
+    try:
+        with pytest.raises(RuntimeError, match="cannot score xxx"):
+            for i in range(1000):
+                scorer.score(_now_event(i))
+            scorer.finish()
+    finally:
+        scorer.close()
+
+
+@needs_fork
 def test_a_child_that_dies_without_a_word_is_reported(world: dict[str, object]) -> None:
     det = world["make"]()  # type: ignore[operator]
 
@@ -123,6 +144,7 @@ def test_a_child_that_dies_without_a_word_is_reported(world: dict[str, object]) 
 @pytest.mark.parametrize("tz", [timezone.utc, timezone(timedelta(hours=8)),
                                 timezone(timedelta(hours=-5, minutes=-30)),
                                 timezone(timedelta(seconds=3725, microseconds=5)),
+                                timezone(timedelta(hours=1), "CET"),
                                 ZoneInfo("America/New_York")])
 def test_events_cross_to_the_scoring_process_unchanged(tz: tzinfo) -> None:
     """What the child rebuilds from a packed item is the event and lexed statement sent."""
@@ -138,6 +160,7 @@ def test_events_cross_to_the_scoring_process_unchanged(tz: tzinfo) -> None:
     back, back_lexed = unpack(item)
     assert back == event and back.ts.utcoffset() == ts.utcoffset()
     assert back.ts.fold == 1 and back.ts.tzinfo == ts.tzinfo
+    assert back.ts.tzname() == ts.tzname()
     assert (back_lexed.key, back_lexed.lits, back_lexed.starts, back_lexed.sizes) == (
         lexed.key, lexed.lits, lexed.starts, lexed.sizes)
 

@@ -162,7 +162,7 @@ class QueryEvent:
         try:
             values[1] = parse_timestamp(values[1])
             dur = values[12]
-            if type(dur) is int:
+            if isinstance(dur, int) and not isinstance(dur, bool):
                 values[12] = float(dur)
             _validate(*values)
         except InputError as exc:

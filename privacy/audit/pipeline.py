@@ -11,6 +11,7 @@ events, because the child sees them in the same order.
 
 from __future__ import annotations
 
+import functools
 import gc
 import multiprocessing
 import os
@@ -68,10 +69,16 @@ class InlineScorer:
 
 
 # One event and its lexed statement as a flat tuple of builtins: the event's fields in
-# order, with ``ts`` split into its naive wall time and its offset (a fixed offset as
-# seconds, any other tzinfo as itself), then the Lexed fields. Unpickling this costs a
-# fraction of pickled objects, whose datetime carries its own tzinfo and timedelta.
+# order, with ``ts`` split into its naive wall time and its offset (an unnamed fixed
+# offset as seconds, any other tzinfo as itself), then the Lexed fields. Unpickling this
+# costs a fraction of pickled objects, whose datetime carries its own tzinfo and timedelta.
 Item = tuple[Any, ...]
+
+
+@functools.lru_cache(maxsize=256)
+def _unnamed(delta: timedelta) -> str:
+    """The name ``datetime.timezone`` gives an offset it was not given a name for."""
+    return timezone(delta).tzname(None)
 
 
 def _pack(event: QueryEvent, lexed: Lexed) -> Item:
@@ -80,7 +87,8 @@ def _pack(event: QueryEvent, lexed: Lexed) -> Item:
     offset: float | tzinfo | None = tz
     if type(tz) is timezone:
         delta = tz.utcoffset(None)
-        offset = delta.total_seconds()
+        if tz.tzname(None) == _unnamed(delta):
+            offset = delta.total_seconds()
     return (event.event_id, ts.replace(tzinfo=None), offset, event.actor, event.actor_kind,
             event.role, event.department, event.source_ip, event.client, event.database,
             event.statement, event.rows, event.status, event.duration_ms,
@@ -118,13 +126,15 @@ def _serve(detector: Detector, inbox: Queue[list[Item] | None], outbox: Connecti
     more than the unpickling itself. Nothing in a batch forms a reference cycle.
     """
     unpack = _Unpacker()
+    collecting = gc.isenabled()
     try:
         while True:
             gc.disable()
             try:
                 batch = inbox.get()
             finally:
-                gc.enable()
+                if collecting:
+                    gc.enable()
             if batch is None:
                 break
             for item in batch:
@@ -205,7 +215,9 @@ class ProcessScorer:
                 self._inbox.put(item, timeout=_POLL_S)
                 return
             except queue.Full:
-                if not self._proc.is_alive():
+                # A child that failed has sent its error (or is sending it: a large one
+                # fills the pipe and keeps the child alive until it is read).
+                if self._outbox.poll(0) or not self._proc.is_alive():
                     self._result()  # raises: a stopped child takes nothing more
 
     def _result(self) -> Detection:
