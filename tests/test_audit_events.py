@@ -20,7 +20,7 @@ from privacy.audit.adapters import (
     read_pgaudit_stderr,
 )
 from privacy.audit.catalog import Catalog
-from privacy.audit.events import MalformedLine, QueryEvent
+from privacy.audit.events import MalformedLine, QueryEvent, json_dumps
 from privacy.errors import ConfigError, InputError
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -339,3 +339,22 @@ def test_catalog_digest_tracks_content() -> None:
     b = Catalog.from_mapping({"columns": {"t.a": {"class": "C2"}}})
     assert a.digest != b.digest
     assert a.digest == Catalog.from_mapping({"columns": {"t.a": {"class": "C3"}}}).digest
+
+
+@settings(max_examples=300, deadline=None)
+@given(when=st.datetimes(timezones=st.one_of(
+           st.timezones(),
+           st.builds(timezone, st.timedeltas(min_value=timedelta(hours=-23, minutes=-59),
+                                             max_value=timedelta(hours=23, minutes=59))))),
+       text=st.text(), rows=st.none() | st.integers(0, 2**63),
+       duration=st.none() | st.floats(0, 1e300))
+def test_json_line_is_the_event_as_a_dict(when: datetime, text: str, rows: int | None,
+                                          duration: float | None) -> None:
+    """The fast serialisation gives the same text as serialising the dict, and reads back."""
+    event = QueryEvent(event_id=text or "x", ts=when, actor="a" + text, statement=text,
+                       rows=rows, duration_ms=duration, client=text or None)
+    line = event.to_json()
+    assert line == json_dumps(event.to_dict())
+    assert json.loads(line) == json.loads(json.dumps(event.to_dict()))
+    back = QueryEvent.from_json(line)
+    assert back.to_json() == line and back.ts.timestamp() == event.ts.timestamp()
