@@ -6,6 +6,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -66,24 +67,37 @@ def test_process_scorer_matches_inline_and_stored_detect(world: dict[str, object
     assert [a.to_dict() for a in det.alerts()] == inline
 
 
-@needs_fork
-def test_process_scorer_reports_the_childs_error(world: dict[str, object]) -> None:
-    det = world["make"]()  # type: ignore[operator]
-
-    def fail(event: QueryEvent, lexed: object = None) -> None:
-        raise RuntimeError(f"cannot score {event.event_id}")
-
-    det.score = fail  # the child's copy of the detector fails on the first event
-    scorer = ProcessScorer(det)
-    scorer.score(QueryEvent(event_id="e1", ts=datetime.now(timezone.utc), actor="a",
-                            statement="SELECT 1"))
-    with pytest.raises(RuntimeError, match="cannot score e1"):
-        scorer.finish()
-
-
 def _now_event(i: int) -> QueryEvent:
     return QueryEvent(event_id=f"e{i}", ts=datetime.now(timezone.utc), actor="a",
                       statement=f"SELECT {i}")
+
+
+def _scorer_of(world: dict[str, object], score: Callable[..., None],
+               batch_size: int = 1) -> ProcessScorer:
+    """A forked scorer whose child's detector runs ``score`` instead of scoring."""
+    det = world["make"]()  # type: ignore[operator]
+    det.score = score  # the child gets this copy of the detector
+    return ProcessScorer(det, batch_size=batch_size)
+
+
+def _fail(event: QueryEvent, lexed: object = None) -> None:
+    raise RuntimeError(f"cannot score {event.event_id}")
+
+
+def _fail_at_length(event: QueryEvent, lexed: object = None) -> None:
+    raise RuntimeError("cannot score " + "x" * 200_000)
+
+
+def _die(event: QueryEvent, lexed: object = None) -> None:
+    os._exit(3)
+
+
+@needs_fork
+def test_process_scorer_reports_the_childs_error(world: dict[str, object]) -> None:
+    scorer = _scorer_of(world, _fail, batch_size=1000)
+    scorer.score(_now_event(1))
+    with pytest.raises(RuntimeError, match="cannot score e1"):
+        scorer.finish()
 
 
 @needs_fork
@@ -91,13 +105,7 @@ def test_a_failed_child_stops_the_ingest_instead_of_hanging_it(
         world: dict[str, object]) -> None:
     """The queue to the child is bounded: once the child has failed, feeding it more
     raises the child's error instead of waiting forever for room."""
-    det = world["make"]()  # type: ignore[operator]
-
-    def fail(event: QueryEvent, lexed: object = None) -> None:
-        raise RuntimeError(f"cannot score {event.event_id}")
-
-    det.score = fail
-    scorer = ProcessScorer(det, batch_size=1)
+    scorer = _scorer_of(world, _fail)
     try:
         with pytest.raises(RuntimeError, match="cannot score e0"):
             for i in range(1000):
@@ -111,13 +119,7 @@ def test_a_child_error_larger_than_the_pipe_is_still_reported(
         world: dict[str, object]) -> None:
     """A failing child blocks sending an error bigger than the pipe buffer until the
     parent reads it: the parent must read it rather than wait for the child to exit."""
-    det = world["make"]()  # type: ignore[operator]
-
-    def fail(event: QueryEvent, lexed: object = None) -> None:
-        raise RuntimeError("cannot score " + "x" * 200_000)
-
-    det.score = fail
-    scorer = ProcessScorer(det, batch_size=1)
+    scorer = _scorer_of(world, _fail_at_length)
     try:
         with pytest.raises(RuntimeError, match="cannot score xxx"):
             for i in range(1000):
@@ -129,13 +131,7 @@ def test_a_child_error_larger_than_the_pipe_is_still_reported(
 
 @needs_fork
 def test_a_child_that_dies_without_a_word_is_reported(world: dict[str, object]) -> None:
-    det = world["make"]()  # type: ignore[operator]
-
-    def die(event: QueryEvent, lexed: object = None) -> None:
-        os._exit(3)
-
-    det.score = die
-    scorer = ProcessScorer(det, batch_size=1)
+    scorer = _scorer_of(world, _die)
     scorer.score(_now_event(0))
     with pytest.raises(RuntimeError, match="exited with code 3 before returning"):
         scorer.finish()
