@@ -182,7 +182,7 @@ class ProcessScorer:
         # the child's collector never walks (and copy-on-write copies) what it inherited.
         # They stay frozen here too until close(): ingesting allocates enough to trigger
         # full collections, which would otherwise walk every module and object this
-        # process had before (several seconds over a million events).
+        # process had before, again and again.
         gc.freeze()
         self._frozen = True
         try:
