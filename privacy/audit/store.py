@@ -446,10 +446,8 @@ class AuditStore:
 
 
 def _event(data: str) -> QueryEvent:
-    """Rebuild a stored event (validated at ingest; ``__post_init__`` checks it again)."""
-    d = json_loads(data)
-    d["ts"] = datetime.fromisoformat(d["ts"])
-    return QueryEvent(**d)
+    """Rebuild a stored event (validated at ingest, and again here)."""
+    return QueryEvent.from_dict(json_loads(data))
 
 
 def _batch_payload(row: tuple[Any, ...]) -> dict[str, Any]:
