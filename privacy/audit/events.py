@@ -190,7 +190,7 @@ class QueryEvent:
             # orjson writes a dataclass's fields in order and a datetime as isoformat()
             # does, except that it drops the seconds of an offset: use it when there are none
             if offset is not None and not offset.seconds % 60 and not offset.microseconds:
-                return str(_orjson.dumps(self).decode("utf-8"))
+                return json_dumps(self)
         return json_dumps(self.to_dict())
 
     @classmethod

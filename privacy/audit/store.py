@@ -237,19 +237,18 @@ class AuditStore:
     def _flush(self, events: list[QueryEvent], bad: list[MalformedLine], source: str,
                report: IngestReport, progress: Callable[[int], None] | None,
                on_event: Callable[[QueryEvent], object] | None) -> None:
-        batch, added, after = self._commit(events, bad, source, report)
+        added, after = self._commit(events, bad, source, report)
         if on_event is not None and added:
-            for e in events if added == len(events) else self._stored(events, batch, after):
+            for e in events if added == len(events) else self._stored(events, after):
                 on_event(e)
         if progress is not None:
             progress(len(events) + len(bad))
 
-    def _stored(self, events: list[QueryEvent], batch: int,
-                after: int) -> Iterator[QueryEvent]:
-        """The events of ``events`` that batch ``batch`` stored (first occurrence of an id);
-        its rows all have a seq above ``after``, the largest before it."""
-        fresh = {r[0] for r in self.db.execute("SELECT event_id FROM events WHERE seq > ? "
-                                               "AND batch = ?", (after, batch))}
+    def _stored(self, events: list[QueryEvent], after: int) -> Iterator[QueryEvent]:
+        """The events of ``events`` that the last batch stored (first occurrence of an id):
+        the rows above seq ``after``, the largest before it."""
+        fresh = {r[0] for r in self.db.execute("SELECT event_id FROM events WHERE seq > ?",
+                                               (after,))}
         for e in events:
             if e.event_id in fresh:
                 fresh.discard(e.event_id)
@@ -260,9 +259,9 @@ class AuditStore:
         return self.ingest(((0, e) for e in events), source=source)
 
     def _commit(self, events: list[QueryEvent], bad: list[MalformedLine], source: str,
-                report: IngestReport) -> tuple[int, int, int]:
-        """Store one batch and ledger it; return (batch number, events added, the largest
-        seq before the batch).
+                report: IngestReport) -> tuple[int, int]:
+        """Store one batch and ledger it; return (events added, the largest seq before
+        the batch).
 
         A batch's rows get seqs above every earlier row (rowids are max + 1; the table
         has no AUTOINCREMENT and nothing deletes), so they are found by a range of the
@@ -294,14 +293,12 @@ class AuditStore:
                 if added == len(rows) and db.execute(
                         "SELECT count(*), max(seq) FROM events WHERE seq > ?",
                         (last_seq,)).fetchone() == (added, last_seq + added):
-                    # Every row went in, in order, each taking the next rowid (the table
-                    # has no AUTOINCREMENT and this transaction holds the write lock):
-                    # the hashes are known without reading them back.
+                    # every row went in, each taking the next seq: no need to read back
                     first, last = (last_seq + 1, last_seq + added) if added else (None, None)
                     hashes = [r[4] for r in rows]
                 else:
-                    seqs = db.execute("SELECT seq, hash FROM events WHERE seq > ? AND "
-                                      "batch = ? ORDER BY seq", (last_seq, batch)).fetchall()
+                    seqs = db.execute("SELECT seq, hash FROM events WHERE seq > ? "
+                                      "ORDER BY seq", (last_seq,)).fetchall()
                     first = seqs[0][0] if seqs else None
                     last = seqs[-1][0] if seqs else None
                     hashes = [h for _, h in seqs]
@@ -322,7 +319,7 @@ class AuditStore:
         if row is not None:
             report.batches += 1
             self.ledger.append("audit.events", _batch_payload(row))
-        return batch, added, last_seq
+        return added, last_seq
 
     # ------------------------------------------------------------------ reading
     def count(self) -> int:
