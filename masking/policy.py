@@ -55,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from masking.conditions import Condition
 from masking.operators import OPERATORS, Operator, OptionError, build_operator
+from masking.presets import preset_text
 from privacy.errors import PolicyError
 
 __all__ = ["Policy", "PolicyModel", "Rule", "ResolvedView", "SPECIFICITY", "policy_schema"]
@@ -314,10 +315,8 @@ class Policy:
         }
         base = None
         if model.extends is not None:
-            from masking.presets import load_preset
-
             try:
-                base = load_preset(model.extends)
+                base = cls.preset(model.extends)
             except PolicyError as exc:
                 raise PolicyError(str(exc.detail), file=source,
                                   line=lines.get(("extends",))) from None
@@ -326,9 +325,7 @@ class Policy:
     @classmethod
     def preset(cls, name: str) -> Policy:
         """A named preset (``jrt0171``) as a policy."""
-        from masking.presets import load_preset
-
-        return load_preset(name)
+        return cls.from_yaml(preset_text(name), source=f"preset:{name}")
 
     # -- merged facts
     @property

@@ -10,16 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from privacy.audit._sqltemplate import _PUNCT_SPACE, _lexer
 from privacy.audit.catalog import Catalog
-from privacy.audit.sql import (
-    _PUNCT_SPACE,
-    KeyRange,
-    SqlAnalyzer,
-    _lexer,
-    analyze,
-    fingerprint,
-    normalize,
-)
+from privacy.audit.sql import KeyRange, SqlAnalyzer, analyze, fingerprint, normalize
 
 CAT = Catalog.from_mapping({"columns": {
     "customers.id_no": {"class": "C3", "tags": ["cn_resident_id"], "customer_key": True},

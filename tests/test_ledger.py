@@ -1,4 +1,4 @@
-"""Tests for privacy.merkle (RFC 6962 math) and privacy.ledger (the disclosure log)."""
+"""Tests for privacy.ledger.merkle (RFC 6962 math) and privacy.ledger (the disclosure log)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from privacy import merkle
 from privacy.errors import InputError, IntegrityError, KeyfileError, SerializationError
 from privacy.ledger import (
     Checkpoint,
@@ -28,6 +27,7 @@ from privacy.ledger import (
     leaf_bytes,
     load_public_key,
     load_signing_key,
+    merkle,
     note_key_id,
     save_public_key,
     save_signing_key,

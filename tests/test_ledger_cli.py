@@ -15,8 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from covault.cli import main
-from privacy import merkle
-from privacy.ledger import Checkpoint, Ledger, leaf_bytes, load_public_key
+from privacy.ledger import Checkpoint, Ledger, leaf_bytes, load_public_key, merkle
 
 ORIGIN = "bank-a.example/disclosures"
 PASSWORD_ENV = {"LEDGER_KEY_PASSWORD": "correct horse battery staple"}

@@ -19,11 +19,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from privacy.errors import PSIError
-from privacy.psi import PsiParty, PsiResult, normalize_id
-from privacy.psi_files import finish_files, reveal_files, write_request, write_response
-from privacy.psi_group import blind, hash_tag, hash_to_group
-from privacy.psi_net import join, serve
-from privacy.psi_wire import (
+from privacy.psi import (
+    PsiParty,
+    PsiResult,
+    finish_files,
+    join,
+    normalize_id,
+    reveal_files,
+    serve,
+    write_request,
+    write_response,
+)
+from privacy.psi.group import blind, hash_tag, hash_to_group
+from privacy.psi.wire import (
     FRAME_VERSION,
     MAGIC,
     MAX_PAYLOAD,

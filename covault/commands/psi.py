@@ -210,7 +210,7 @@ def serve_cmd(ids_path: str, column: str, port: int, host: str, mode: str,
     The serving party learns only the peer's set size (and, in intersection-sum, the
     count and the sum it decrypts, which it reports back to the peer).
     """
-    from privacy.psi_net import serve
+    from privacy.psi import serve
 
     if mode == "intersection-sum" and value_column is None:
         raise InputError("--mode intersection-sum needs --value-column")
@@ -249,7 +249,7 @@ def join_cmd(ids_path: str, column: str, connect: str, out_path: str | None, mod
              context: str, workers: int | None, timeout: float, ledger_path: str | None,
              fmt: str) -> None:
     """Run one PSI session against `covault psi serve`; write or print the result."""
-    from privacy.psi_net import join
+    from privacy.psi import join
 
     if mode == "intersection" and out_path is None:
         raise InputError("--mode intersection needs --output FILE")
@@ -277,7 +277,7 @@ def join_cmd(ids_path: str, column: str, connect: str, out_path: str | None, mod
 def request_cmd(ids_path: str, column: str, out_message: str, state: str, mode: str,
                 context: str, workers: int | None, fmt: str) -> None:
     """Step 1 (initiator): blind the ids into a request message file."""
-    from privacy.psi_files import write_request
+    from privacy.psi import write_request
 
     _, party = _party(ids_path, column, mode, context, workers)
     write_request(party, out_message, state)
@@ -306,7 +306,7 @@ def respond_cmd(ids_path: str, column: str, in_message: str, out_message: str,
                 paillier_bits: int, workers: int | None, ledger_path: str | None,
                 fmt: str) -> None:
     """Step 2 (responder): answer a request message with a response message."""
-    from privacy.psi_files import write_response
+    from privacy.psi import write_response
 
     if mode == "intersection-sum" and (value_column is None or state is None):
         raise InputError("--mode intersection-sum needs --value-column and --state")
@@ -337,7 +337,7 @@ def finish_cmd(ids_path: str, column: str, state: str, in_message: str, out_path
                out_message: str | None, workers: int | None, ledger_path: str | None,
                fmt: str) -> None:
     """Step 3 (initiator): the result from the response (same --ids as the request)."""
-    from privacy.psi_files import finish_files, read_state
+    from privacy.psi import finish_files, read_state
 
     mode = read_state(state).get("mode")
     if mode == "intersection" and out_path is None:
@@ -362,7 +362,7 @@ def finish_cmd(ids_path: str, column: str, state: str, in_message: str, out_path
 @handle_errors
 def reveal_cmd(state: str, in_message: str, ledger_path: str | None, fmt: str) -> None:
     """Step 4 (responder, intersection-sum): decrypt the sum over the intersection."""
-    from privacy.psi_files import reveal_files
+    from privacy.psi import reveal_files
 
     with optional_ledger(ledger_path) as ledger:
         result = reveal_files(state, in_message)

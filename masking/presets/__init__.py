@@ -10,30 +10,17 @@ confirm them against your copy of the standard, and copy the YAML to edit it
 from __future__ import annotations
 
 from importlib import resources
-from typing import TYPE_CHECKING
 
 from privacy.errors import PolicyError
 
-if TYPE_CHECKING:
-    from masking.policy import Policy
-
-__all__ = ["PRESETS", "preset_text", "load_preset"]
+__all__ = ["PRESETS", "preset_text"]
 
 #: Names of the presets shipped with covault.
 PRESETS: tuple[str, ...] = ("jrt0171",)
 
 
 def preset_text(name: str) -> str:
-    """The YAML text of preset ``name``."""
+    """The YAML text of preset ``name``; :meth:`masking.policy.Policy.preset` parses it."""
     if name not in PRESETS:
         raise PolicyError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
     return (resources.files(__name__) / f"{name}.yaml").read_text(encoding="utf-8")
-
-
-def load_preset(name: str, _seen: tuple[str, ...] = ()) -> Policy:
-    """Preset ``name`` as a validated :class:`~masking.policy.Policy`."""
-    from masking.policy import Policy
-
-    if name in _seen:
-        raise PolicyError(f"presets extend each other in a cycle: {' -> '.join(_seen + (name,))}")
-    return Policy.from_yaml(preset_text(name), source=f"preset:{name}")

@@ -13,17 +13,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from privacy.audit.catalog import Catalog
-from privacy.audit.sql import (
-    _FALLBACK_DIALECTS,
-    _LIT,
+from privacy.audit._sqltemplate import (
+    LIT,
+    KeySlot,
+    Lexed,
     SensitiveColumn,
     SqlTemplate,
-    _digest,
-    _display,
-    _KeySlot,
-    _Lexed,
+    digest,
+    display,
 )
+from privacy.audit.catalog import Catalog
+
+_FALLBACK_DIALECTS: tuple[str | None, ...] = (None, "postgres", "mysql", "tsql", "oracle")
 
 _PRIV = re.compile(r"^(?:grant|revoke)\b|^(?:create|alter|drop|rename) (?:user|role|login)\b"
                    r"|^set password\b")
@@ -78,7 +79,7 @@ def _injection(key: str) -> tuple[str, ...]:
         found.append("tautology")
     for m in _UNION_SELECT.finditer(key):
         items = [i.strip() for i in m.group(1).split(",")]
-        padding = [i for i in items if i in ("null", _LIT) or i.startswith("cast(null")]
+        padding = [i for i in items if i in ("null", LIT) or i.startswith("cast(null")]
         if "null" in items or any(i.startswith("cast(null") for i in items) or (
                 len(items) > 1 and len(padding) == len(items)):
             found.append("union_null_padding")
@@ -99,7 +100,7 @@ def _groups(key: str, sizes: list[int]) -> tuple[tuple[tuple[int, int], ...], li
     flat: list[int] = []
     before = 0
     for g, m in enumerate(re.finditer("[\x01\x02]", key)):
-        if m.group() == _LIT:
+        if m.group() == LIT:
             meta.append((before, -1))
             flat.append(g)
         else:
@@ -123,7 +124,7 @@ def _parse(text: str, dialect: str | None) -> tuple[list[Any], str | None] | Non
 
 
 class _Builder:
-    def __init__(self, lexed: _Lexed, catalog: Catalog | None) -> None:
+    def __init__(self, lexed: Lexed, catalog: Catalog | None) -> None:
         self.catalog = catalog
         self.lexed = lexed
         self.meta, self.flat = _groups(lexed.key, lexed.sizes)
@@ -136,7 +137,7 @@ class _Builder:
         self.tables: dict[str, None] = {}
         self.columns: dict[str, None] = {}
         self.sensitive: dict[str, SensitiveColumn] = {}
-        self.slots: list[_KeySlot] = []
+        self.slots: list[KeySlot] = []
         self.limit_slot: int | None = None
         self.limit_const: int | None = None
         self.limit_adjust = 0
@@ -271,12 +272,12 @@ class _Builder:
                 uniq = tuple(dict.fromkeys(g for g in groups if g is not None))
                 for k in keys(left):
                     if uniq:
-                        self.slots.append(_KeySlot(k, "eq", uniq))
+                        self.slots.append(KeySlot(k, "eq", uniq))
             elif isinstance(node, exp.Between):
                 lo, hi = self.group_of(node.args.get("low")), self.group_of(node.args.get("high"))
                 for k in keys(left):
                     if lo is not None and hi is not None:
-                        self.slots.append(_KeySlot(k, "between", (lo, hi)))
+                        self.slots.append(KeySlot(k, "between", (lo, hi)))
             else:
                 for col, lit, flipped in ((left, right, False), (right, left, True)):
                     g = self.group_of(lit)
@@ -288,7 +289,7 @@ class _Builder:
                         lower = isinstance(node, (exp.GT, exp.GTE)) != flipped
                         op = "ge" if lower else "le"
                     for k in keys(col):
-                        self.slots.append(_KeySlot(k, op, (g,)))
+                        self.slots.append(KeySlot(k, op, (g,)))
 
     def rownum(self, node: Any) -> bool:
         from sqlglot import exp
@@ -340,7 +341,7 @@ def _kind(expr: Any) -> str:
     return "other"
 
 
-def build_template(statement: str, lexed: _Lexed, dialect: str | None,
+def build_template(statement: str, lexed: Lexed, dialect: str | None,
                    catalog: Catalog | None) -> SqlTemplate:
     """Build the cached :class:`SqlTemplate` for ``statement`` (a cache miss)."""
     from sqlglot import exp
@@ -377,9 +378,9 @@ def build_template(statement: str, lexed: _Lexed, dialect: str | None,
             pat = rf"(?<![\w$])(?:[\w$]+\.)?{re.escape(col.column)} ?(?:=|in) ?([\x01\x02])"
             for m in re.finditer(pat, key):
                 g = len(re.findall("[\x01\x02]", key[:m.start(1)]))
-                b.slots.append(_KeySlot(col.qualified, "eq", (g,)))
+                b.slots.append(KeySlot(col.qualified, "eq", (g,)))
     return SqlTemplate(
-        fingerprint=_digest(key), template=_display(key), kind=kind,
+        fingerprint=digest(key), template=display(key), kind=kind,
         statement_count=max(1, len(parts)), unparseable=parsed is None, dialect=used,
         tables=tuple(b.tables), columns=tuple(sorted(b.columns)),
         sensitive_columns=tuple(b.sensitive[k] for k in sorted(b.sensitive)),

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from privacy.audit.rules import CN_HOLIDAYS, CN_WORKDAYS
+from privacy.audit.sim_traffic import Simulation
 
 if TYPE_CHECKING:
-    from privacy.audit.simulate import Simulation
     from privacy.fields import Tokenizer
 
 __all__ = ["write_bundle", "CATALOG_YAML"]

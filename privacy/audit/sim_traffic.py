@@ -1,20 +1,26 @@
 """Population and everyday query traffic of the simulated bank (:mod:`privacy.audit.simulate`).
 
-:class:`Actor` is one principal; :class:`_Traffic` builds the population (tellers, branch
-managers, call-centre agents, risk analysts, private bankers, DBAs, application and batch
-accounts) and emits their normal statements day by day, following the Chinese
-public-holiday calendar of :mod:`privacy.audit.rules`.
+:class:`Actor` is one principal and :class:`Simulation` what a run produces (the events
+and the answer key, also read by :mod:`privacy.audit.sim_bundle`). :class:`_Traffic`
+builds the population (tellers, branch managers, call-centre agents, risk analysts,
+private bankers, DBAs, application and batch accounts) and emits their normal statements
+day by day, following the Chinese public-holiday calendar of :mod:`privacy.audit.rules`.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
+from privacy.atomic import atomic_output, atomic_write_text
+from privacy.audit.events import QueryEvent
 from privacy.audit.rules import Rules
 
-__all__ = ["Actor", "TZ", "N_CUSTOMERS", "CUST0"]
+__all__ = ["Actor", "Simulation", "TZ", "N_CUSTOMERS", "CUST0"]
 
 TZ = timezone(timedelta(hours=8))
 N_CUSTOMERS = 200_000
@@ -32,6 +38,24 @@ class Actor:
     ips: list[str]
     client: str
     templates: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Simulation:
+    """Events (time-ordered) and the answer key."""
+
+    events: list[QueryEvent]
+    answers: dict[str, Any]
+    actors: list[Actor]
+    vip_ids: list[int]
+    colleague_ids: list[int]
+
+    def write(self, events_path: str | Path, answers_path: str | Path) -> None:
+        """Write events as JSON Lines and the answer key as JSON (atomically)."""
+        with atomic_output(events_path, "w") as fh:
+            for e in self.events:
+                fh.write(e.to_json() + "\n")
+        atomic_write_text(answers_path, json.dumps(self.answers, indent=1, ensure_ascii=False))
 
 
 class _Traffic:

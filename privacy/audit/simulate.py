@@ -16,11 +16,8 @@ detection must not read anything else from here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
 
 from privacy.audit.events import QueryEvent
 from privacy.audit.rules import Calendar, Rules
@@ -29,32 +26,9 @@ from privacy.audit.sim_eval import evaluate
 from privacy.audit.sim_inject import INJECTED, _Gen
 from privacy.audit.sim_traffic import CUST0 as CUST0
 from privacy.audit.sim_traffic import N_CUSTOMERS as N_CUSTOMERS
-from privacy.audit.sim_traffic import TZ, Actor
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from privacy.audit.sim_traffic import TZ, Simulation
 
 __all__ = ["Simulation", "simulate", "evaluate", "write_bundle", "INJECTED", "CATALOG_YAML"]
-
-
-@dataclass
-class Simulation:
-    """Events (time-ordered) and the answer key."""
-
-    events: list[QueryEvent]
-    answers: dict[str, Any]
-    actors: list[Actor]
-    vip_ids: list[int]
-    colleague_ids: list[int]
-
-    def write(self, events_path: str | Path, answers_path: str | Path) -> None:
-        """Write events as JSON Lines and the answer key as JSON (atomically)."""
-        from privacy.atomic import atomic_output, atomic_write_text
-
-        with atomic_output(events_path, "w") as fh:
-            for e in self.events:
-                fh.write(e.to_json() + "\n")
-        atomic_write_text(answers_path, json.dumps(self.answers, indent=1, ensure_ascii=False))
 
 
 def simulate(seed: int = 7, actors: int = 500, days: int = 30, *,

@@ -20,16 +20,28 @@ silently drops clauses such as MySQL ``INTO OUTFILE``, the very export signal). 
 statement sqlglot cannot parse is flagged ``unparseable`` (a signal in itself) and
 analysed with regex fallbacks; ``INTO OUTFILE/DUMPFILE`` is detected by regex and
 blanked out before parsing.
+
+The tokenizer, the fingerprint and :class:`SqlTemplate` live in
+:mod:`privacy.audit._sqltemplate`, the parse that builds a template in
+:mod:`privacy.audit._sqlparse`; both import nothing from here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from privacy.audit._sqlparse import build_template
+from privacy.audit._sqltemplate import (
+    Lexed,
+    SensitiveColumn,
+    SqlTemplate,
+    fingerprint,
+    normalize,
+)
+from privacy.audit._sqltemplate import lex as _lex
 from privacy.audit.catalog import Catalog
 
 __all__ = [
@@ -50,145 +62,9 @@ KINDS = ("select", "insert", "update", "delete", "ddl", "grant", "revoke", "copy
 INJECTION_SHAPES = ("tautology", "union_null_padding", "trailing_comment", "sleep",
                     "system_catalog_probe", "os_file_access")
 SAMPLE_SIZE = 20
-_FALLBACK_DIALECTS: tuple[str | None, ...] = (None, "postgres", "mysql", "tsql", "oracle")
-_HASH_COMMENT_DIALECTS = frozenset({"mysql", "doris", "starrocks", "singlestore"})
-_BACKSLASH_DIALECTS = frozenset({"mysql", "doris", "starrocks", "singlestore", "bigquery",
-                                 "hive", "spark", "spark2", "databricks", "clickhouse"})
-
-# ----------------------------------------------------------------------------- lexer
-_LIT, _COLL, _LINE_C, _BLOCK_C = "\x01", "\x02", "\x03", "\x04"
-_SQLCOMMENTER = re.compile(r"/\*\s*\w+='[^']*'(?:\s*,\s*\w+='[^']*')*\s*\*/")
-
-
-_LEXERS: dict[tuple[str | None, bool], re.Pattern[str]] = {}
-
-
-def _lexer(dialect: str | None, quotes: bool = True) -> re.Pattern[str]:
-    """The literal / comment / quoted-identifier tokenizer of ``dialect``.
-
-    ``quotes=False`` gives the same tokenizer for text without a ``'``: it leaves out
-    the string literals, which all need one, and so no longer stops at every E, N, X,
-    B or U (a possible string prefix) to try them.
-    """
-    pat = _LEXERS.get((dialect, quotes))
-    if pat is None:
-        bs = dialect in _BACKSLASH_DIALECTS
-        body = r"(?:[^'\\]|\\[\s\S]|'')*" if bs else r"(?:[^']|'')*"
-        comment = r"--[^\n]*|/\*[\s\S]*?(?:\*/|\Z)"
-        if dialect in _HASH_COMMENT_DIALECTS:
-            comment += r"|\#[^\n]*"
-        dq_string = r'"(?:[^"\\]|\\[\s\S]|"")*(?:"|\Z)|' if bs else ""
-        qident = r'`(?:[^`]|``)*(?:`|\Z)' + ("" if bs else r'|"(?:[^"]|"")*(?:"|\Z)')
-        gate = ("-/\"`$0-9." + ("'EeNnXxBbUu" if quotes else "")
-                + ("#" if dialect in _HASH_COMMENT_DIALECTS else ""))
-        strings = (r"[Ee](?<![\w$][Ee])'(?:[^'\\]|\\[\s\S]|'')*(?:'|\Z)"
-                   rf"|(?:[NnXxBb](?<![\w$][NnXxBb])|[Uu](?<![\w$][Uu])&)?'{body}(?:'|\Z)|"
-                   if quotes else "")
-        pat = re.compile(
-            rf"(?=[{gate}])(?:(?P<c>{comment})"
-            rf"|(?P<s>{strings}{dq_string}"
-            r"\$(?P<tag>(?:[A-Za-z_]\w*)?)\$[\s\S]*?\$(?P=tag)\$"
-            r"|(?:0[xX](?<![\w$.]0[xX])[0-9A-Fa-f]+"
-            r"|(?:[0-9](?<![\w$.][0-9])[0-9]*\.?[0-9]*|\.(?<![\w$.]\.)[0-9]+)"
-            r"(?:[eE][+-]?[0-9]+)?)(?![\w$]))"
-            rf"|(?P<q>{qident}))"
-        )
-        _LEXERS[(dialect, quotes)] = pat
-    return pat
-
-
-_CONTROL = re.compile("[\x01-\x04]")
-# A space next to punctuation (in text whose white space is already single spaces).
-# Starting with a literal lets the regex engine jump from space to space.
-_PUNCT_SPACE = re.compile(r" (?:(?<=[^\w\x01-\x04] )|(?=[^\w\x01-\x04]))")
-_COLLAPSE = re.compile(r"(\b(?:in|values) ?)\(-?\x01(?:,-?\x01)*\)(?:,\(-?\x01(?:,-?\x01)*\))*")
-_PARAM_LIST = re.compile(r"\((?:\?|\$\d+|:\w+)(?:,(?:\?|\$\d+|:\w+))+\)")
-
-
-class _Lexed:
-    """A statement's template key and its literals (what :meth:`SqlAnalyzer.lex` returns)."""
-
-    __slots__ = ("key", "lits", "starts", "sizes")
-
-    def __init__(self, key: str, lits: list[str], starts: list[int], sizes: list[int]) -> None:
-        self.key, self.lits, self.starts, self.sizes = key, lits, starts, sizes
-
-    def __reduce__(self) -> tuple[type[_Lexed], tuple[str, list[str], list[int], list[int]]]:
-        return (_Lexed, (self.key, self.lits, self.starts, self.sizes))
-
-
-Lexed = _Lexed
-
-
-def _lex(statement: str, dialect: str | None) -> _Lexed:
-    lits: list[str] = []
-    starts: list[int] = []
-    sizes: list[int] = []
-
-    def token(m: re.Match[str]) -> str:
-        group = m.lastgroup
-        if group == "s":
-            lits.append(m.group())
-            starts.append(m.start())
-            return " \x01 "
-        if group == "c":
-            text = m.group()
-            if text[0] != "/":
-                return " \x03 "
-            return " " if _SQLCOMMENTER.fullmatch(text) else " \x04 "
-        return m.group()
-
-    def collapse(m: re.Match[str]) -> str:
-        sizes.append(m.group().count(_LIT))
-        return m.group(1) + _COLL
-
-    if _CONTROL.search(statement):
-        statement = _CONTROL.sub(" ", statement)
-    text = _lexer(dialect, "'" in statement).sub(token, statement)
-    # str.split() splits on exactly the characters \s matches: white space runs become
-    # single spaces, then the ones beside punctuation go
-    text = _PUNCT_SPACE.sub("", " ".join(text.split())).lower()
-    if "(\x01" in text or "(-\x01" in text:  # what every _COLLAPSE match contains
-        text = _COLLAPSE.sub(collapse, text)
-    if ",?" in text or ",$" in text or ",:" in text:  # what every _PARAM_LIST match holds
-        text = _PARAM_LIST.sub("(?*)", text)
-    return _Lexed(text, lits, starts, sizes)
-
-
-def _display(key: str) -> str:
-    return (key.replace(_LIT, "?").replace(_COLL, "(...)")
-            .replace(_LINE_C, "--").replace(_BLOCK_C, "/**/"))
-
-
-def _digest(key: str) -> str:
-    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-def fingerprint(statement: str, dialect: str | None = None) -> str:
-    """Literal-free fingerprint (32 hex digits) of ``statement``.
-
-    Literals become placeholders, IN-lists and VALUES rows collapse, comment text, case
-    and white space are normalised: the same template with other values has the same
-    fingerprint; a different template has another.
-    """
-    return _digest(_lex(statement, dialect).key)
-
-
-def normalize(statement: str, dialect: str | None = None) -> str:
-    """The normalised template text behind :func:`fingerprint` (no literal values)."""
-    return _display(_lex(statement, dialect).key)
 
 
 # ----------------------------------------------------------------------------- results
-@dataclass(frozen=True, slots=True)
-class SensitiveColumn:
-    """A touched catalogue column with a JR/T class."""
-
-    column: str
-    pfi_class: str
-    tags: tuple[str, ...] = ()
-
-
 @dataclass(frozen=True, slots=True)
 class KeyRange:
     """A range predicate on a customer-key column (``None`` = open end)."""
@@ -196,53 +72,6 @@ class KeyRange:
     column: str
     low: str | None
     high: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _KeySlot:
-    column: str
-    op: str  # "eq" (values), "ge"/"le" (one bound), "between" (two bounds)
-    groups: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SqlTemplate:
-    """Everything about a statement that does not depend on its literal values.
-
-    Computed once per fingerprint and shared by every :class:`SqlAnalysis` of it.
-    """
-
-    fingerprint: str
-    template: str
-    kind: str
-    statement_count: int
-    unparseable: bool
-    dialect: str | None
-    tables: tuple[str, ...]
-    columns: tuple[str, ...]
-    sensitive_columns: tuple[SensitiveColumn, ...]
-    select_star: bool
-    select_star_no_where: bool
-    has_where: bool
-    export: str | None
-    privilege_change: bool
-    mass_change: bool
-    injection: tuple[str, ...]
-    key_slots: tuple[_KeySlot, ...] = ()
-    limit_slot: int | None = None
-    limit_const: int | None = None
-    limit_adjust: int = 0
-    group_meta: tuple[tuple[int, int], ...] = ()
-
-    @property
-    def stacked(self) -> bool:
-        """More than one statement in the text."""
-        return self.statement_count > 1
-
-    @property
-    def max_class(self) -> str | None:
-        """Highest JR/T class touched (``C3`` > ``C2`` > ``C1``)."""
-        return max((s.pfi_class for s in self.sensitive_columns), default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,7 +202,7 @@ def _unquote(lit: str) -> str:
     return body.replace("''", "'")
 
 
-def _group_values(t: SqlTemplate, lexed: _Lexed, group: int) -> list[str]:
+def _group_values(t: SqlTemplate, lexed: Lexed, group: int) -> list[str]:
     before, ordinal = t.group_meta[group]
     sizes = lexed.sizes
     start = group - before + sum(sizes[:before])
@@ -381,7 +210,7 @@ def _group_values(t: SqlTemplate, lexed: _Lexed, group: int) -> list[str]:
     return [_unquote(v) for v in lexed.lits[start:start + n]]
 
 
-def _instantiate(t: SqlTemplate, lexed: _Lexed) -> SqlAnalysis:
+def _instantiate(t: SqlTemplate, lexed: Lexed) -> SqlAnalysis:
     if not t.key_slots and t.limit_slot is None:
         return SqlAnalysis(t, limit=t.limit_const)
     ids: dict[str, None] = {}
@@ -453,8 +282,6 @@ class SqlAnalyzer:
                 self._cache.move_to_end(key)
                 self.hits += 1
         if template is None:
-            from privacy.audit._sqlparse import build_template
-
             template = build_template(statement, lexed, self.dialect, self.catalog)
             with self._lock:
                 self.misses += 1

@@ -40,10 +40,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from privacy import merkle
 from privacy.audit.events import MalformedLine, QueryEvent, json_loads
 from privacy.errors import InputError, IntegrityError, SerializationError
-from privacy.ledger import Checkpoint, Ledger, PublicKeySource
+from privacy.ledger import Checkpoint, Ledger, PublicKeySource, merkle
 
 __all__ = ["AuditStore", "IngestReport", "StoreVerifyReport", "ledger_path_for"]
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from privacy import merkle
-from privacy.checkpoint import Checkpoint, PublicKeySource, load_public_key, verify_with_any
 from privacy.errors import InputError, SerializationError
-from privacy.ledger_records import leaf_hash_of, verification_failed
-from privacy.ledger_store import read_head
+from privacy.ledger import merkle
+from privacy.ledger.checkpoint import Checkpoint, PublicKeySource, load_public_key, verify_with_any
+from privacy.ledger.records import leaf_hash_of, verification_failed
+from privacy.ledger.store import read_head
 
 __all__ = ["VerifyReport", "verify_database"]
 

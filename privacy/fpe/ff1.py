@@ -22,7 +22,7 @@ with ``uppercase=True``. Positions in error messages are 0-based character indic
 
 The Arrow plumbing (grouping by length, keeping the column's type and chunking) is
 :func:`privacy.columns.map_string_groups`; separators and a clear prefix / suffix are
-in :mod:`privacy.fpe_format`.
+in :mod:`privacy.fpe.formatted`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from privacy.columns import RowLocator, map_string_groups
 from privacy.errors import CryptoError, DomainError, InputError
-from privacy.fpe_numerals import (
+from privacy.fpe.formatted import crypt_formatted, formatted_transform
+from privacy.fpe.numerals import (
+    INVALID,
+    MAX_LENGTH,
     U8,
     num_radix,
     num_radix_cols,
@@ -50,13 +53,11 @@ __all__ = ["ALPHABET", "DEFAULT_SEPARATORS", "FF1", "MAX_LENGTH", "MIN_DOMAIN"]
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 MIN_DOMAIN = 1_000_000  #: radix**length must reach this (SP 800-38G Rev. 1 draft).
-MAX_LENGTH = 2**32  #: the standard's maxlen.
 DEFAULT_SEPARATORS = " -"  #: characters the ``*_formatted`` helpers keep in place.
 
 _ROUNDS = 10
 _FAST_LIMIT = 2**63  # radix**v below this: vectorised uint64 Feistel
 _BLOCK_ROWS = 1 << 15  # rows per numpy pass (keeps the working set in cache)
-_INVALID = 255
 
 
 class FF1:
@@ -100,7 +101,7 @@ class FF1:
         self.alphabet = alphabet.upper() if uppercase else alphabet
         self._digit = {ch: i for i, ch in enumerate(alphabet)}
         self._digit.update({ch.upper(): i for i, ch in enumerate(alphabet)})
-        self._in_lut = np.full(256, _INVALID, dtype=np.uint8)
+        self._in_lut = np.full(256, INVALID, dtype=np.uint8)
         for ch, i in self._digit.items():
             self._in_lut[ord(ch)] = i
         self._out_lut = np.frombuffer(self.alphabet.encode("ascii"), dtype=np.uint8)
@@ -209,7 +210,7 @@ class FF1:
     def _crypt_bytes(self, mat: U8, where: RowLocator, t: bytes, encrypt: bool) -> U8:
         digits = self._in_lut[mat]
         if digits.size and int(digits.max()) >= self.radix:
-            i = int(np.argmax((digits == _INVALID).any(axis=1)))
+            i = int(np.argmax((digits == INVALID).any(axis=1)))
             self._parse(*where(i))  # raises, naming the character and position
             raise DomainError(f"value outside the radix-{self.radix} alphabet", row=where(i)[1])
         if not self.min_length <= mat.shape[1] <= MAX_LENGTH:
@@ -284,7 +285,7 @@ class FF1:
         return found
 
     # ---- separators and clear prefix / suffix -----------------------------------------
-    # The work is in privacy.fpe_format, imported on use: it imports this module.
+    # The work is in privacy.fpe.formatted.
 
     def encrypt_formatted(
         self,
@@ -309,8 +310,6 @@ class FF1:
         The clear part is not bound into the tweak: equal middles encrypt alike under
         different prefixes. Put the prefix into ``tweak`` if that matters (scalar use).
         """
-        from privacy.fpe_format import crypt_formatted
-
         return crypt_formatted(self, value, keep_prefix, keep_suffix, separators, tweak, True)
 
     def decrypt_formatted(
@@ -323,8 +322,6 @@ class FF1:
         tweak: bytes | None = None,
     ) -> str:
         """Invert :meth:`encrypt_formatted` (same options, key and tweak)."""
-        from privacy.fpe_format import crypt_formatted
-
         return crypt_formatted(self, value, keep_prefix, keep_suffix, separators, tweak, False)
 
     def encrypt_formatted_many(
@@ -338,8 +335,6 @@ class FF1:
     ) -> Any:
         """:meth:`encrypt_formatted` over a column, with the conventions of
         :meth:`encrypt_many`."""
-        from privacy.fpe_format import formatted_transform
-
         fn = formatted_transform(self, keep_prefix, keep_suffix, separators, tweak, True)
         return map_string_groups(values, fn)
 
@@ -353,8 +348,6 @@ class FF1:
         tweak: bytes | None = None,
     ) -> Any:
         """Invert :meth:`encrypt_formatted_many`."""
-        from privacy.fpe_format import formatted_transform
-
         fn = formatted_transform(self, keep_prefix, keep_suffix, separators, tweak, False)
         return map_string_groups(values, fn)
 

@@ -1,6 +1,6 @@
 """PSI through message files, for parties that exchange files instead of sockets.
 
-The flow, with the frames of :mod:`privacy.psi_wire` written to files::
+The flow, with the frames of :mod:`privacy.psi.wire` written to files::
 
     initiator: request  -> request.msg (HELLO, INITIATOR stream) + initiator.state
     responder: respond  request.msg -> response.msg (ACCEPT, RESPONDER and REPLY streams)
@@ -26,9 +26,10 @@ from typing import Any
 
 from privacy.atomic import atomic_output
 from privacy.errors import PSIError
-from privacy.psi import PsiParty, PsiResult
-from privacy.psi_group import POINT_BYTES
-from privacy.psi_wire import (
+from privacy.psi.group import POINT_BYTES
+from privacy.psi.party import PsiParty, PsiResult
+from privacy.psi.sums import decrypt_sum, import_private
+from privacy.psi.wire import (
     Frame,
     FrameReader,
     decode_json,
@@ -137,8 +138,6 @@ def finish_files(
 
 def reveal_files(state: Path, sum_message: Path) -> PsiResult:
     """Responder, last step of ``intersection-sum``: decrypt the sum in ``sum_message``."""
-    from privacy.psi_sum import decrypt_sum, import_private
-
     data = read_state(state)
     if data.get("mode") != "intersection-sum" or "paillier" not in data:
         raise PSIError(f"{state}: not the state of an intersection-sum responder")

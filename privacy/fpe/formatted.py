@@ -16,11 +16,10 @@ import numpy as np
 
 from privacy.columns import RowLocator, Transform
 from privacy.errors import DomainError, InputError
-from privacy.fpe import _INVALID, MAX_LENGTH
-from privacy.fpe_numerals import U8
+from privacy.fpe.numerals import INVALID, MAX_LENGTH, U8
 
 if TYPE_CHECKING:
-    from privacy.fpe import FF1
+    from privacy.fpe.ff1 import FF1
 
 __all__ = ["check_format", "crypt_formatted", "formatted_transform", "middle_length"]
 
@@ -75,7 +74,7 @@ def formatted_transform(
 
     def transform(mat: U8, where: RowLocator) -> U8:
         digits = cipher._in_lut[mat]
-        is_num = digits != _INVALID
+        is_num = digits != INVALID
         bad = ~(is_num | is_sep[mat])
         if bad.any():
             value, row = where(int(np.argmax(bad.any(axis=1))))

@@ -29,9 +29,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from privacy import merkle
 from privacy.atomic import atomic_output, atomic_write_text
 from privacy.errors import InputError, IntegrityError, KeyfileError, SerializationError
+from privacy.ledger import merkle
 
 __all__ = [
     "Checkpoint",

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from privacy.errors import PSIError
-from privacy.psi_group import POINT_BYTES, default_workers
+from privacy.psi.group import POINT_BYTES, _pool_map, default_workers
 
 __all__ = [
     "generate_key",
@@ -89,8 +89,6 @@ def _encrypt_chunk(args: tuple[int, Sequence[int]]) -> bytes:
 
 def encrypt_values(public: Any, values: Sequence[int], *, workers: int | None = None) -> bytes:
     """Encrypt ``values`` (each ``|v| < n/3``) as concatenated fixed-width ciphertexts."""
-    from privacy.psi_group import _pool_map
-
     limit = int(public.n) // 3
     for v in values:
         if abs(v) >= limit:

@@ -13,6 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "INVALID",
+    "MAX_LENGTH",
     "U8",
     "U64",
     "num_radix",
@@ -26,6 +28,9 @@ __all__ = [
 
 U8 = npt.NDArray[np.uint8]
 U64 = npt.NDArray[np.uint64]
+
+MAX_LENGTH = 2**32  #: the standard's maxlen (numerals per value, bytes per tweak).
+INVALID = 255  #: a byte's entry in a numeral lookup table when it is not a numeral.
 
 
 def p_block(radix: int, u: int, n: int, t: int) -> bytes:

@@ -1,7 +1,7 @@
 """Ledger records as Merkle leaves: canonical JSON, leaf bytes, encoding and decoding.
 
 A record of :class:`privacy.ledger.Ledger` is one leaf of an RFC 6962 tree
-(:mod:`privacy.merkle`). Its leaf bytes are the canonical JSON of
+(:mod:`privacy.ledger.merkle`). Its leaf bytes are the canonical JSON of
 ``{"index", "kind", "payload", "ts"}`` (keys sorted, no whitespace, UTF-8, ``NaN``
 refused); its leaf hash is ``SHA-256(0x00 || leaf bytes)``.
 

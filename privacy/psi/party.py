@@ -27,8 +27,8 @@ Modes
 Ids are normalised (:func:`normalize_id`: NFKC, all whitespace removed, casefold;
 pluggable), empty ids dropped and duplicates merged before hashing with a tag naming
 the protocol and the session ``context``. Each party's blinded set is shuffled with a
-CSPRNG before it leaves. Transport: :mod:`privacy.psi_net` (TCP) and
-:mod:`privacy.psi_files` (message files), both in the framing of :mod:`privacy.psi_wire`.
+CSPRNG before it leaves. Transport: :mod:`privacy.psi.net` (TCP) and
+:mod:`privacy.psi.files` (message files), both in the framing of :mod:`privacy.psi.wire`.
 
 Warnings
 --------
@@ -50,7 +50,18 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from privacy.errors import PSIError
-from privacy.psi_group import POINT_BYTES, blind, hash_to_group, random_scalar
+from privacy.psi.group import POINT_BYTES, blind, hash_to_group, random_scalar
+from privacy.psi.sums import (
+    accept_fields,
+    ciphertext_bytes,
+    decrypt_sum,
+    encrypt_values,
+    export_private,
+    generate_key,
+    import_private,
+    public_key_from_accept,
+    sum_ciphertexts,
+)
 
 __all__ = [
     "PROTOCOL",
@@ -321,8 +332,6 @@ class PsiParty:
             if record != POINT_BYTES:
                 raise PSIError(f"accept: malformed record size {record!r}")
             return POINT_BYTES
-        from privacy.psi_sum import ciphertext_bytes, public_key_from_accept
-
         expected = POINT_BYTES + ciphertext_bytes(public_key_from_accept(accept))
         if record != expected:
             raise PSIError(f"accept: record size {record!r}, expected {expected}")
@@ -332,8 +341,6 @@ class PsiParty:
         """The re-randomised Paillier sum over the intersection, for the responder."""
         if self.mode != "intersection-sum" or self._hits is None:
             raise PSIError("encrypted_sum needs a finished intersection-sum session")
-        from privacy.psi_sum import sum_ciphertexts
-
         return sum_ciphertexts(self._accept, self._records, self._hits)
 
     # -- responder --------------------------------------------------------------------
@@ -346,8 +353,6 @@ class PsiParty:
                                "context": self.context, "size": self.size,
                                "record": POINT_BYTES}
         if self.mode == "intersection-sum":
-            from privacy.psi_sum import accept_fields, generate_key
-
             if self.values_ is None:
                 raise PSIError("intersection-sum: the responder needs values")
             if self._paillier is None:
@@ -362,8 +367,6 @@ class PsiParty:
             return self.points()
         if self._paillier is None or self.values_ is None:
             raise PSIError("intersection-sum: call accept() first (the responder needs values)")
-        from privacy.psi_sum import encrypt_values
-
         values = [self.values_[i] for i in self._order.tolist()]
         cts = encrypt_values(self._paillier[0], values, workers=self.workers)
         width = len(cts) // max(1, len(values))
@@ -391,8 +394,6 @@ class PsiParty:
         """Decrypt the initiator's encrypted sum (responder, ``intersection-sum``)."""
         if self.mode != "intersection-sum" or self._paillier is None:
             raise PSIError("reveal needs an intersection-sum session this party accepted")
-        from privacy.psi_sum import decrypt_sum
-
         total, count = decrypt_sum(self._paillier, message, self.size)
         return PsiResult(self.mode, count, self.size, self._peer_size or 0, sum=total)
 
@@ -407,8 +408,6 @@ class PsiParty:
             "peer_size": self._peer_size,
         }
         if self._paillier is not None:
-            from privacy.psi_sum import export_private
-
             state["paillier"] = export_private(self._paillier)
         return state
 
@@ -444,7 +443,5 @@ class PsiParty:
         if isinstance(state.get("peer_size"), int):
             party._peer_size = state["peer_size"]
         if "paillier" in state:
-            from privacy.psi_sum import import_private
-
             party._paillier = import_private(state["paillier"])
         return party

@@ -18,10 +18,10 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from privacy import merkle
-from privacy.checkpoint import check_name
 from privacy.errors import InputError, SerializationError
-from privacy.ledger_records import utc_now, verification_failed
+from privacy.ledger import merkle
+from privacy.ledger.checkpoint import check_name
+from privacy.ledger.records import utc_now, verification_failed
 
 __all__ = ["FORMAT", "VERSION", "SCHEMA", "initialise", "transaction", "read_head",
            "leaf_hashes"]

@@ -1,4 +1,4 @@
-"""PSI between two processes over TCP, in the framing of :mod:`privacy.psi_wire`.
+"""PSI between two processes over TCP, in the framing of :mod:`privacy.psi.wire`.
 
 The initiator (:func:`join`) connects to the responder (:func:`serve`)::
 
@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from privacy.errors import PSIError
-from privacy.psi import PsiParty, PsiResult
-from privacy.psi_group import POINT_BYTES
-from privacy.psi_wire import Frame, FrameReader, encode_json, iter_stream_frames
+from privacy.psi.group import POINT_BYTES
+from privacy.psi.party import PsiParty, PsiResult
+from privacy.psi.wire import Frame, FrameReader, encode_json, iter_stream_frames
 
 __all__ = ["serve", "join", "ServeReport", "DEFAULT_TIMEOUT", "PER_FRAME"]
 

@@ -2,7 +2,7 @@
 
 Every covault capability records what it released (a masking run, a PSI result size, a
 federated round, an alert triage) with :meth:`Ledger.append`. Each record is a leaf of
-an RFC 6962 Merkle tree (:mod:`privacy.merkle`); the leaf bytes are the canonical JSON of
+an RFC 6962 Merkle tree (:mod:`privacy.ledger.merkle`); the leaf bytes are the canonical JSON of
 ``{"index", "kind", "payload", "ts"}`` (keys sorted, no whitespace, UTF-8, ``NaN``
 refused). The log hands out inclusion and consistency proofs and Ed25519-signed
 checkpoints in the transparency-log *checkpoint* note format, so a party that keeps a
@@ -32,10 +32,10 @@ checkpoints exist. Publish or hand them to the parties the disclosures concern.
 
 Modules
 -------
-This module is the facade and holds :class:`Ledger`; it re-exports every public name.
-Records and leaf encoding live in :mod:`privacy.ledger_records`, checkpoints, signed
-notes and Ed25519 keys in :mod:`privacy.checkpoint`, the SQLite schema in
-:mod:`privacy.ledger_store` and full verification in :mod:`privacy.ledger_verify`.
+This module holds :class:`Ledger`; :mod:`privacy.ledger` re-exports it with every other
+public name. Records and leaf encoding live in :mod:`privacy.ledger.records`, checkpoints,
+signed notes and Ed25519 keys in :mod:`privacy.ledger.checkpoint`, the SQLite schema in
+:mod:`privacy.ledger.store` and full verification in :mod:`privacy.ledger.verify`.
 """
 
 from __future__ import annotations
@@ -46,59 +46,30 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from privacy import merkle
-from privacy.checkpoint import (
+from privacy.errors import InputError, SerializationError
+from privacy.ledger import merkle
+from privacy.ledger.checkpoint import (
     Checkpoint,
-    NoteSignature,
     PrivateKeySource,
     PublicKeySource,
     StrPath,
     check_name,
     coerce_checkpoint,
-    generate_signing_key,
-    load_public_key,
     load_signing_key,
-    note_key_id,
     raw_public_key,
-    save_public_key,
-    save_signing_key,
     sign_note,
 )
-from privacy.errors import InputError, SerializationError
-from privacy.ledger_records import (
+from privacy.ledger.records import (
     LedgerRecord,
-    canonical_json,
     decode_record,
     encode_record,
-    leaf_bytes,
     utc_now,
     verification_failed,
 )
-from privacy.ledger_store import initialise, leaf_hashes, read_head, transaction
-from privacy.ledger_verify import VerifyReport, verify_database
-from privacy.merkle import verify_consistency, verify_inclusion
+from privacy.ledger.store import initialise, leaf_hashes, read_head, transaction
+from privacy.ledger.verify import VerifyReport, verify_database
 
-__all__ = [
-    "Ledger",
-    "LedgerRecord",
-    "Checkpoint",
-    "NoteSignature",
-    "VerifyReport",
-    "canonical_json",
-    "leaf_bytes",
-    "generate_signing_key",
-    "save_signing_key",
-    "save_public_key",
-    "load_signing_key",
-    "load_public_key",
-    "note_key_id",
-    "sign_note",
-    "verify_inclusion",
-    "verify_consistency",
-    "StrPath",
-    "PrivateKeySource",
-    "PublicKeySource",
-]
+__all__ = ["Ledger"]
 
 _BATCH = 4096
 _fail = verification_failed
