@@ -19,6 +19,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("ledger", "ledger"),
     ("mask", "mask"),
     ("audit", "audit"),
+    ("fl", "fl"),
 ]
 
 

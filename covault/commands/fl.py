@@ -1,0 +1,10 @@
+"""``covault fl``: federated learning runs, certificates and reports."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group("fl")
+def fl() -> None:
+    """Federated learning across banks (horizontal) and with partners (vertical)."""
