@@ -8,3 +8,8 @@ import click
 @click.group("fl")
 def fl() -> None:
     """Federated learning across banks (horizontal) and with partners (vertical)."""
+
+
+from covault.commands.fl_report import report  # noqa: E402
+
+fl.add_command(report)
