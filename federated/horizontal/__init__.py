@@ -1,0 +1,1 @@
+"""Horizontal federated learning: parties share features, hold different customers."""
