@@ -11,5 +11,8 @@ def fl() -> None:
 
 
 from covault.commands.fl_report import report  # noqa: E402
+from covault.commands.fl_run import certs, run  # noqa: E402
 
 fl.add_command(report)
+fl.add_command(run)
+fl.add_command(certs)

@@ -1,0 +1,303 @@
+"""The federated run config (TOML), validated; paths are relative to the config file.
+
+.. code-block:: toml
+
+    kind = "horizontal"            # "horizontal" (banks share features) | "vertical"
+    mode = "simulation"            # or "deployment" (SuperLink + SuperNodes, TLS)
+    model = "logistic"
+    label = "y"
+    positive = "bad"               # optional: the label value that is the event
+    rounds = 30
+    seed = 1
+    numeric = ["income", "age"]    # optional: inferred from the data when absent
+    categorical = ["state"]        # optional: inferred (text columns) when absent
+    exclude = ["row_id"]           # optional: columns that are not features
+    test = "test.csv"              # optional held-out file with the same columns
+    test_party_column = "bank"     # optional: per-party metrics on that party's test rows
+
+    [training]                     # optional
+    local_epochs = 5               # full-batch gradient steps per round on each party
+    learning_rate = "auto"         # or a number; "auto" = 1/L from each party's data
+    C = 1.0                        # inverse L2 strength, as scikit-learn's LogisticRegression
+
+    [aggregation]
+    method = "fedavg"              # fedavg | fedprox | ckks | secagg | a Flower robust one
+    proximal_mu = 0.1              # fedprox
+    key_holder = "bank_1"          # ckks: the party that holds the secret key
+    on_node_failure = "continue"   # or "stop"
+    min_parties = 2
+
+    [dp]                           # optional
+    noise_multiplier = 1.0
+    clipping = "adaptive"          # or "fixed" with clipping_norm = ...
+    delta = 1e-5
+
+    [[party]]
+    name = "bank_1"
+    data = "bank_1.csv"            # CSV or Parquet; empty cells are missing values
+
+A bad config raises :class:`~privacy.errors.ConfigError` naming the file, the key and,
+where it can be found, the line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from privacy.errors import ConfigError
+
+__all__ = [
+    "PLAIN_METHODS", "SECURE_METHODS", "METHODS", "TrainingConfig", "AggregationConfig",
+    "DPConfig", "DeploymentConfig", "PartyConfig", "FLConfig", "load_config", "parse_config",
+]
+
+#: Aggregations the server computes on the clients' plaintext updates (Flower strategies).
+PLAIN_METHODS = ("fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagrad",
+                 "fedmedian", "fedtrimmedavg", "krum", "multikrum", "bulyan")
+#: Aggregations where the server never sees one party's update.
+SECURE_METHODS = ("ckks", "secagg")
+METHODS = PLAIN_METHODS + SECURE_METHODS
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainingConfig(_Strict):
+    """Local training of the logistic model on each party."""
+
+    local_epochs: int = Field(5, ge=1, le=1000)
+    learning_rate: float | Literal["auto"] = "auto"
+    C: float = Field(1.0, gt=0)
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _positive_rate(cls, v: float | str) -> float | str:
+        if isinstance(v, float) and not v > 0:
+            raise ValueError("must be > 0 or \"auto\"")
+        return v
+
+
+class AggregationConfig(_Strict):
+    """How the parties' updates are combined."""
+
+    method: str = "fedavg"
+    proximal_mu: float = Field(0.1, ge=0)
+    key_holder: str | None = None
+    ckks_params: str = "ckks-128-8192"
+    on_node_failure: Literal["continue", "stop"] = "continue"
+    min_parties: int = Field(2, ge=1)
+    trimmed_beta: float = Field(0.2, gt=0, lt=0.5)
+    num_malicious: int = Field(0, ge=0)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        if v not in METHODS:
+            raise ValueError(f"unknown method {v!r}; expected one of {', '.join(METHODS)}")
+        return v
+
+
+class DPConfig(_Strict):
+    """Central differential privacy with client-side clipping (party-level)."""
+
+    noise_multiplier: float = Field(gt=0)
+    clipping: Literal["fixed", "adaptive"] = "adaptive"
+    clipping_norm: float | None = Field(None, gt=0)
+    delta: float = Field(1e-5, gt=0, lt=1)
+    target_quantile: float = Field(0.5, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _norm_for_fixed(self) -> DPConfig:
+        if self.clipping == "fixed" and self.clipping_norm is None:
+            raise ValueError("clipping_norm is required when clipping = \"fixed\"")
+        return self
+
+
+class DeploymentConfig(_Strict):
+    """How long a run may take, whatever the mode (seconds, default one hour)."""
+
+    timeout: float = Field(3600, gt=0)
+
+
+class PartyConfig(_Strict):
+    """One party: its name and its data file."""
+
+    name: str
+    data: Path
+    role: Literal["guest", "host"] | None = None
+    test: Path | None = None
+    categorical: list[str] | None = None
+    numeric: list[str] | None = None
+    ledger: Path | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"party name {v!r} must be 1-64 letters, digits, '_', '.' or '-'")
+        return v
+
+
+class FLConfig(_Strict):
+    """A validated federated run (see the module docstring for every key)."""
+
+    kind: Literal["horizontal", "vertical"]
+    mode: Literal["simulation", "deployment"] = "simulation"
+    model: Literal["logistic"] = "logistic"
+    label: str
+    positive: str | int | bool | None = None
+    rounds: int = Field(30, ge=1, le=10000)
+    seed: int = 0
+    numeric: list[str] | None = None
+    categorical: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
+    test: Path | None = None
+    test_party_column: str | None = None
+    round_timeout: float = Field(600, gt=0)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
+    dp: DPConfig | None = None
+    deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
+    party: list[PartyConfig] = Field(min_length=1)
+    source: Path | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FLConfig:
+        names = [p.name for p in self.party]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"party names must be unique; repeated: {', '.join(dup)}")
+        if self.kind == "vertical":
+            raise ValueError("kind = \"vertical\" is not available in this version; "
+                             "use kind = \"horizontal\"")
+        if len(self.party) < 2:
+            raise ValueError("a horizontal run needs at least 2 parties")
+        agg = self.aggregation
+        if agg.key_holder is not None and agg.key_holder not in names:
+            raise ValueError(f"aggregation.key_holder {agg.key_holder!r} is not a party "
+                             f"(parties: {', '.join(names)})")
+        if agg.min_parties > len(self.party):
+            raise ValueError(f"aggregation.min_parties = {agg.min_parties} but only "
+                             f"{len(self.party)} parties are configured")
+        if self.test_party_column is not None and self.test is None:
+            raise ValueError("test_party_column needs a test file (key 'test')")
+        both = set(self.numeric or []) & set(self.categorical or [])
+        if both:
+            raise ValueError(f"columns listed as both numeric and categorical: {sorted(both)}")
+        for key in ("numeric", "categorical", "exclude"):
+            if self.label in (getattr(self, key) or []):
+                raise ValueError(f"{key} lists the label column {self.label!r}")
+        if self.dp is not None and agg.method not in ("fedavg", "fedprox", "ckks", "secagg"):
+            raise ValueError(f"dp works with fedavg, fedprox, ckks or secagg (a plain mean of "
+                             f"clipped updates), not {agg.method!r}")
+        return self
+
+    @property
+    def party_names(self) -> list[str]:
+        """Party names in config order."""
+        return [p.name for p in self.party]
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory relative paths were resolved against."""
+        return self.source.parent if self.source is not None else Path.cwd()
+
+
+def _key_line(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of a key path in TOML text (tables and arrays of tables)."""
+    lines = text.splitlines()
+    start, stop = 0, len(lines)
+    keys = [k for k in loc if isinstance(k, str)]
+    if loc and isinstance(loc[0], str) and len(loc) > 1:
+        header = re.compile(rf"^\s*\[\[?\s*{re.escape(loc[0])}\s*\]\]?\s*(#.*)?$")
+        hits = [i for i, ln in enumerate(lines) if header.match(ln)]
+        idx = loc[1] if isinstance(loc[1], int) else 0
+        if hits and idx < len(hits):
+            start = hits[idx]
+            later = [i for i, ln in enumerate(lines) if i > start and ln.lstrip().startswith("[")]
+            stop = later[0] if later else len(lines)
+            keys = [k for k in loc[1:] if isinstance(k, str)]
+            if not keys:
+                return start + 1
+    elif keys:
+        later = [i for i, ln in enumerate(lines) if ln.lstrip().startswith("[")]
+        stop = later[0] if later else len(lines)
+    if not keys:
+        return None
+    pat = re.compile(rf"^\s*{re.escape(keys[0])}\s*=")
+    for i in range(start, stop):
+        if pat.match(lines[i]):
+            return i + 1
+    return start + 1 if start else None
+
+
+def _loc_text(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _resolve(cfg: FLConfig, base: Path) -> FLConfig:
+    def fix(p: Path | None) -> Path | None:
+        return None if p is None else (p if p.is_absolute() else (base / p).resolve())
+
+    parties = [p.model_copy(update={"data": fix(p.data), "test": fix(p.test),
+                                    "ledger": fix(p.ledger)}) for p in cfg.party]
+    return cfg.model_copy(update={"party": parties, "test": fix(cfg.test)})
+
+
+def parse_config(data: dict[str, Any], *, source: str | Path | None = None,
+                 text: str | None = None) -> FLConfig:
+    """Validate a config mapping; relative paths resolve against ``source``'s folder."""
+    src = str(source) if source is not None else None
+    try:
+        cfg = FLConfig.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r}"
+            where = _loc_text(loc[:-1])
+        elif err["type"] == "missing":
+            msg = f"missing required key {loc[-1]!r}"
+            where = _loc_text(loc[:-1])
+        else:
+            where = _loc_text(loc)
+        line = _key_line(text, loc) if text is not None and loc else None
+        raise ConfigError(f"{where}: {msg}" if where else msg, file=src, line=line) from None
+    base = Path(source).resolve().parent if source is not None else Path.cwd()
+    return _resolve(cfg, base)
+
+
+def load_config(path: str | Path) -> FLConfig:
+    """Read and validate a TOML run config.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, is not TOML, or a key is unknown, missing or invalid; the
+        message names the file, the key and (where found) the line.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", file=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config: {exc}", file=str(p)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(f"not valid TOML: {exc}", file=str(p),
+                          line=int(m.group(1)) if m else None) from None
+    return parse_config(data, source=p, text=text)

@@ -1,0 +1,208 @@
+"""Party tables: reading CSV/Parquet, column kinds, labels, and the checks that name a party.
+
+Empty CSV cells are missing values. A column is *numeric* when its Arrow type is an
+integer, floating point or boolean type, and *categorical* otherwise (text); the config
+may say which columns are which. Every error names the party and the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from privacy.errors import InputError
+
+__all__ = [
+    "MAX_LEVELS", "POSITIVE_WORDS", "PartyTable", "read_table", "numeric_values",
+    "text_values", "kind_of", "encode_label", "choose_positive", "label_levels",
+]
+
+#: The most levels a categorical column may have (beyond this it is an identifier).
+MAX_LEVELS = 1000
+#: Label values read as the event when the config gives no ``positive``.
+POSITIVE_WORDS = ("1", "true", "yes", "y", "bad", "default", "defaulted", "fraud",
+                  "positive", "event", "charged off")
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class PartyTable:
+    """One party's table with where it came from (for error messages)."""
+
+    party: str
+    path: Path
+    table: Any  # pyarrow.Table
+
+    @property
+    def rows(self) -> int:
+        """Number of rows."""
+        return int(self.table.num_rows)
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names in file order."""
+        return list(self.table.column_names)
+
+    def error(self, message: str, *, column: str | None = None,
+              row: int | None = None) -> InputError:
+        """An :class:`InputError` naming this party, its file and the column/row."""
+        return InputError(f"party {self.party!r}: {message}", file=str(self.path),
+                          column=column, row=row)
+
+
+def _is_parquet(path: Path) -> bool:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return True
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
+def read_table(path: str | os.PathLike[str], *, party: str) -> PartyTable:
+    """Read a CSV or Parquet file; empty cells become missing values.
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable, malformed, has duplicate column names or no rows;
+        the message names the party and the file.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    where = {"file": str(p)}
+    if not p.is_file():
+        raise InputError(f"party {party!r}: data file not found", **where)
+    try:
+        if _is_parquet(p):
+            table = pq.read_table(p)
+        else:
+            table = pcsv.read_csv(
+                p, convert_options=pcsv.ConvertOptions(
+                    null_values=["", "NA", "NaN", "nan", "null", "NULL"],
+                    strings_can_be_null=True))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"party {party!r}: cannot read table: {exc}", **where) from None
+    names = list(table.column_names)
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"party {party!r}: duplicate column names {dup}", **where)
+    if table.num_rows == 0:
+        raise InputError(f"party {party!r}: the table has no rows", **where)
+    return PartyTable(party, p, table.combine_chunks())
+
+
+def kind_of(arrow_type: Any) -> str:
+    """``"numeric"`` for integer, float, decimal and boolean Arrow types, else ``"categorical"``."""
+    import pyarrow.types as pt
+
+    if (pt.is_integer(arrow_type) or pt.is_floating(arrow_type) or pt.is_boolean(arrow_type)
+            or pt.is_decimal(arrow_type)):
+        return "numeric"
+    if pt.is_null(arrow_type):
+        return "empty"
+    return "categorical"
+
+
+def numeric_values(pt_: PartyTable, column: str) -> FloatArray:
+    """A column as float64 with NaN for missing values (text raises, naming the row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = pt_.table.column(column)
+    kind = kind_of(col.type)
+    if kind == "empty":
+        return np.full(pt_.rows, np.nan)
+    if kind == "categorical":
+        try:
+            col = pc.cast(col, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            values = col.to_pylist()
+            for i, v in enumerate(values):
+                try:
+                    if v is not None:
+                        float(v)
+                except (TypeError, ValueError):
+                    raise pt_.error(f"value {v!r} is not a number (the column is numeric)",
+                                    column=column, row=i + 1) from None
+            raise pt_.error("column is not numeric", column=column) from None
+    out = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False),
+                     dtype=np.float64)
+    if np.isinf(out).any():
+        row = int(np.flatnonzero(np.isinf(out))[0]) + 1
+        raise pt_.error("infinite value", column=column, row=row)
+    return out
+
+
+def text_values(pt_: PartyTable, column: str) -> npt.NDArray[np.object_]:
+    """A column as Python strings with ``None`` for missing values."""
+    values = pt_.table.column(column).to_pylist()
+    return np.asarray([None if v is None else str(v) for v in values], dtype=object)
+
+
+def _label_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def choose_positive(levels: Sequence[str], configured: str | int | bool | None, *,
+                    label: str) -> str:
+    """The label level that is the event.
+
+    The configured ``positive`` if given (it must be a level); otherwise ``"1"`` for 0/1
+    or boolean labels, a level from :data:`POSITIVE_WORDS` if exactly one matches.
+
+    Raises
+    ------
+    InputError
+        The label has more than two levels, only one, or no obvious event level.
+    """
+    lv = sorted(set(levels))
+    if len(lv) != 2:
+        raise InputError(f"label {label!r} must have exactly 2 values across all parties, "
+                         f"found {len(lv)}: {lv[:10]}")
+    if configured is not None:
+        want = _label_text(configured)
+        if want not in lv:
+            raise InputError(f"positive = {configured!r} is not a value of label {label!r} "
+                             f"(values: {lv})")
+        return want
+    hits = [v for v in lv if v.lower() in POSITIVE_WORDS]
+    if len(hits) == 1:
+        return hits[0]
+    raise InputError(f"label {label!r} has values {lv}: say which is the event with "
+                     "positive = \"...\" in the config")
+
+
+def label_levels(pt_: PartyTable, label: str) -> list[str]:
+    """The distinct label values of one party, as text (missing labels raise)."""
+    values = pt_.table.column(label).to_pylist()
+    for i, v in enumerate(values):
+        if v is None:
+            raise pt_.error("missing label value", column=label, row=i + 1)
+    return sorted({_label_text(v) for v in values})
+
+
+def encode_label(pt_: PartyTable, label: str, positive: str) -> npt.NDArray[np.float64]:
+    """1.0 where the label equals ``positive``, else 0.0 (missing labels raise)."""
+    values = pt_.table.column(label).to_pylist()
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values):
+        if v is None:
+            raise pt_.error("missing label value", column=label, row=i + 1)
+        out[i] = 1.0 if _label_text(v) == positive else 0.0
+    return out

@@ -1,0 +1,183 @@
+"""``federated.run(config) -> FLResult``: one federated job on real Flower processes.
+
+The runner checks the config and every party's table first (a bad one fails before any
+process starts, naming the party), writes a *plan* (the resolved config, the parties,
+where the result goes) and a minimal Flower app folder pointing at
+``federated.horizontal.server:app`` / ``federated.horizontal.client:app``, starts a
+:class:`~federated.deploy.LocalFederation` (a simulation SuperLink, or a SuperLink with
+TLS and node authentication and one SuperNode process per party), submits the run,
+follows its rounds and reads the result the ServerApp wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from federated.config import FLConfig, load_config
+from federated.data import read_table
+from federated.preprocess import describe_party, merge_schemas
+from privacy.errors import FederationError, InputError
+
+__all__ = ["FLResult", "run", "preflight"]
+
+_ROUND = re.compile(r"\[ROUND (\d+)/(\d+)\]")
+
+
+@dataclass
+class FLResult:
+    """The outcome of a federated run (``to_dict()`` is what ``--format json`` prints).
+
+    ``global_`` holds ``auc``, ``ks`` and ``logloss`` on the test file; ``parties`` maps
+    each party to its ``rows``, ``auc`` (federated model on its test rows) and
+    ``local_auc`` (its local-only model on the same rows); ``history`` has one entry per
+    round; ``epsilon`` is the DP budget spent (None without DP); ``details`` keeps the
+    rest (curves, weights, features, preprocessing, traffic).
+    """
+
+    kind: str
+    rounds: int
+    aggregation: str
+    global_: dict[str, Any]
+    parties: dict[str, dict[str, Any]]
+    history: list[dict[str, Any]]
+    epsilon: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FLResult:
+        """Rebuild from the ServerApp's result file."""
+        known = {"kind", "rounds", "aggregation", "global", "parties", "history", "epsilon"}
+        return cls(str(d["kind"]), int(d["rounds"]), str(d["aggregation"]), dict(d["global"]),
+                   dict(d["parties"]), list(d["history"]), d.get("epsilon"),
+                   {k: v for k, v in d.items() if k not in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``covault fl run --format json`` (extras after the spec keys)."""
+        return {"kind": self.kind, "rounds": self.rounds, "aggregation": self.aggregation,
+                "global": self.global_, "parties": self.parties, "history": self.history,
+                "epsilon": self.epsilon, **self.details}
+
+
+def preflight(cfg: FLConfig) -> dict[str, int]:
+    """Read every party's table and check the schemas agree; rows per party.
+
+    Raises
+    ------
+    InputError
+        A file is missing or unreadable, a party has no rows, lacks a column or holds
+        another schema; the message names the party.
+    """
+    schemas = {}
+    for p in cfg.party:
+        pt = read_table(p.data, party=p.name)
+        schemas[p.name] = describe_party(pt, label=cfg.label, exclude=cfg.exclude,
+                                         numeric=cfg.numeric, categorical=cfg.categorical)
+    merge_schemas(schemas, label=cfg.label, positive=cfg.positive)
+    if cfg.test is not None:
+        test = read_table(cfg.test, party="test")
+        need = [c for s in schemas.values() for c in s.kinds] + [cfg.label]
+        need += [cfg.test_party_column] if cfg.test_party_column else []
+        for c in dict.fromkeys(need):
+            if c not in test.columns:
+                raise test.error(f"column {c!r} is missing from the test file")
+    return {name: s.rows for name, s in schemas.items()}
+
+
+def _plan(cfg: FLConfig, work: Path, ledger: Path | None) -> dict[str, Any]:
+    parties = []
+    for p in cfg.party:
+        led = p.ledger or ledger
+        parties.append({"name": p.name, "data": str(p.data),
+                        "ledger": str(led) if led is not None else None})
+    return {"config": cfg.model_dump(mode="json"), "parties": parties,
+            "test": str(cfg.test) if cfg.test else None, "mode": cfg.mode,
+            "result": str(work / "result.json"),
+            "ledger": str(ledger) if ledger is not None else None}
+
+
+def _federation(cfg: FLConfig, plan: dict[str, Any], work: Path) -> Any:
+    from federated.deploy import LocalFederation, make_certs
+
+    n = len(cfg.party)
+    if cfg.mode == "simulation":
+        return LocalFederation("simulation", num_nodes=n, workdir=work / "flower",
+                               client_num_cpus=1)
+    certs = make_certs(work / "certs", num_nodes=n)  # fresh test certificates per run
+    configs = [{"party": p["name"], "data": p["data"], **({"ledger": p["ledger"]}
+                                                         if p["ledger"] else {})}
+               for p in plan["parties"]]
+    return LocalFederation("deployment", node_configs=configs, workdir=work / "flower",
+                           certs=certs)
+
+
+def run(config: FLConfig | str | Path, *, ledger: str | Path | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        workdir: str | Path | None = None) -> FLResult:
+    """Run a federated job described by a config (a path or a loaded :class:`FLConfig`).
+
+    ``progress(round, rounds)`` is called as rounds complete.
+
+    Raises
+    ------
+    ConfigError, InputError
+        Bad config or party data (before anything starts).
+    FederationError
+        The run failed: the message names the party and the step when one failed.
+    """
+    cfg = config if isinstance(config, FLConfig) else load_config(config)
+    preflight(cfg)
+    led = Path(ledger).resolve() if ledger is not None else None
+    with tempfile.TemporaryDirectory(prefix="covault-fl-", dir=workdir) as tmp:
+        work = Path(tmp)
+        plan = _plan(cfg, work, led)
+        plan_path = work / "plan.json"
+        plan_path.write_text(json.dumps(plan, indent=1), encoding="utf-8")
+        from federated.deploy import write_app_dir
+
+        app_dir = write_app_dir(work / "app", "federated.horizontal.server:app",
+                                "federated.horizontal.client:app", {"plan": ""})
+        with _federation(cfg, plan, work) as fed:
+            run_id = fed.submit(app_dir, {"plan": str(plan_path)})
+            _follow(fed, run_id, work / "result.json", cfg, progress)
+            status = fed.wait(run_id, timeout=cfg.deployment.timeout, check=False)
+        result_file = work / "result.json"
+        if not result_file.exists():
+            raise FederationError(f"the run stopped without a result ({status.status}: "
+                                  f"{status.details}); ServerApp log:\n{status.log_tail}")
+        data = json.loads(result_file.read_text(encoding="utf-8"))
+    if "error" in data:
+        if data.get("type") in ("InputError", "ConfigError"):
+            raise InputError(str(data["error"]))
+        raise FederationError(str(data["error"]))
+    return FLResult.from_dict(data)
+
+
+def _follow(fed: Any, run_id: int, result: Path, cfg: FLConfig,
+            progress: Callable[[int, int], None] | None) -> None:
+    """Report rounds from the run's log until the result file appears or the run ends."""
+    log = fed.logs().get(f"run-{run_id}")
+    deadline = time.monotonic() + cfg.deployment.timeout
+    seen = 0
+    while time.monotonic() < deadline:
+        if result.exists():
+            break
+        if log is not None and log.exists() and progress is not None:
+            rounds = [int(m.group(1)) for m in _ROUND.finditer(
+                log.read_text(encoding="utf-8", errors="replace"))]
+            done = max(rounds, default=1) - 1
+            if done > seen:
+                seen = done
+                progress(seen, cfg.rounds)
+        status = fed.status(run_id)
+        if status.finished:
+            break
+        time.sleep(0.3)
+    if progress is not None and result.exists():
+        progress(cfg.rounds, cfg.rounds)
