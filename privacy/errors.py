@@ -35,6 +35,7 @@ __all__ = [
     "PackingOverflowError",
     "InsufficientPartiesError",
     "PSIError",
+    "SecAggError",
     "AuditError",
     "location",
 ]
@@ -170,6 +171,18 @@ class InsufficientPartiesError(HEError):
 
 class PSIError(CovaultError, ValueError):
     """Private set intersection protocol or input error."""
+
+
+class SecAggError(CovaultError, ValueError):
+    """Secure-aggregation protocol or input error.
+
+    ``sender`` names the peer whose message was rejected: a client id, ``"server"``,
+    or ``None`` when the error is local (bad arguments, misuse). The message names it too.
+    """
+
+    def __init__(self, message: str, *, sender: int | str | None = None) -> None:
+        self.sender = sender
+        super().__init__(message)
 
 
 class AuditError(CovaultError, ValueError):

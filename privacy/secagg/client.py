@@ -1,0 +1,357 @@
+"""The client side of secure aggregation (see :mod:`privacy.secagg` for the protocol).
+
+A client holds a long-term X25519 key pair for encrypting shares to its peers, its
+*material* for the next input (a fresh X25519 mask key pair and a self-mask seed,
+identified by a label: 0 from setup, then the round it was made in), and the shares of
+its peers' material. Every method checks the server's message against what the client
+knows before it changes any state, so a rejected message leaves the client as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import NoReturn
+
+import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from privacy.errors import SecAggError
+from privacy.secagg import crypto, messages
+from privacy.secagg.fixedpoint import SecAggConfig, encode
+from privacy.secagg.messages import (
+    Advert,
+    Box,
+    Bundle,
+    InboxEntry,
+    MaskedInput,
+    Setup,
+    UnmaskReply,
+)
+from privacy.secagg.shamir import SHARE_BYTES, share_from_bytes, share_to_bytes, split
+
+__all__ = ["SecAggClient"]
+
+_SERVER = "server"
+
+
+@dataclass(frozen=True)
+class Material:
+    """This client's mask key pair and self-mask seed for one input."""
+
+    label: int
+    key: X25519PrivateKey
+    seed: bytes
+
+
+@dataclass(frozen=True)
+class Held:
+    """The shares of one owner's material for one label, as this client holds them."""
+
+    mask_key: bytes  # the owner's public mask key for the label
+    key_share: int
+    seed_share: int
+    box: bytes  # the box as received (empty for this client's own shares)
+
+
+def _refuse(message: str) -> NoReturn:
+    raise SecAggError(f"server: {message}", sender=_SERVER)
+
+
+class SecAggClient:
+    """One client of a secure-aggregation run.
+
+    Parameters
+    ----------
+    client_id:
+        This client's id, an integer in ``[0, 2**64 - 2]`` (a Flower node id fits), as
+        the transport authenticates it to the server.
+    config:
+        The run's parameters; the roster must carry the same ones.
+
+    Warnings
+    --------
+    The object holds secret keys and shares: it refuses to be pickled and its ``repr``
+    shows none. A client reported as dropped (its mask key for that round revealed)
+    cannot take part again until a new setup (new objects) gives it fresh material.
+    """
+
+    def __init__(self, client_id: int, config: SecAggConfig) -> None:
+        if isinstance(client_id, bool) or not isinstance(client_id, int) \
+                or not 0 <= client_id <= messages.MAX_ID:
+            raise SecAggError(f"client id must be an integer in [0, {messages.MAX_ID}], "
+                              f"got {client_id!r}")
+        self.client_id = client_id
+        self.config = config
+        self.session_id: bytes | None = None
+        self._enc_key = X25519PrivateKey.generate()
+        self._roster: dict[int, bytes] = {}  # id -> enc public key
+        self._roster_msg = b""
+        self._ciphers: dict[int, ChaCha20Poly1305] = {}
+        self._pending: Material | None = None  # material for the next input
+        self._held: dict[int, dict[int, Held]] = {}  # owner -> label -> shares
+        self._revealed: dict[int, int] = {}  # owner -> highest label whose share was revealed
+        self._round = 0  # last round this client sent a masked input for
+        self._members: dict[int, int] = {}  # that round's participants -> label
+        self._answered = True
+
+    def __repr__(self) -> str:
+        return f"SecAggClient(client_id={self.client_id}, round={self._round})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a SecAggClient holds secret keys and refuses to be pickled")
+
+    def export_state(self) -> bytes:
+        """This client's whole state as bytes, secrets included (see :mod:`.state`).
+
+        For transports that rebuild the client for every message (Flower keeps it in the
+        node's ``Context.state``); :meth:`from_state` reverses it.
+
+        Warnings
+        --------
+        Whoever reads the state can unmask this client's inputs. Keep it in the node's
+        memory or encrypt it; restore each exported state at most once (twice would mask
+        two inputs with the same masks).
+        """
+        from privacy.secagg.state import dump_client
+
+        return dump_client(self)
+
+    @classmethod
+    def from_state(cls, data: bytes, config: SecAggConfig | None = None) -> SecAggClient:
+        """Rebuild a client from :meth:`export_state`; ``config``, when given, must be the
+        one the state was made under."""
+        from privacy.secagg.state import load_client
+
+        return load_client(data, config)
+
+    # ------------------------------------------------------------------ setup
+    def advertise(self) -> bytes:
+        """Step 0: this client's id and share-encryption public key, for the server."""
+        return messages.encode(Advert(self.client_id, crypto.public_bytes(self._enc_key)))
+
+    def setup(self, roster: bytes) -> bytes:
+        """Step 1: check the roster and share the first material; returns ``SETUP``.
+
+        Raises
+        ------
+        SecAggError
+            When the roster is malformed, carries other parameters than this client's
+            config, omits or alters this client, holds a bad public key, or when setup
+            already ran.
+        """
+        if self.session_id is not None:
+            raise SecAggError("setup already ran; a new setup needs a new SecAggClient")
+        self._bind(roster)
+        assert self.session_id is not None
+        material, bundle, own = self._new_material(0)
+        self._pending = material
+        self._held[self.client_id] = {0: own}
+        return messages.encode(Setup(self.session_id, self.client_id, bundle))
+
+    def _bind(self, roster: bytes) -> None:
+        """Check the roster and derive the per-peer share keys (setup and restore)."""
+        parsed = messages.decode_roster(roster)
+        cfg = self.config
+        if (parsed.threshold, parsed.frac_bits, parsed.max_abs) != (
+                cfg.threshold, cfg.frac_bits, float(cfg.max_abs)):
+            _refuse(f"roster parameters (threshold {parsed.threshold}, frac_bits "
+                    f"{parsed.frac_bits}, max_abs {parsed.max_abs}) differ from this "
+                    "client's configuration")
+        clients = {a.client_id: a.enc_key for a in parsed.clients}
+        if clients.get(self.client_id) != crypto.public_bytes(self._enc_key):
+            _refuse(f"roster omits client {self.client_id} or alters its public key")
+        if len(clients) < cfg.threshold:
+            _refuse(f"roster of {len(clients)} clients is below threshold {cfg.threshold}")
+        cfg.check_capacity(len(clients))
+        if max(clients) > messages.MAX_ID:
+            _refuse(f"roster client id {max(clients)} is out of range")
+        session = messages.session_id(roster)
+        ciphers = {}
+        for v, enc_key in clients.items():
+            if v != self.client_id:
+                shared = crypto.agree(self._enc_key, enc_key, peer=v)
+                ciphers[v] = crypto.share_cipher(shared, session, self.client_id, v)
+        self._roster, self._ciphers = clients, ciphers
+        self._roster_msg, self.session_id = roster, session
+
+    def _new_material(self, label: int) -> tuple[Material, Bundle, Held]:
+        """Fresh mask key and seed, shared among the whole roster (threshold ``t``)."""
+        assert self.session_id is not None
+        me, t = self.client_id, self.config.threshold
+        key, seed = X25519PrivateKey.generate(), os.urandom(crypto.SEED_BYTES)
+        public = crypto.public_bytes(key)
+        points = [v + 1 for v in self._roster]
+        key_shares = split(int.from_bytes(key.private_bytes_raw(), "big"), t, points)
+        seed_shares = split(int.from_bytes(seed, "big"), t, points)
+        boxes = tuple(
+            Box(v, crypto.seal(
+                self._ciphers[v],
+                share_to_bytes(key_shares[v + 1]) + share_to_bytes(seed_shares[v + 1]),
+                session=self.session_id, sender=me, receiver=v, label=label, mask_key=public))
+            for v in self._roster if v != me)
+        bundle = Bundle(public, crypto.commit(seed, self.session_id, me, label), boxes)
+        own = Held(public, key_shares[me + 1], seed_shares[me + 1], b"")
+        return Material(label, key, seed), bundle, own
+
+    # ------------------------------------------------------------------ round
+    def masked_input(
+        self, values: npt.ArrayLike, round_no: int, participants: bytes, inbox: bytes
+    ) -> bytes:
+        """Step 2 of round ``round_no``: the masked vector and the next material's shares.
+
+        Parameters
+        ----------
+        values:
+            The 1-D float vector to add; every ``|value| <= config.max_abs``.
+        round_no:
+            The round (``>= 1``, larger than any earlier round of this client).
+        participants:
+            The server's ``PARTICIPANTS`` message for this round.
+        inbox:
+            The server's ``INBOX`` message for this client (its peers' latest shares).
+
+        Raises
+        ------
+        SecAggError
+            On a value above ``max_abs``, a malformed or inconsistent server message, a
+            share that does not authenticate (naming its sender), a participant whose
+            material this client revealed or holds no shares of, or a label for this
+            client other than its unused material's (its previous reply was lost).
+        """
+        if self.session_id is None or self._pending is None:
+            raise SecAggError("masked_input before setup")
+        session, me, cfg, mine = self.session_id, self.client_id, self.config, self._pending
+        words = encode(values, cfg)
+        if words.size > messages.MAX_VECTOR_LENGTH:
+            raise SecAggError(f"vector of {words.size} values exceeds "
+                              f"{messages.MAX_VECTOR_LENGTH}")
+        part = messages.decode_participants(participants, session)
+        members = dict(part.members)
+        if part.round_no != round_no:
+            _refuse(f"participants list is for round {part.round_no}, not {round_no}")
+        if round_no <= self._round:
+            _refuse(f"round {round_no} is not after this client's last round {self._round}")
+        if me not in members:
+            _refuse(f"participants of round {round_no} do not include client {me}")
+        if not members.keys() <= self._roster.keys():
+            _refuse(f"participants {sorted(members.keys() - self._roster.keys())} are not in "
+                    "the roster")
+        if len(members) < cfg.threshold:
+            _refuse(f"{len(members)} participants are below threshold {cfg.threshold}")
+        if members[me] != mine.label:
+            _refuse(f"participants list client {me} with label {members[me]}, but its unused "
+                    f"material has label {mine.label} (an earlier reply was lost; run setup "
+                    "again)")
+        burnt = sorted(v for v, lab in members.items() if lab <= self._revealed.get(v, -1))
+        if burnt:
+            _refuse(f"round {round_no} includes clients {burnt} whose material for that label "
+                    "was already revealed; they must be excluded")
+        held = self._ingest(inbox, round_no)
+        missing = sorted(v for v, lab in members.items() if lab not in held.get(v, {}))
+        if missing:
+            _refuse(f"this client holds no shares of participants {missing} for the labels "
+                    "listed")
+
+        masked = words.copy()
+        masked += crypto.expand(mine.seed, words.size)
+        for v, label in part.members:
+            if v == me:
+                continue
+            secret = crypto.agree(mine.key, held[v][label].mask_key, peer=v)
+            mask = crypto.expand(crypto.pairwise_seed(secret, session, round_no, me, v),
+                                 words.size)
+            if me < v:
+                masked += mask
+            else:
+                masked -= mask
+        material, bundle, own = self._new_material(round_no)
+
+        held[me] = {mine.label: held[me][mine.label], round_no: own}
+        self._held, self._pending = held, material
+        self._round, self._members, self._answered = round_no, members, False
+        return messages.encode(MaskedInput(session, round_no, me, masked, bundle))
+
+    def _ingest(self, inbox: bytes, round_no: int) -> dict[int, dict[int, Held]]:
+        """The held shares updated with the inbox's new entries (a copy; state unchanged)."""
+        assert self.session_id is not None
+        parsed = messages.decode_inbox(inbox, self.session_id)
+        me = self.client_id
+        if parsed.receiver != me:
+            _refuse(f"inbox is addressed to client {parsed.receiver}, not {me}")
+        held = dict(self._held)
+        for e in parsed.entries:
+            if e.sender == me or e.sender not in self._roster:
+                _refuse(f"inbox holds a share from client {e.sender}, not a peer in the roster")
+            if e.label >= round_no:
+                _refuse(f"inbox holds a share of client {e.sender} labelled {e.label}, not "
+                        f"before round {round_no}")
+            if e.label <= self._revealed.get(e.sender, -1):
+                _refuse(f"inbox holds a share of client {e.sender} for label {e.label}, which "
+                        "was already used")
+            known = self._held.get(e.sender, {})
+            if known and e.label < max(known):
+                _refuse(f"inbox holds an outdated share of client {e.sender} "
+                        f"(label {e.label} after {max(known)})")
+            if e.label in known:
+                if (known[e.label].box, known[e.label].mask_key) != (e.box, e.mask_key):
+                    _refuse(f"inbox holds a different share of client {e.sender} for label "
+                            f"{e.label} than received before")
+                continue
+            held[e.sender] = {e.label: self._open(e)}  # older labels are no longer needed
+        return held
+
+    def _open(self, e: InboxEntry) -> Held:
+        assert self.session_id is not None
+        plain = crypto.open_box(self._ciphers[e.sender], e.box, session=self.session_id,
+                                sender=e.sender, receiver=self.client_id, label=e.label,
+                                mask_key=e.mask_key)
+        try:
+            return Held(e.mask_key, share_from_bytes(plain[:SHARE_BYTES]),
+                        share_from_bytes(plain[SHARE_BYTES:]), e.box)
+        except SecAggError as exc:
+            raise SecAggError(f"client {e.sender}: {exc}", sender=e.sender) from None
+
+    # ------------------------------------------------------------------ unmasking
+    def unmask(self, request: bytes) -> bytes:
+        """Step 3: reveal seed shares of the survivors and mask-key shares of the dropped.
+
+        Raises
+        ------
+        SecAggError
+            When the request is malformed, is not for this client's last round, comes a
+            second time for that round, reports this client as dropped, does not split
+            the round's participants exactly, has fewer than ``threshold`` survivors, or
+            asks for the seed and the mask key of the same client.
+        """
+        if self.session_id is None:
+            raise SecAggError("unmask before setup")
+        req = messages.decode_unmask_request(request, self.session_id)
+        r, me, members = req.round_no, self.client_id, self._members
+        if self._answered:
+            _refuse(f"unmasking request for round {r}, but this client awaits none")
+        if r != self._round:
+            _refuse(f"unmasking request for round {r}, but this client's round is {self._round}")
+        surv, drop = set(req.survivors), set(req.dropped)
+        both = surv & drop
+        if both:
+            _refuse(f"round {r}: asks for both the self-mask seed and the mask key of "
+                    f"clients {sorted(both)}; refusing, that would reveal their input")
+        if surv | drop != members.keys():
+            _refuse(f"round {r}: survivors and dropped clients do not make up the round's "
+                    "participants")
+        if me not in surv:
+            _refuse(f"round {r}: reports client {me} as dropped, but it sent its input")
+        if len(surv) < self.config.threshold:
+            _refuse(f"round {r}: {len(surv)} survivors are below threshold "
+                    f"{self.config.threshold}")
+        # Each (client, label) was checked unrevealed in masked_input and this request is
+        # answered once per round, so no seed and mask key of one label ever both leave.
+        seeds = [(v, self._held[v][members[v]].seed_share) for v in req.survivors]
+        keys = [(v, self._held[v][members[v]].key_share) for v in req.dropped]
+        self._answered = True
+        for v in members:
+            self._revealed[v] = members[v]
+            self._held[v] = {lab: h for lab, h in self._held[v].items() if lab > members[v]}
+        return messages.encode(UnmaskReply(self.session_id, r, me, tuple(seeds), tuple(keys)))
