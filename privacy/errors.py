@@ -37,6 +37,7 @@ __all__ = [
     "PSIError",
     "SecAggError",
     "AuditError",
+    "FederationError",
     "location",
 ]
 
@@ -187,3 +188,11 @@ class SecAggError(CovaultError, ValueError):
 
 class AuditError(CovaultError, ValueError):
     """Query-audit misuse: unknown alert, illegal state transition, bad rule."""
+
+
+class FederationError(CovaultError, RuntimeError):
+    """A federated run could not be carried out: a Flower process failed to start or
+    died, a run failed, or it did not finish in time.
+
+    The message names the process or run and quotes the tail of its log.
+    """
