@@ -258,6 +258,9 @@ def parse_config(data: dict[str, Any], *, source: str | Path | None = None,
                  text: str | None = None) -> FLConfig:
     """Validate a config mapping; relative paths resolve against ``source``'s folder."""
     src = str(source) if source is not None else None
+    if "source" in data:  # set from the file's path, never from the file
+        raise ConfigError("unknown key 'source'", file=src,
+                          line=_key_line(text, ("source",)) if text is not None else None)
     try:
         cfg = FLConfig.model_validate({**data, "source": source})
     except ValidationError as exc:

@@ -11,11 +11,12 @@ their sum (secure aggregation or CKKS, see ``federated.horizontal.securesum``):
    value and the first two moments of ``x / scale``, each divided by the global row
    count ``N`` so every entry of the sum lies in ``[0, 1]``.
 3. **Spread** (:func:`spread_vector`): the centred second moment and a histogram on a
-   grid of ``HIST_BINS`` bins over ``mean +- 6 sd``; :func:`narrow_grid` keeps the bin
-   holding the median.
-4. **Histogram** (:func:`histogram_vector`): a histogram of ``HIST_BINS`` bins over that
-   one bin, from which the global median is read to ``12 sd / HIST_BINS**2`` (integer
-   columns: rounded to an integer).
+   grid of ``HIST_BINS`` bins over ``mean +- 6 sd``; :func:`narrow_grid` keeps the bins
+   holding the two middle values (one bin for an odd count or when they share it).
+4. **Histogram** (:func:`histogram_vector`): a histogram of ``HIST_BINS`` bins over those
+   bins, from which each middle value is read to one fine bin (``12 sd / HIST_BINS**2``
+   when they share a coarse bin; integer columns: rounded to an integer) and the median
+   is their mean, as ``numpy.median``.
 
 :func:`fit_transform_spec` turns the sums into a :class:`Transform`: numeric columns are
 imputed with the global median and standardised with the global mean and standard
@@ -112,6 +113,7 @@ def _feature_columns(pt_: PartyTable, label: str, exclude: Sequence[str],
     cols = pt_.columns
     if label not in cols:
         raise pt_.error(f"label column {label!r} is missing")
+    wanted: dict[str, str] = {}
     if numeric is not None or categorical is not None:
         wanted = {c: "numeric" for c in numeric or []}
         wanted.update({c: "categorical" for c in categorical or []})
@@ -125,12 +127,8 @@ def _feature_columns(pt_: PartyTable, label: str, exclude: Sequence[str],
     for c in cols:
         if c in drop:
             continue
-        if numeric is not None and categorical is None and c not in numeric:
-            out[c] = "categorical"
-        elif categorical is not None and numeric is None and c not in categorical:
-            out[c] = "numeric"
-        else:
-            out[c] = kind_of(pt_.table.column(c).type)
+        # a listed column has its listed kind; the others are inferred from the data
+        out[c] = wanted.get(c) or kind_of(pt_.table.column(c).type)
     return out
 
 
@@ -207,6 +205,13 @@ def merge_schemas(schemas: Mapping[str, PartySchema], *, label: str,
     for p, s in schemas.items():
         for c in s.kinds:
             union.setdefault(c, set()).add(p)
+    for c, having in union.items():  # a column few parties have: blame those parties
+        if 2 * len(having) < len(names):
+            holders = [p for p in names if p in having]
+            others = [p for p in names if p not in having]
+            raise InputError(f"party {holders[0]!r}: extra column {c!r} (not at "
+                             f"{', '.join(others)}); every party needs the same columns "
+                             "(list it in exclude or drop it)")
     for p, s in schemas.items():
         missing = sorted(c for c in union if c not in s.kinds)
         if missing:
@@ -225,6 +230,13 @@ def merge_schemas(schemas: Mapping[str, PartySchema], *, label: str,
                              "categorical")
         kinds[c] = distinct.pop() if distinct else "numeric"
     lv = sorted({x for s in schemas.values() for x in s.label_levels})
+    if len(lv) > 2:  # name a party holding a value the others lack
+        at = {x: [p for p in names if x in schemas[p].label_levels] for x in lv}
+        odd = min(lv, key=lambda x: len(at[x]))
+        if len(at[odd]) < len(names):
+            raise InputError(f"party {at[odd][0]!r}: label {label!r} has the value {odd!r} "
+                             f"(only at {', '.join(at[odd])}); the label must have exactly "
+                             f"2 values across all parties, found {len(lv)}: {lv[:10]}")
     pos = choose_positive(lv, positive, label=label)
     numeric = [c for c in union if kinds[c] == "numeric"]
     categorical = {c: sorted({x for s in schemas.values() for x in s.levels.get(c, [])})
@@ -318,16 +330,25 @@ def _blocks(spec: FeatureSpec, total: FloatArray, per: int, what: str) -> list[F
     return [t[i * per: (i + 1) * per] for i in range(len(spec.numeric))]
 
 
-def _median_bin(spec: FeatureSpec, c: str, hist: FloatArray) -> tuple[int, float]:
-    """The bin (0 = lower tail) holding the median and the fraction of rows below it."""
-    half = spec.present[c] / 2.0
+def _middle_targets(spec: FeatureSpec, c: str) -> tuple[float, float]:
+    """Cumulative fractions at the centres of the two middle present values (ranks
+    ``m//2`` and ``m//2 + 1`` of ``m``; the same rank twice for an odd ``m``)."""
+    n = float(spec.rows)
+    m = max(int(round(spec.present[c] * n)), 1)
+    return (((m + 1) // 2) - 0.5) / n, ((m // 2 + 1) - 0.5) / n
+
+
+def _bin_at(hist: FloatArray, target: float) -> tuple[int, float]:
+    """The bin (0 = lower tail) where the cumulative fraction reaches ``target`` and the
+    fraction of rows below that bin."""
     cum = np.cumsum(np.maximum(hist, 0.0))
-    k = int(min(np.searchsorted(cum, half), HIST_BINS + 1))
+    k = int(min(np.searchsorted(cum, target), HIST_BINS + 1))
     return k, float(cum[k - 1]) if k > 0 else 0.0
 
 
 def narrow_grid(spec: FeatureSpec, total: FloatArray) -> FeatureSpec:
-    """After step 3: exact variances, and each grid narrowed to the bin of its median."""
+    """After step 3: exact variances, and each grid narrowed to the bins holding its two
+    middle values (one bin for an odd count)."""
     var, grid = dict(spec.var), dict(spec.grid)
     for c, block in zip(spec.numeric, _blocks(spec, total, HIST_BINS + 3, "spread"), strict=True):
         p = spec.present[c]
@@ -336,24 +357,31 @@ def narrow_grid(spec: FeatureSpec, total: FloatArray) -> FeatureSpec:
         var[c] = max(float(block[0]) / p, 0.0) * spec.scale[c] ** 2
         lo, hi = spec.grid[c]
         width = (hi - lo) / HIST_BINS
-        k, _ = _median_bin(spec, c, block[1:])
-        if 1 <= k <= HIST_BINS:
-            grid[c] = [lo + (k - 1) * width, lo + k * width]
+        t1, t2 = _middle_targets(spec, c)
+        k1 = min(max(_bin_at(block[1:], t1)[0], 1), HIST_BINS)
+        k2 = min(max(_bin_at(block[1:], t2)[0], 1), HIST_BINS)
+        grid[c] = [lo + (k1 - 1) * width, lo + k2 * width]
     return FeatureSpec(**{**spec.__dict__, "var": var, "grid": grid})
 
 
 def _median(spec: FeatureSpec, c: str, hist: FloatArray) -> float:
     lo, hi = spec.grid[c]
-    k, below = _median_bin(spec, c, hist)
-    if k == 0:
-        med = lo
-    elif k >= HIST_BINS + 1:
-        med = hi
-    else:
-        inside = float(hist[k])
-        frac = (spec.present[c] / 2.0 - below) / inside if inside > 0 else 0.5
-        med = lo + (k - 1 + min(max(frac, 0.0), 1.0)) * (hi - lo) / HIST_BINS
-    return float(round(med)) if spec.integral.get(c, False) else float(med)
+    integral = spec.integral.get(c, False)
+
+    def at(target: float) -> float:
+        k, below = _bin_at(hist, target)
+        if k == 0:
+            v = lo
+        elif k >= HIST_BINS + 1:
+            v = hi
+        else:
+            inside = float(hist[k])
+            frac = (target - below) / inside if inside > 0 else 0.5
+            v = lo + (k - 1 + min(max(frac, 0.0), 1.0)) * (hi - lo) / HIST_BINS
+        return float(round(v)) if integral else float(v)
+
+    t1, t2 = _middle_targets(spec, c)
+    return at(t1) if t1 == t2 else (at(t1) + at(t2)) / 2.0
 
 
 def fit_transform_spec(spec: FeatureSpec, total: FloatArray) -> Transform:
