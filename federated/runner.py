@@ -25,7 +25,7 @@ from federated.data import read_table
 from federated.preprocess import describe_party, merge_schemas
 from privacy.errors import FederationError, InputError
 
-__all__ = ["FLResult", "run", "preflight"]
+__all__ = ["FLResult", "run", "preflight", "party_ledger"]
 
 _ROUND = re.compile(r"\[ROUND (\d+)/(\d+)\]")
 
@@ -90,10 +90,16 @@ def preflight(cfg: FLConfig) -> dict[str, int]:
     return {name: s.rows for name, s in schemas.items()}
 
 
+def party_ledger(ledger: Path, party: str) -> Path:
+    """Where a party's records go when it names no ledger of its own: beside the
+    coordinator's (``audit.db`` -> ``audit.bank_1.db``); a ledger has one origin."""
+    return ledger.with_name(f"{ledger.stem}.{party}{ledger.suffix or '.db'}")
+
+
 def _plan(cfg: FLConfig, work: Path, ledger: Path | None) -> dict[str, Any]:
     parties = []
     for p in cfg.party:
-        led = p.ledger or ledger
+        led = p.ledger or (party_ledger(ledger, p.name) if ledger is not None else None)
         parties.append({"name": p.name, "data": str(p.data),
                         "ledger": str(led) if led is not None else None})
     return {"config": cfg.model_dump(mode="json"), "parties": parties,
@@ -119,10 +125,14 @@ def _federation(cfg: FLConfig, plan: dict[str, Any], work: Path) -> Any:
 
 def run(config: FLConfig | str | Path, *, ledger: str | Path | None = None,
         progress: Callable[[int, int], None] | None = None,
-        workdir: str | Path | None = None) -> FLResult:
+        workdir: str | Path | None = None,
+        on_start: Callable[[Any], None] | None = None) -> FLResult:
     """Run a federated job described by a config (a path or a loaded :class:`FLConfig`).
 
-    ``progress(round, rounds)`` is called as rounds complete.
+    ``progress(round, rounds)`` is called as rounds complete. ``on_start(federation)``
+    is called with the started :class:`~federated.deploy.LocalFederation` before the run
+    is submitted (to watch its processes, or stop a SuperNode in a failure drill).
+    ``workdir`` is where the run's temporary folder goes (plan, certificates, logs).
 
     Raises
     ------
@@ -144,6 +154,8 @@ def run(config: FLConfig | str | Path, *, ledger: str | Path | None = None,
         app_dir = write_app_dir(work / "app", "federated.horizontal.server:app",
                                 "federated.horizontal.client:app", {"plan": ""})
         with _federation(cfg, plan, work) as fed:
+            if on_start is not None:
+                on_start(fed)
             run_id = fed.submit(app_dir, {"plan": str(plan_path)})
             _follow(fed, run_id, work / "result.json", cfg, progress)
             status = fed.wait(run_id, timeout=cfg.deployment.timeout, check=False)
@@ -175,8 +187,7 @@ def _follow(fed: Any, run_id: int, result: Path, cfg: FLConfig,
             if done > seen:
                 seen = done
                 progress(seen, cfg.rounds)
-        status = fed.status(run_id)
-        if status.finished:
+        if not fed.running(run_id):
             break
         time.sleep(0.3)
     if progress is not None and result.exists():

@@ -174,9 +174,12 @@ def test_adaptive_model_noise_multiplier() -> None:
     assert cdp.clipped_count_stddev == pytest.approx(2.5)
     assert cdp.clipping_norm == 0.1
     assert cdp.model_noise_multiplier == pytest.approx((1.0 - 5.0 ** -2) ** -0.5)
+    few = CentralDP(strategy=FakeMean(3), noise_multiplier=1.0, clipping="adaptive",
+                    num_clients=3, delta=1e-5)  # a few banks: the count noise follows sigma
+    assert few.clipped_count_stddev == 1.0
     with pytest.raises(ConfigError, match="dp.clipped_count_stddev"):
         CentralDP(strategy=FakeMean(3), noise_multiplier=1.0, clipping="adaptive",
-                  num_clients=3, delta=1e-5)
+                  num_clients=3, clipped_count_stddev=0.5, delta=1e-5)
     ok = CentralDP(strategy=FakeMean(3), noise_multiplier=1.0, clipping="adaptive",
                    num_clients=3, clipped_count_stddev=1.0, delta=1e-5)
     assert ok.model_noise_multiplier == pytest.approx((1.0 - 0.25) ** -0.5)

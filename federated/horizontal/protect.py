@@ -21,31 +21,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from federated.horizontal.node_state import state_get, state_put
 from privacy.errors import InputError
 
-__all__ = ["STATE_KEY", "state_get", "state_put", "protect", "ckks_keygen", "ckks_setup",
-           "ckks_decrypt"]
+__all__ = ["protect", "ckks_keygen", "ckks_setup", "ckks_decrypt"]
 
-STATE_KEY = "covault"
 FloatArray = npt.NDArray[np.float64]
-
-
-def state_get(context: Any, key: str) -> Any:
-    """A value stored in the node's state by an earlier message of this run (or None)."""
-    records = context.state.config_records
-    if STATE_KEY not in records:
-        return None
-    return records[STATE_KEY].get(key)
-
-
-def state_put(context: Any, **values: Any) -> None:
-    """Store values in the node's state (bytes, str, numbers)."""
-    from flwr.app import ConfigRecord
-
-    records = context.state.config_records
-    current = dict(records[STATE_KEY]) if STATE_KEY in records else {}
-    current.update(values)
-    context.state[STATE_KEY] = ConfigRecord(current)
 
 
 def _public_context(context: Any) -> Any:

@@ -123,7 +123,7 @@ class SecureSum:
         if self.method == "ckks":
             total, who = self._combine_ckks(round_id, payloads)
         else:
-            total, who = self._secagg.finish(round_id, payloads)
+            total, who = self._secagg.finish(round_id, payloads, length)
         if total.shape != (length,):
             raise FederationError(f"the sum has {total.shape[0]} values, expected {length}")
         if not np.all(np.isfinite(total)):

@@ -169,7 +169,10 @@ class Coordinator:
             "preprocessing": json.loads(transform.to_json()),
             "dropped": list(pgrid.dropped), "seconds": time.perf_counter() - t_start,
             "bytes_up": pgrid.traffic.up, "bytes_down": pgrid.traffic.down,
+            "epsilon": strategy.epsilon() if hasattr(strategy, "epsilon") else None,
         })
+        if out["epsilon"] is not None:
+            out["delta"] = float(self.cfg["dp"]["delta"])
         return out
 
     def _strategy(self, pgrid: PartyGrid, secure: SecureSum, rows: dict[str, int]) -> Any:

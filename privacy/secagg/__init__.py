@@ -21,8 +21,8 @@ mid-round. The transport is the caller's: every message is ``bytes``
     total, contributors = server.finish(r, unmask)  # float64 sum over the contributors
 
 ``server.inbox(i)`` always gives client ``i``'s current inbox (needed after a
-``collect`` that abandoned its round). ``SecAggClient.export_state`` / ``from_state``
-carry a client between messages where the transport rebuilds it (Flower).
+``collect`` that abandoned its round). ``dump_client`` / ``load_client``
+(:mod:`.state`) carry a client between messages where the transport rebuilds it (Flower).
 
 Protocol
 --------
@@ -114,5 +114,7 @@ from privacy.errors import SecAggError
 from privacy.secagg.client import SecAggClient
 from privacy.secagg.fixedpoint import SecAggConfig, decode, encode
 from privacy.secagg.server import SecAggServer
+from privacy.secagg.state import dump_client, load_client
 
-__all__ = ["SecAggConfig", "SecAggClient", "SecAggServer", "SecAggError", "encode", "decode"]
+__all__ = ["SecAggConfig", "SecAggClient", "SecAggServer", "SecAggError", "encode", "decode",
+           "dump_client", "load_client"]

@@ -102,30 +102,6 @@ class SecAggClient:
     def __reduce__(self) -> NoReturn:
         raise TypeError("a SecAggClient holds secret keys and refuses to be pickled")
 
-    def export_state(self) -> bytes:
-        """This client's whole state as bytes, secrets included (see :mod:`.state`).
-
-        For transports that rebuild the client for every message (Flower keeps it in the
-        node's ``Context.state``); :meth:`from_state` reverses it.
-
-        Warnings
-        --------
-        Whoever reads the state can unmask this client's inputs. Keep it in the node's
-        memory or encrypt it; restore each exported state at most once (twice would mask
-        two inputs with the same masks).
-        """
-        from privacy.secagg.state import dump_client
-
-        return dump_client(self)
-
-    @classmethod
-    def from_state(cls, data: bytes, config: SecAggConfig | None = None) -> SecAggClient:
-        """Rebuild a client from :meth:`export_state`; ``config``, when given, must be the
-        one the state was made under."""
-        from privacy.secagg.state import load_client
-
-        return load_client(data, config)
-
     # ------------------------------------------------------------------ setup
     def advertise(self) -> bytes:
         """Step 0: this client's id and share-encryption public key, for the server."""

@@ -1,0 +1,78 @@
+"""The party's side of secure aggregation over Flower messages (``privacy.secagg``).
+
+The :class:`~privacy.secagg.SecAggClient` (its private keys and received shares) is kept
+in the node's own Flower state between messages, serialised; it never leaves the node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from federated.horizontal.node_state import state_get, state_put
+from privacy.errors import InputError
+
+__all__ = ["advertise", "setup", "masked_input", "unmask"]
+
+
+def _bytes(config: dict[str, Any], key: str) -> bytes:
+    value = config.get(key)
+    if not isinstance(value, bytes):
+        raise InputError(f"secure aggregation message has no {key!r} bytes")
+    return value
+
+
+def _load(context: Any) -> Any:
+    from privacy.secagg import load_client
+
+    blob = state_get(context, "secagg")
+    if not isinstance(blob, bytes):
+        raise InputError("secure aggregation was not set up on this party")
+    return load_client(blob)
+
+
+def _save(context: Any, client: Any) -> None:
+    from privacy.secagg import dump_client
+
+    state_put(context, secagg=dump_client(client))
+
+
+def advertise(config: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Make this party's key pairs (for the id the coordinator assigned); the public keys."""
+    from privacy.secagg import SecAggClient, SecAggConfig
+
+    cfg = SecAggConfig(threshold=int(config["threshold"]), frac_bits=int(config["frac-bits"]),
+                       max_abs=float(config["max-abs"]))
+    client = SecAggClient(int(config["secagg-id"]), cfg)
+    advert = client.advertise()
+    _save(context, client)
+    return {"advert": advert}
+
+
+def setup(config: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Check the roster; encrypted shares of this party's secrets for every other party."""
+    client = _load(context)
+    out = client.setup(_bytes(config, "roster"))
+    _save(context, client)
+    return {"setup": out}
+
+
+def masked_input(x: npt.NDArray[np.float64], config: dict[str, Any], context: Any, *,
+                 party: str) -> bytes:
+    """This round's masked vector (with the next round's seed shares)."""
+    client = _load(context)
+    out = client.masked_input(x, int(config["secure-round"]),
+                              _bytes(config, "secagg-participants"),
+                              _bytes(config, "secagg-inbox"))
+    _save(context, client)
+    return bytes(out)
+
+
+def unmask(config: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The shares the coordinator asked for, after the client's own checks."""
+    client = _load(context)
+    out = client.unmask(_bytes(config, "request"))
+    _save(context, client)
+    return {"unmask": out}
