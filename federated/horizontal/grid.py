@@ -133,6 +133,8 @@ class PartyGrid:
             if party not in sent:
                 continue
             if reply.has_error():
+                if int(reply.error.code) in _GONE:
+                    continue  # the node is down: handled as no reply (on_node_failure)
                 errors[party] = str(reply.error.reason)
                 continue
             self.traffic.add(party, up=message_bytes(reply))
@@ -175,6 +177,12 @@ class PartyGrid:
             "reply_bytes": {p: message_bytes(m) for p, m in replies.items()},
             "reply_sha256": {p: content_digest(m) for p, m in replies.items()},
         })
+
+
+# Flower's error codes for a node that is down rather than a ClientApp that failed
+# (flwr.common.constant.ErrorCode: MESSAGE_UNAVAILABLE, REPLY_MESSAGE_UNAVAILABLE,
+# NODE_UNAVAILABLE, CLIENT_APP_CRASHED)
+_GONE = frozenset({3, 4, 5, 8})
 
 
 def _short(reason: str, limit: int = 600) -> str:

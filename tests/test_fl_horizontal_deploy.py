@@ -1,0 +1,81 @@
+"""Horizontal FL in deployment mode: a SuperLink and one SuperNode process per bank, with
+TLS and SuperNode authentication, started by ``federated.run``.
+
+Secure aggregation gives the same weights as the simulation. A SuperNode killed
+mid-run (SIGKILL, as a crashed machine): with ``on_node_failure = "continue"`` the round
+completes with the other banks (secure aggregation recovers the dropped bank's masks),
+with ``"stop"`` the run stops with a message naming the bank.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flwr")
+
+from federated import run  # noqa: E402
+from federated.sample import write_loan_books  # noqa: E402
+from privacy.errors import FederationError  # noqa: E402
+
+pytestmark = pytest.mark.slow
+ROUNDS = 3
+
+
+def _config(folder: Path, *, mode: str, extra: str = "", rounds: int = ROUNDS) -> Path:
+    config = write_loan_books(folder, [150, 300, 450], test_rows=300, rounds=rounds, seed=3,
+                              mode=mode, method="secagg")
+    text = config.read_text(encoding="utf-8").replace(
+        "[aggregation]", "round_timeout = 12\n\n[aggregation]" + extra)
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+class KillAfterRound:
+    """Kill SuperNode ``index`` once ``after`` rounds are done (from ``progress``)."""
+
+    def __init__(self, index: int, after: int) -> None:
+        self.index, self.after = index, after
+        self.federation: Any = None
+        self.killed = False
+
+    def on_start(self, federation: Any) -> None:
+        self.federation = federation
+
+    def progress(self, done: int, rounds: int) -> None:
+        if done >= self.after and not self.killed:
+            self.federation.kill_node(self.index)
+            self.killed = True
+
+
+def test_deployment_gives_the_simulations_weights(tmp_path: Path) -> None:
+    simulated = run(_config(tmp_path / "sim", mode="simulation"))
+    deployed = run(_config(tmp_path / "dep", mode="deployment"), workdir=tmp_path)
+    assert deployed.details["mode"] == "deployment"
+    assert len(deployed.history) == ROUNDS and deployed.details["dropped"] == []
+    np.testing.assert_allclose(deployed.details["weights"], simulated.details["weights"],
+                               rtol=0, atol=1e-12)
+    assert deployed.global_["auc"] == pytest.approx(simulated.global_["auc"], abs=1e-12)
+
+
+def test_killed_supernode_round_completes_with_the_others(tmp_path: Path) -> None:
+    drill = KillAfterRound(index=0, after=1)
+    result = run(_config(tmp_path, mode="deployment", extra='\non_node_failure = "continue"'),
+                 workdir=tmp_path, on_start=drill.on_start, progress=drill.progress)
+    assert drill.killed
+    assert result.details["dropped"] == ["bank_1"]
+    assert [h["round"] for h in result.history] == list(range(1, ROUNDS + 1))
+    assert "bank_1" not in result.history[-1]["active"]
+    assert set(result.history[-1]["active"]) == {"bank_2", "bank_3"}
+    assert 0.5 < result.global_["auc"] <= 1
+
+
+def test_killed_supernode_stops_the_run_when_configured(tmp_path: Path) -> None:
+    drill = KillAfterRound(index=1, after=1)
+    with pytest.raises(FederationError, match=r"'bank_2' did not reply .*the run stops"):
+        run(_config(tmp_path, mode="deployment", extra='\non_node_failure = "stop"'),
+            workdir=tmp_path, on_start=drill.on_start, progress=drill.progress)
+    assert drill.killed
