@@ -1,7 +1,8 @@
 """Federated rounds: seconds and bytes per round, plain FedAvg vs CKKS vs secure aggregation.
 
-10 simulated banks train a 10,000-parameter logistic model (9,900 one-hot levels of ten
-text columns plus 100 numeric columns) through Flower's simulation engine; then 100
+10 simulated banks (400 synthetic borrowers each, ``federated.sample``) train a logistic
+model of about 10,000 parameters (100 numeric columns and the one-hot levels of twelve
+text columns, ten of them with 1,000 levels) through Flower's simulation engine; then 100
 banks run plain FedAvg while the peak memory of the whole process tree (SuperLink,
 ServerApp, Ray workers) is sampled from /proc.
 
@@ -26,32 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, table  # noqa: E402
 
-
-def write_banks(folder: Path, banks: int, rows: int, *, numeric: int, text: int,
-                levels: int, rounds: int, method: str, seed: int = 0) -> Path:
-    """Synthetic loan books with a known logistic signal; returns the config path."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-
-    rng = np.random.default_rng(seed)
-    beta = rng.normal(0, 0.3, numeric)
-    level_effect = rng.normal(0, 0.5, (text, levels))
-    parties = []
-    for b in range(banks):
-        x = rng.normal(0, 1, (rows, numeric))
-        codes = rng.integers(0, levels, (rows, text))
-        z = x @ beta + level_effect[np.arange(text), codes].sum(axis=1) - 2.0
-        y = (rng.random(rows) < 1 / (1 + np.exp(-z))).astype(np.int64)
-        cols = {f"x{j}": x[:, j] for j in range(numeric)}
-        cols.update({f"c{j}": [f"L{v}" for v in codes[:, j]] for j in range(text)})
-        cols["y"] = y
-        pcsv.write_csv(pa.table(cols), folder / f"bank_{b}.csv")
-        parties.append(f'[[party]]\nname = "bank_{b}"\ndata = "bank_{b}.csv"\n')
-    cfg = folder / f"{method}.toml"
-    cfg.write_text(f'kind = "horizontal"\nlabel = "y"\nrounds = {rounds}\n'
-                   f'[training]\nlocal_epochs = 1\n[aggregation]\nmethod = "{method}"\n'
-                   + "\n".join(parties), encoding="utf-8")
-    return cfg
+from federated.sample import write_loan_books  # noqa: E402
 
 
 def _tree_rss(root: int) -> int:
@@ -125,20 +101,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for method in ("fedavg", "ckks", "secagg"):
-            cfg = write_banks(folder, args.banks, 300, numeric=100, text=10, levels=990,
-                              rounds=args.rounds, method=method)
+            cfg = write_loan_books(folder / method, [400] * args.banks, rounds=args.rounds,
+                                   method=method, extra_numeric=94, extra_text=10,
+                                   levels=1000)
             results[method] = r = one_run(cfg)
             ratio = r["round"] / results["fedavg"]["round"]
             rows.append((method, f"{int(r['params'])}", f"{r['round']:.3f}", f"{ratio:.2f}x",
                          f"{r['up'] / 1e6:.2f}", f"{r['down'] / 1e6:.2f}", f"{r['first']:.2f}",
                          f"{r['wall']:.1f}"))
-    print(f"{args.banks} banks x 300 rows, {args.rounds} rounds (median of rounds 2..):\n")
+    print(f"{args.banks} banks x 400 rows, {args.rounds} rounds (median of rounds 2..):\n")
     print(table(rows, ("method", "params", "s/round", "vs plain", "MB up/round",
                        "MB down/round", "round 1 s", "run s")))
     if args.big:
         with tempfile.TemporaryDirectory() as tmp, PeakMemory() as mem:
-            cfg = write_banks(Path(tmp), args.big, 100, numeric=20, text=2, levels=10,
-                              rounds=2, method="fedavg")
+            cfg = write_loan_books(Path(tmp), [100] * args.big, rounds=2, method="fedavg")
             r = one_run(cfg)
         print(f"\n{args.big} banks, plain FedAvg, 2 rounds: {r['round']:.2f} s/round, run "
               f"{r['wall']:.1f} s, peak memory of the process tree {mem.peak / 2**30:.2f} GiB")

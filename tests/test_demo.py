@@ -33,3 +33,15 @@ def test_demo_masking_step_outputs(tmp_path: Path) -> None:
     for view in masking["views"].values():
         assert (out / view["output"]).exists()
         assert view["rows_out"] <= view["rows_in"]
+
+
+def test_demo_federated_step(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--step", "federated"])
+    assert result.exit_code == 0, result.output
+    fl = json.loads((out / "summary.json").read_text())["federated"]
+    assert fl["aggregation"] == "secagg" and fl["rounds"] == 10
+    assert set(fl["banks"]) == {"bank_1", "bank_2", "bank_3"}
+    assert 0.5 < fl["global_auc"] <= 1
+    assert (out / fl["report"]).read_text().startswith("<!DOCTYPE html>")
+    assert len(fl["ledgers"]) == 4  # the coordinator's and one per bank

@@ -170,3 +170,19 @@ def test_unknown_method_is_exit_2_naming_the_key(books: Path) -> None:
                                       "--format", "json"])
     assert result.exit_code == 2
     assert "aggregation.method" in result.output
+
+
+def test_robust_aggregator_without_a_test_file(tmp_path: Path) -> None:
+    """Flower's robust aggregators by name; with no test file each bank scores the model
+    on its own rows every round and the global AUC is their row-weighted mean."""
+    config = write_loan_books(tmp_path, [200, 300, 400], rounds=3, seed=2, method="fedmedian")
+    result = run(config)
+    assert result.aggregation == "fedmedian"
+    aucs = [h["auc"] for h in result.history]
+    assert len(aucs) == 3 and all(0.5 < a <= 1 for a in aucs)
+    parties = result.parties
+    rows = {p: v["rows"] for p, v in parties.items()}
+    mean = sum(rows[p] * parties[p]["auc"] for p in parties) / sum(rows.values())
+    assert result.global_["auc"] == pytest.approx(mean)
+    assert result.global_["ks"] is None and all(v["local_auc"] is None
+                                                for v in parties.values())

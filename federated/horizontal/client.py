@@ -238,9 +238,11 @@ def _train(msg: Any, context: Any) -> Any:
         raise InputError("training message carries no model weights")
     w0 = np.asarray(arrays["w"].numpy(), dtype=np.float64)
     rate = float(cfg.get("learning-rate", 0.0))
-    w = local_train(w0, X, y, lam=float(cfg["lambda"]), epochs=int(cfg["local-epochs"]),
-                    learning_rate=rate if rate > 0 else None,
-                    proximal_mu=float(cfg.get("proximal-mu", 0.0)))
+    lam, mu = float(cfg["lambda"]), float(cfg.get("proximal-mu", 0.0))
+    if rate <= 0:  # "auto": 1 / L of the local objective (L cached with the features)
+        rate = 1.0 / (1.0 / party.step(transform, lam) + mu)
+    w = local_train(w0, X, y, lam=lam, epochs=int(cfg["local-epochs"]), learning_rate=rate,
+                    proximal_mu=mu)
     # under DP, clipping_mod replaces the weight by 1 (every party counts the same)
     return _reply(msg, arrays={"w": w}, metrics={P.WEIGHT_KEY: float(len(y)),
                                                  "rows": float(len(y))})

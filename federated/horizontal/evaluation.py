@@ -87,7 +87,7 @@ class Evaluator:
             if server_round == 0:
                 self.start()
                 return None
-            overall, per = self._scores(w)
+            overall, per = self._scores(w) if self.X is not None else self._own_rows(w)
             now = time.perf_counter()
             up, down = self.pgrid.traffic.up, self.pgrid.traffic.down
             eps = strategy.epsilon() if hasattr(strategy, "epsilon") else None
@@ -103,6 +103,16 @@ class Evaluator:
             return MetricRecord({"auc": overall}) if overall is not None else None
 
         return evaluate
+
+    def _own_rows(self, w: FloatArray) -> tuple[float | None, dict[str, float | None]]:
+        """No test file: each party scores the model on its own rows; the row-weighted mean."""
+        local = self._local(w)
+        per = {p: (None if v.get("auc") is None else float(v["auc"])) for p, v in local.items()}
+        scored = {p: float(local[p]["rows"]) for p, a in per.items() if a is not None}
+        total = sum(scored.values())
+        overall = (sum(n * float(per[p] or 0.0) for p, n in scored.items()) / total
+                   if total else None)
+        return overall, per
 
     def _local(self, w: FloatArray) -> dict[str, dict[str, Any]]:
         """Ask each party for its local-only AUC on its own test rows (or on its training

@@ -16,6 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from federated.horizontal import protocol as P
 from privacy.errors import FederationError
 
 __all__ = ["message_bytes", "content_digest", "Traffic", "PartyGrid"]
@@ -138,6 +141,10 @@ class PartyGrid:
                 errors[party] = str(reply.error.reason)
                 continue
             self.traffic.add(party, up=message_bytes(reply))
+            problem = _bad_update(sent[party], reply)
+            if problem:
+                errors[party] = problem
+                continue
             out[party] = reply
         missing = [p for p in sent if p not in out and p not in errors]
         self._record(action, round_id, sent, out, missing, errors, time.perf_counter() - t0)
@@ -177,6 +184,27 @@ class PartyGrid:
             "reply_bytes": {p: message_bytes(m) for p, m in replies.items()},
             "reply_sha256": {p: content_digest(m) for p, m in replies.items()},
         })
+
+
+def _bad_update(sent: Any, reply: Any) -> str | None:
+    """Why a plaintext model update cannot be aggregated (wrong shape, not finite), or
+    None. Protected (ckks / secagg) updates are checked by the secure sum."""
+    if sent.metadata.message_type != P.TRAIN:
+        return None
+    mine = sent.content.array_records.get(P.ARRAYS)
+    theirs = reply.content.array_records.get(P.ARRAYS)
+    if mine is None or theirs is None or "w" not in theirs:
+        return None
+    try:
+        w = theirs["w"].numpy()
+    except Exception as exc:  # noqa: BLE001 - a malformed array from a peer
+        return f"InputError: its update cannot be read ({type(exc).__name__})"
+    if tuple(w.shape) != tuple(mine["w"].shape):
+        return (f"InputError: its update has shape {tuple(w.shape)}, expected "
+                f"{tuple(mine['w'].shape)}")
+    if not np.issubdtype(w.dtype, np.number) or not np.all(np.isfinite(w)):
+        return "InputError: its update holds NaN or infinite values"
+    return None
 
 
 # Flower's error codes for a node that is down rather than a ClientApp that failed

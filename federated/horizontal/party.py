@@ -10,6 +10,7 @@ parties, and the node's ``partition-id`` picks one.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,13 @@ from privacy.errors import InputError
 
 __all__ = ["Party", "load_plan"]
 
-_TABLES: dict[tuple[str, int, int], PartyTable] = {}
-_FEATURES: dict[tuple[str, int, int, str], tuple[Any, Any]] = {}
+# Per-process caches: a simulation worker serves many parties in turn, a SuperNode's
+# ClientApp process one; entries are evicted oldest first beyond these budgets.
+_TABLES: OrderedDict[tuple[str, int, int], PartyTable] = OrderedDict()
+_FEATURES: OrderedDict[tuple[str, int, int, str], tuple[Any, Any]] = OrderedDict()
+_STEPS: dict[tuple[str, int, int, str, float], float] = {}
+MAX_TABLES = 256
+MAX_FEATURE_BYTES = 2 * 2**30
 
 
 def load_plan(path: str) -> dict[str, Any]:
@@ -79,20 +85,36 @@ class Party:
         """The party's table (cached in this process while the file is unchanged)."""
         key = self._key()
         if key not in _TABLES:
-            _TABLES.clear()
+            while len(_TABLES) >= MAX_TABLES:
+                _TABLES.popitem(last=False)
             _TABLES[key] = read_table(self.data, party=self.name)
+        _TABLES.move_to_end(key)
         return _TABLES[key]
 
     def features(self, transform: Any) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """``(X, y)`` under a :class:`~federated.preprocess.Transform` (cached)."""
         key = (*self._key(), transform.digest)
         if key not in _FEATURES:
-            if len(_FEATURES) > 8:
-                _FEATURES.clear()
             pt = self.table()
-            _FEATURES[key] = (transform.features(pt), transform.labels(pt))
+            X, y = transform.features(pt), transform.labels(pt)
+            while _FEATURES and sum(a.nbytes + b.nbytes for a, b in _FEATURES.values()) \
+                    + X.nbytes > MAX_FEATURE_BYTES:
+                _FEATURES.popitem(last=False)
+            _FEATURES[key] = (X, y)
+        _FEATURES.move_to_end(key)
         X, y = _FEATURES[key]
         return X, y
+
+    def step(self, transform: Any, lam: float) -> float:
+        """The gradient step ``1/L`` on this party's features (cached with them)."""
+        from federated.model import lipschitz
+
+        key = (*self._key(), transform.digest, lam)
+        if key not in _STEPS:
+            if len(_STEPS) >= 4 * MAX_TABLES:
+                _STEPS.clear()
+            _STEPS[key] = 1.0 / lipschitz(self.features(transform)[0], lam)
+        return _STEPS[key]
 
     def open_ledger(self) -> Any:
         """This party's ledger (``privacy.ledger.Ledger``) or None."""

@@ -121,7 +121,7 @@ class SecureSum:
             raise FederationError(f"only {len(payloads)} parties contributed to the sum; at "
                                   f"least {self.min_parties} are required")
         if self.method == "ckks":
-            total, who = self._combine_ckks(round_id, payloads)
+            total, who = self._combine_ckks(round_id, payloads, length)
         else:
             total, who = self._secagg.finish(round_id, payloads, length)
         if total.shape != (length,):
@@ -130,7 +130,7 @@ class SecureSum:
             raise FederationError("the decrypted sum is not finite")
         return total, who
 
-    def _combine_ckks(self, round_id: int, payloads: Mapping[str, bytes]
+    def _combine_ckks(self, round_id: int, payloads: Mapping[str, bytes], length: int
                       ) -> tuple[FloatArray, list[str]]:
         from privacy.errors import CovaultError
         from privacy.he import serial
@@ -144,6 +144,9 @@ class SecureSum:
                                   context=ctx)
             except CovaultError as exc:
                 raise FederationError(f"party {party!r}: unusable ciphertext ({exc})") from None
+            if vec.length != length:
+                raise FederationError(f"party {party!r} sent a vector of {vec.length} values, "
+                                      f"expected {length}")
             if tuple(vec.contributors) != (party,):
                 raise FederationError(f"party {party!r}: ciphertext names contributors "
                                       f"{list(vec.contributors)}")

@@ -187,8 +187,7 @@ class Coordinator:
             inner = make_strategy(method, parties=len(self.parties),
                                   proximal_mu=agg["proximal_mu"],
                                   trimmed_beta=agg["trimmed_beta"],
-                                  num_malicious=agg["num_malicious"],
-                                  evaluate=not self.plan.get("test"))
+                                  num_malicious=agg["num_malicious"])
         if not dp:
             return inner
         from federated.horizontal.dp import CentralDP

@@ -26,13 +26,14 @@ __all__ = ["make_strategy", "SecureFedAvg"]
 
 def make_strategy(method: str, *, parties: int, proximal_mu: float = 0.0,
                   trimmed_beta: float = 0.2, num_malicious: int = 0,
-                  weight_key: str = P.WEIGHT_KEY, evaluate: bool = False) -> Any:
+                  weight_key: str = P.WEIGHT_KEY) -> Any:
     """A Flower strategy for a plaintext method name (see the module docstring)."""
     from flwr.serverapp import strategy as S
 
     common: dict[str, Any] = {
-        "fraction_train": 1.0, "fraction_evaluate": 1.0 if evaluate else 0.0,
-        "min_train_nodes": 1, "min_evaluate_nodes": 1 if evaluate else 0,
+        # evaluation is the coordinator's (federated.horizontal.evaluation), not Flower's
+        "fraction_train": 1.0, "fraction_evaluate": 0.0,
+        "min_train_nodes": 1, "min_evaluate_nodes": 0,
         "min_available_nodes": 1, "weighted_by_key": weight_key,
     }
     if method == "fedavg":
