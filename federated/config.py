@@ -121,16 +121,30 @@ class DPConfig(_Strict):
 
 
 class DeploymentConfig(_Strict):
-    """How long a run may take, whatever the mode (seconds, default one hour)."""
+    """How long a run may take (seconds, default one hour), whatever the mode; and, for
+    a federation across banks, the SuperLink to submit to (``superlink``, with the CA
+    certificate that signed its TLS certificate): then no process is started here and
+    each bank's data stays on its SuperNode (``[[party]] data`` may be left out)."""
 
     timeout: float = Field(3600, gt=0)
+    superlink: str | None = Field(None, pattern=r"^[^\s:]+:[0-9]{1,5}$")
+    root_certificates: Path | None = None
+
+    @model_validator(mode="after")
+    def _certificates_for_superlink(self) -> DeploymentConfig:
+        if self.superlink is not None and self.root_certificates is None:
+            raise ValueError("superlink needs root_certificates (the CA certificate of its "
+                             "TLS certificate)")
+        if self.superlink is None and self.root_certificates is not None:
+            raise ValueError("root_certificates is only used with superlink")
+        return self
 
 
 class PartyConfig(_Strict):
     """One party: its name and its data file."""
 
     name: str
-    data: Path
+    data: Path | None = None
     role: Literal["guest", "host"] | None = None
     test: Path | None = None
     categorical: list[str] | None = None
@@ -174,6 +188,15 @@ class FLConfig(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"party names must be unique; repeated: {', '.join(dup)}")
+        remote = self.deployment.superlink is not None
+        if remote and self.mode != "deployment":
+            raise ValueError("deployment.superlink needs mode = \"deployment\"")
+        missing = [(i, p.name) for i, p in enumerate(self.party) if p.data is None]
+        if missing and not remote:
+            i, name = missing[0]
+            raise ValueError(f"party[{i}]: party {name!r} has no 'data' file (only a "
+                             f"federation with deployment.superlink keeps the data on the "
+                             f"banks' nodes)")
         if self.kind == "vertical":
             raise ValueError("kind = \"vertical\" is not available in this version; "
                              "use kind = \"horizontal\"")
@@ -251,7 +274,10 @@ def _resolve(cfg: FLConfig, base: Path) -> FLConfig:
 
     parties = [p.model_copy(update={"data": fix(p.data), "test": fix(p.test),
                                     "ledger": fix(p.ledger)}) for p in cfg.party]
-    return cfg.model_copy(update={"party": parties, "test": fix(cfg.test)})
+    deployment = cfg.deployment.model_copy(
+        update={"root_certificates": fix(cfg.deployment.root_certificates)})
+    return cfg.model_copy(update={"party": parties, "test": fix(cfg.test),
+                                  "deployment": deployment})
 
 
 def parse_config(data: dict[str, Any], *, source: str | Path | None = None,

@@ -74,8 +74,13 @@ def preflight(cfg: FLConfig) -> dict[str, int]:
         A file is missing or unreadable, a party has no rows, lacks a column or holds
         another schema; the message names the party.
     """
+    if cfg.deployment.superlink is not None:  # the data is on the banks' SuperNodes
+        if cfg.test is not None:
+            read_table(cfg.test, party="test")
+        return {}
     schemas = {}
     for p in cfg.party:
+        assert p.data is not None  # checked by the config
         pt = read_table(p.data, party=p.name)
         schemas[p.name] = describe_party(pt, label=cfg.label, exclude=cfg.exclude,
                                          numeric=cfg.numeric, categorical=cfg.categorical)
@@ -100,7 +105,7 @@ def _plan(cfg: FLConfig, work: Path, ledger: Path | None) -> dict[str, Any]:
     parties = []
     for p in cfg.party:
         led = p.ledger or (party_ledger(ledger, p.name) if ledger is not None else None)
-        parties.append({"name": p.name, "data": str(p.data),
+        parties.append({"name": p.name, "data": str(p.data) if p.data else None,
                         "ledger": str(led) if led is not None else None})
     return {"config": cfg.model_dump(mode="json"), "parties": parties,
             "test": str(cfg.test) if cfg.test else None, "mode": cfg.mode,
@@ -112,6 +117,13 @@ def _federation(cfg: FLConfig, plan: dict[str, Any], work: Path) -> Any:
     from federated.deploy import LocalFederation, make_certs
 
     n = len(cfg.party)
+    if cfg.deployment.superlink is not None:
+        from federated.deploy import RemoteSuperLink
+
+        assert cfg.deployment.root_certificates is not None  # checked by the config
+        return RemoteSuperLink(cfg.deployment.superlink,
+                               root_certificates=cfg.deployment.root_certificates,
+                               workdir=work / "flower")
     if cfg.mode == "simulation":
         return LocalFederation("simulation", num_nodes=n, workdir=work / "flower",
                                client_num_cpus=1)

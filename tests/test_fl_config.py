@@ -314,3 +314,46 @@ def test_config_not_utf8(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(path) in str(info.value)
+
+
+# --- a SuperLink run by the coordinator, SuperNodes by the banks ----------------------
+
+REMOTE = """\
+kind = "horizontal"
+mode = "deployment"
+label = "y"
+
+[deployment]
+superlink = "fl.coordinator.example:9093"
+root_certificates = "certs/ca.crt"
+
+[[party]]
+name = "bank_1"
+
+[[party]]
+name = "bank_2"
+"""
+
+
+def test_remote_superlink_keeps_data_on_the_banks(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, REMOTE))
+    assert cfg.deployment.superlink == "fl.coordinator.example:9093"
+    assert cfg.deployment.root_certificates == (tmp_path / "certs" / "ca.crt").resolve()
+    assert [p.data for p in cfg.party] == [None, None]
+
+
+@pytest.mark.parametrize("change, message", [
+    (('mode = "deployment"\n', ""), 'needs mode = "deployment"'),
+    (('root_certificates = "certs/ca.crt"\n', ""), "superlink needs root_certificates"),
+    (('superlink = "fl.coordinator.example:9093"\n', ""),
+     "root_certificates is only used with superlink"),
+    (('"fl.coordinator.example:9093"', '"fl.coordinator.example"'), "deployment.superlink"),
+])
+def test_remote_superlink_errors(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    err = error_of(tmp_path, REMOTE.replace(*change))
+    assert message in str(err)
+
+
+def test_party_without_data_needs_a_remote_superlink(tmp_path: Path) -> None:
+    text = MINIMAL.replace('data = "bank_1.csv"\n', "")
+    assert "party 'bank_1' has no 'data' file" in str(error_of(tmp_path, text))

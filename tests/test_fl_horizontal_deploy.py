@@ -18,8 +18,10 @@ import pytest
 pytest.importorskip("flwr")
 
 from federated import run  # noqa: E402
+from federated.deploy import LocalFederation  # noqa: E402
 from federated.sample import write_loan_books  # noqa: E402
 from privacy.errors import FederationError  # noqa: E402
+from privacy.ledger import Ledger  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ROUNDS = 3
@@ -51,10 +53,27 @@ class KillAfterRound:
             self.killed = True
 
 
-def test_deployment_gives_the_simulations_weights(tmp_path: Path) -> None:
+def test_banks_supernodes_give_the_simulations_weights(tmp_path: Path) -> None:
+    """The multi-bank setup: a SuperLink and each bank's SuperNode run on their own (here
+    started by LocalFederation), each SuperNode with its bank's data in its node config;
+    ``covault fl run`` only submits to the SuperLink (``[deployment] superlink``)."""
     simulated = run(_config(tmp_path / "sim", mode="simulation"))
-    deployed = run(_config(tmp_path / "dep", mode="deployment"), workdir=tmp_path)
+    banks = _config(tmp_path / "dep", mode="deployment").parent
+    nodes = [{"party": f"bank_{i}", "data": str(banks / f"bank_{i}.csv"),
+              "ledger": str(tmp_path / f"bank_{i}.db")} for i in (1, 2, 3)]
+    with LocalFederation("deployment", node_configs=nodes, workdir=tmp_path / "fed") as fed:
+        assert fed.certs is not None
+        text = (banks / "fl.toml").read_text(encoding="utf-8")
+        for i in (1, 2, 3):  # the coordinator does not have the banks' files
+            text = text.replace(f'data = "bank_{i}.csv"\n', "")
+        text = text.replace("[aggregation]", f'[deployment]\nsuperlink = "{fed.address}"\n'
+                            f'root_certificates = "{fed.certs.ca_cert}"\n\n[aggregation]')
+        config = banks / "remote.toml"
+        config.write_text(text, encoding="utf-8")
+        deployed = run(config, workdir=tmp_path)
     assert deployed.details["mode"] == "deployment"
+    assert all(len(list(Ledger(tmp_path / f"bank_{i}.db").records("fl.message"))) > ROUNDS
+               for i in (1, 2, 3))
     assert len(deployed.history) == ROUNDS and deployed.details["dropped"] == []
     np.testing.assert_allclose(deployed.details["weights"], simulated.details["weights"],
                                rtol=0, atol=1e-12)

@@ -92,6 +92,7 @@ from __future__ import annotations
 from .appdir import ConfigValue, write_app_dir
 from .certs import CertPaths, NodeKey, make_certs
 from .federation import LocalFederation, Mode
+from .remote import RemoteSuperLink
 from .status import RunFailedError, RunStatus
 
 __all__ = [
@@ -100,6 +101,7 @@ __all__ = [
     "LocalFederation",
     "Mode",
     "NodeKey",
+    "RemoteSuperLink",
     "RunFailedError",
     "RunStatus",
     "make_certs",

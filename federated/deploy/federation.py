@@ -333,7 +333,7 @@ class LocalFederation:
         FederationError
             If the federation is not started or the SuperLink refuses the run.
         """
-        if self._superlink is None:
+        if not self._started:
             raise FederationError("LocalFederation.submit: the federation is not started")
         self._submitted += 1
         args = ["run", str(Path(app_dir).resolve()), CONNECTION, "--format", "json"]
