@@ -1,4 +1,5 @@
-"""Shared CLI plumbing: output for people and programs, exit codes, atomic writes.
+"""Shared CLI plumbing: output for people and programs, exit codes, atomic writes,
+refusing to overwrite files without ``--force``.
 
 Exit codes: 0 success, 1 a finding (verification failed, risk gate not met),
 2 bad usage or input.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -18,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from privacy.atomic import atomic_output
-from privacy.errors import CovaultError, Finding
+from privacy.errors import CovaultError, Finding, InputError
 
 __all__ = [
     "atomic_output",
@@ -27,6 +29,7 @@ __all__ = [
     "print_table",
     "format_option",
     "optional_ledger",
+    "refuse_overwrite",
 ]
 
 EXIT_OK = 0
@@ -66,6 +69,26 @@ def handle_errors(fn: F) -> F:
             sys.exit(EXIT_USAGE)
 
     return wrapper  # type: ignore[return-value]
+
+
+def refuse_overwrite(*paths: str | os.PathLike[str] | None, force: bool) -> None:
+    """Refuse to replace an existing output file unless the command got ``--force``.
+
+    Call it before doing any work, so a refusal writes nothing and changes nothing; with
+    ``force`` the caller replaces the files through :func:`atomic_output`. ``None``
+    paths (options not given) are skipped; a dangling link counts as existing.
+
+    Raises
+    ------
+    InputError
+        ``"<path> exists; pass --force to overwrite it"`` for the first existing path
+        (exit 2 under :func:`handle_errors`).
+    """
+    if force:
+        return
+    for path in paths:
+        if path is not None and os.path.lexists(path):
+            raise InputError(f"{os.fspath(path)} exists; pass --force to overwrite it")
 
 
 @contextlib.contextmanager

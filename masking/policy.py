@@ -57,6 +57,7 @@ from masking.conditions import Condition
 from masking.operators import OPERATORS, Operator, OptionError, build_operator
 from masking.presets import preset_text
 from privacy.errors import PolicyError
+from privacy.safe_yaml import compose_yaml, construct_yaml
 
 __all__ = ["Policy", "PolicyModel", "Rule", "ResolvedView", "SPECIFICITY", "policy_schema"]
 
@@ -445,22 +446,12 @@ class Policy:
 
 
 def _compose(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise PolicyError("the policy is empty (expected 'version: 1' and rules)", file=source)
-        lines: dict[tuple[Any, ...], int] = {}
-        _walk(node, (), lines, source)
-        data = loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError(f"malformed YAML: {problem}", file=source,
-                          line=mark.line + 1 if mark else None) from None
-    finally:
-        loader.dispose()
-    return data, lines
+    node = compose_yaml(text, file=source, error=PolicyError)
+    if node is None:
+        raise PolicyError("the policy is empty (expected 'version: 1' and rules)", file=source)
+    lines: dict[tuple[Any, ...], int] = {}
+    _walk(node, (), lines, source)
+    return construct_yaml(node, file=source, error=PolicyError), lines
 
 
 def _walk(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int],

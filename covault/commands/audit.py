@@ -28,10 +28,11 @@ def audit() -> None:
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 
-def _open(db_path: str) -> Any:
+def _open(db_path: str, *, read_only: bool = False) -> Any:
+    """The audit store at ``db_path``; ``read_only`` for commands that only check it."""
     from privacy.audit.store import AuditStore
 
-    return AuditStore(db_path)
+    return AuditStore(db_path, read_only=read_only)
 
 
 def _tty() -> bool:
@@ -346,11 +347,7 @@ def suppress_cmd(db_path: str, actor: str | None, scenario: str | None, reason: 
 @handle_errors
 def verify_cmd(db_path: str, cp: str | None, public_key: str | None, fmt: str) -> None:
     """Verify the ledger and every event, batch and triage action (exit 1 on failure)."""
-    if not Path(db_path).exists():
-        from privacy.errors import InputError
-
-        raise InputError(f"{db_path}: no such audit database")
-    store = _open(db_path)
+    store = _open(db_path, read_only=True)
     try:
         rep = store.verify(cp, public_key=public_key)
     finally:

@@ -23,6 +23,7 @@ from covault.console import (
     handle_errors,
     optional_ledger,
     print_table,
+    refuse_overwrite,
 )
 from privacy.atomic import atomic_output
 from privacy.errors import HEError, InputError
@@ -133,15 +134,23 @@ def he() -> None:
               help="Signed bits of one (scaled) value.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for public.cvhe and private.cvhe (0600).")
+@click.option("--force", is_flag=True,
+              help="Replace a key pair already in the folder (aggregates made under the "
+                   "old private key can no longer be decrypted).")
 @ledger_option
 @format_option
 @handle_errors
 def keygen(scheme: str, bits: int, params: str | None, parties: int, value_bits: int,
-           out_dir: str, ledger_path: str | None, fmt: str) -> None:
-    """Generate a key pair: public part for the parties, private part for the key holder."""
+           out_dir: str, force: bool, ledger_path: str | None, fmt: str) -> None:
+    """Generate a key pair: public part for the parties, private part for the key holder.
+
+    Refuses a folder that already holds a key file unless --force is given.
+    """
     from privacy.he import serial
     from privacy.he.packing import PackingLayout
 
+    folder = Path(out_dir)
+    refuse_overwrite(folder / serial.PRIVATE_FILE, folder / serial.PUBLIC_FILE, force=force)
     layout = PackingLayout(value_bits, parties)
     if scheme == "paillier":
         from privacy.he.paillier import generate_keypair

@@ -6,7 +6,14 @@ import os
 
 import click
 
-from covault.console import emit_json, format_option, handle_errors, out, print_table
+from covault.console import (
+    emit_json,
+    format_option,
+    handle_errors,
+    out,
+    print_table,
+    refuse_overwrite,
+)
 from covault.keyopts import kek_options, open_keyset, resolve_kek
 from privacy.errors import InputError
 from privacy.keys import TEMPLATES, Kek, Keyset, format_key_id
@@ -66,8 +73,7 @@ def create(
     template: str, out_path: str, force: bool, kek_file: str | None, passphrase_env: str, fmt: str
 ) -> None:
     """Create a keyset with one fresh primary key and write it to OUT."""
-    if os.path.exists(out_path) and not force:
-        raise InputError(f"{out_path} exists; pass --force to overwrite it")
+    refuse_overwrite(out_path, force=force)
     kek = resolve_kek(kek_file, passphrase_env)
     keyset = Keyset.create(template)
     keyset.save(out_path, kek)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import os
-import sqlite3
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import click
 
 from covault.console import emit_json, format_option, handle_errors, out, print_table
-from privacy.errors import InputError, IntegrityError, SerializationError
+from privacy.errors import InputError, IntegrityError
 from privacy.ledger import (
     Checkpoint,
     Ledger,
@@ -51,25 +50,18 @@ def ledger() -> None:
 _db_argument = click.argument("db", type=click.Path(dir_okay=True))
 
 
-def _open(path: str) -> Ledger:
-    """Open an existing ledger file; never create one (unlike ``Ledger(path)``)."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{path}: no such ledger file")
-    if p.is_dir():
-        raise InputError(f"{path}: is a folder, not a ledger file")
-    if p.stat().st_size:
-        try:
-            con = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True)
-            try:
-                tables = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            finally:
-                con.close()
-        except sqlite3.DatabaseError:
-            tables = None  # not SQLite at all: Ledger says so
-        if tables == 0:
-            raise SerializationError(f"{path}: not a covault ledger (empty SQLite database)")
-    return Ledger(p)
+def _open(path: str, *, write: bool = False) -> Ledger:
+    """Open an existing ledger file; never create one (unlike ``Ledger(path)``).
+
+    Read-only unless ``write``: show, verify and prove leave the file, its timestamps and
+    its journal mode as they were. With ``write`` the file is checked read-only first, so
+    a missing file, another SQLite database or an empty one is refused untouched.
+    """
+    ledger = Ledger(path, read_only=True)
+    if not write:
+        return ledger
+    ledger.close()
+    return Ledger(path)
 
 
 def _password(env: str | None) -> bytes | None:
@@ -194,7 +186,7 @@ def checkpoint(db: str, key_path: str, out_path: str, key_name: str | None,
     if Path(out_path).exists() and not force:
         raise InputError(f"{out_path} exists; pass --force to overwrite it")
     key = load_signing_key(key_path, password=_password(password_env))
-    with _open(db) as lg:
+    with _open(db, write=True) as lg:
         lg.verify()  # never sign a head that does not match the records
         cp = lg.checkpoint(key, key_name=key_name)
     cp.save(out_path)

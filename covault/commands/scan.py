@@ -6,7 +6,14 @@ import datetime as _dt
 
 import click
 
-from covault.console import atomic_output, emit_json, format_option, handle_errors, print_table
+from covault.console import (
+    atomic_output,
+    emit_json,
+    format_option,
+    handle_errors,
+    print_table,
+    refuse_overwrite,
+)
 from masking.io import FORMATS, read_head
 from masking.pii import scan_table
 from masking.pii.suggest import suggest_policy
@@ -51,6 +58,7 @@ HEAD_FACTOR = 10
     default=None,
     help="Write a starter masking policy (YAML) for review to this file.",
 )
+@click.option("--force", is_flag=True, help="Overwrite an existing --suggest-policy file.")
 @format_option
 @handle_errors
 def scan(
@@ -61,6 +69,7 @@ def scan(
     threshold: float,
     today: _dt.datetime | None,
     policy_out: str | None,
+    force: bool,
     fmt: str,
 ) -> None:
     """Detect PII columns (China pack) in a CSV, Parquet or JSON Lines file.
@@ -70,6 +79,7 @@ def scan(
     class. A file sorted by a PII column, or whose first rows are unrepresentative,
     may need a larger --sample.
     """
+    refuse_overwrite(policy_out, force=force)
     head = read_head(input_path, sample * HEAD_FACTOR, input_format=input_format)
     scans = scan_table(
         head,

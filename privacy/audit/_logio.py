@@ -1,20 +1,31 @@
 """Reading log sources line by line, and content-addressed event ids, for the adapters.
 
 Shared by :mod:`privacy.audit.adapters` (JSON Lines, CSV) and
-:mod:`privacy.audit.pgaudit`. Files are read as UTF-8 with ``surrogateescape``, so a
-bad byte marks its record malformed (:func:`bad_utf8`) instead of failing the file.
+:mod:`privacy.audit.pgaudit`. Files are read as UTF-8 with ``surrogateescape``, so each
+line decodes on its own and a bad byte fails only its record: every reader first asks
+:func:`undecodable`, which turns a record holding bytes that are not UTF-8 into a
+:class:`~privacy.audit.events.MalformedLine` whose ``raw`` is the record's exact bytes in
+base64 (a quarantine row must be valid text) and whose reason names the line and byte.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from privacy.audit.events import MalformedLine, QueryEvent
 
-__all__ = ["EventIds", "Record", "Source", "bad_utf8", "lines", "with_newlines"]
+__all__ = [
+    "EventIds",
+    "LineTape",
+    "Record",
+    "Source",
+    "lines",
+    "undecodable",
+    "utf8_error",
+]
 
 Record = tuple[int, QueryEvent | MalformedLine]
 Source = str | os.PathLike[str] | Iterable[str]
@@ -31,12 +42,57 @@ def lines(source: Source) -> Iterator[str]:
             yield line.rstrip("\r\n")
 
 
-_SURROGATE_ESCAPE = re.compile("[\udc80-\udcff]")
+def _raw_bytes(text: str) -> bytes:
+    """The bytes a line read by :func:`lines` came from (lone surrogates that are not
+    escapes, possible in an iterable source, are kept as their 3-byte encoding)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
-def bad_utf8(text: str) -> bool:
-    """True if ``text`` holds bytes that were not UTF-8 (read as surrogate escapes)."""
-    return not text.isascii() and _SURROGATE_ESCAPE.search(text) is not None
+def utf8_error(text: str) -> int | None:
+    """The 0-based offset of the first byte of ``text`` (one line) that is not UTF-8, or
+    None when the line is UTF-8 (text that cannot be stored as UTF-8 counts as not)."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        return None
+    try:
+        _raw_bytes(text).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return 0  # escapes that spell valid UTF-8: only in text built by hand, never read
+
+
+def undecodable(line_no: int, physical: Sequence[str]) -> MalformedLine | None:
+    """Quarantine the record starting at ``line_no`` if it holds bytes that are not UTF-8.
+
+    Parameters
+    ----------
+    line_no:
+        1-based number of the record's first physical line.
+    physical:
+        The record's physical lines as :func:`lines` yields them.
+
+    Returns
+    -------
+    MalformedLine | None
+        None when every line is UTF-8. Otherwise reason ``"line N: not UTF-8 at byte K
+        (raw is base64)"`` (N the first bad line, K the 0-based offset of its first bad
+        byte) and ``raw`` the base64 of the record's bytes, lines joined by newlines.
+    """
+    for i, text in enumerate(physical):
+        k = utf8_error(text)
+        if k is not None:
+            data = b"\n".join(_raw_bytes(t) for t in physical)
+            return MalformedLine(line_no, f"line {line_no + i}: not UTF-8 at byte {k} "
+                                 "(raw is base64)", base64.b64encode(data).decode("ascii"))
+    return None
 
 
 class EventIds:
@@ -55,7 +111,24 @@ class EventIds:
         return f"{self._ns}:{digest[:32]}"
 
 
-def with_newlines(lines: Iterable[str]) -> Iterator[str]:
-    """Put the line terminator back (for :mod:`csv`, whose quoted cells span lines)."""
-    for line in lines:
-        yield line + "\n"
+class LineTape:
+    """Physical lines fed to a :mod:`csv` reader (terminator put back), held until
+    :meth:`take`: after each row the reader returns, :meth:`take` gives the lines that
+    row was parsed from (the reader never reads ahead of the row it returns)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._it = iter(lines)
+        self._held: list[str] = []
+
+    def __iter__(self) -> LineTape:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._it)
+        self._held.append(line)
+        return line + "\n"
+
+    def take(self) -> list[str]:
+        """The lines read since the last call."""
+        held, self._held = self._held, []
+        return held

@@ -31,10 +31,11 @@ from dataclasses import replace
 from typing import Any
 
 from privacy.audit._logio import EventIds as _Ids
+from privacy.audit._logio import LineTape as _LineTape
 from privacy.audit._logio import Record, Source
-from privacy.audit._logio import bad_utf8 as _bad_utf8
 from privacy.audit._logio import lines as _lines
-from privacy.audit._logio import with_newlines as _with_newlines
+from privacy.audit._logio import undecodable as _undecodable
+from privacy.audit._logio import utf8_error as _utf8_error
 from privacy.audit.events import MalformedLine, QueryEvent, json_loads
 from privacy.audit.pgaudit import DEFAULT_LOG_LINE_PREFIX, read_pgaudit_csvlog, read_pgaudit_stderr
 from privacy.audit.pgaudit import compile_prefix as compile_prefix
@@ -76,8 +77,9 @@ def read_jsonl(source: Source) -> Iterator[Record]:
     for line_no, line in enumerate(_lines(source), start=1):
         if not line.strip():
             continue
-        if _bad_utf8(line):
-            yield line_no, MalformedLine(line_no, "not valid UTF-8", line)
+        bad = _undecodable(line_no, (line,))
+        if bad is not None:
+            yield line_no, bad
             continue
         try:
             data = json_loads(line)
@@ -108,15 +110,21 @@ def read_csv(source: Source) -> Iterator[Record]:
     Raises
     ------
     InputError
-        At line 1 if the header names an unknown field or lacks a required one.
+        At line 1 if the header names an unknown field, lacks a required one or is not
+        UTF-8.
     """
     ids = _Ids("rec")
-    reader = csv.reader(_with_newlines(_lines(source)), strict=False)
+    tape = _LineTape(_lines(source))
+    reader = csv.reader(tape, strict=False)
     known = set(QueryEvent.__dataclass_fields__)
     try:
         header = next(reader)
     except StopIteration:
         return
+    for i, line in enumerate(tape.take()):
+        k = _utf8_error(line)
+        if k is not None:
+            raise InputError(f"header is not UTF-8 at byte {k}", line=1 + i)
     header = [h.strip() for h in header]
     for h in header:
         if h not in known:
@@ -127,8 +135,13 @@ def read_csv(source: Source) -> Iterator[Record]:
     end = reader.line_num
     for row in reader:
         start, end = end + 1, reader.line_num
+        physical = tape.take()
         raw = ",".join(row)
         if not any(cell.strip() for cell in row):
+            continue
+        bad = _undecodable(start, physical)
+        if bad is not None:
+            yield start, bad
             continue
         if len(row) != len(header):
             reason = f"expected {len(header)} fields, got {len(row)}"
@@ -137,8 +150,6 @@ def read_csv(source: Source) -> Iterator[Record]:
         try:
             data: dict[str, Any] = {}
             for name, cell in zip(header, row, strict=True):
-                if _bad_utf8(cell):
-                    raise InputError(f"field {name!r}: not valid UTF-8")
                 if cell == "":
                     data[name] = None
                 elif name in _NUMERIC_FIELDS:

@@ -107,17 +107,12 @@ class Catalog:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Catalog:
         """Load a YAML or JSON catalogue file; errors carry ``file:line``."""
-        import yaml
+        from privacy.safe_yaml import compose_yaml
 
         name = os.fspath(path)
         try:
             with open(name, encoding="utf-8") as fh:
-                root = yaml.compose(fh)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            raise ConfigError(f"not valid YAML/JSON: {getattr(exc, 'problem', exc)}",
-                              file=name, line=line) from None
+                root = compose_yaml(fh, file=name)
         except OSError as exc:
             raise ConfigError(f"cannot read catalogue: {exc.strerror}", file=name) from None
         if root is None:
@@ -127,9 +122,10 @@ class Catalog:
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Catalog:
         """Build from an already-parsed mapping of the file format (no line numbers)."""
-        import yaml
+        from privacy.safe_yaml import compose_yaml
 
-        return cls(_columns_from_node(yaml.compose(json.dumps(data)), "<mapping>"))
+        return cls(_columns_from_node(compose_yaml(json.dumps(data), file="<mapping>"),
+                                      "<mapping>"))
 
     # ------------------------------------------------------------------ lookups
     def _table(self, table: str) -> str | None:

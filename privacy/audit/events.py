@@ -314,7 +314,9 @@ class MalformedLine:
     reason:
         What was wrong.
     raw:
-        The offending text (possibly several physical lines).
+        The offending text (possibly several physical lines). For a record holding bytes
+        that are not UTF-8 (reason ``"line N: not UTF-8 at byte K (raw is base64)"``),
+        its exact bytes in base64 (lines joined by newlines).
     """
 
     line_no: int

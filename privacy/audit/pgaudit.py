@@ -43,7 +43,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
-from privacy.audit._logio import EventIds, Record, Source, bad_utf8, lines, with_newlines
+from privacy.audit._logio import EventIds, LineTape, Record, Source, lines, undecodable
 from privacy.audit.events import MalformedLine, QueryEvent
 from privacy.errors import ConfigError, InputError
 
@@ -197,7 +197,8 @@ def read_pgaudit_csvlog(
         ``"denied"`` for SQLSTATE 42501): failed statements are evidence of probing.
     """
     state = _PgState(timezones)
-    reader = csv.reader(with_newlines(lines(source)), strict=False)
+    tape = LineTape(lines(source))
+    reader = csv.reader(tape, strict=False)
     end = 0
     while True:
         try:
@@ -209,9 +210,10 @@ def read_pgaudit_csvlog(
             yield line, MalformedLine(line, f"unreadable CSV, rest of file skipped: {exc}", "")
             return
         start, end = end + 1, reader.line_num
+        physical = tape.take()
         raw = ",".join(row)
         if len(row) not in _CSVLOG_WIDTHS:
-            yield start, MalformedLine(
+            yield start, undecodable(start, physical) or MalformedLine(
                 start, f"expected 23, 24 or 26 csvlog columns, got {len(row)}", raw)
             continue
         sev, message, query = row[11], row[13], row[19]
@@ -219,13 +221,15 @@ def read_pgaudit_csvlog(
         is_error = include_errors and sev == "ERROR" and bool(query)
         if not (is_audit or is_error):
             continue
+        bad = undecodable(start, physical)
+        if bad is not None:
+            yield start, bad
+            continue
         conn = row[4]
         host = conn.rsplit(":", 1)[0] if ":" in conn and conn.rsplit(":", 1)[1].isdigit() else conn
         ctx: dict[str, Any] = {"ts_text": row[0], "pid": row[3], "user": row[1],
                                "db": row[2], "host": host, "app": row[22]}
         try:
-            if bad_utf8(raw):
-                raise InputError("not valid UTF-8")
             event = (state.audit_event(message, **ctx) if is_audit
                      else state.error_event(query, message, row[12], **ctx))
         except InputError as exc:
@@ -328,7 +332,12 @@ def read_pgaudit_stderr(
     state = _PgState(timezones)
     pending: dict[str, tuple[int, str, str | None]] = {}
 
-    def handle(line_no: int, text: str) -> Iterator[Record]:
+    def handle(line_no: int, physical: list[str]) -> Iterator[Record]:
+        bad = undecodable(line_no, physical)
+        if bad is not None:
+            yield line_no, bad
+            return
+        text = "\n".join([physical[0], *(line[1:] for line in physical[1:])])
         m = pattern.match(text)
         if m is None:
             yield line_no, MalformedLine(line_no, "line does not match log_line_prefix", text)
@@ -341,8 +350,6 @@ def read_pgaudit_stderr(
                "db": _group(m, "db"), "host": _host(_group(m, "remote")),
                "app": _group(m, "app")}
         try:
-            if bad_utf8(text):
-                raise InputError("not valid UTF-8")
             if sev == "LOG" and msg.startswith("AUDIT: "):
                 pending.pop(pid, None)
                 event = state.audit_event(msg, **ctx)
@@ -356,18 +363,19 @@ def read_pgaudit_stderr(
         except InputError as exc:
             yield line_no, MalformedLine(line_no, exc.detail, text)
 
-    current: tuple[int, list[str]] | None = None
+    current: tuple[int, list[str]] | None = None  # first line number, physical lines
     for line_no, line in enumerate(lines(source), start=1):
         if line.startswith("\t"):
             if current is None:
-                yield line_no, MalformedLine(line_no, "continuation line without a record", line)
+                yield line_no, undecodable(line_no, (line,)) or MalformedLine(
+                    line_no, "continuation line without a record", line)
             else:
-                current[1].append(line[1:])
+                current[1].append(line)
             continue
         if current is not None:
-            yield from handle(current[0], "\n".join(current[1]))
+            yield from handle(*current)
             current = None
         if line.strip():
             current = (line_no, [line])
     if current is not None:
-        yield from handle(current[0], "\n".join(current[1]))
+        yield from handle(*current)

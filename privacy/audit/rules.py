@@ -158,7 +158,8 @@ class _Doc:
 
     def load(self, node: Any, path: tuple[Any, ...] = ()) -> Any:
         from yaml import MappingNode, ScalarNode, SequenceNode
-        from yaml.constructor import SafeConstructor
+
+        from privacy.safe_yaml import construct_yaml
 
         self.lines[path] = node.start_mark.line + 1
         if isinstance(node, MappingNode):
@@ -174,7 +175,7 @@ class _Doc:
         if isinstance(node, SequenceNode):
             return [self.load(v, (*path, i)) for i, v in enumerate(node.value)]
         assert isinstance(node, ScalarNode)
-        return SafeConstructor().construct_object(node)
+        return construct_yaml(node, file=self.file)
 
     def line(self, path: tuple[Any, ...]) -> int | None:
         while path and path not in self.lines:
@@ -188,15 +189,10 @@ class _Doc:
 
 
 def _compose(text: str, file: str) -> tuple[Any, _Doc]:
-    import yaml
+    from privacy.safe_yaml import compose_yaml
 
     doc = _Doc(file)
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
-                          line=mark.line + 1 if mark is not None else None) from None
+    node = compose_yaml(text, file=file)
     return (doc.load(node) if node is not None else {}), doc
 
 

@@ -43,6 +43,7 @@ from typing import Any
 from privacy.audit.events import MalformedLine, QueryEvent, json_loads
 from privacy.errors import InputError, IntegrityError, SerializationError
 from privacy.ledger import Checkpoint, Ledger, PublicKeySource, merkle
+from privacy.readonly import connect_read_only
 
 __all__ = ["AuditStore", "IngestReport", "StoreVerifyReport", "ledger_path_for"]
 
@@ -125,9 +126,14 @@ class AuditStore:
     Parameters
     ----------
     path:
-        The SQLite file (created when missing).
+        The SQLite file (created when missing, unless ``read_only``).
     ledger_path:
         The ledger file (default :func:`ledger_path_for`).
+    read_only:
+        Open both existing files for reading only (for :meth:`verify`): nothing is
+        created, migrated, reconciled or written, not even ``-wal``/``-shm`` files
+        (:func:`privacy.readonly.connect_read_only`). Batches a crash left without their
+        ledger records then fail verification until an ingest reconciles them.
 
     Warnings
     --------
@@ -137,32 +143,50 @@ class AuditStore:
     """
 
     def __init__(self, path: str | os.PathLike[str], *,
-                 ledger_path: str | os.PathLike[str] | None = None) -> None:
+                 ledger_path: str | os.PathLike[str] | None = None,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise InputError(f"{path}: is a folder, not an audit database")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+        if read_only and not self.path.exists():
+            raise InputError(f"{path}: no such audit database")
+        self.db = self._connect(read_only)
         try:
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = FULL")
-            self.db.execute("BEGIN IMMEDIATE")
-            for stmt in _SCHEMA:
-                self.db.execute(stmt)
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta VALUES ('format', ?)", (_FORMAT,))
-            elif row[0] != _FORMAT:
-                raise SerializationError(f"{path}: not a covault audit database")
-            self.db.execute("COMMIT")
-        except sqlite3.DatabaseError:
-            self.db.close()
-            raise SerializationError(f"{path}: not a readable covault audit database") from None
+            self.ledger = Ledger(ledger_path or ledger_path_for(self.path), read_only=read_only)
         except BaseException:
             self.db.close()
             raise
-        self.ledger = Ledger(ledger_path or ledger_path_for(self.path))
-        self.recovered = self.reconcile()
+        self.recovered = 0 if read_only else self.reconcile()
+
+    def _connect(self, read_only: bool) -> sqlite3.Connection:
+        """Open the database: created and migrated, or (``read_only``) only checked."""
+        if read_only:
+            db = connect_read_only(self.path)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+        try:
+            if not read_only:
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = FULL")
+                db.execute("BEGIN IMMEDIATE")
+                for stmt in _SCHEMA:
+                    db.execute(stmt)
+            row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            if row is None and not read_only:
+                db.execute("INSERT INTO meta VALUES ('format', ?)", (_FORMAT,))
+            elif row is None or row[0] != _FORMAT:
+                raise SerializationError(f"{self.path}: not a covault audit database")
+            if not read_only:
+                db.execute("COMMIT")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise SerializationError(f"{self.path}: not a readable covault audit database"
+                                     ) from None
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:

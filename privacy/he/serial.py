@@ -294,9 +294,20 @@ def read_file(path: str | os.PathLike[str], *, kind: str | None = None, context:
 def write_key_dir(
     folder: str | os.PathLike[str], public: bytes, private: bytes
 ) -> tuple[Path, Path]:
-    """Write ``public.cvhe`` (0644) and ``private.cvhe`` (0600) into ``folder``."""
+    """Write ``public.cvhe`` (0644) and ``private.cvhe`` (0600) into ``folder``.
+
+    Both files are written in full (and the private one synced) beside their targets
+    before either replaces an existing one, so a failure while writing leaves an old pair
+    as it was; then the public key is renamed into place, the private key last.
+    """
     d = Path(folder)
     d.mkdir(parents=True, exist_ok=True)
-    save(d / PUBLIC_FILE, public)
-    save(d / PRIVATE_FILE, private, private=True)
+    with atomic_output(d / PRIVATE_FILE, "wb") as priv_fh, \
+            atomic_output(d / PUBLIC_FILE, "wb") as pub_fh:
+        os.fchmod(priv_fh.fileno(), 0o600)
+        priv_fh.write(private)
+        priv_fh.flush()
+        os.fsync(priv_fh.fileno())  # on disk before the public key is renamed into place
+        os.fchmod(pub_fh.fileno(), 0o644)
+        pub_fh.write(public)
     return d / PUBLIC_FILE, d / PRIVATE_FILE

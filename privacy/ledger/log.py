@@ -19,6 +19,8 @@ root and frontier, updated in the same transaction as the records), ``checkpoint
 Triggers refuse ``UPDATE`` and ``DELETE`` on records; there is no API to edit or delete.
 Appends run in ``BEGIN IMMEDIATE`` transactions that re-read the tree head, so several
 processes may append to one file; a failed or interrupted batch leaves nothing behind.
+``Ledger(path, read_only=True)`` reads without writing anything: the file, its
+timestamps and its journal mode stay as they were, and no file is created.
 
 What :meth:`Ledger.verify` detects
 ----------------------------------
@@ -66,8 +68,9 @@ from privacy.ledger.records import (
     utc_now,
     verification_failed,
 )
-from privacy.ledger.store import initialise, leaf_hashes, read_head, transaction
+from privacy.ledger.store import check_ledger, initialise, leaf_hashes, read_head, transaction
 from privacy.ledger.verify import VerifyReport, verify_database
+from privacy.readonly import connect_read_only
 
 __all__ = ["Ledger"]
 
@@ -81,11 +84,16 @@ class Ledger:
     Parameters
     ----------
     path:
-        The database file; created (with its folder) when missing.
+        The database file; created (with its folder) when missing, unless ``read_only``.
     origin:
         The log's name, stored on creation and written into every checkpoint (e.g.
         ``"bank-a.example/disclosures"``). Default: the file name without suffix. When
         given for an existing ledger it must match the stored one.
+    read_only:
+        Open an existing file for reading only: nothing is written to the file or beside
+        it (no schema, no ``journal_mode`` change, no ``-wal``/``-shm`` files left behind;
+        see :func:`~privacy.readonly.connect_read_only`); :meth:`append` and
+        :meth:`checkpoint` raise ``InputError``. Use it to show, prove and verify.
 
     Raises
     ------
@@ -93,7 +101,8 @@ class Ledger:
         The file is not a covault ledger: another SQLite database (left unmodified), a
         truncated or corrupt file, an empty file, or an unknown ledger version.
     InputError
-        ``origin`` is malformed or differs from the stored one; the path is a folder.
+        ``origin`` is malformed or differs from the stored one; the path is a folder;
+        ``read_only`` and the file does not exist.
 
     Warnings
     --------
@@ -102,17 +111,26 @@ class Ledger:
     database: only they catch a log rewritten consistently by someone with write access.
     """
 
-    def __init__(self, path: StrPath, *, origin: str | None = None) -> None:
+    def __init__(self, path: StrPath, *, origin: str | None = None,
+                 read_only: bool = False) -> None:
         self._path = Path(path)
+        self.read_only = read_only
         if self._path.is_dir():
             raise InputError(f"{path}: is a folder, not a ledger file")
-        if self._path.exists() and self._path.stat().st_size == 0:
+        if not self._path.exists():
+            if read_only:
+                raise InputError(f"{path}: no such ledger file")
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        elif self._path.stat().st_size == 0:
             raise SerializationError(f"{path}: empty file, not a covault ledger")
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(self._path), timeout=30.0, isolation_level=None)
-        self._db: sqlite3.Connection | None = db
+        self._db: sqlite3.Connection | None = None
         try:
-            self.origin = initialise(db, self._path, origin)
+            if read_only:
+                self._db = connect_read_only(self._path)
+                self.origin = check_ledger(self._db, self._path, origin)
+            else:
+                self._db = sqlite3.connect(str(self._path), timeout=30.0, isolation_level=None)
+                self.origin = initialise(self._db, self._path, origin)
         except sqlite3.DatabaseError:
             self.close()
             raise SerializationError(f"{path}: not a readable covault ledger (truncated, corrupt "
@@ -143,6 +161,8 @@ class Ledger:
         return self._db
 
     def _txn(self, mode: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        if self.read_only and mode != "DEFERRED":
+            raise InputError(f"{self._path}: ledger is opened read-only")
         return transaction(self._conn(), mode)
 
     # -- writing

@@ -5,7 +5,9 @@ version, origin), ``records`` (one row per leaf: index, timestamp, kind, canonic
 JSON, leaf hash), ``tree_head`` (latest size, root and frontier, updated in the same
 transaction as the records), ``checkpoints`` (every checkpoint issued, with its signed
 note) and ``signers`` (their public keys). Triggers refuse ``UPDATE`` and ``DELETE`` on
-``records``, ``checkpoints`` and ``meta``.
+``records``, ``checkpoints`` and ``meta``. Readers that must not change the file
+(show, prove, verify) open it with :func:`privacy.readonly.connect_read_only` and check
+it with :func:`check_ledger`; only :func:`initialise` writes.
 
 Internal to :mod:`privacy.ledger`; use :class:`privacy.ledger.Ledger`.
 """
@@ -23,8 +25,8 @@ from privacy.ledger import merkle
 from privacy.ledger.checkpoint import check_name
 from privacy.ledger.records import utc_now, verification_failed
 
-__all__ = ["FORMAT", "VERSION", "SCHEMA", "initialise", "transaction", "read_head",
-           "leaf_hashes"]
+__all__ = ["FORMAT", "VERSION", "SCHEMA", "initialise", "check_ledger", "transaction",
+           "read_head", "leaf_hashes"]
 
 FORMAT, VERSION = "covault-ledger", "1"
 _NO_CHANGE = ("CREATE TRIGGER {t}_no_{op} BEFORE {OP} ON {t} "
@@ -44,8 +46,31 @@ SCHEMA = (
 )
 
 
+def check_ledger(db: sqlite3.Connection, path: Path, origin: str | None) -> str:
+    """Check that ``db`` holds a covault ledger (of ``origin``, when given); return its origin.
+
+    Reads only. Raises as :func:`initialise` does.
+    """
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.OperationalError:
+        meta = {}
+    if meta.get("format") != FORMAT:
+        raise SerializationError(f"{path}: not a covault ledger")
+    if meta.get("version") != VERSION:
+        raise SerializationError(f"{path}: unsupported ledger version "
+                                 f"{meta.get('version')!r} (expected {VERSION})")
+    if origin is not None and origin != meta["origin"]:
+        raise InputError(f"{path}: ledger origin is {meta['origin']!r}, not {origin!r}")
+    return str(meta["origin"])
+
+
 def initialise(db: sqlite3.Connection, path: Path, origin: str | None) -> str:
     """Create the schema in an empty database, check an existing one; return its origin.
+
+    Switches the file to WAL mode with ``synchronous=FULL`` (once it is known to be a
+    ledger); for reading without writing use :func:`privacy.readonly.connect_read_only`
+    and :func:`check_ledger`.
 
     Raises
     ------
@@ -76,20 +101,10 @@ def initialise(db: sqlite3.Connection, path: Path, origin: str | None) -> str:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-    try:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.OperationalError:
-        meta = {}
-    if meta.get("format") != FORMAT:
-        raise SerializationError(f"{path}: not a covault ledger")
-    if meta.get("version") != VERSION:
-        raise SerializationError(f"{path}: unsupported ledger version "
-                                 f"{meta.get('version')!r} (expected {VERSION})")
+    name = check_ledger(db, path, origin)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = FULL")
-    if origin is not None and origin != meta["origin"]:
-        raise InputError(f"{path}: ledger origin is {meta['origin']!r}, not {origin!r}")
-    return str(meta["origin"])
+    return name
 
 
 @contextlib.contextmanager
