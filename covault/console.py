@@ -2,7 +2,7 @@
 refusing to overwrite files without ``--force``.
 
 Exit codes: 0 success, 1 a finding (verification failed, risk gate not met),
-2 bad usage or input.
+2 bad usage or input, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import contextlib
 import functools
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -30,11 +32,14 @@ __all__ = [
     "format_option",
     "optional_ledger",
     "refuse_overwrite",
+    "Terminated",
 ]
 
 EXIT_OK = 0
 EXIT_FINDING = 1
 EXIT_USAGE = 2
+EXIT_SIGINT = 128 + signal.SIGINT  # 130
+EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,13 +56,64 @@ format_option = click.option(
 )
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the command gets SIGTERM.
+
+    A ``KeyboardInterrupt``, so a SIGTERM takes the path a Ctrl-C takes: every
+    ``finally`` and ``except BaseException`` on the way up runs (temporary outputs are
+    removed, ledgers closed), and ``except Exception`` does not swallow it.
+    """
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """While a command runs: SIGTERM raises :class:`Terminated`, SIGINT raises
+    ``KeyboardInterrupt``, once; a repeated signal is ignored while the first unwinds,
+    so that cleanup is not cut short (SIGKILL still ends the process). Signals that were
+    ignored when the command started stay ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        if signum == signal.SIGTERM:
+            raise Terminated(signum)
+        raise KeyboardInterrupt
+
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        current = signal.getsignal(sig)
+        if current is signal.SIG_IGN:
+            continue
+        previous[sig] = current
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, current in previous.items():
+            signal.signal(sig, current if current is not None else signal.SIG_DFL)
+
+
 def handle_errors(fn: F) -> F:
-    """Turn covault errors into a one-line message on stderr and the documented exit code."""
+    """Turn covault errors into a one-line message on stderr and the documented exit code.
+
+    SIGTERM and SIGINT unwind the command like an exception (temporary outputs are
+    removed) and exit 143 and 130, the shell's codes for a process ended by them.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with _signals_raise():
+                return fn(*args, **kwargs)
         except Finding as exc:
             err.print(f"finding: {exc}", markup=False)
             sys.exit(EXIT_FINDING)
@@ -67,6 +123,12 @@ def handle_errors(fn: F) -> F:
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             err.print(f"error: {exc.filename}: {exc.strerror}", markup=False)
             sys.exit(EXIT_USAGE)
+        except Terminated:
+            err.print("terminated by SIGTERM", markup=False)
+            sys.exit(EXIT_SIGTERM)
+        except KeyboardInterrupt:
+            err.print("interrupted by SIGINT", markup=False)
+            sys.exit(EXIT_SIGINT)
 
     return wrapper  # type: ignore[return-value]
 

@@ -7,7 +7,16 @@ from typing import Any
 
 import click
 
+from privacy.errors import InputError
 from privacy.keys import DEFAULT_KEK_FILE_ENV, DEFAULT_PASSPHRASE_ENV, Kek, Keyset
+
+
+def parse_key_id(text: str) -> int:
+    """A key id as people write it: ``0x1a2b3c4d`` or decimal."""
+    try:
+        return int(text, 16) if text.lower().startswith("0x") else int(text)
+    except ValueError:
+        raise InputError(f"key id {text!r} is not a number (e.g. 0x1a2b3c4d)") from None
 
 
 def kek_options(fn: Callable[..., Any]) -> Callable[..., Any]:

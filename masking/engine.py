@@ -11,6 +11,12 @@ sample), and only when the view has ``pii`` or ``tag`` selectors and some column
 declared type. :meth:`MaskingEngine.stream` masks batches lazily for files of any size;
 a gated view needs the whole output at once (:meth:`MaskingEngine.apply`).
 
+The plan travels with the output (:meth:`Plan.metadata`): policy hash, view, every
+column's operator, options, context and, for ``fpe`` columns (FF1 output cannot carry a
+key id), the id of the key used. It is authenticated with one HMAC per keyset used
+(:func:`sign_plan`), so ``covault mask reveal`` trusts only a plan written by a holder
+of the keyset (:func:`verify_plan`).
+
 Warnings
 --------
 Detection is a heuristic over a sample: a column it misses follows ``default`` (drop,
@@ -21,6 +27,7 @@ policies.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,15 +40,67 @@ from masking.conditions import Condition
 from masking.operators import KeyProvider, OpContext, Operator
 from masking.operators.basic import Drop, Keep
 from masking.policy import GateModel, Policy, Rule
-from privacy.errors import InputError, PolicyError
-from privacy.keys import Keyset
+from privacy.errors import DecryptionError, InputError, KeysetError, PolicyError
+from privacy.fields import metadata_mac, verify_metadata_mac
+from privacy.keys import Keyset, format_key_id
 
-__all__ = ["MaskingEngine", "Plan", "ColumnPlan", "METADATA_HASH", "METADATA_VIEW"]
+__all__ = [
+    "MaskingEngine",
+    "Plan",
+    "ColumnPlan",
+    "METADATA_HASH",
+    "METADATA_VIEW",
+    "METADATA_PLAN",
+    "METADATA_MAC",
+    "sign_plan",
+    "verify_plan",
+]
 
 METADATA_HASH = "covault.policy_hash"
 METADATA_VIEW = "covault.view"
 METADATA_PLAN = "covault.plan"
+METADATA_MAC = "covault.plan_mac"
+PLAN_MAC_PURPOSE = "covault.plan"
 REDACTED = "******"
+
+
+def _plan_bytes(policy_hash: str, view: str, plan: Mapping[str, Any]) -> bytes:
+    doc = {"policy_hash": policy_hash, "view": view, "plan": plan}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def sign_plan(keysets: Iterable[Keyset], policy_hash: str, view: str,
+              plan: Mapping[str, Any]) -> dict[str, str]:
+    """Template -> ``mac:`` tag of the canonical column plan, one per keyset.
+
+    ``plan`` is the JSON form of :meth:`Plan.describe` (as stored in the metadata).
+    Each tag is an HMAC-SHA256 under a key derived from the keyset's primary key
+    (:func:`privacy.fields.metadata_mac`); it names that key, so it still verifies
+    after a rotation.
+    """
+    data = _plan_bytes(policy_hash, view, plan)
+    return {ks.template: metadata_mac(ks, data, PLAN_MAC_PURPOSE) for ks in keysets}
+
+
+def verify_plan(keyset: Keyset, macs: Mapping[str, str], policy_hash: str, view: str,
+                plan: Mapping[str, Any], *, source: str) -> None:
+    """Check the plan's tag under ``keyset``; :class:`InputError` (exit 2) when the tag
+    is missing or does not match, naming ``source``."""
+    tag = macs.get(keyset.template)
+    if not isinstance(tag, str):
+        raise InputError(
+            f"the column plan carries no authentication tag for the {keyset.template} "
+            "keyset; refusing to trust it (was the metadata edited, or the file masked "
+            "without this keyset?)", file=source)
+    try:
+        verify_metadata_mac(keyset, _plan_bytes(policy_hash, view, plan), tag,
+                            PLAN_MAC_PURPOSE)
+    except DecryptionError as exc:
+        raise InputError(
+            f"the column plan does not authenticate under the {keyset.template} keyset "
+            f"({exc}); the metadata was altered or the file was masked with another "
+            "keyset; refusing to reveal", file=source) from None
 
 
 @dataclass(frozen=True)
@@ -54,6 +113,7 @@ class ColumnPlan:
     rule: Rule | None
     context: str
     on_invalid: str = "fail"
+    key_id: int | None = None  # recorded for operators whose output names no key (fpe)
 
     @property
     def source(self) -> str:
@@ -61,8 +121,11 @@ class ColumnPlan:
         return self.rule.where if self.rule is not None else "default"
 
     def describe(self) -> dict[str, Any]:
-        return {"operator": self.operator.name, "options": self.operator.options(),
-                "context": self.context, "pii": self.pii, "on_invalid": self.on_invalid}
+        out = {"operator": self.operator.name, "options": self.operator.options(),
+               "context": self.context, "pii": self.pii, "on_invalid": self.on_invalid}
+        if self.key_id is not None:
+            out["key_id"] = format_key_id(self.key_id)
+        return out
 
 
 @dataclass(frozen=True)
@@ -85,11 +148,21 @@ class Plan:
         """Column -> operator, options, context (what the output metadata records)."""
         return {c.column: c.describe() for c in self.columns}
 
-    def metadata(self) -> dict[str, str]:
-        import json
+    @property
+    def key_ids(self) -> dict[str, str]:
+        """Column -> key id (``0x...``) for the columns whose output names no key (fpe)."""
+        return {c.column: format_key_id(c.key_id) for c in self.columns
+                if c.key_id is not None}
 
-        return {METADATA_HASH: self.policy_hash, METADATA_VIEW: self.view,
-                METADATA_PLAN: json.dumps(self.describe(), ensure_ascii=False, default=str)}
+    def metadata(self) -> dict[str, str]:
+        """What the output carries: policy hash, view, plan, and the plan's tags (one
+        per keyset held; none without keysets)."""
+        text = json.dumps(self.describe(), ensure_ascii=False, default=str)
+        meta = {METADATA_HASH: self.policy_hash, METADATA_VIEW: self.view, METADATA_PLAN: text}
+        macs = sign_plan(self.keys.keysets(), self.policy_hash, self.view, json.loads(text))
+        if macs:
+            meta[METADATA_MAC] = json.dumps(macs, sort_keys=True)
+        return meta
 
 
 class MaskingEngine:
@@ -157,12 +230,19 @@ class MaskingEngine:
                 continue
             assert rule.operator is not None
             ctx = rule.model.context or f"{scope}.{name}"
-            columns.append(ColumnPlan(name, pii[name], rule.operator, rule, ctx,
-                                      rule.model.on_invalid))
             op = rule.operator
-            if check_keys and op.templates and op.key_required:
-                self.keys.get(op.templates, operator=op.name, column=name,
-                              prefer=getattr(op, "template", None))
+            key_id = None
+            if op.templates and op.key_required and (check_keys or op.records_key_id):
+                try:
+                    ks = self.keys.get(op.templates, operator=op.name, column=name,
+                                       prefer=getattr(op, "template", None))
+                except KeysetError:
+                    if check_keys:
+                        raise
+                else:
+                    key_id = ks.primary_id if op.records_key_id else None
+            columns.append(ColumnPlan(name, pii[name], op, rule, ctx, rule.model.on_invalid,
+                                      key_id))
             entity = getattr(op, "entity", None)
             if entity is not None and entity not in names:
                 raise rule.error(f"date_shift entity column {entity!r} is not in the input")
@@ -239,7 +319,8 @@ class MaskingEngine:
                 continue
             values = batch.column(cp.column)
             ctx = OpContext(column=cp.column, context=cp.context, scope=plan.scope,
-                            keys=plan.keys, batch=batch, row_offset=row_offset)
+                            keys=plan.keys, batch=batch, row_offset=row_offset,
+                            key_id=cp.key_id)
             result = cp.operator.apply(values, ctx)
             out = result.values
             if isinstance(out, pa.ChunkedArray):

@@ -1,29 +1,47 @@
 """File to file: mask a CSV / Parquet / JSON Lines file, or reveal masked columns.
 
 Both stream record batches (a gated view collects its masked output first, since a risk
-gate looks at the whole table), write atomically (no output on any error), never touch
-the input, stamp the policy hash and view into the output's metadata, and append a
-record to a disclosure ledger when one is given.
+gate looks at the whole table), write atomically (no output on any error, SIGTERM
+included; a killed run's temporary file is removed by the next run of the same output),
+never touch the input, stamp the policy hash, view and authenticated column plan into
+the output's metadata, and append a record to a disclosure ledger when one is given.
+
+A reveal trusts only a column plan whose tag verifies under the keyset that decrypts
+the column (:func:`masking.engine.verify_plan`), decrypts ``fpe`` columns with the key
+id the plan records, and with a ledger writes ``masking.reveal.started`` before the
+first plaintext is written, then ``masking.reveal`` (finished) or
+``masking.reveal.aborted``: a reveal killed outright leaves a started record with no end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from masking.engine import METADATA_HASH, METADATA_PLAN, ColumnPlan, MaskingEngine, Plan
+from masking.engine import (
+    METADATA_HASH,
+    METADATA_MAC,
+    METADATA_PLAN,
+    METADATA_VIEW,
+    ColumnPlan,
+    MaskingEngine,
+    Plan,
+    verify_plan,
+)
 from masking.io import iter_batches, read_head
 from masking.operators import KeyProvider, OpContext, build_operator
 from masking.policy import Policy
 from masking.writer import open_writer, read_metadata
 from privacy.errors import InputError, PolicyError
-from privacy.keys import Keyset
+from privacy.keys import Keyset, format_key_id
 
 __all__ = ["mask_file", "reveal_file"]
 
@@ -116,6 +134,7 @@ def mask_file(
             "rows_in": rows_in,
             "rows_out": out.rows,
             "columns": {c.column: c.operator.describe() for c in plan.columns},
+            "key_ids": plan.key_ids,
             "gate": gate_report,
         }
         _record(ledger, "masking.run", {k: v for k, v in summary.items() if k != "gate"}
@@ -129,23 +148,98 @@ def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa
     yield from rest
 
 
+def _key_id(value: Any, column: str, source: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str) and value.lower().startswith("0x"):
+            key_id = int(value, 16)
+            if 0 < key_id < 2**32:
+                return key_id
+    except ValueError:
+        pass
+    raise InputError(f"malformed key id {value!r} recorded for column {column!r}", file=source)
+
+
 def _reveal_plan(policy: Policy, view: str | None, meta: Mapping[str, str],
-                 first: pa.RecordBatch, keys: KeyProvider, table_name: str) -> Plan:
+                 keys: KeyProvider, columns: list[str], table_name: str, source: str) -> Plan:
+    """The recorded plan, once its tag verifies under every keyset the reveal uses."""
     if METADATA_HASH in meta and meta[METADATA_HASH] != policy.hash:
         raise PolicyError(
             f"the input was masked under policy {meta[METADATA_HASH][:16]}..., not this policy "
             f"({policy.hash[:16]}...); reveal needs the policy it was masked with"
         )
-    if METADATA_PLAN not in meta:
-        return MaskingEngine(policy, keys.keysets()).plan(first, view, table_name=table_name)
-    recorded = json.loads(meta[METADATA_PLAN])
-    columns = [
+    missing = [k for k in (METADATA_HASH, METADATA_VIEW, METADATA_PLAN, METADATA_MAC)
+               if k not in meta]
+    if missing:
+        raise InputError(
+            f"the input carries no authenticated column plan (no {missing[0]} in its "
+            "metadata); only outputs of `covault mask apply` with the keysets can be "
+            "revealed, with their metadata (Parquet schema metadata or OUTPUT.meta.json) "
+            "as written", file=source)
+    try:
+        recorded = json.loads(meta[METADATA_PLAN])
+        macs = json.loads(meta[METADATA_MAC])
+    except json.JSONDecodeError:
+        raise InputError("the column plan in the metadata is not valid JSON",
+                         file=source) from None
+    if not isinstance(recorded, dict) or not isinstance(macs, dict) or not all(
+            isinstance(d, dict) and isinstance(d.get("operator"), str)
+            and isinstance(d.get("context"), str) and isinstance(d.get("options") or {}, dict)
+            for d in recorded.values()):
+        raise InputError("the column plan in the metadata is malformed", file=source)
+    recorded_view = meta[METADATA_VIEW]
+    if view is not None and view != recorded_view:
+        raise PolicyError(f"the input was masked under view {recorded_view!r}, not {view!r}")
+    verifiers: dict[str, Keyset] = {}
+    for name in columns:
+        d = recorded.get(name)
+        op = build_operator(d["operator"], d.get("options")) if d is not None else None
+        if op is None or not op.reversible:
+            used = op.name if op is not None else "no recorded operator"
+            raise PolicyError(f"column {name!r} was masked with {used!r}, which is not "
+                              "reversible (only tokenize, encrypt and fpe are)")
+        ks = keys.get(op.templates, operator=op.name, column=name,
+                      prefer=getattr(op, "template", None))
+        verifiers[ks.template] = ks
+    for ks in verifiers.values():
+        verify_plan(ks, macs, meta[METADATA_HASH], recorded_view, recorded, source=source)
+    plan_columns = [
         ColumnPlan(name, d.get("pii", ""), build_operator(d["operator"], d.get("options")),
-                   None, d["context"], d.get("on_invalid", "fail"))
+                   None, d["context"], d.get("on_invalid", "fail"),
+                   _key_id(d.get("key_id"), name, source))
         for name, d in recorded.items()
     ]
     scope = policy.context or table_name
-    return Plan(meta.get("covault.view", view or ""), policy.hash, scope, columns, keys=keys)
+    return Plan(recorded_view, policy.hash, scope, plan_columns, keys=keys)
+
+
+def _check_key_ids(plan: Plan, keys: KeyProvider, columns: list[str], source: str
+                   ) -> dict[str, str]:
+    """Column -> recorded key id of the revealed columns whose values name no key (fpe);
+    refuses a column with no recorded key id, or one the keyset does not hold enabled."""
+    by_name = {c.column: c for c in plan.columns}
+    out: dict[str, str] = {}
+    for name in columns:
+        cp = by_name[name]
+        if not cp.operator.records_key_id:
+            continue
+        if cp.key_id is None:
+            raise InputError(
+                f"column {name!r} was masked with {cp.operator.name!r}, whose output carries "
+                "no key id, and the input records none; refusing to reveal it with a "
+                "guessed key", file=source)
+        ks = keys.get(cp.operator.templates, operator=cp.operator.name, column=name)
+        status = {i.key_id: i.status for i in ks.info()}
+        if status.get(cp.key_id) != "enabled":
+            held = ", ".join(format_key_id(k) for k in ks.key_ids)
+            state = "is disabled in" if cp.key_id in status else "is not in"
+            raise InputError(
+                f"column {name!r} was encrypted with {ks.template} key "
+                f"{format_key_id(cp.key_id)}, which {state} this keyset (it holds {held}); "
+                "refusing to reveal", file=source)
+        out[name] = format_key_id(cp.key_id)
+    return out
 
 
 def reveal_file(
@@ -166,45 +260,62 @@ def reveal_file(
     """Reverse ``tokenize``/``encrypt``/``fpe`` columns of a masked file with the keyset.
 
     An authorized act: it is recorded in the ledger (who, reason, columns, rows) when one
-    is given. Other columns pass through unchanged.
+    is given: ``masking.reveal.started`` before anything is decrypted, ``masking.reveal``
+    when the output is complete, ``masking.reveal.aborted`` when the run fails or is
+    interrupted. Other columns pass through unchanged.
+
+    Raises
+    ------
+    InputError
+        The input's column plan is missing, malformed, or does not authenticate under
+        the keyset of a revealed column; an ``fpe`` column records no key id, or one
+        the keyset does not hold. Nothing is written or recorded.
     """
     _distinct(input_path, output)
     if not columns:
         raise InputError("name the columns to reveal")
+    source = str(input_path)
     keys = KeyProvider(keyset)
     meta = read_metadata(input_path, input_format)
     first, rest = _batches(input_path, input_format, batch_size)
-    plan = _reveal_plan(policy, view, meta, first, keys, Path(input_path).name.split(".")[0])
-    by_name = {c.column: c for c in plan.columns}
     for name in columns:
         if name not in first.schema.names:
-            raise InputError(f"column {name!r} is not in the input", file=str(input_path))
-        cp = by_name.get(name)
-        if cp is None or not cp.operator.reversible:
-            used = cp.operator.name if cp else "no recorded operator"
-            raise PolicyError(f"column {name!r} was masked with {used!r}, which is not "
-                              "reversible (only tokenize, encrypt and fpe are)")
+            raise InputError(f"column {name!r} is not in the input", file=source)
+    plan = _reveal_plan(policy, view, meta, keys, columns, Path(input_path).name.split(".")[0],
+                        source)
+    key_ids = _check_key_ids(plan, keys, columns, source)
+    by_name = {c.column: c for c in plan.columns}
+    record = {"run": secrets.token_hex(8), "policy_hash": plan.policy_hash, "view": plan.view,
+              "input": source, "output": str(output), "columns": columns,
+              "key_ids": key_ids, "who": os.environ.get("USER") or _user(),
+              "reason": reason or ""}
+    _record(ledger, "masking.reveal.started", record)
     rows = 0
     meta_out = {k: v for k, v in meta.items()} | {"covault.revealed": ",".join(columns)}
-    with open_writer(output, output_format=output_format, metadata=meta_out) as out:
-        for batch in _chain(first, rest):
-            arrays = []
-            for name in batch.schema.names:
-                values = batch.column(name)
-                if name in columns:
-                    cp = by_name[name]
-                    ctx = OpContext(column=name, context=cp.context, scope=plan.scope, keys=keys)
-                    values = cp.operator.reverse(values, ctx)
-                arrays.append(values)
-            out.write(pa.RecordBatch.from_arrays(arrays, names=batch.schema.names))
-            rows += batch.num_rows
-            if progress is not None:
-                progress(batch.num_rows)
-        out.close(first.schema)
-        summary = {"policy_hash": plan.policy_hash, "view": plan.view, "input": str(input_path),
-                   "output": str(output), "columns": columns, "rows": rows,
-                   "who": os.environ.get("USER") or _user(), "reason": reason or ""}
-        _record(ledger, "masking.reveal", summary)
+    try:
+        with open_writer(output, output_format=output_format, metadata=meta_out) as out:
+            for batch in _chain(first, rest):
+                arrays = []
+                for name in batch.schema.names:
+                    values = batch.column(name)
+                    if name in columns:
+                        cp = by_name[name]
+                        ctx = OpContext(column=name, context=cp.context, scope=plan.scope,
+                                        keys=keys, key_id=cp.key_id)
+                        values = cp.operator.reverse(values, ctx)
+                    arrays.append(values)
+                out.write(pa.RecordBatch.from_arrays(arrays, names=batch.schema.names))
+                rows += batch.num_rows
+                if progress is not None:
+                    progress(batch.num_rows)
+            out.close(first.schema)
+            summary = record | {"rows": rows, "status": "finished"}
+            _record(ledger, "masking.reveal", summary)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            _record(ledger, "masking.reveal.aborted",
+                    record | {"rows": rows, "status": "aborted", "error": type(exc).__name__})
+        raise
     return summary
 
 

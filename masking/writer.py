@@ -80,7 +80,16 @@ class BatchWriter:
         if self.schema is None and empty_schema is not None:
             self.write(pa.RecordBatch.from_pylist([], schema=empty_schema))
         if self._writer is not None:
-            self._writer.close()
+            writer, self._writer = self._writer, None
+            writer.close()
+
+    def abort(self) -> None:
+        """Drop the format writer of a failed or interrupted run, while its file is still
+        open (the file itself is discarded), so that it does not try to finish later."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
 
 
 @contextlib.contextmanager
@@ -102,8 +111,12 @@ def open_writer(
         raise InputError(f"unknown output format {fmt!r}")
     with atomic_output(path, "wb") as fh:
         writer = BatchWriter(fh, fmt, metadata or {})
-        yield writer
-        writer.close(empty_schema)
+        try:
+            yield writer
+            writer.close(empty_schema)
+        except BaseException:
+            writer.abort()
+            raise
         if fmt != "parquet":
             meta = {**writer.metadata, "rows": writer.rows, "format": fmt,
                     "columns": writer.schema.names if writer.schema is not None else []}

@@ -57,7 +57,15 @@ from privacy.errors import DecryptionError, InputError
 from privacy.keys import Keyset, format_key_id
 from privacy.siv import BatchSIV
 
-__all__ = ["FieldCipher", "DeterministicCipher", "Tokenizer", "TOKEN_VERSION", "token_key_id"]
+__all__ = [
+    "FieldCipher",
+    "DeterministicCipher",
+    "Tokenizer",
+    "TOKEN_VERSION",
+    "token_key_id",
+    "metadata_mac",
+    "verify_metadata_mac",
+]
 
 TOKEN_VERSION: Final = 0x01
 _HEADER_LEN: Final = 5
@@ -422,6 +430,49 @@ def _derive_context_key(material: bytes, context: str, sm3: bool) -> bytes:
     return HKDF(
         algorithm=algorithm, length=32, salt=b"covault tokenizer v1", info=_context_bytes(context)
     ).derive(material)
+
+
+_MAC_PREFIX: Final = "mac:"
+
+
+def _metadata_key(keyset: Keyset, key_id: int, purpose: str) -> bytes:
+    info = keyset.template.encode("ascii") + b"\x00" + _context_bytes(purpose)
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"covault metadata mac v1", info=info
+    ).derive(keyset.key_material(key_id))
+
+
+def metadata_mac(keyset: Keyset, data: bytes, purpose: str, *, key_id: int | None = None) -> str:
+    """Authenticate ``data`` (canonical bytes of some metadata) under ``keyset``.
+
+    HMAC-SHA256 under a key derived with HKDF-SHA256 from the key material, the
+    template and ``purpose`` (e.g. ``"covault.plan"``), so the tag is unrelated to
+    every other use of the key. Works for every template. Returns
+    ``mac:`` + base64url(version ‖ key id ‖ 32-byte tag), like the other tokens, so a
+    tag made before a rotation still verifies.
+    """
+    kid = keyset.primary_id if key_id is None else key_id
+    tag = hmac.digest(_metadata_key(keyset, kid, purpose), data, "sha256")
+    return _encode(_MAC_PREFIX, _header(kid) + tag)
+
+
+def verify_metadata_mac(keyset: Keyset, data: bytes, tag: str, purpose: str) -> int:
+    """Check a tag made by :func:`metadata_mac`; returns the key id it names.
+
+    Raises
+    ------
+    KeyNotFoundError
+        The tag names a key this keyset does not hold (or has disabled).
+    DecryptionError
+        The tag is malformed or does not match ``data`` (deliberately opaque).
+    """
+    key_id, body = _decode(_MAC_PREFIX, tag, 32)
+    if len(body) != 32:
+        raise DecryptionError("malformed authentication tag")
+    expected = hmac.digest(_metadata_key(keyset, key_id, purpose), data, "sha256")
+    if not hmac.compare_digest(expected, body):
+        raise DecryptionError("authentication tag does not match")
+    return key_id
 
 
 def describe_token(token: str) -> str:

@@ -103,7 +103,8 @@ def test_reveal_round_trip(env: dict) -> None:  # type: ignore[type-arg]
     assert back.column("id_no").equals(original.column("id_no"))
     assert back.column("card_no").equals(original.column("card_no"))
     with Ledger(ledger) as log:
-        record = log.get(0)
+        assert log.get(0).kind == "masking.reveal.started"
+        record = log.get(1)
     assert record.kind == "masking.reveal" and record.payload["reason"] == "court order 42"
     assert record.payload["columns"] == ["id_no", "card_no"] and record.payload["rows"] == 500
     code, text = invoke("mask", "reveal", str(masked), "-o", str(env["dir"] / "x.csv"),

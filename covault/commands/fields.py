@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
-from covault.console import emit_json, format_option, handle_errors
-from covault.keyopts import kek_options, open_keyset
-from privacy.errors import InputError
+from covault.console import emit_json, err, format_option, handle_errors
+from covault.keyopts import kek_options, open_keyset, parse_key_id
+from privacy.errors import InputError, KeyNotFoundError
 from privacy.fields import DeterministicCipher, FieldCipher, Tokenizer
-from privacy.keys import Keyset
+from privacy.keys import Keyset, format_key_id
 
 
 @click.group("field")
@@ -22,6 +22,10 @@ def fields() -> None:
     The scheme follows the keyset's template: AES256_GCM/SM4_GCM randomized AEAD
     (enc:), AES256_SIV deterministic (det:), HMAC_SHA256/HMAC_SM3 pseudonyms (tok:),
     FF1_AES256 format-preserving (digits stay digits).
+
+    FF1 values carry no key id: `field encrypt` reports the key id it used ("key_id" in
+    JSON; on stderr once the keyset has been rotated), and `field decrypt` on a rotated
+    FF1 keyset needs it back as --key-id.
     """
 
 
@@ -31,29 +35,57 @@ def _values(values: tuple[str, ...]) -> list[str]:
     return [line.rstrip("\n") for line in sys.stdin]
 
 
-def _scheme(keyset: Keyset, radix: int, decrypt: bool) -> Callable[[str, str], str]:
+def _ff1_key_id(keyset: Keyset, key_id: str | None, decrypt: bool) -> int:
+    """The FF1 key to use: --key-id, else the primary to encrypt; to decrypt, the only
+    key of a never-rotated keyset (FF1 values do not say which key made them)."""
+    if key_id is not None:
+        kid = parse_key_id(key_id)
+        status = {i.key_id: i.status for i in keyset.info()}
+        if status.get(kid) != "enabled":
+            held = ", ".join(format_key_id(k) for k in keyset.key_ids)
+            state = "is disabled in" if kid in status else "is not in"
+            raise KeyNotFoundError(
+                f"key id {format_key_id(kid)} {state} this {keyset.template} keyset "
+                f"(it holds {held})")
+        return kid
+    if decrypt and len(keyset.key_ids) > 1:
+        held = ", ".join(format_key_id(k) for k in keyset.key_ids)
+        raise InputError(
+            f"this {keyset.template} keyset holds {len(keyset.key_ids)} keys ({held}) and FF1 "
+            "values carry no key id: pass --key-id with the key id `covault field encrypt` "
+            "reported (decrypting with the wrong key gives wrong digits, not an error)")
+    return keyset.primary_id  # to decrypt: the keyset's only key
+
+
+def _scheme(keyset: Keyset, radix: int, decrypt: bool, key_id: str | None
+            ) -> tuple[Callable[[str, str], str], int | None]:
     if keyset.primitive == "fpe":
         from privacy.fpe import FF1
 
-        key = keyset.key_material()
+        kid = _ff1_key_id(keyset, key_id, decrypt)
+        key = keyset.key_material(kid)
 
         def fpe(value: str, context: str) -> str:
             ff1 = FF1(key, radix, context.encode("utf-8"))
             return ff1.decrypt(value) if decrypt else ff1.encrypt(value)
 
-        return fpe
+        return fpe, kid
+    if key_id is not None:
+        raise InputError(f"--key-id is for FF1 keysets; {keyset.template} tokens name "
+                         "the key that made them")
     if keyset.primitive == "prf":
         if decrypt:
             raise InputError("HMAC tokens are not reversible; there is nothing to decrypt")
-        return Tokenizer(keyset).encrypt
+        return Tokenizer(keyset).encrypt, None
     cipher = FieldCipher(keyset) if keyset.primitive == "aead" else DeterministicCipher(keyset)
-    return cipher.decrypt if decrypt else cipher.encrypt
+    return (cipher.decrypt if decrypt else cipher.encrypt), None
 
 
 def _run(
     keyset_file: str,
     context: str,
     radix: int,
+    key_id: str | None,
     values: tuple[str, ...],
     kek_file: str | None,
     passphrase_env: str,
@@ -61,12 +93,19 @@ def _run(
     decrypt: bool,
 ) -> None:
     keyset = open_keyset(keyset_file, kek_file, passphrase_env)
-    apply = _scheme(keyset, radix, decrypt)
+    apply, kid = _scheme(keyset, radix, decrypt, key_id)
     results = [apply(v, context) for v in _values(values)]
     if fmt == "json":
-        emit_json({"context": context, "template": keyset.template, "values": results})
-    else:
-        click.echo("\n".join(results))
+        doc = {"context": context, "template": keyset.template, "values": results}
+        if kid is not None:
+            doc["key_id"] = format_key_id(kid)
+        emit_json(doc)
+        return
+    click.echo("\n".join(results))
+    if kid is not None and not decrypt and len(keyset.key_ids) > 1:
+        err.print(f"FF1 key id {format_key_id(kid)} (FF1 values carry no key id: keep it "
+                  f"with them; after a rotation decrypt with --key-id {format_key_id(kid)})",
+                  markup=False)
 
 
 _common = [
@@ -75,6 +114,13 @@ _common = [
         "--context", "-c", required=True, help="Where the value lives, e.g. cif.customers.id_no."
     ),
     click.option("--radix", default=10, show_default=True, help="FF1 radix (2-36)."),
+    click.option(
+        "--key-id",
+        default=None,
+        metavar="ID",
+        help="FF1 only: the key to use (default: the primary to encrypt; required to "
+        "decrypt once the keyset has been rotated, since FF1 values carry no key id).",
+    ),
     click.argument("values", nargs=-1),
     kek_options,
     format_option,

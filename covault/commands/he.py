@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -34,6 +35,46 @@ ledger_option = click.option(
     "--ledger", "ledger_path", type=click.Path(dir_okay=False), default=None,
     help="Append a record of what this step disclosed to this ledger database.",
 )
+
+
+signing_key_option = click.option(
+    "--signing-key", "signing_key_path", default=None, type=click.Path(exists=True,
+                                                                       dir_okay=False),
+    help="Sign with this Ed25519 key (PEM, from `covault ledger keygen`).",
+)
+password_env_option = click.option(
+    "--password-env", default=None, metavar="VAR",
+    help="Environment variable holding the --signing-key's password.",
+)
+signer_option = click.option(
+    "--signer", "signer_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
+    help="A trusted party's Ed25519 public key (PEM); repeat for each party. Every "
+         "contribution must then be signed by a distinct one of them.",
+)
+
+
+def _signing_key(path: str | None, password_env: str | None) -> Any:
+    if path is None:
+        if password_env is not None:
+            raise InputError("--password-env needs --signing-key")
+        return None
+    from privacy.ledger.checkpoint import load_signing_key
+
+    password = None
+    if password_env is not None:
+        value = os.environ.get(password_env)
+        if not value:
+            raise InputError(f"environment variable {password_env} is not set (--password-env)")
+        password = value.encode("utf-8")
+    return load_signing_key(path, password=password)
+
+
+def _public_keys(paths: tuple[str, ...]) -> list[Any] | None:
+    if not paths:
+        return None
+    from privacy.ledger.checkpoint import load_public_key
+
+    return [load_public_key(p) for p in paths]
 
 
 @contextlib.contextmanager
@@ -191,12 +232,19 @@ def keygen(scheme: str, bits: int, params: str | None, parties: int, value_bits:
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Encrypted vector file to write.")
+@signing_key_option
+@password_env_option
 @ledger_option
 @format_option
 @handle_errors
 def encrypt(public_path: str, column: str, scale: int, party: str | None, input_path: str,
-            out_path: str, ledger_path: str | None, fmt: str) -> None:
-    """Encrypt one column of a CSV/Parquet file (int64, or decimals with --scale)."""
+            out_path: str, signing_key_path: str | None, password_env: str | None,
+            ledger_path: str | None, fmt: str) -> None:
+    """Encrypt one column of a CSV/Parquet file (int64, or decimals with --scale).
+
+    With --signing-key the file carries the party's signature, which aggregators and the
+    key holder check with --signer.
+    """
     from privacy.he import serial
     from privacy.he.packing import PackingLayout
     from privacy.he.paillier import PaillierPublicKey
@@ -206,6 +254,7 @@ def encrypt(public_path: str, column: str, scale: int, party: str | None, input_
     scheme = "paillier" if isinstance(key, PaillierPublicKey) else key.params.scheme
     if scheme == "ckks" and scale != 1:
         raise InputError("--scale applies to Paillier/BFV; CKKS encrypts floats directly")
+    signing_key = _signing_key(signing_key_path, password_env)
     values = _read_column(input_path, column, scheme)
     who = party or Path(input_path).stem
     try:
@@ -214,15 +263,17 @@ def encrypt(public_path: str, column: str, scale: int, party: str | None, input_
                 lay = replace(layout or PackingLayout(), scale=scale)
                 with _progress("encrypting", -(-len(values) // lay.slots(key.bits))) as tick:
                     vec = contribute(key, values, party=who, layout=lay, name=column,
-                                     ledger=led, progress=tick)
+                                     ledger=led, progress=tick, signing_key=signing_key)
             else:
                 key = replace(key, layout=replace(key.layout, scale=scale))
-                vec = contribute(key, values, party=who, name=column, ledger=led)
+                vec = contribute(key, values, party=who, name=column, ledger=led,
+                                 signing_key=signing_key)
     except HEError as exc:
         raise InputError(str(exc), file=input_path, column=column) from exc
     serial.save(out_path, serial.dump_vector(vec))
     info = {"out": out_path, "scheme": scheme, "key_id": vec.key_id, "party": who,
-            "elements": vec.length}
+            "elements": vec.length,
+            "signer": vec.endorsements[0].signer.hex() if vec.endorsements else None}
     if fmt == "json":
         emit_json(info)
     else:
@@ -246,24 +297,40 @@ def _load_vector(path: str, context: Any) -> Any:
               help="Aggregate file to write.")
 @click.option("--public", "public_path", default=None, type=click.Path(exists=True),
               help="Public key folder; required for CKKS/BFV vectors.")
+@signer_option
+@click.option("--signing-key", "signing_key_path", default=None,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Sign the aggregate with this Ed25519 key (PEM; needs --signer), for "
+                   "the key holder's decrypt --aggregator.")
+@password_env_option
 @ledger_option
 @format_option
 @handle_errors
 def aggregate(inputs: tuple[str, ...], out_path: str, public_path: str | None,
-              ledger_path: str | None, fmt: str) -> None:
-    """Add encrypted vectors element-wise and re-randomise; needs no secret key."""
+              signer_paths: tuple[str, ...], signing_key_path: str | None,
+              password_env: str | None, ledger_path: str | None, fmt: str) -> None:
+    """Add encrypted vectors element-wise and re-randomise; needs no secret key.
+
+    With --signer, every input must be signed by a distinct one of the trusted keys.
+    """
     from privacy.he import serial
     from privacy.he.secure_sum import aggregate as he_aggregate
 
+    signers = _public_keys(signer_paths)
+    signing_key = _signing_key(signing_key_path, password_env)
+    if signing_key is not None and signers is None:
+        raise InputError("--signing-key needs --signer: the aggregate vouches for the "
+                         "contribution signatures it checked")
     ctx = _read_key(public_path, "public_key")[0] if public_path else None
     if ctx is not None and not hasattr(ctx, "context"):
         ctx = None
     vecs = [_load_vector(p, ctx) for p in inputs]
     with optional_ledger(ledger_path) as led:
-        total = he_aggregate(vecs, ledger=led)
+        total = he_aggregate(vecs, ledger=led, signers=signers, signing_key=signing_key)
     serial.save(out_path, serial.dump_vector(total))
     info = {"out": out_path, "inputs": len(vecs), "contributors": ",".join(total.contributors),
-            "elements": total.length, "key_id": total.key_id}
+            "elements": total.length, "key_id": total.key_id,
+            "signed": signing_key is not None}
     if fmt == "json":
         emit_json(info)
     else:
@@ -278,15 +345,29 @@ def aggregate(inputs: tuple[str, ...], out_path: str, public_path: str | None,
               help="CSV to write: the column's name as header, one row per element.")
 @click.option("--min-parties", type=int, default=3, show_default=True,
               help="Refuse aggregates of fewer contributors.")
+@signer_option
+@click.option("--aggregator", "aggregator_paths", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="The aggregator's Ed25519 public key (PEM); with --signer, the aggregate "
+                   "must carry its signature.")
 @ledger_option
 @format_option
 @handle_errors
 def decrypt(key_path: str, sum_path: str, out_path: str, min_parties: int,
+            signer_paths: tuple[str, ...], aggregator_paths: tuple[str, ...],
             ledger_path: str | None, fmt: str) -> None:
-    """Decrypt an aggregate (only if it has >= --min-parties contributors) to CSV."""
+    """Decrypt an aggregate (only if it has >= --min-parties contributors) to CSV.
+
+    The aggregate's layout must match the one stored with the key. With --signer and
+    --aggregator, only distinct trusted signers count towards --min-parties.
+    """
     from privacy.he.secure_sum import decrypt_aggregate
 
-    key, _ = _read_key(key_path, "private_key")
+    signers, aggregators = _public_keys(signer_paths), _public_keys(aggregator_paths)
+    if (signers is None) != (aggregators is None):
+        raise InputError("--signer and --aggregator go together: contribution signatures "
+                         "count only inside an aggregate signed by a trusted aggregator")
+    key, key_layout = _read_key(key_path, "private_key")
     ctx = key if hasattr(key, "context") else None
     vec = _load_vector(sum_path, ctx)
     scheme = "paillier" if ctx is None else vec.scheme
@@ -294,7 +375,8 @@ def decrypt(key_path: str, sum_path: str, out_path: str, min_parties: int,
         "decrypting", len(getattr(vec, "ciphertexts", []))
     ) as tick:
         ints = decrypt_aggregate(key, vec, min_parties=min_parties, scaled=True,
-                                 ledger=led, progress=tick)
+                                 ledger=led, progress=tick, layout=key_layout,
+                                 signers=signers, aggregators=aggregators)
     cells = _format(ints, vec.layout.scale, scheme)
     with atomic_output(out_path, "w") as fh:
         w = csv.writer(fh, lineterminator="\n")

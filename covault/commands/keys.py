@@ -8,13 +8,14 @@ import click
 
 from covault.console import (
     emit_json,
+    err,
     format_option,
     handle_errors,
     out,
     print_table,
     refuse_overwrite,
 )
-from covault.keyopts import kek_options, open_keyset, resolve_kek
+from covault.keyopts import kek_options, open_keyset, parse_key_id, resolve_kek
 from privacy.errors import InputError
 from privacy.keys import TEMPLATES, Kek, Keyset, format_key_id
 
@@ -26,13 +27,6 @@ def keys() -> None:
     Key files are JSON with the key material encrypted under a key-encryption key:
     a passphrase from $COVAULT_PASSPHRASE (scrypt) or a 32-byte --kek-file.
     """
-
-
-def _parse_key_id(text: str) -> int:
-    try:
-        return int(text, 16) if text.lower().startswith("0x") else int(text)
-    except ValueError:
-        raise InputError(f"key id {text!r} is not a number (e.g. 0x1a2b3c4d)") from None
 
 
 def _info_rows(template: str, ks_info: list) -> list[dict[str, object]]:  # type: ignore[type-arg]
@@ -86,10 +80,26 @@ def create(
 @format_option
 @handle_errors
 def rotate(keyset_file: str, kek_file: str | None, passphrase_env: str, fmt: str) -> None:
-    """Add a new primary key; older keys keep decrypting."""
+    """Add a new primary key; older keys keep decrypting.
+
+    FF1 values carry no key id: on an FF1_AES256 keyset a warning (stderr) names the old
+    key, which values encrypted before the rotation need.
+    """
     keyset = open_keyset(keyset_file, kek_file, passphrase_env)
+    old = keyset.primary_id
     keyset.rotate()
     keyset.save(keyset_file, resolve_kek(kek_file, passphrase_env))
+    if keyset.primitive == "fpe":
+        err.print(
+            f"warning: {keyset_file} is an {keyset.template} keyset and FF1 values carry no "
+            f"key id: values encrypted before this rotation decrypt only with the key that "
+            f"was primary then ({format_key_id(old)} until now), which stays in the keyset "
+            f"(do not disable it while such values are in use). `covault mask apply` "
+            f"outputs record the key id per column in their metadata and ledger record, and "
+            f"`covault mask reveal` uses it; for `covault field decrypt` pass "
+            f"--key-id {format_key_id(old)} (or the id `field encrypt` reported).",
+            markup=False,
+        )
     _show(keyset_file, keyset, fmt, "rotated")
 
 
@@ -104,9 +114,9 @@ def disable(
 ) -> None:
     """Disable KEY_ID: tokens made with it stop decrypting."""
     keyset = open_keyset(keyset_file, kek_file, passphrase_env)
-    keyset.disable(_parse_key_id(key_id))
+    keyset.disable(parse_key_id(key_id))
     keyset.save(keyset_file, resolve_kek(kek_file, passphrase_env))
-    _show(keyset_file, keyset, fmt, f"disabled {format_key_id(_parse_key_id(key_id))}")
+    _show(keyset_file, keyset, fmt, f"disabled {format_key_id(parse_key_id(key_id))}")
 
 
 @keys.command("show")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,11 @@ _ledger = click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False
                        help="Record what was disclosed in this ledger database.")
 _timeout = click.option("--timeout", type=click.FloatRange(1, None), default=600.0,
                         show_default=True, help="Seconds a socket read or write may wait.")
+_min_count = click.option(
+    "--min-count", type=click.IntRange(1, None), default=1, show_default=True,
+    help="intersection-sum: refuse to reveal a sum over fewer ids than this (stops an "
+         "honest joiner with a tiny intersection from learning single values; a dishonest "
+         "one can claim any count up to both set sizes).")
 _paillier = click.option("--paillier-bits", type=click.IntRange(2048, 8192), default=3072,
                          show_default=True, help="Paillier key size (intersection-sum).")
 
@@ -146,15 +152,32 @@ def _progress() -> Callable[[str], None] | None:
 
 
 def _party(ids_path: str, column: str, mode: str, context: str, workers: int | None,
-           value_column: str | None = None, paillier_bits: int = 3072) -> tuple[Any, Any]:
+           value_column: str | None = None, paillier_bits: int = 3072,
+           min_count: int = 1) -> tuple[Any, Any]:
     from privacy.psi import PsiParty
 
     table = _read_table(ids_path, column, value_column)
     ids = _ids(table, ids_path, column)
     values = _values(table, ids_path, value_column) if value_column else None
     party = PsiParty(ids, mode=mode, context=context, values=values, workers=workers,
-                     paillier_bits=paillier_bits)
+                     paillier_bits=paillier_bits, min_count=min_count)
     return table, party
+
+
+def _ledger_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A result summary fit for a ledger: no output path, and never the sum (a value)."""
+    return {k: v for k, v in summary.items() if k not in ("output", "sum")}
+
+
+def _outcome_line(report: Any) -> str:
+    """One stderr line per served session: peer, mode, outcome, sizes or the error."""
+    line = f"psi: {report.peer} mode {report.mode}: {report.outcome}"
+    if report.outcome == "ok":
+        line += f" (peer_size {report.peer_size}"
+        if report.size is not None:
+            line += f", intersection_size {report.size}"
+        return line + f", {report.seconds:.1f} s)"
+    return line + f": {report.error}"
 
 
 def _report(fmt: str, summary: dict[str, Any]) -> None:
@@ -195,6 +218,12 @@ def _emit_result(fmt: str, result: Any, table: Any, out_path: str | None,
 @click.option("--value-column", default=None,
               help="Integer column summed over the intersection (intersection-sum).")
 @click.option("--once", is_flag=True, help="Exit after one session.")
+@click.option("--session-timeout", type=click.FloatRange(1, None), default=900.0,
+              show_default=True,
+              help="Seconds a whole session may take (raise it for very large sets).")
+@click.option("--max-sessions", type=click.IntRange(1, 256), default=4, show_default=True,
+              help="Sessions served at once; a connection beyond them is told 'busy'.")
+@_min_count
 @_context
 @_paillier
 @_workers
@@ -203,33 +232,42 @@ def _emit_result(fmt: str, result: Any, table: Any, out_path: str | None,
 @format_option
 @handle_errors
 def serve_cmd(ids_path: str, column: str, port: int, host: str, mode: str,
-              value_column: str | None, once: bool, context: str, paillier_bits: int,
+              value_column: str | None, once: bool, session_timeout: float,
+              max_sessions: int, min_count: int, context: str, paillier_bits: int,
               workers: int | None, timeout: float, ledger_path: str | None, fmt: str) -> None:
     """Answer PSI sessions as the responder: the peer runs `covault psi join`.
 
     The serving party learns only the peer's set size (and, in intersection-sum, the
-    count and the sum it decrypts, which it reports back to the peer).
+    count and the sum it decrypts, which it reports back to the peer). In
+    intersection-sum it refuses a sum that is not within count x max|value| of its
+    own column. Each session ends with one line on stderr (peer, mode, outcome) and,
+    with --ledger, one psi.serve record (sizes, outcome, error; never the sum).
     """
     from privacy.psi import serve
 
     if mode == "intersection-sum" and value_column is None:
         raise InputError("--mode intersection-sum needs --value-column")
     with optional_ledger(ledger_path) as ledger:
-        _, party = _party(ids_path, column, mode, context, workers, value_column, paillier_bits)
+        _, party = _party(ids_path, column, mode, context, workers, value_column, paillier_bits,
+                          min_count)
 
         def listening(h: str, p: int) -> None:
             err.print(f"psi: listening on {h}:{p} ({party.size} ids, mode {mode})", markup=False)
 
         def done(report: Any) -> None:
+            err.print(_outcome_line(report), markup=False)
+            _record(ledger, "psi.serve", report.record())
+            if report.outcome != "ok":
+                return
             summary = {"mode": report.mode, "peer": report.peer, "own_size": report.own_size,
                        "peer_size": report.peer_size}
             if report.mode == "intersection-sum":
                 summary.update(intersection_size=report.size, sum=report.sum)
-            _record(ledger, "psi.serve", summary)
             _report(fmt, summary)
 
-        serve(party, host=host, port=port, once=once, timeout=timeout, on_listen=listening,
-              on_session=done, progress=_progress())
+        serve(party, host=host, port=port, once=once, timeout=timeout,
+              session_timeout=session_timeout, max_sessions=max_sessions,
+              on_listen=listening, on_session=done, progress=_progress())
 
 
 @psi.command("join")
@@ -258,7 +296,7 @@ def join_cmd(ids_path: str, column: str, connect: str, out_path: str | None, mod
         table, party = _party(ids_path, column, mode, context, workers)
         result = join(party, host, port, timeout=timeout, progress=_progress())
         summary = _emit_result(fmt, result, table, out_path, {"peer": connect})
-        _record(ledger, "psi.join", {k: v for k, v in summary.items() if k != "output"})
+        _record(ledger, "psi.join", _ledger_summary(summary))
 
 
 # -- by files: request / respond / finish / reveal -------------------------------------
@@ -349,7 +387,7 @@ def finish_cmd(ids_path: str, column: str, state: str, in_message: str, out_path
         result = finish_files(_ids(table, ids_path, column), state, in_message,
                               sum_message=out_message, workers=workers)
         summary = _emit_result(fmt, result, table, out_path, {})
-        _record(ledger, "psi.finish", {k: v for k, v in summary.items() if k != "output"})
+        _record(ledger, "psi.finish", _ledger_summary(summary))
 
 
 @psi.command("reveal")
@@ -357,17 +395,35 @@ def finish_cmd(ids_path: str, column: str, state: str, in_message: str, out_path
               help="The state written by `psi respond`.")
 @click.option("--in-message", required=True, type=click.Path(dir_okay=False),
               help="The encrypted-sum message written by `psi finish`.")
+@_min_count
 @_ledger
 @format_option
 @handle_errors
-def reveal_cmd(state: str, in_message: str, ledger_path: str | None, fmt: str) -> None:
-    """Step 4 (responder, intersection-sum): decrypt the sum over the intersection."""
-    from privacy.psi import reveal_files
+def reveal_cmd(state: str, in_message: str, min_count: int, ledger_path: str | None,
+               fmt: str) -> None:
+    """Step 4 (responder, intersection-sum): decrypt the sum over the intersection.
+
+    Refuses (exit 2, nothing printed but the reason) a count above either set size or
+    below --min-count, or a value that is not within count x max|value| of the
+    responder's column. The ledger gets the count and the message's SHA-256, never the
+    sum; a refusal is recorded too.
+    """
+    from privacy.psi import SumRefusedError, reveal_files
 
     with optional_ledger(ledger_path) as ledger:
-        result = reveal_files(state, in_message)
+        try:
+            digest = hashlib.sha256(Path(in_message).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", file=in_message) from exc
+        try:
+            result = reveal_files(state, in_message, min_count=min_count)
+        except SumRefusedError as exc:
+            _record(ledger, "psi.reveal", {"mode": "intersection-sum", "outcome": "refused",
+                                           "error": str(exc), "message_sha256": digest})
+            raise
         summary = result.summary()
-        _record(ledger, "psi.reveal", summary)
+        _record(ledger, "psi.reveal", {**_ledger_summary(summary), "outcome": "ok",
+                                       "message_sha256": digest})
         _report(fmt, summary)
 
 

@@ -122,6 +122,7 @@ class OpContext:
     keys: KeyProvider = dataclasses.field(default_factory=KeyProvider)
     batch: pa.RecordBatch | None = None
     row_offset: int = 0
+    key_id: int | None = None  # the key to use (operators whose output names no key)
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,10 @@ class Operator:
         ``True`` for ``drop``: the engine removes the column.
     key_required:
         ``False`` when the operator can run without a keyset (``noise``).
+    records_key_id:
+        ``True`` when the output cannot carry the id of the key that made it (``fpe``):
+        the plan records the key id per column, and :meth:`reverse` must be given it
+        (``OpContext.key_id``).
     """
 
     name: ClassVar[str] = ""
@@ -164,6 +169,7 @@ class Operator:
     drops: ClassVar[bool] = False
     deterministic: ClassVar[bool] = True
     key_required: ClassVar[bool] = True
+    records_key_id: ClassVar[bool] = False
 
     @classmethod
     def from_options(cls: type[T], options: Mapping[str, Any] | None = None) -> T:

@@ -10,8 +10,9 @@ Warnings
 --------
 ``hash``, ``tokenize`` and ``fpe`` are deterministic: equal inputs give equal outputs,
 which is what makes them joinable and also what leaks frequencies. Use ``encrypt``
-where equality must stay hidden. FF1 output carries no key id: after a rotation, only
-the primary key decrypts it.
+where equality must stay hidden. FF1 output carries no key id: the engine records the
+key id per ``fpe`` column in the plan (output metadata, ledger) and ``reverse`` uses
+the key named there (``OpContext.key_id``), never simply the primary.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from masking.operators._base import OpContext, Operator, OpResult, as_text
+from privacy.errors import KeysetError
 from privacy.fields import DeterministicCipher, FieldCipher, Tokenizer
 from privacy.fpe import ALPHABET, FF1
 
@@ -136,6 +138,7 @@ class Fpe(Operator):
     name = "fpe"
     templates = ("FF1_AES256",)
     reversible = True
+    records_key_id = True
     radix: int = 10
     keep_prefix: int = 0
     keep_suffix: int = 0
@@ -150,9 +153,15 @@ class Fpe(Operator):
         clash = [c for c in self.separators if c.lower() in alphabet]
         self.check(not clash, "separators", f"{clash[:1]} is a numeral of radix {self.radix}")
 
-    def _ff1(self, ctx: OpContext) -> FF1:
+    def _ff1(self, ctx: OpContext, *, reverse: bool = False) -> FF1:
         ks = ctx.keys.get(self.templates, operator=self.name, column=ctx.column)
-        return FF1(ks.key_material(), self.radix, ctx.context.encode("utf-8"))
+        if reverse and ctx.key_id is None and len(ks.key_ids) > 1:
+            raise KeysetError(
+                f"column {ctx.column!r}: FF1 output carries no key id and none was recorded "
+                f"for this column, and the keyset holds {len(ks.key_ids)} keys; refusing to "
+                "decrypt with a guessed key"
+            )
+        return FF1(ks.key_material(ctx.key_id), self.radix, ctx.context.encode("utf-8"))
 
     def _valid(self, text: pa.Array, ff1: FF1) -> np.ndarray:
         alphabet = ALPHABET[: self.radix]
@@ -180,7 +189,7 @@ class Fpe(Operator):
         return OpResult(out, invalid if invalid.any() else None, reason)
 
     def reverse(self, values: pa.Array, ctx: OpContext) -> pa.Array:
-        return self._ff1(ctx).decrypt_formatted_many(
+        return self._ff1(ctx, reverse=True).decrypt_formatted_many(
             as_text(values), keep_prefix=self.keep_prefix, keep_suffix=self.keep_suffix,
             separators=self.separators,
         )

@@ -6,8 +6,9 @@ TenSEAL until a name from them is used.
 * :mod:`privacy.he.paillier` - keys, DJN fast encryption, :class:`EncryptedVector`;
 * :mod:`privacy.he.packing` - :class:`PackingLayout`: many values per plaintext;
 * :mod:`privacy.he.ckks` - named CKKS/BFV parameter sets, :class:`HEContext`;
-* :mod:`privacy.he.serial` - versioned pickle-free files;
-* :mod:`privacy.he.secure_sum` - contribute / aggregate / decrypt with a party threshold.
+* :mod:`privacy.he.serial` - versioned pickle-free files, key ids recomputed on load;
+* :mod:`privacy.he.secure_sum` - contribute / aggregate / decrypt with a party threshold;
+* :mod:`privacy.he.signing` - Ed25519 signatures over contributions and aggregates.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ an encryption of zero does not give circuit privacy (noise flooding is not appli
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,9 @@ __all__ = [
     "HEContext",
     "TensealVector",
     "generate_context",
+    "public_context_bytes",
+    "context_fingerprint",
+    "check_context",
 ]
 
 SIGMA = 3.2
@@ -114,6 +118,82 @@ def bfv_limbs(t_bits: int, layout: PackingLayout) -> tuple[int, int]:
         )
     n = math.ceil(layout.value_bits / b)
     return math.ceil(layout.value_bits / n), n
+
+
+#: Domain of the key id hash; ``v2`` ids cover the parameter set, the plain modulus and
+#: the layout's bounds besides the public context (``v1`` ids were not recomputed on
+#: load, so a context could be swapped in under another key's id).
+KEY_ID_DOMAIN = b"covault-tenseal-key-v2\x00"
+
+
+def public_context_bytes(context: Any) -> bytes:
+    """TenSEAL's serialisation of the public part of ``context``: parameters and public
+    key, no secret, relinearisation or Galois keys (SEAL's serialisation is
+    deterministic, so this is a canonical encoding of the public context)."""
+    data: bytes = context.serialize(save_public_key=True, save_secret_key=False,
+                                    save_galois_keys=False, save_relin_keys=False)
+    return data
+
+
+def context_fingerprint(params: HEParams, layout: PackingLayout, plain_modulus: int,
+                        public_bytes: bytes) -> bytes:
+    """Key id of a TenSEAL context: SHA-256 over all its public parameters.
+
+    ``SHA-256("covault-tenseal-key-v2" 0x00 || u32 len(head) || head || public)`` where
+    ``head`` is the canonical JSON of the parameter set (name, scheme, degree, modulus
+    sizes, scale), the plain modulus and the layout's ``value_bits`` and ``parties``
+    (its ``scale`` is chosen per encryption and is not part of the key), and ``public``
+    is :func:`public_context_bytes`.
+    """
+    head = json.dumps({
+        "params": params.name, "scheme": params.scheme,
+        "poly_modulus_degree": params.poly_modulus_degree,
+        "coeff_mod_bit_sizes": list(params.coeff_mod_bit_sizes),
+        "scale_bits": params.scale_bits, "plain_modulus": int(plain_modulus),
+        "value_bits": layout.value_bits, "parties": layout.parties,
+    }, sort_keys=True, separators=(",", ":")).encode("ascii")
+    return hashlib.sha256(KEY_ID_DOMAIN + len(head).to_bytes(4, "big") + head
+                          + public_bytes).digest()
+
+
+def check_context(params: HEParams, context: Any, plain_modulus: int,
+                  layout: PackingLayout) -> None:
+    """Check that a TenSEAL context really has the parameters its file claims.
+
+    Raises
+    ------
+    HEError
+        Scheme, ring degree, coefficient modulus size, plain modulus or CKKS scale
+        differ from ``params``, or the context has no public key.
+    """
+    try:
+        data = context.seal_context().data.key_context_data()
+        parms = data.parms()
+        scheme = str(parms.scheme()).rsplit(".", 1)[-1].lower()
+        degree = int(parms.poly_modulus_degree())
+        total_bits = int(data.total_coeff_modulus_bit_count())
+        half = int(data.plain_upper_half_threshold())
+        has_public = bool(context.has_public_key())
+    except Exception as exc:  # TenSEAL raises bare exceptions
+        raise HEError(f"unreadable TenSEAL context ({exc})") from None
+    want_bits = sum(params.coeff_mod_bit_sizes)
+    if (scheme, degree, total_bits) != (params.scheme, params.poly_modulus_degree, want_bits):
+        raise HEError(f"context is a {scheme} context of degree {degree} with a "
+                      f"{total_bits}-bit modulus, not {params.name}")
+    if not has_public:
+        raise HEError("context holds no public key")
+    if params.scheme == "bfv":
+        if plain_modulus < 2 or half != (plain_modulus + 1) // 2:
+            raise HEError("context's plain modulus differs from the one its file names")
+        bfv_limbs(int(plain_modulus).bit_length(), layout)
+        if plain_modulus % (2 * degree) != 1 or plain_modulus.bit_length() > MAX_PLAIN_BITS:
+            raise HEError("plain modulus is not a batching prime of at most "
+                          f"{MAX_PLAIN_BITS} bits")
+    else:
+        if plain_modulus != 0:
+            raise HEError("a CKKS context has no plain modulus")
+        if float(context.global_scale) != 2.0**params.scale_bits:
+            raise HEError(f"context's scale differs from 2**{params.scale_bits}")
 
 
 @dataclass(eq=False)
@@ -243,6 +323,7 @@ class TensealVector:
     multiplications: int = 0
     contributors: tuple[str, ...] = ()
     name: str | None = None
+    endorsements: tuple[Any, ...] = ()  # privacy.he.signing.Endorsement; dropped by every op
 
     @property
     def scheme(self) -> str:
@@ -304,7 +385,8 @@ class TensealVector:
         mults = self.multiplications + (1 if self.scheme == "ckks" else 0)
         if mults > len(self.params.coeff_mod_bit_sizes) - 2:
             raise HEError(f"no multiplicative level left in {self.params.name}")
-        return self._with([c * k for c in self.chunks], weight, self.contributors, mults)
+        return self._with([c * k for c in self.chunks], weight,
+                          self.contributors if k else (), mults)
 
     __rmul__ = __mul__
 
@@ -395,7 +477,5 @@ def generate_context(params: str = "ckks-128-8192", *, layout: PackingLayout | N
         t = _batching_prime(need, p.poly_modulus_degree)
         ctx = ts.context(ts.SCHEME_TYPE.BFV, poly_modulus_degree=p.poly_modulus_degree,
                          plain_modulus=t, coeff_mod_bit_sizes=list(p.coeff_mod_bit_sizes))
-    pub = ctx.serialize(save_public_key=True, save_secret_key=False, save_galois_keys=False,
-                        save_relin_keys=False)
-    fp = hashlib.sha256(b"covault-tenseal-v1\x00" + pub).digest()
+    fp = context_fingerprint(p, lay, t, public_context_bytes(ctx))
     return HEContext(p, ctx, fp, lay, t)

@@ -110,6 +110,41 @@ class PackingLayout:
         except (KeyError, TypeError, ValueError) as exc:
             raise HEError(f"malformed packing layout {d!r}") from exc
 
+    def check_metadata(self, weight: object, contributors: object) -> None:
+        """Range-check an encrypted vector's ``weight`` and contributor list against
+        this layout (they come from files, so they are checked on every load).
+
+        ``weight`` must be an integer ``1 <= weight <= parties``; ``contributors`` a list
+        of distinct non-empty strings, no more of them than ``weight`` (every
+        contribution adds at least 1 to the weight: a file that names more contributors
+        than its weight, or has weight 0, was relabelled).
+
+        Raises
+        ------
+        PackingOverflowError
+            ``weight`` above the layout's headroom.
+        HEError
+            Any other inconsistency.
+        """
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+            raise HEError(f"encrypted vector has weight {weight!r}; a weight is the number "
+                          "of contributions it holds and must be a positive integer")
+        self.check_weight(weight)
+        if not isinstance(contributors, list | tuple):
+            raise HEError("encrypted vector's contributor list is not a list")
+        if any(not isinstance(c, str) or not c or len(c) > 256 for c in contributors):
+            raise HEError("encrypted vector names a contributor that is not a non-empty "
+                          "string of at most 256 characters")
+        if len(set(contributors)) != len(contributors):
+            raise HEError("encrypted vector names a contributor more than once")
+        if len(contributors) > weight:
+            raise HEError(f"encrypted vector names {len(contributors)} contributors but "
+                          f"holds only weight {weight}: its contributor list was relabelled")
+
+    def same_bounds(self, other: PackingLayout) -> bool:
+        """Whether ``other`` has the same ``value_bits`` and ``parties`` (scale aside)."""
+        return (self.value_bits, self.parties) == (other.value_bits, other.parties)
+
     def check_weight(self, weight: int) -> None:
         """Raise :class:`PackingOverflowError` if an aggregate of ``weight`` does not fit."""
         if weight > self.parties:

@@ -58,7 +58,9 @@ class EncryptedVector:
     """A numpy vector packed into Paillier ciphertexts.
 
     ``weight`` is the headroom used (contributions summed, times ``|scalar|``) and is
-    checked against ``layout.parties``; ``contributors`` are the party ids summed in.
+    checked against ``layout.parties``; ``contributors`` are the party ids summed in
+    (a product by 0 holds no contribution and names none). ``endorsements`` are the
+    signatures of :mod:`privacy.he.signing`; any operation drops them.
     Create with :meth:`encrypt`; combine with ``+``, ``* int`` and :meth:`sum`.
     """
 
@@ -69,6 +71,7 @@ class EncryptedVector:
     weight: int = 1
     contributors: tuple[str, ...] = ()
     name: str | None = None
+    endorsements: tuple[Any, ...] = ()  # privacy.he.signing.Endorsement; dropped by every op
 
     @classmethod
     def encrypt(
@@ -125,7 +128,7 @@ class EncryptedVector:
         n2 = gmpy2.mpz(self.public_key.nsquare)
         cts = [gmpy2.powmod(c, k, n2) for c in self.ciphertexts]
         return EncryptedVector(self.public_key, self.layout, cts, self.length, weight,
-                               self.contributors, self.name)
+                               self.contributors if k else (), self.name)
 
     __rmul__ = __mul__
 

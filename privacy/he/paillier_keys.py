@@ -26,6 +26,17 @@ byte windows (``h_s**(d * 256**j)``), i.e. about ``|a|/8`` modular multiplicatio
 roughly 0.2 ms at 2048 bits. An alternative with no extra assumption is a pool of
 ``r**n`` values precomputed off-line and never reused; it moves the cost, not removes it.
 
+Key ids and ``h_s``
+-------------------
+``h_s`` is part of the public key: a key with ``h_s = 1`` "encrypts" ``m`` as
+``(1 + n)**m``, which anyone reads. The key id (:func:`fingerprint_of`) therefore
+covers ``n``, ``h_s`` and the exponent length, and every key built checks ``h_s``
+publicly (:func:`check_public_numbers`: a unit with ``h_s mod n`` of order above
+:data:`SMALL_ORDER_BOUND` and the Jacobi symbol of ``-1``); the key holder also checks
+that ``h_s`` is an ``n``-th residue (:class:`PaillierPrivateKey`). Whether ``h_s`` is an
+``n``-th residue of large order cannot be checked without the factors: parties rely on
+comparing the key id with the key holder's.
+
 Warnings
 --------
 The private key's ``p`` and ``q`` travel to local worker processes during parallel
@@ -34,6 +45,7 @@ decryption. Keys below 2048 bits are refused.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Sequence
@@ -56,6 +68,7 @@ __all__ = [
     "DEFAULT_KEY_BITS",
     "security_bits",
     "fingerprint_of",
+    "check_public_numbers",
     "PaillierPublicKey",
     "PaillierPrivateKey",
     "generate_keypair",
@@ -84,11 +97,97 @@ def _check_bits(nbits: int) -> None:
         )
 
 
-def fingerprint_of(n: int) -> bytes:
-    """SHA-256 fingerprint of a Paillier public key (its modulus)."""
-    nb = int(n).to_bytes((int(n).bit_length() + 7) // 8, "big")
-    return hashlib.sha256(b"covault-paillier-v1\x00" + nb).digest()
+#: Domain of the key id hash; ``v2`` ids cover ``n``, ``h_s`` and the exponent length
+#: (``v1`` ids covered ``n`` alone, so a rewritten ``h_s`` kept its key's id).
+KEY_ID_DOMAIN = b"covault-paillier-key-v2\x00"
+#: ``h_s mod n`` must not have a multiplicative order up to this bound (see
+#: :func:`check_public_numbers`).
+SMALL_ORDER_BOUND = 1024
+_SMALL_PRIMES = int(gmpy2.primorial(10_000))
 
+
+def _lp(x: int) -> bytes:
+    """``len (u32) || x`` big-endian: an unambiguous encoding of a non-negative integer."""
+    b = int(x).to_bytes((int(x).bit_length() + 7) // 8 or 1, "big")
+    return len(b).to_bytes(4, "big") + b
+
+
+def fingerprint_of(n: int, hs: int, exponent_bits: int) -> bytes:
+    """Key id of a Paillier public key: SHA-256 over all its public parameters.
+
+    ``SHA-256("covault-paillier-key-v2" 0x00 || lp(n) || lp(h_s) || u32 exponent_bits)``
+    where ``lp(x)`` is ``x`` big-endian behind its byte length (u32): a canonical,
+    unambiguous encoding, so no other ``(n, h_s, exponent_bits)`` has the same id.
+    """
+    if not 0 < int(exponent_bits) < 2**32:
+        raise HEError(f"DJN exponent length {exponent_bits} is out of range")
+    return hashlib.sha256(KEY_ID_DOMAIN + _lp(n) + _lp(hs)
+                          + int(exponent_bits).to_bytes(4, "big")).digest()
+
+
+@functools.lru_cache(maxsize=64)
+def check_public_numbers(n: int, hs: int, exponent_bits: int) -> None:
+    """Check what can be checked publicly about a Paillier key ``(n, h_s, exponent_bits)``.
+
+    ``n``: at least :data:`MIN_KEY_BITS` bits, odd, not a square, no prime factor below
+    10 000. ``exponent_bits``: from ``2 * security_bits`` up to the bit length of ``n``
+    (a longer exponent buys nothing and its fixed-base table would exhaust memory).
+    ``h_s`` must be a unit of ``Z/n**2`` (``1 < h_s < n**2``, ``gcd(h_s, n) = 1``) of the
+    DJN form ``h**n mod n**2`` with ``h = -y**2 mod n`` as far as that is visible without
+    the factors of ``n``:
+
+    * ``h_s mod n`` has multiplicative order above :data:`SMALL_ORDER_BOUND` modulo
+      ``n``. This refuses ``h_s = 1``, ``n**2 - 1`` and every ``h_s = 1 mod n`` (such as
+      ``(1 + n)**t``): with a base of small order ``k``, ``c mod n = h_s**a mod n``
+      gives away ``a mod k``, and with it ``(1 + n)**m`` and the plaintext;
+    * its Jacobi symbol modulo ``n`` is that of ``-1`` (``(-y**2)**n`` has the symbol
+      of ``-1`` because ``n`` is odd); an arbitrary substitute fails this half the time.
+
+    What cannot be checked publicly: that ``h_s`` is an ``n``-th residue modulo
+    ``n**2`` (deciding that *is* the DCR problem Paillier's security rests on) and that
+    its order is large (about ``lambda(n)``; computing it needs the factors). The key
+    holder checks the first on every load of its private key
+    (:class:`PaillierPrivateKey`); everyone else relies on the key id, which covers
+    ``h_s`` and must be compared out of band with the key holder's.
+
+    Raises
+    ------
+    HEError
+        The numbers cannot form a sound key.
+    """
+    n, hs, exponent_bits = int(n), int(hs), int(exponent_bits)
+    _check_bits(n.bit_length())
+    mn = gmpy2.mpz(n)
+    if n % 2 == 0 or gmpy2.is_square(mn) or gmpy2.gcd(mn, _SMALL_PRIMES) != 1:
+        raise HEError("Paillier modulus n is even, a square or has a small prime factor")
+    kappa2 = 2 * security_bits(n.bit_length())
+    if exponent_bits < kappa2:
+        raise HEError(
+            f"DJN exponent of {exponent_bits} bits is below 2*kappa = "
+            f"{kappa2} bits for a {n.bit_length()}-bit key"
+        )
+    if exponent_bits > n.bit_length():
+        raise HEError(f"DJN exponent of {exponent_bits} bits is longer than the "
+                      f"{n.bit_length()}-bit modulus")
+    if not 1 < hs < n * n:
+        raise HEError("DJN base h_s must satisfy 1 < h_s < n**2")
+    if gmpy2.gcd(hs, mn) != 1:
+        raise HEError("DJN base h_s is not a unit modulo n**2 (gcd(h_s, n) != 1)")
+    h0 = gmpy2.mpz(hs) % mn
+    x = h0
+    for k in range(1, SMALL_ORDER_BOUND + 1):
+        if x == 1:
+            raise HEError(f"DJN base h_s has order {k} modulo n: it would leave "
+                          "ciphertexts (nearly) unrandomised and readable by anyone")
+        x = x * h0 % mn
+    if gmpy2.jacobi(h0, mn) != gmpy2.jacobi(mn - 1, mn):
+        raise HEError("DJN base h_s is not of the form (-y**2)**n (wrong Jacobi symbol)")
+
+
+def _is_nth_residue(hs: int, p: int, q: int) -> bool:
+    """Whether ``h_s`` is an ``n``-th residue modulo ``n**2`` (``n = p*q``): its order
+    divides ``p - 1`` modulo ``p**2`` and ``q - 1`` modulo ``q**2``."""
+    return all(gmpy2.powmod(hs, r - 1, gmpy2.mpz(r) * r) == 1 for r in (p, q))
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,12 +203,7 @@ class PaillierPublicKey:
     exponent_bits: int
 
     def __post_init__(self) -> None:
-        _check_bits(self.bits)
-        if self.exponent_bits < 2 * security_bits(self.bits):
-            raise HEError(
-                f"DJN exponent of {self.exponent_bits} bits is below 2*kappa = "
-                f"{2 * security_bits(self.bits)} bits for a {self.bits}-bit key"
-            )
+        check_public_numbers(int(self.n), int(self.hs), int(self.exponent_bits))
 
     @property
     def bits(self) -> int:
@@ -123,8 +217,8 @@ class PaillierPublicKey:
 
     @property
     def fingerprint(self) -> bytes:
-        """SHA-256 over the modulus: names the key in files and error messages."""
-        return fingerprint_of(self.n)
+        """SHA-256 over all public parameters (:func:`fingerprint_of`): the key id."""
+        return fingerprint_of(self.n, self.hs, self.exponent_bits)
 
     @property
     def key_id(self) -> str:
@@ -132,10 +226,10 @@ class PaillierPublicKey:
         return self.fingerprint[:8].hex()
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, PaillierPublicKey) and other.n == self.n
+        return isinstance(other, PaillierPublicKey) and other.fingerprint == self.fingerprint
 
     def __hash__(self) -> int:
-        return hash(self.n)
+        return hash(self.fingerprint)
 
     @classmethod
     def from_phe(cls, key: Any, *, exponent_bits: int | None = None) -> PaillierPublicKey:
@@ -147,13 +241,19 @@ class PaillierPublicKey:
         """Public key for modulus ``n`` with a freshly drawn DJN base."""
         _check_bits(n.bit_length())
         mn = gmpy2.mpz(n)
+        eb = 2 * security_bits(n.bit_length()) if exponent_bits is None else exponent_bits
         while True:
             y = gmpy2.mpz(secrets.randbelow(n - 2) + 2)
-            if gmpy2.gcd(y, mn) == 1:
-                break
-        hs = int(gmpy2.powmod((-y * y) % mn, mn, mn * mn))
-        eb = 2 * security_bits(n.bit_length()) if exponent_bits is None else exponent_bits
-        return cls(n=n, hs=hs, exponent_bits=eb)
+            if gmpy2.gcd(y, mn) != 1:
+                continue
+            hs = int(gmpy2.powmod((-y * y) % mn, mn, mn * mn))
+            try:
+                check_public_numbers(n, hs, eb)
+            except HEError:
+                if hs % n in (1, n - 1):  # y = +-1: redraw (probability about 4/n)
+                    continue
+                raise
+            return cls(n=n, hs=hs, exponent_bits=eb)
 
     def to_phe(self) -> Any:
         """The equivalent ``phe.paillier.PaillierPublicKey``."""
@@ -197,6 +297,9 @@ class PaillierPrivateKey:
     def __post_init__(self) -> None:
         if self.p * self.q != self.public_key.n:
             raise HEError("private key does not match its public key (p*q != n)")
+        if not _is_nth_residue(int(self.public_key.hs), int(self.p), int(self.q)):
+            raise HEError("the public key's DJN base h_s is not an n-th residue modulo n**2: "
+                          "encryptions under it would not decrypt; regenerate the key")
 
     def __repr__(self) -> str:
         return f"PaillierPrivateKey(key_id={self.public_key.key_id!r}, bits={self.public_key.bits})"

@@ -2,19 +2,34 @@
 
 Layout (all integers big-endian)::
 
-    b"CVHE" | version u8 | kind u8 | scheme u8 | fingerprint (32 bytes) | nfields u16
+    b"CVHE" | version u8 | kind u8 | scheme u8 | key id (32 bytes) | nfields u16
     nfields x ( name_len u8 | name (ASCII) | data_len u64 | data )
     SHA-256 of everything above (32 bytes)
 
-The fingerprint names the key (Paillier: SHA-256 of ``n``; TenSEAL: SHA-256 of the
-public context). Metadata is a JSON field; big numbers are raw bytes.
+The key id (*fingerprint*) is a SHA-256 over a canonical encoding of *all* the key's
+public parameters: for Paillier ``n``, the DJN base ``h_s`` and the exponent length
+(:func:`privacy.he.paillier_keys.fingerprint_of`); for TenSEAL the parameter set, the
+plain modulus, the layout's bounds and the whole public context
+(:func:`privacy.he.ckks.context_fingerprint`). Every load recomputes it from the
+parameters in the file and refuses a file whose stored id differs, naming the file; the
+public numbers are also checked (:func:`~privacy.he.paillier_keys.check_public_numbers`,
+:func:`~privacy.he.ckks.check_context`). Format version 1 files (ids over ``n`` alone,
+or not recomputed) are refused: regenerate the keys and encrypt again.
+
+Vector metadata (weight, contributors, lengths, limb and chunk counts) is range-checked
+against the packing layout on every load and dump
+(:meth:`~privacy.he.packing.PackingLayout.check_metadata`).
+
+Metadata is a JSON field; big numbers are raw bytes.
 
 Warnings
 --------
 The SHA-256 digest detects corruption and truncation, not forgery: anyone can rewrite a
-file and its digest. Authenticity (who produced a ciphertext, that the contributor list
-is honest) needs the ledger and signatures. Private key files are written with mode 0600
-but are not encrypted at rest; keep them on protected storage.
+file and its digest, and the key id only says *which* key a file holds. Compare key ids
+with the key holder's out of band. Who produced a contribution, and that a contributor
+list is honest, needs signatures (:mod:`privacy.he.signing`) and the ledger. Private key
+files are written with mode 0600 but are not encrypted at rest; keep them on protected
+storage.
 """
 
 from __future__ import annotations
@@ -38,7 +53,7 @@ __all__ = [
 ]
 
 MAGIC = b"CVHE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KINDS = {"public_key": 1, "private_key": 2, "vector": 4}
 SCHEMES = {"paillier": 1, "ckks": 2, "bfv": 3}
 PUBLIC_FILE = "public.cvhe"
@@ -91,6 +106,12 @@ def unpack_container(data: bytes, *, source: str = "HE file", kind: str | None =
     magic, version, k, s, fp, nfields = _HEAD.unpack_from(data)
     if magic != MAGIC:
         raise SerializationError(f"{source}: not a covault HE file (bad magic)")
+    if version == 1:
+        raise SerializationError(
+            f"{source}: format version 1, written by an older covault whose key ids do not "
+            "cover all public key parameters; it is no longer accepted. Regenerate the keys "
+            "(covault he keygen) and encrypt again"
+        )
     if version != FORMAT_VERSION:
         raise SerializationError(f"{source}: unsupported format version {version}")
     body, digest = data[:-32], data[-32:]
@@ -164,6 +185,7 @@ def dump_vector(vec: Any) -> bytes:
     """Serialise an encrypted vector (Paillier or TenSEAL) with its contributor list."""
     from privacy.he.paillier import EncryptedVector
 
+    vec.layout.check_metadata(vec.weight, list(vec.contributors))
     meta: dict[str, Any] = {"length": vec.length, "weight": vec.weight,
                             "contributors": list(vec.contributors), "name": vec.name,
                             "layout": vec.layout.to_dict()}
@@ -174,23 +196,69 @@ def dump_vector(vec: Any) -> bytes:
                     exponent_bits=vec.public_key.exponent_bits)
         return pack_container("vector", "paillier", vec.public_key.fingerprint,
                               {"meta": _meta(meta), "n": _ib(vec.public_key.n),
-                               "hs": _ib(vec.public_key.hs), "ciphertexts": blob})
+                               "hs": _ib(vec.public_key.hs), "ciphertexts": blob,
+                               **_endorsements(vec)})
     chunks = [c.serialize() for c in vec.chunks]
     meta.update(params=vec.params.name, n_limbs=vec.n_limbs,
                 multiplications=vec.multiplications, chunk_sizes=[len(c) for c in chunks])
     return pack_container("vector", vec.scheme, vec.fingerprint,
-                          {"meta": _meta(meta), "chunks": b"".join(chunks)})
+                          {"meta": _meta(meta), "chunks": b"".join(chunks),
+                           **_endorsements(vec)})
+
+
+def _endorsements(vec: Any) -> dict[str, bytes]:
+    if not vec.endorsements:
+        return {}
+    from privacy.he.signing import endorsements_to_bytes
+
+    return {"endorsements": endorsements_to_bytes(vec.endorsements)}
+
+
+def _read_endorsements(c: Container, weight: int) -> tuple[Any, ...]:
+    data = c.fields.get("endorsements")
+    if data is None:
+        return ()
+    from privacy.he.signing import endorsements_from_bytes
+
+    try:
+        return endorsements_from_bytes(data, weight + 1)
+    except HEError as exc:
+        raise _Malformed(str(exc)) from None
 
 
 # ------------------------------------------------------------------------ loading
-def _paillier_pub(c: Container, meta: dict[str, Any]) -> Any:
-    from privacy.he.paillier import PaillierPublicKey, fingerprint_of, security_bits
+class _Malformed(Exception):
+    """Raised inside :func:`_load`; :func:`load` re-raises it as a
+    :class:`SerializationError` naming the file."""
+
+
+def _int(meta: dict[str, Any], name: str, lo: int = 0) -> int:
+    v = meta.get(name)
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise _Malformed(f"metadata field {name!r} is not an integer >= {lo}")
+    return v
+
+
+def _mismatch(source: str, stored: bytes, actual: bytes) -> SerializationError:
+    return SerializationError(
+        f"{source}: key id {stored[:8].hex()} does not match the key's public parameters "
+        f"(they hash to {actual[:8].hex()}): the file was altered or corrupted; do not use it"
+    )
+
+
+def _paillier_pub(c: Container, meta: dict[str, Any], source: str) -> Any:
+    from privacy.he.paillier import PaillierPublicKey, fingerprint_of
 
     n = int.from_bytes(c.fields["n"], "big")
-    if fingerprint_of(n) != c.fingerprint:
-        raise SerializationError("HE file: key fingerprint does not match the key")
-    eb = meta.get("exponent_bits") or 2 * security_bits(n.bit_length())
-    return PaillierPublicKey(n=n, hs=int.from_bytes(c.fields["hs"], "big"), exponent_bits=int(eb))
+    hs = int.from_bytes(c.fields["hs"], "big")
+    eb = _int(meta, "exponent_bits", 1)
+    try:
+        fp = fingerprint_of(n, hs, eb)
+        if fp != c.fingerprint:
+            raise _mismatch(source, c.fingerprint, fp)
+        return PaillierPublicKey(n=n, hs=hs, exponent_bits=eb)
+    except HEError as exc:
+        raise SerializationError(f"{source}: unsound Paillier public key: {exc}") from None
 
 
 def load(data: bytes, *, source: str = "HE file", kind: str | None = None,
@@ -204,7 +272,8 @@ def load(data: bytes, *, source: str = "HE file", kind: str | None = None,
     Raises
     ------
     SerializationError
-        Malformed, truncated or tampered data.
+        Malformed, truncated or tampered data; a key id that does not match the key's
+        public parameters; unsound public parameters; vector metadata out of range.
     HEError
         ``context`` belongs to another key than the vector.
     """
@@ -212,66 +281,146 @@ def load(data: bytes, *, source: str = "HE file", kind: str | None = None,
     meta = c.meta()
     try:
         return _load(c, meta, source, context)
+    except _Malformed as exc:
+        raise SerializationError(f"{source}: {exc}") from None
     except (KeyError, ValueError, TypeError) as exc:
-        if isinstance(exc, HEError):
+        if isinstance(exc, SerializationError | HEError):
             raise
         raise SerializationError(f"{source}: malformed {c.kind} ({exc})") from exc
 
 
+def _check_vector_meta(meta: dict[str, Any], lay: PackingLayout | None) -> PackingLayout:
+    if lay is None:
+        raise _Malformed("vector has no packing layout")
+    try:
+        lay.check_metadata(meta.get("weight"), meta.get("contributors"))
+    except HEError as exc:
+        raise _Malformed(f"refused: {exc}") from None
+    _int(meta, "length")
+    name = meta.get("name")
+    if name is not None and not isinstance(name, str):
+        raise _Malformed("metadata field 'name' is not a string")
+    return lay
+
+
 def _load(c: Container, meta: dict[str, Any], source: str, context: Any) -> Any:
-    lay = PackingLayout.from_dict(meta["layout"]) if meta.get("layout") else None
+    try:
+        lay = PackingLayout.from_dict(meta["layout"]) if meta.get("layout") else None
+    except HEError as exc:
+        raise _Malformed(str(exc)) from None
     if c.scheme == "paillier":
         if c.kind == "public_key":
-            return _paillier_pub(c, meta)
+            return _paillier_pub(c, meta, source)
         if c.kind == "private_key":
             from privacy.he.paillier import PaillierPrivateKey
 
-            return PaillierPrivateKey(_paillier_pub(c, meta), int.from_bytes(c.fields["p"], "big"),
-                                      int.from_bytes(c.fields["q"], "big"))
+            pub = _paillier_pub(c, meta, source)
+            try:
+                return PaillierPrivateKey(pub, int.from_bytes(c.fields["p"], "big"),
+                                          int.from_bytes(c.fields["q"], "big"))
+            except HEError as exc:
+                raise SerializationError(f"{source}: unsound Paillier private key: {exc}"
+                                         ) from None
         if c.kind == "vector":
             import gmpy2
 
-            from privacy.he.paillier import EncryptedVector
+            from privacy.he.paillier import EncryptedVector, ciphertext_count
 
-            pub = _paillier_pub(c, meta)
-            width, count, blob = int(meta["width"]), int(meta["count"]), c.fields["ciphertexts"]
-            if len(blob) != width * count:
+            pub = _paillier_pub(c, meta, source)
+            lay = _check_vector_meta(meta, lay)
+            width, count, blob = _int(meta, "width"), _int(meta, "count"), c.fields["ciphertexts"]
+            length = _int(meta, "length")
+            if width != 2 * (-(-pub.bits // 8)) or len(blob) != width * count:
                 raise SerializationError(f"{source}: ciphertext block has the wrong size")
+            if count != ciphertext_count(length, lay, pub.bits):
+                raise SerializationError(f"{source}: {count} ciphertexts cannot hold "
+                                         f"{length} values in this layout")
+            n2 = gmpy2.mpz(pub.nsquare)
             cts = [gmpy2.mpz(int.from_bytes(blob[i:i + width], "big"))
                    for i in range(0, len(blob), width)]
-            assert lay is not None
-            return EncryptedVector(pub, lay, cts, int(meta["length"]), int(meta["weight"]),
-                                   tuple(meta["contributors"]), meta.get("name"))
+            if any(not 0 < x < n2 for x in cts):
+                raise SerializationError(f"{source}: a ciphertext lies outside 0 < c < n**2")
+            return EncryptedVector(pub, lay, cts, length, int(meta["weight"]),
+                                   tuple(meta["contributors"]), meta.get("name"),
+                                   _read_endorsements(c, int(meta["weight"])))
         raise SerializationError(f"{source}: unexpected {c.kind} for Paillier")
     import tenseal as ts
 
-    from privacy.he.ckks import HEContext, TensealVector, get_params
+    from privacy.he.ckks import (
+        HEContext,
+        TensealVector,
+        bfv_limbs,
+        check_context,
+        context_fingerprint,
+        get_params,
+        public_context_bytes,
+    )
 
+    try:
+        params = get_params(str(meta["params"]))
+    except HEError as exc:
+        raise _Malformed(str(exc)) from None
+    if params.scheme != c.scheme:
+        raise _Malformed(f"parameter set {params.name} is not {c.scheme}")
     if c.kind in ("public_key", "private_key"):
-        ctx = ts.context_from(c.fields["context"])
-        assert lay is not None
-        return HEContext(get_params(meta["params"]), ctx, c.fingerprint, lay,
-                         int(meta.get("plain_modulus", 0)))
+        if lay is None:
+            raise SerializationError(f"{source}: context has no packing layout")
+        try:
+            ctx = ts.context_from(c.fields["context"])
+        except Exception as exc:  # TenSEAL raises bare exceptions on bad bytes
+            raise SerializationError(f"{source}: unreadable {c.scheme} context") from exc
+        t = _int(meta, "plain_modulus")
+        try:
+            check_context(params, ctx, t, lay)
+        except HEError as exc:
+            raise SerializationError(f"{source}: {exc}") from None
+        if c.kind == "private_key" and not ctx.has_secret_key():
+            raise SerializationError(f"{source}: private key file holds no secret key")
+        fp = context_fingerprint(params, lay, t, public_context_bytes(ctx))
+        if fp != c.fingerprint:
+            raise _mismatch(source, c.fingerprint, fp)
+        return HEContext(params, ctx, fp, lay, t)
     if context is None:
         raise HEError(f"{source}: loading a {c.scheme} vector needs its context")
     if context.fingerprint != c.fingerprint:
         raise HEError(f"ciphertext was encrypted under key {c.fingerprint[:8].hex()}, "
                       f"not {context.key_id}")
+    lay = _check_vector_meta(meta, lay)
+    if params != context.params or not lay.same_bounds(context.layout):
+        raise SerializationError(f"{source}: parameter set or layout differ from the "
+                                 f"context's ({context.params.name}, {context.layout})")
+    length, n_limbs = _int(meta, "length"), _int(meta, "n_limbs", 1)
+    want_limbs = (bfv_limbs(context.plain_modulus.bit_length(), lay)[1]
+                  if c.scheme == "bfv" else 1)
+    mults = _int(meta, "multiplications")
+    if n_limbs != want_limbs or mults > len(params.coeff_mod_bit_sizes) - 2 or (
+            c.scheme == "bfv" and mults):
+        raise SerializationError(f"{source}: limb or level count out of range")
+    sizes = meta["chunk_sizes"]
+    if not isinstance(sizes, list) or len(sizes) != n_limbs * -(-length // params.slot_count):
+        raise SerializationError(f"{source}: chunk table does not fit {length} values")
     blob, pos, chunks = c.fields["chunks"], 0, []
     make = ts.ckks_vector_from if c.scheme == "ckks" else ts.bfv_vector_from
-    for size in meta["chunk_sizes"]:
-        if pos + int(size) > len(blob):
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0 \
+                or pos + size > len(blob):
             raise SerializationError(f"{source}: truncated chunk table")
         try:
-            chunks.append(make(context.context, blob[pos:pos + int(size)]))
+            chunks.append(make(context.context, blob[pos:pos + size]))
         except Exception as exc:  # TenSEAL raises bare exceptions on bad bytes
             raise SerializationError(f"{source}: unreadable {c.scheme} ciphertext") from exc
-        pos += int(size)
-    assert lay is not None
-    return TensealVector(get_params(meta["params"]), c.fingerprint, lay, chunks,
-                         int(meta["length"]), int(meta["n_limbs"]), int(meta["weight"]),
-                         int(meta["multiplications"]), tuple(meta["contributors"]),
-                         meta.get("name"))
+        pos += size
+    if pos != len(blob):
+        raise SerializationError(f"{source}: trailing bytes after the last chunk")
+    per = -(-length // params.slot_count)
+    for i, ch in enumerate(chunks):
+        want = min(params.slot_count, length - (i % per) * params.slot_count) if per else 0
+        if ch.size() != want:
+            raise SerializationError(f"{source}: chunk {i} holds {ch.size()} values, "
+                                     f"expected {want}")
+    return TensealVector(params, c.fingerprint, lay, chunks, length, n_limbs,
+                         int(meta["weight"]), mults, tuple(meta["contributors"]),
+                         meta.get("name"), _read_endorsements(c, int(meta["weight"])))
 
 
 # ------------------------------------------------------------------------ files

@@ -22,8 +22,17 @@ from privacy.psi.files import (
     write_request,
     write_response,
 )
-from privacy.psi.net import DEFAULT_TIMEOUT, PER_FRAME, ServeReport, join, serve
+from privacy.psi.net import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    PER_FRAME,
+    ServeReport,
+    join,
+    serve,
+)
 from privacy.psi.party import MODES, PROTOCOL, Mode, PsiParty, PsiResult, normalize_id
+from privacy.psi.sums import SumRefusedError
 
 __all__ = [
     "PROTOCOL",
@@ -36,7 +45,10 @@ __all__ = [
     "join",
     "ServeReport",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_SESSION_TIMEOUT",
+    "DEFAULT_MAX_SESSIONS",
     "PER_FRAME",
+    "SumRefusedError",
     "write_request",
     "write_response",
     "finish_files",

@@ -136,15 +136,30 @@ def finish_files(
     return result
 
 
-def reveal_files(state: Path, sum_message: Path) -> PsiResult:
-    """Responder, last step of ``intersection-sum``: decrypt the sum in ``sum_message``."""
+def _state_int(data: dict[str, Any], key: str, state: Path) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PSIError(f"{state}: malformed or missing {key!r} in the responder state "
+                       "(written by an older covault? run `psi respond` again)")
+    return value
+
+
+def reveal_files(state: Path, sum_message: Path, *, min_count: int = 1) -> PsiResult:
+    """Responder, last step of ``intersection-sum``: decrypt the sum in ``sum_message``.
+
+    Refuses (:class:`PSIError`, nothing decrypted is returned) a count above either set
+    size or below ``min_count``, and a plaintext beyond ``count * max|value|`` of the
+    responder's column (recorded in the state file by :func:`write_response`).
+    """
     data = read_state(state)
     if data.get("mode") != "intersection-sum" or "paillier" not in data:
         raise PSIError(f"{state}: not the state of an intersection-sum responder")
+    own, peer = _state_int(data, "size", state), _state_int(data, "peer_size", state)
+    max_abs = _state_int(data, "max_abs", state)
     with open(sum_message, "rb") as fh:
         reader = FrameReader(fh, str(sum_message))
         message = decode_json(Frame.SUM, reader.expect(Frame.SUM))
         _end(reader)
-    own, peer = int(data.get("size") or 0), int(data.get("peer_size") or 0)
-    total, count = decrypt_sum(import_private(data["paillier"]), message, min(own, peer))
+    total, count = decrypt_sum(import_private(data["paillier"]), message,
+                               max_count=min(own, peer), max_abs=max_abs, min_count=min_count)
     return PsiResult("intersection-sum", count, own, peer, sum=total)

@@ -16,44 +16,106 @@ Each side reads on a background thread while it sends, so two large streams in f
 at once never deadlock. Every socket operation has a timeout; either side sends an
 ``ERROR`` frame before closing when it rejects the session.
 
+:func:`serve` answers up to ``max_sessions`` sessions at once, each on its own thread
+with its own :meth:`PsiParty.fresh` party and an overall deadline (``session_timeout``)
+besides the per-operation ``timeout``. A session that fails in any way - a malformed
+or hostile message, an exception from a library, the deadline - ends that session
+only: the peer gets an ``ERROR`` frame and the server goes on. Every session ends in one
+:class:`ServeReport` (``outcome`` ``ok``, ``refused``, ``failed``, ``deadline``,
+``error`` or ``busy``) handed to ``on_session`` on the serving thread.
+
 Warnings
 --------
 The channel is neither encrypted nor authenticated: run it inside a TLS tunnel or VPN
-between known hosts. Semi-honest security only (see :mod:`privacy.psi`).
+between known hosts. Anyone who can connect can hold ``max_sessions`` sessions open
+until their deadline. Semi-honest security only (see :mod:`privacy.psi`; what a
+deviating joiner can still learn in ``intersection-sum`` is in :mod:`privacy.psi.sums`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from privacy.errors import PSIError
 from privacy.psi.group import POINT_BYTES
 from privacy.psi.party import PsiParty, PsiResult
-from privacy.psi.wire import Frame, FrameReader, encode_json, iter_stream_frames
+from privacy.psi.sums import SumRefusedError, sum_message_digest
+from privacy.psi.wire import Frame, FrameReader, clean_text, encode_json, iter_stream_frames
 
-__all__ = ["serve", "join", "ServeReport", "DEFAULT_TIMEOUT", "PER_FRAME"]
+__all__ = [
+    "serve",
+    "join",
+    "ServeReport",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_SESSION_TIMEOUT",
+    "DEFAULT_MAX_SESSIONS",
+    "PER_FRAME",
+]
 
 DEFAULT_TIMEOUT = 600.0
+DEFAULT_SESSION_TIMEOUT = 900.0
+DEFAULT_MAX_SESSIONS = 4
+_POLL = 0.2  # seconds between checks of ``stop`` and finished sessions
 PER_FRAME = 16384  # records per chunk frame
 Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class ServeReport:
-    """What the responder disclosed and learned in one session."""
+    """How one session ended, and what the responder disclosed and learned in it.
+
+    Attributes
+    ----------
+    peer:
+        ``"peer HOST:PORT"``.
+    outcome:
+        ``"ok"``; ``"refused"`` (an ``intersection-sum`` SUM this party would not
+        decrypt or reveal: see :func:`privacy.psi.sums.decrypt_sum`); ``"failed"`` (the
+        peer broke the protocol, aborted, went silent or away); ``"deadline"`` (the
+        session ran past ``session_timeout``); ``"error"`` (an unexpected exception,
+        the session was dropped and the server went on); ``"busy"`` (``max_sessions``
+        sessions were already running).
+    error:
+        Why, for any outcome but ``ok`` (control characters escaped; never a value).
+    peer_size, size, sum:
+        The peer's announced set size once known; the intersection count and the
+        decrypted sum (``intersection-sum``, ``ok`` only).
+    claimed_count, sum_sha256:
+        ``intersection-sum``: the count the peer's SUM message claimed and the SHA-256
+        of its ciphertext (:func:`privacy.psi.sums.sum_message_digest`), refused or not.
+    """
 
     peer: str
     mode: str
     own_size: int
-    peer_size: int
+    peer_size: int | None
     size: int | None = None
     sum: int | None = None
+    outcome: str = "ok"
+    error: str | None = None
+    seconds: float = 0.0
+    claimed_count: int | None = None
+    sum_sha256: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The session as a ledger record: sizes, outcome, error, digest - never the sum
+        or any value."""
+        out: dict[str, Any] = {"peer": self.peer, "mode": self.mode, "outcome": self.outcome,
+                               "own_size": self.own_size, "peer_size": self.peer_size,
+                               "seconds": round(self.seconds, 3)}
+        if self.mode == "intersection-sum":
+            out.update(intersection_size=self.size, claimed_count=self.claimed_count,
+                       sum_sha256=self.sum_sha256)
+        if self.error is not None:
+            out["error"] = self.error
+        return out
 
 
 def _send(sock: socket.socket, data: bytes, name: str) -> None:
@@ -98,25 +160,77 @@ class _Background:
         return self._value
 
 
-def _session(conn: socket.socket, party: PsiParty, name: str, say: Progress) -> ServeReport:
+def _session(conn: socket.socket, party: PsiParty, name: str, say: Progress,
+             seen: dict[str, Any]) -> ServeReport:
     reader = FrameReader(conn, name)
     hello = reader.expect_json(Frame.HELLO)
     accept = party.accept(hello)
+    peer_size = int(hello["size"])
+    seen["peer_size"] = peer_size
     _send(conn, encode_json(Frame.ACCEPT, accept), name)
-    peer_size = hello["size"]
     incoming = _Background(
         lambda: reader.read_stream(Frame.INITIATOR_CHUNK, POINT_BYTES, limit=peer_size)
     )
-    say(f"blinding {party.size} own ids")
+    say(f"{name}: blinding {party.size} own ids")
     _send_stream(conn, Frame.RESPONDER_CHUNK, party.records(), int(accept["record"]), name)
     points: bytes = incoming.result()
-    say(f"blinding {peer_size} peer ids")
+    say(f"{name}: blinding {peer_size} peer ids")
     _send_stream(conn, Frame.REPLY_CHUNK, party.reply(points), POINT_BYTES, name)
     if party.mode != "intersection-sum":
         return ServeReport(name, party.mode, party.size, peer_size)
-    result = party.reveal(reader.expect_json(Frame.SUM))
+    message = reader.expect_json(Frame.SUM)
+    count = message.get("count")
+    if isinstance(count, int) and not isinstance(count, bool):
+        seen["claimed_count"] = count
+    seen["sum_sha256"] = digest = sum_message_digest(message)
+    result = party.reveal(message)
     _send(conn, encode_json(Frame.SUM_RESULT, {"sum": result.sum, "count": result.size}), name)
-    return ServeReport(name, party.mode, party.size, peer_size, result.size, result.sum)
+    return ServeReport(name, party.mode, party.size, peer_size, result.size, result.sum,
+                       claimed_count=result.size, sum_sha256=digest)
+
+
+def _run_session(conn: socket.socket, name: str, party: PsiParty, *, timeout: float,
+                 session_timeout: float, say: Progress) -> ServeReport:
+    """One whole session on ``conn``; never raises: every ending is a report."""
+    start = time.monotonic()
+    expired = threading.Event()
+    seen: dict[str, Any] = {}
+
+    def expire() -> None:
+        expired.set()
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)  # wakes the session's blocked reads and writes
+
+    timer = threading.Timer(session_timeout, expire)
+    timer.daemon = True
+    timer.start()
+    outcome, error, tell = "ok", None, None
+    try:
+        conn.settimeout(timeout)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        report = _session(conn, party, name, say, seen)
+    except Exception as exc:  # noqa: BLE001 - a session never takes the server down
+        if expired.is_set():
+            outcome = "deadline"
+            error = f"{name}: session deadline of {session_timeout:g} s exceeded"
+        elif isinstance(exc, SumRefusedError):
+            outcome, error = "refused", str(exc)
+        elif isinstance(exc, PSIError):
+            outcome, error = "failed", str(exc)
+        else:
+            outcome = "error"
+            error = f"{name}: internal error: {type(exc).__name__}: {exc}"
+            tell = f"internal error ({type(exc).__name__}); session dropped"
+        _abort(conn, tell or error)
+        report = ServeReport(name, party.mode, party.size, seen.get("peer_size"),
+                             outcome=outcome, error=clean_text(error),
+                             claimed_count=seen.get("claimed_count"),
+                             sum_sha256=seen.get("sum_sha256"))
+    finally:
+        timer.cancel()
+        with contextlib.suppress(OSError):
+            conn.close()
+    return replace(report, seconds=time.monotonic() - start)
 
 
 def serve(
@@ -126,58 +240,117 @@ def serve(
     port: int = 0,
     once: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
+    session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
     on_listen: Callable[[str, int], None] | None = None,
     on_session: Callable[[ServeReport], None] | None = None,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> list[ServeReport]:
     """Answer PSI sessions as the responder on ``host:port``.
 
     Parameters
     ----------
     party:
-        The responder's party; each session after the first uses ``party.fresh()``.
+        The responder's party; every session runs on its own ``party.fresh()``.
     port:
         0 picks a free port (reported through ``on_listen(host, port)``).
     once:
-        Stop after one session (default). Otherwise serve until interrupted; a failed
-        session is reported through ``progress`` and the next one is awaited.
+        Serve one session on this thread and return (default); raise
+        :class:`PSIError` if it did not end ``ok``. Otherwise serve until ``stop`` is
+        set (or the process is interrupted), up to ``max_sessions`` sessions at once on
+        their own threads; a connection beyond that gets an ``ERROR`` frame
+        ("busy") and is closed.
     timeout:
         Seconds any single socket read or write may wait (the peer's computation
         included).
+    session_timeout:
+        Seconds a whole session may take; then its connection is shut down and the
+        session ends with outcome ``deadline``.
+    on_session:
+        Called on the serving thread with each session's :class:`ServeReport`,
+        whatever its outcome (a ledger may be written from it).
+    stop:
+        Set it to stop accepting; running sessions are finished (within their
+        deadline) and reported before :func:`serve` returns.
 
     Returns
     -------
     list of ServeReport
-        One per completed session.
+        One per session, in the order they ended.
+
+    Raises
+    ------
+    PSIError
+        With ``once``, when the session did not end ``ok``; or on bad arguments.
     """
+    if isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1:
+        raise PSIError(f"max_sessions must be a positive integer, not {max_sessions!r}")
+    if not session_timeout > 0 or not timeout > 0:
+        raise PSIError("timeout and session_timeout must be positive")
     say = progress or (lambda _msg: None)
     reports: list[ServeReport] = []
-    with socket.create_server((host, port)) as server:
-        bound = server.getsockname()
-        if on_listen is not None:
-            on_listen(str(bound[0]), int(bound[1]))
-        current = party
+    finished: queue.SimpleQueue[ServeReport] = queue.SimpleQueue()
+    slots = threading.BoundedSemaphore(max_sessions)
+    workers: list[threading.Thread] = []
+
+    def deliver() -> None:
         while True:
-            conn, addr = server.accept()
-            name = f"peer {addr[0]}:{addr[1]}"
-            with conn:
-                conn.settimeout(timeout)
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                try:
-                    report = _session(conn, current, name, say)
-                except PSIError as exc:
-                    _abort(conn, str(exc))
-                    if once:
-                        raise
-                    say(f"session with {name} failed: {exc}")
-                    current = current.fresh()
-                    continue
+            try:
+                report = finished.get_nowait()
+            except queue.Empty:
+                return
             reports.append(report)
             if on_session is not None:
                 on_session(report)
-            if once:
-                return reports
-            current = current.fresh()
+
+    def work(conn: socket.socket, name: str, session_party: PsiParty) -> None:
+        try:
+            finished.put(_run_session(conn, name, session_party, timeout=timeout,
+                                      session_timeout=session_timeout, say=say))
+        finally:
+            slots.release()
+
+    with socket.create_server((host, port), backlog=max(16, 2 * max_sessions)) as server:
+        server.settimeout(_POLL)
+        bound = server.getsockname()
+        if on_listen is not None:
+            on_listen(str(bound[0]), int(bound[1]))
+        try:
+            while stop is None or not stop.is_set():
+                deliver()
+                try:
+                    conn, addr = server.accept()
+                except TimeoutError:
+                    continue
+                name = f"peer {addr[0]}:{addr[1]}"
+                if once:
+                    report = _run_session(conn, name, party.fresh(), timeout=timeout,
+                                          session_timeout=session_timeout, say=say)
+                    finished.put(report)
+                    deliver()
+                    if report.outcome != "ok":
+                        raise PSIError(report.error or f"{name}: session failed")
+                    return reports
+                if not slots.acquire(blocking=False):
+                    _abort(conn, f"server busy ({max_sessions} sessions running); "
+                                 "try again later")
+                    with contextlib.suppress(OSError):
+                        conn.close()
+                    finished.put(ServeReport(name, party.mode, party.size, None,
+                                             outcome="busy",
+                                             error=f"{max_sessions} sessions already running"))
+                    continue
+                worker = threading.Thread(target=work, args=(conn, name, party.fresh()),
+                                          name=f"psi-session {name}", daemon=True)
+                workers = [w for w in workers if w.is_alive()]
+                workers.append(worker)
+                worker.start()
+            for worker in workers:
+                worker.join()
+        finally:
+            deliver()
+    return reports
 
 
 def _connect(host: str, port: int, connect_timeout: float) -> socket.socket:

@@ -23,6 +23,10 @@ Modes
     re-randomises the sum and returns it (:meth:`PsiParty.encrypted_sum`); the key
     holder decrypts only the sum (:meth:`PsiParty.reveal`) and may tell the initiator.
     The reply is shuffled as in ``cardinality``, so the initiator learns the count.
+    The key holder refuses a count above either set size or below ``min_count``, and a
+    decrypted value beyond ``count * max|value|`` of its own column: a deviating
+    initiator learns at most one bounded linear combination of the key holder's values
+    per session (see :mod:`privacy.psi.sums`).
 
 Ids are normalised (:func:`normalize_id`: NFKC, all whitespace removed, casefold;
 pluggable), empty ids dropped and duplicates merged before hashing with a tag naming
@@ -59,6 +63,7 @@ from privacy.psi.sums import (
     export_private,
     generate_key,
     import_private,
+    max_abs_value,
     public_key_from_accept,
     sum_ciphertexts,
 )
@@ -168,6 +173,11 @@ class PsiParty:
         Paillier modulus size for ``intersection-sum`` (at least 2048, default 3072).
     max_peer_size:
         Reject a peer announcing more distinct ids than this.
+    min_count:
+        Responder in ``intersection-sum``: refuse to reveal a sum over fewer than this
+        many ids (default 1; a count of 0 is answered, its sum must be 0). It stops an
+        honest initiator with a small intersection from learning single values; a
+        deviating one can claim any count up to both set sizes.
 
     Warnings
     --------
@@ -186,18 +196,22 @@ class PsiParty:
         workers: int | None = None,
         paillier_bits: int = 3072,
         max_peer_size: int = DEFAULT_MAX_PEER,
+        min_count: int = 1,
         _secrets: tuple[bytes, bytes] | None = None,
     ) -> None:
         if mode not in MODES:
             raise PSIError(f"unknown PSI mode {mode!r}; expected one of {', '.join(MODES)}")
         if paillier_bits < MIN_PAILLIER_BITS:
             raise PSIError(f"paillier_bits must be at least {MIN_PAILLIER_BITS}")
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise PSIError(f"min_count must be a positive integer, not {min_count!r}")
         self.mode: Mode = cast(Mode, mode)
         self.context = context
         self.normalize = normalize
         self.workers = workers
         self.paillier_bits = paillier_bits
         self.max_peer_size = max_peer_size
+        self.min_count = min_count
         self.row_keys_: list[str | None] = [
             (normalize(v) or None) if v is not None else None for v in ids
         ]
@@ -391,11 +405,23 @@ class PsiParty:
         return b"".join(items[i] for i in perm.tolist())
 
     def reveal(self, message: dict[str, Any]) -> PsiResult:
-        """Decrypt the initiator's encrypted sum (responder, ``intersection-sum``)."""
-        if self.mode != "intersection-sum" or self._paillier is None:
+        """Decrypt the initiator's encrypted sum (responder, ``intersection-sum``).
+
+        Raises
+        ------
+        PSIError
+            When the count is above either set size or below ``min_count``, or the
+            plaintext is not within ``count * max|value|`` of this party's values
+            (see :func:`privacy.psi.sums.decrypt_sum`); the decrypted value is never
+            part of the message.
+        """
+        if (self.mode != "intersection-sum" or self._paillier is None
+                or self.values_ is None or self._peer_size is None):
             raise PSIError("reveal needs an intersection-sum session this party accepted")
-        total, count = decrypt_sum(self._paillier, message, self.size)
-        return PsiResult(self.mode, count, self.size, self._peer_size or 0, sum=total)
+        total, count = decrypt_sum(
+            self._paillier, message, max_count=min(self.size, self._peer_size),
+            max_abs=max_abs_value(self.values_), min_count=self.min_count)
+        return PsiResult(self.mode, count, self.size, self._peer_size, sum=total)
 
     # -- state for the file-based flow ------------------------------------------------
 
@@ -409,6 +435,8 @@ class PsiParty:
         }
         if self._paillier is not None:
             state["paillier"] = export_private(self._paillier)
+        if self.values_ is not None:
+            state["max_abs"] = max_abs_value(self.values_)
         return state
 
     def ids_digest(self) -> str:

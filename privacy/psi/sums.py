@@ -12,13 +12,28 @@ thousands of ids.
 
 Warnings
 --------
-Ciphertexts are range-checked but not proven well-formed; a malicious initiator could
-return a chosen ciphertext and learn its decryption from the revealed "sum". The
-protocol is semi-honest only.
+The initiator holds a ciphertext of every one of the responder's values and can return
+any ciphertext it likes: a product of them with chosen exponents (values packed into
+separate "slots" of one plaintext), a single value, a value plus a known offset. The
+responder cannot check which ciphertexts went into the sum, only its size:
+:func:`decrypt_sum` decrypts the raw plaintext itself (no ``phe`` decoding, which raises
+``OverflowError`` on crafted plaintexts) and refuses - without saying what it
+decrypted - any ``count`` outside ``[min_count, max_count]`` (0 allowed) and any sum
+with ``|sum| > count * max_abs``, ``max_abs`` being the largest ``|value|`` of the
+responder's own column. What still leaks to a deviating initiator, by design:
+
+* a sum of *any* ``count`` of the responder's values (not only the shared ids'), or any
+  integer combination ``sum(a_i * v_i)`` within the bound, which packs several small
+  values into one answer when most values are far below ``max_abs``;
+* one bit per refused session (the combination was out of bounds), so many sessions
+  can binary-search a value.
+
+Only ``min_count``, the caller's own noise, or serving semi-honest partners limit this.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +41,7 @@ from privacy.errors import PSIError
 from privacy.psi.group import POINT_BYTES, _pool_map, default_workers
 
 __all__ = [
+    "SumRefusedError",
     "generate_key",
     "accept_fields",
     "public_key_from_accept",
@@ -33,11 +49,18 @@ __all__ = [
     "encrypt_values",
     "sum_ciphertexts",
     "decrypt_sum",
+    "sum_message_digest",
+    "max_abs_value",
     "export_private",
     "import_private",
 ]
 
 _CHUNK = 256
+
+
+class SumRefusedError(PSIError):
+    """The key holder would not decrypt or reveal a SUM message: a count it cannot
+    accept, or a plaintext that is not a sum of that many of its values."""
 
 
 def generate_key(bits: int) -> tuple[Any, Any]:
@@ -118,12 +141,51 @@ def sum_ciphertexts(accept: dict[str, Any], records: bytes, hits: Sequence[int])
     return {"count": len(hits), "ciphertext": format(total.ciphertext(be_secure=False), "x")}
 
 
-def decrypt_sum(
-    keypair: tuple[Any, Any], message: dict[str, Any], max_count: int
-) -> tuple[int, int]:
-    """Decrypt a SUM message with the key holder's key pair; return ``(sum, count)``."""
-    import phe
+def max_abs_value(values: Sequence[int]) -> int:
+    """The largest ``|value|`` (0 for no values): the per-id bound of :func:`decrypt_sum`."""
+    return max((abs(int(v)) for v in values), default=0)
 
+
+def sum_message_digest(message: dict[str, Any]) -> str:
+    """SHA-256 of a SUM message's ciphertext (hex text): what a ledger may record
+    instead of the sum. The ciphertext is re-randomised, so the digest reveals nothing
+    about the value; both parties can compute it to match their records."""
+    text = message.get("ciphertext")
+    data = text.encode("utf-8", "replace") if isinstance(text, str) else b""
+    return hashlib.sha256(data).hexdigest()
+
+
+def decrypt_sum(
+    keypair: tuple[Any, Any],
+    message: dict[str, Any],
+    *,
+    max_count: int,
+    max_abs: int,
+    min_count: int = 1,
+) -> tuple[int, int]:
+    """Decrypt a SUM message with the key holder's key pair; return ``(sum, count)``.
+
+    Parameters
+    ----------
+    max_count:
+        The largest count the key holder can accept: the smaller of its own set size
+        and the set size the initiator announced.
+    max_abs:
+        The largest ``|value|`` of the key holder's own (per-id) values.
+    min_count:
+        Refuse a sum over fewer ids than this (a count of 0 is always answered: its
+        bound forces the sum to be 0).
+
+    Raises
+    ------
+    PSIError
+        On a malformed message.
+    SumRefusedError
+        On a count outside ``[min_count, max_count]`` (checked before decrypting), or
+        a decrypted sum with ``|sum| > count * max_abs`` - a ciphertext that is not a
+        sum of ``count`` of the key holder's values. The message never contains the
+        decrypted value.
+    """
     public, private = keypair
     try:
         c = int(message["ciphertext"], 16)
@@ -131,10 +193,27 @@ def decrypt_sum(
     except (KeyError, TypeError, ValueError) as exc:
         raise PSIError("malformed SUM message") from exc
     if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= max_count:
-        raise PSIError(f"SUM message: count {count!r} is not between 0 and {max_count}")
+        raise SumRefusedError(
+            f"SUM message: count {count!r:.40} is not between 0 and {max_count}; refused")
+    if 0 < count < min_count:
+        raise SumRefusedError(
+            f"SUM message: a sum over {count} ids is below the minimum count {min_count}; "
+            "refused")
+    n = int(public.n)
     if not 0 < c < int(public.nsquare):
         raise PSIError("SUM message: ciphertext out of range")
-    return int(private.decrypt(phe.EncryptedNumber(public, c, 0))), count
+    bound = count * max(0, int(max_abs))
+    if 2 * bound >= n:
+        raise SumRefusedError(
+            f"SUM message: a sum of {count} of this party's values may not fit the Paillier "
+            "modulus; refused")
+    plain = int(private.raw_decrypt(c))  # in [0, n): no phe decoding, no OverflowError
+    total = plain - n if plain > n // 2 else plain
+    if abs(total) > bound:
+        raise SumRefusedError(
+            f"SUM message: the decrypted value is not a sum of {count} of this party's "
+            f"values (|sum| exceeds {count} x its largest |value|); refused, nothing revealed")
+    return total, count
 
 
 def export_private(keypair: tuple[Any, Any]) -> dict[str, str]:

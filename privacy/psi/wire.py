@@ -23,6 +23,7 @@ import enum
 import json
 import socket
 import struct
+import unicodedata
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -41,12 +42,14 @@ __all__ = [
     "decode_end",
     "iter_stream_frames",
     "FrameReader",
+    "clean_text",
 ]
 
 MAGIC = b"CVPS"
 FRAME_VERSION = 1
 MAX_PAYLOAD = 16 * 1024 * 1024
 MAX_JSON = 64 * 1024
+MAX_PEER_TEXT = 500
 _HEADER = struct.Struct(">4sBBHI")
 _END = struct.Struct(">BQ")
 
@@ -67,6 +70,26 @@ class Frame(enum.IntEnum):
 
 
 _CHUNKS = {Frame.INITIATOR_CHUNK, Frame.RESPONDER_CHUNK, Frame.REPLY_CHUNK}
+
+
+def clean_text(text: object, limit: int = MAX_PEER_TEXT) -> str:
+    """``text`` safe to print or log: control, format and private-use characters and
+    line/paragraph separators escaped (``\\x1b``, ``\\u202e``), cut to ``limit``
+    characters. Use it on anything a peer wrote before it reaches a terminal or a log.
+    """
+    raw = text if isinstance(text, str) else repr(text)
+    out: list[str] = []
+    size = 0
+    for ch in raw:
+        cat = unicodedata.category(ch)
+        piece = ch.encode("unicode_escape").decode("ascii") if (
+            cat[0] == "C" or cat in ("Zl", "Zp")) else ch
+        if size + len(piece) > limit:
+            out.append("...")
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
 
 
 def encode_frame(kind: Frame, payload: bytes) -> bytes:
@@ -101,7 +124,7 @@ def decode_json(kind: Frame, payload: bytes) -> dict[str, Any]:
         raise PSIError(f"malformed {kind.name} frame: {len(payload)} bytes exceeds {MAX_JSON}")
     try:
         obj = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, an int too long
         raise PSIError(f"malformed {kind.name} frame: not a UTF-8 JSON object") from exc
     if not isinstance(obj, dict):
         raise PSIError(f"malformed {kind.name} frame: not a JSON object")
@@ -203,7 +226,7 @@ class FrameReader:
         payload = self._read(length)
         if frame is Frame.ERROR:
             detail = decode_json(frame, payload).get("message", "no reason given")
-            raise PSIError(f"{self.name}: peer aborted: {detail}")
+            raise PSIError(f"{self.name}: peer aborted: {clean_text(detail)}")
         return frame, payload
 
     def expect(self, kind: Frame) -> bytes:
