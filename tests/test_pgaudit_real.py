@@ -2,8 +2,9 @@
 
 The test runs ``initdb`` into a temporary directory, starts the server on a free
 loopback port with ``shared_preload_libraries = 'pgaudit'`` and both ``stderr`` and
-``csvlog`` destinations, runs statements with ``psql`` as two users, stops the server,
-reads both logs and checks the events against what was run.
+``csvlog`` destinations, runs statements with ``psql`` as two users and with bind
+parameters over the extended query protocol (``psycopg``, as JDBC sends them), stops the
+server, reads both logs and checks the events against what was run.
 
 Needs (Debian 12): ``apt-get install -y postgresql-15 postgresql-client-15
 postgresql-15-pgaudit``. Binaries are looked up in ``$COVAULT_PG_BIN``, then
@@ -34,8 +35,13 @@ from privacy.audit.catalog import Catalog
 from privacy.audit.events import QueryEvent
 from privacy.audit.sql import analyze
 
+try:
+    import psycopg
+except ImportError:  # pragma: no cover - in the dev extra
+    psycopg = None
+
 PREFIX = "%m [%p] %q%u@%d %r %a "
-ADMIN, TELLER, APP = "covault_admin", "teller01", "teller-ui"
+ADMIN, TELLER, APP, JDBC_APP = "covault_admin", "teller01", "teller-ui", "loan-service"
 
 
 def _bindir() -> Path | None:
@@ -122,6 +128,7 @@ unix_socket_directories = '{root}'
 shared_preload_libraries = 'pgaudit'
 pgaudit.log = 'read,write,ddl,role'
 pgaudit.log_rows = on
+pgaudit.log_parameter = on
 pgaudit.log_catalog = off
 logging_collector = on
 log_destination = 'stderr,csvlog'
@@ -172,11 +179,35 @@ CATALOG = Catalog.from_mapping({"columns": {
 }})
 
 
+#: Statements an application sends with bind parameters (extended query protocol), the
+#: values, and the customer ids detection must see in them.
+BOUND = [
+    ("select name from customers where id_no = %s", ("110101199003077777",),
+     ("110101199003077777",)),
+    ("select name from customers where id_no = %s", ("110101199003078888",),
+     ("110101199003078888",)),
+    ("select id, name from customers where id_no = any(%s)",
+     (["110101199003077777", "x3"],), ("110101199003077777", "x3")),
+    ("select name from customers where id_no = %s and name <> %s -- $2 stays",
+     ("x3", "it's, \"quoted\""), ("x3",)),
+]
+
+
+def _run_bound(server: Server) -> None:
+    assert psycopg is not None
+    with psycopg.connect(host="127.0.0.1", port=server.port, user=TELLER, dbname="bank",
+                         application_name=JDBC_APP, autocommit=True) as conn:
+        for sql, args, _ in BOUND:
+            conn.execute(sql, args, prepare=True)  # a named prepared statement, as JDBC's
+
+
 @pytest.fixture(scope="module")
 def logs(server: Server) -> dict[str, list[tuple[int, object]]]:
     for user, sql in ((ADMIN, ADMIN_SQL), (TELLER, TELLER_SQL)):
         out = server.psql(user, sql)
         assert out.returncode == 0, out.stderr
+    if psycopg is not None:
+        _run_bound(server)
     stop = server.run(str(server.bindir / "pg_ctl"), "-D", str(server.root / "data"), "-w",
                       "-m", "fast", "stop")
     assert stop.returncode == 0, stop.stderr
@@ -187,6 +218,12 @@ def logs(server: Server) -> dict[str, list[tuple[int, object]]]:
         "stderr": list(read_pgaudit_stderr(stderr_text, prefix=PREFIX)),
         "csvlog": list(read_pgaudit_csvlog(csv_text)),
     }
+
+
+def _events(logs: dict[str, list[tuple[int, object]]], fmt: str,
+            client: str | None = None) -> list[QueryEvent]:
+    evs = [r for _, r in logs[fmt] if isinstance(r, QueryEvent)]
+    return evs if client is None else [e for e in evs if e.client == client]
 
 
 EXPECTED = [
@@ -210,6 +247,7 @@ def test_events_match_statements_run(logs: dict[str, list[tuple[int, object]]],
                                      fmt: str) -> None:
     all_events, bad = collect(logs[fmt])  # type: ignore[arg-type]
     assert bad == []
+    all_events = [e for e in all_events if e.client != JDBC_APP]
     setup = all_events[0]
     assert setup.statement == "create database bank" and setup.database == "postgres"
     assert setup.actor == ADMIN and setup.client == "psql"
@@ -222,6 +260,7 @@ def test_events_match_statements_run(logs: dict[str, list[tuple[int, object]]],
         assert ev.statement.startswith(prefix), ev.statement
         assert ev.rows == rows and ev.status == status
         assert ev.ts.utcoffset() == timedelta(hours=8)
+        assert ev.parameters is None  # psql sends no bind parameters: pgAudit's <none>
         assert analyze(ev.statement, "postgres", CATALOG).kind == kind
     by_prefix = {e.statement.split("\n")[0]: e for e in events}
     select_one = analyze(by_prefix["select name"].statement, "postgres", CATALOG)
@@ -234,9 +273,10 @@ def test_events_match_statements_run(logs: dict[str, list[tuple[int, object]]],
 
 def test_stderr_and_csvlog_give_the_same_event_ids(
         logs: dict[str, list[tuple[int, object]]]) -> None:
-    ids = {fmt: [r.event_id for _, r in recs if isinstance(r, QueryEvent)]
-           for fmt, recs in logs.items()}
-    assert ids["stderr"] == ids["csvlog"] and len(set(ids["stderr"])) == len(EXPECTED) + 1
+    ids = {fmt: [e.event_id for e in _events(logs, fmt)] for fmt in ("stderr", "csvlog")}
+    bound = len(BOUND) if psycopg is not None else 0
+    assert ids["stderr"] == ids["csvlog"]
+    assert len(set(ids["stderr"])) == len(EXPECTED) + 1 + bound
 
 
 def test_line_numbers_point_at_the_records(logs: dict[str, list[tuple[int, object]]],
@@ -246,3 +286,95 @@ def test_line_numbers_point_at_the_records(logs: dict[str, list[tuple[int, objec
         assert isinstance(ev, QueryEvent)
         marker = "AUDIT: " if ev.status == "ok" else "ERROR:  "
         assert marker in lines[line_no - 1]
+
+
+# --------------------------------------------------------------------------- bind parameters
+def _need_psycopg() -> None:
+    if psycopg is None:
+        _unavailable("psycopg (the dev extra) is needed to send bind parameters")
+
+
+@pytest.mark.parametrize("fmt", ["stderr", "csvlog"])
+def test_bind_parameters_are_kept_and_bound(logs: dict[str, list[tuple[int, object]]],
+                                            fmt: str) -> None:
+    """The wall: JDBC-style traffic logs `id_no = $1` with the value after the statement;
+    the values stay with the event and the analysis sees the literal customer ids."""
+    _need_psycopg()
+    bound = _events(logs, fmt, JDBC_APP)
+    assert len(bound) == len(BOUND)
+    for ev, (_, _args, ids) in zip(bound, BOUND, strict=True):
+        assert "$1" in ev.statement and "%s" not in ev.statement  # as the server logged it
+        assert ev.parameters is not None and ev.actor == TELLER
+        without = analyze(ev.statement, "postgres", CATALOG)
+        assert without.customer_ids == ()  # what detection saw before: nothing
+        an = analyze(ev.bound_statement, "postgres", CATALOG)
+        assert an.customer_ids == ids, ev.bound_statement
+    assert bound[0].parameters == ("110101199003077777",)
+    assert bound[2].parameters == ("{110101199003077777,x3}",)  # an array, = ANY($1)
+    assert bound[3].parameters == ("x3", 'it\'s, "quoted"')
+    assert bound[3].bound_statement.endswith("-- $2 stays")  # comments are left alone
+    assert "'it''s, \"quoted\"'" in bound[3].bound_statement
+
+
+def test_watch_list_and_cli_see_bound_customer_ids(
+        logs: dict[str, list[tuple[int, object]]], server: Server,
+        tmp_path: Path) -> None:
+    """End to end: ingest --detect of the real stderr log raises WATCHLIST for a watched
+    id sent as a bind parameter, and `audit show` prints the values."""
+    _need_psycopg()
+    import json
+
+    from click.testing import CliRunner
+
+    from covault.cli import main
+
+    (tmp_path / "catalog.yaml").write_text(
+        "version: 1\ncolumns:\n  customers.id_no: {class: C3, customer_key: true}\n",
+        encoding="utf-8")
+    (tmp_path / "lists.yaml").write_text(
+        "version: 1\nlists:\n  - {name: vip, type: watch, kind: customer, owner: pb, "
+        "reason: vip, expires: 2099-01-01, values: ['110101199003078888']}\n",
+        encoding="utf-8")
+    log = server.root / "log" / "server"
+    db = tmp_path / "audit.db"
+    r = CliRunner().invoke(main, [
+        "audit", "ingest", str(log), "--format", "pgaudit-stderr", "--prefix", "auto",
+        "--db", str(db), "--detect", "--catalog", str(tmp_path / "catalog.yaml"),
+        "--lists", str(tmp_path / "lists.yaml"), "--dialect", "postgres", "--no-model",
+        "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.splitlines()[-1])
+    assert summary["quarantined"] == 0 and summary["log_line_prefix"] == PREFIX
+    r = CliRunner().invoke(main, ["audit", "alerts", "--db", str(db), "--format", "json"])
+    alerts = [json.loads(x) for x in r.output.splitlines()]
+    watch = [a for a in alerts if a["scenarios"][0] == "WATCHLIST"]
+    assert len(watch) == 1 and watch[0]["actor"] == TELLER, alerts
+    r = CliRunner().invoke(main, ["audit", "show", watch[0]["alert_id"][:7], "--db", str(db)])
+    assert r.exit_code == 0, r.output
+    assert "where id_no = $1" in r.output and "parameters: '110101199003078888'" in r.output
+
+
+def test_wrong_prefix_is_a_finding_that_names_the_right_one(server: Server,
+                                                            logs: object,
+                                                            tmp_path: Path) -> None:
+    """Every line quarantined is exit 1, and the summary names the prefix expected and the
+    one the lines were written with."""
+    import json
+
+    from click.testing import CliRunner
+
+    from covault.cli import main
+
+    r = CliRunner().invoke(main, [
+        "audit", "ingest", str(server.root / "log" / "server"), "--format", "pgaudit-stderr",
+        "--prefix", "%t [%p] ", "--db", str(tmp_path / "a.db")])
+    assert r.exit_code == 1, r.output
+    assert "does not match log_line_prefix '%t [%p] '" in r.output
+    assert f"the lines match log_line_prefix '{PREFIX}'" in r.output
+    assert "more than --max-quarantine-share 0.5" in r.output
+    r = CliRunner().invoke(main, [
+        "audit", "ingest", str(server.root / "log" / "server"), "--format", "pgaudit-stderr",
+        "--prefix", "%t [%p] ", "--db", str(tmp_path / "b.db"), "--json"])
+    assert r.exit_code == 1
+    summary = json.loads(r.output.splitlines()[0])
+    assert summary["quarantined_share"] == 1.0 and summary["added"] == 0

@@ -50,6 +50,11 @@ def _detector_options(fn: Any) -> Any:
                      help="Schema catalogue (sensitive and customer-key columns)."),
         click.option("--keyset", type=click.Path(exists=True, dir_okay=False),
                      help="HMAC keyset that hashed the watch lists."),
+        click.option("--holidays", "holidays_file", type=click.Path(exists=True,
+                                                                    dir_okay=False),
+                     help="YAML file with 'holidays' and 'workdays' lists (YYYY-MM-DD or "
+                          "A..B) overriding the calendar's public holidays and make-up "
+                          "working days (from chinese-calendar) date by date."),
         kek_options,
         click.option("--dialect", default=None, help="SQL dialect (default: try several)."),
         click.option("--no-model", is_flag=True,
@@ -59,18 +64,70 @@ def _detector_options(fn: Any) -> Any:
     return fn
 
 
-def _reader(file: str, log_format: str, prefix: str | None, tzmap: tuple[str, ...]) -> Any:
-    from privacy.audit.adapters import read_events
+def _resolve_format(file: str, log_format: str) -> str:
+    if log_format == "pgaudit":
+        return "pgaudit-csvlog" if file.lower().endswith(".csv") else "pgaudit-stderr"
+    return log_format
 
-    fmt = log_format
-    if fmt == "pgaudit":
-        fmt = "pgaudit-csvlog" if file.lower().endswith(".csv") else "pgaudit-stderr"
+
+def _first_lines(file: str, n: int = 2000) -> list[str]:
+    from privacy.audit._logio import lines
+
+    out: list[str] = []
+    for line in lines(file):
+        out.append(line)
+        if len(out) >= n:
+            break
+    return out
+
+
+def _reader(file: str, fmt: str, prefix: str | None, tzs: tuple[str, ...],
+            maps: tuple[str, ...]) -> tuple[Any, str | None]:
+    """The records of FILE, and the log_line_prefix used (pgAudit stderr)."""
+    from privacy.audit.adapters import parse_field_map, read_events
+    from privacy.audit.events import parse_zone
+    from privacy.audit.pgaudit import DEFAULT_LOG_LINE_PREFIX, compile_prefix, guess_prefix
+    from privacy.errors import InputError
+
     opts: dict[str, Any] = {}
-    if prefix and fmt == "pgaudit-stderr":
-        opts["prefix"] = prefix
-    if tzmap and fmt.startswith("pgaudit"):
-        opts["timezones"] = dict(t.split("=", 1) for t in tzmap)
-    return read_events(file, fmt, **opts)
+    abbrevs = {t.split("=", 1)[0].strip(): t.split("=", 1)[1].strip() for t in tzs if "=" in t}
+    zones = [t for t in tzs if "=" not in t]
+    if len(zones) > 1:
+        raise InputError(f"--tz given {len(zones)} zones ({', '.join(zones)}); give the log's "
+                         "zone once (ABBR=ZONE maps a pgAudit zone abbreviation)")
+    zone = parse_zone(zones[0]) if zones else None
+    used_prefix = None
+    if fmt.startswith("pgaudit"):
+        if maps:
+            raise InputError("--map applies to JSONL and CSV logs, not pgAudit")
+        timezones: dict[str, Any] = {abbr: parse_zone(value) for abbr, value in abbrevs.items()}
+        if zone is not None:
+            timezones["*"] = zone
+        if timezones:
+            opts["timezones"] = timezones
+        if fmt == "pgaudit-stderr":
+            used_prefix = prefix or DEFAULT_LOG_LINE_PREFIX
+            if prefix == "auto":
+                used_prefix = guess_prefix(_first_lines(file))
+                if used_prefix is None:
+                    raise InputError(f"{file}: no known log_line_prefix matches its lines; "
+                                     "give the server's (SHOW log_line_prefix) with --prefix")
+            compile_prefix(used_prefix)
+            opts["prefix"] = used_prefix
+        elif prefix:
+            raise InputError("--prefix applies to pgAudit stderr logs, not csvlogs")
+    else:
+        if abbrevs:
+            raise InputError("--tz ABBR=ZONE maps pgAudit zone abbreviations; for JSONL and "
+                             "CSV give the zone of timestamps without offset alone "
+                             "(--tz Asia/Shanghai or --tz +08:00)")
+        if prefix:
+            raise InputError("--prefix applies to pgAudit stderr logs")
+        if maps:
+            opts["field_map"] = parse_field_map(maps)
+        if zone is not None:
+            opts["default_tz"] = zone
+    return read_events(file, fmt, **opts), used_prefix
 
 
 @audit.command("ingest")
@@ -79,9 +136,22 @@ def _reader(file: str, log_format: str, prefix: str | None, tzmap: tuple[str, ..
               type=click.Choice(["jsonl", "csv", "pgaudit", "pgaudit-stderr", "pgaudit-csvlog"]),
               help="Input format; 'pgaudit' picks csvlog for *.csv files, else stderr.")
 @_DB
-@click.option("--prefix", default=None, help="log_line_prefix of a pgAudit stderr log.")
-@click.option("--tz", "tzmap", multiple=True, metavar="ABBR=OFFSET",
-              help="Map a log time-zone abbreviation, e.g. CST=+08:00 (pgAudit).")
+@click.option("--prefix", default=None,
+              help="log_line_prefix of a pgAudit stderr log (the server's SHOW "
+                   "log_line_prefix; default '%m [%p] %q%u@%d %r %a '), or 'auto' to "
+                   "pick the common prefix the file's lines match.")
+@click.option("--tz", "tzmap", multiple=True, metavar="ZONE|ABBR=ZONE",
+              help="The log's time zone (+08:00 or Asia/Shanghai): JSONL/CSV timestamps "
+                   "without offset are taken in it, and pgAudit zone abbreviations not "
+                   "UTC/GMT or numeric. ABBR=ZONE maps one pgAudit abbreviation, e.g. "
+                   "CST=+08:00 (repeatable).")
+@click.option("--map", "maps", multiple=True, metavar="SRC=DST",
+              help="Read the JSONL key / CSV column SRC as the event field DST, e.g. "
+                   "client_ip=source_ip; SRC= ignores SRC (repeatable).")
+@click.option("--max-quarantine-share", type=click.FloatRange(0.0, 1.0), default=0.5,
+              show_default=True,
+              help="Exit 1 with a summary when more than this share of the records read "
+                   "is quarantined (the good ones are still stored).")
 @click.option("--detect", "with_detect", is_flag=True,
               help="Score events as they are stored and store the alerts (one pass; the "
                    "same alerts as ingest then detect for time-ordered logs).")
@@ -89,8 +159,9 @@ def _reader(file: str, log_format: str, prefix: str | None, tzmap: tuple[str, ..
 @click.option("--json", "fmt_json", is_flag=True, help="Print the summary as JSON.")
 @handle_errors
 def ingest(file: str, log_format: str, db_path: str, prefix: str | None,
-           tzmap: tuple[str, ...], with_detect: bool, rules: str | None, lists: str | None,
-           catalog: str | None, keyset: str | None, kek_file: str | None,
+           tzmap: tuple[str, ...], maps: tuple[str, ...], max_quarantine_share: float,
+           with_detect: bool, rules: str | None, lists: str | None, catalog: str | None,
+           keyset: str | None, holidays_file: str | None, kek_file: str | None,
            passphrase_env: str, dialect: str | None, no_model: bool, fmt_json: bool) -> None:
     """Store the events of FILE; malformed lines are quarantined with their numbers.
 
@@ -98,15 +169,20 @@ def ingest(file: str, log_format: str, db_path: str, prefix: str | None,
     killed mid-way is completed by running it again. With --detect each new event is
     scored as it is stored (events stored before are replayed first, so the detector's
     baselines are the same as for `audit detect`); feed each actor's events in time order.
+
+    Exit 1 when more than --max-quarantine-share of the records were quarantined (a
+    wrong --format, --prefix, --map or --tz): the summary groups the reasons and, for a
+    pgAudit stderr log, names the log_line_prefix expected and the one the lines match.
     """
     from privacy.audit.pipeline import scorer_for
 
-    det = (_detector(rules, lists, catalog, keyset, kek_file, passphrase_env, dialect)
-           if with_detect else None)
+    fmt = _resolve_format(file, log_format)
+    records, used_prefix = _reader(file, fmt, prefix, tzmap, maps)
+    det = (_detector(rules, lists, catalog, keyset, kek_file, passphrase_env, dialect,
+                     holidays_file) if with_detect else None)
     store = _open(db_path)
     scorer = None
     try:
-        records = _reader(file, log_format, prefix, tzmap)
         if det is not None:
             scorer = scorer_for(det)
             for e in store.events():
@@ -127,33 +203,112 @@ def ingest(file: str, log_format: str, db_path: str, prefix: str | None,
         if scorer is not None:
             scorer.close()
         store.close()
+    nq = len(rep.quarantined)
+    share = nq / rep.read if rep.read else 0.0
+    groups = _reason_groups(rep.quarantined)
+    hints = _quarantine_hints(file, fmt, used_prefix, groups)
     summary: dict[str, Any] = {
         "read": rep.read, "added": rep.added, "duplicates": rep.duplicates,
-        "quarantined": len(rep.quarantined), "batches": rep.batches,
+        "quarantined": nq, "quarantined_share": round(share, 4),
+        "max_quarantine_share": max_quarantine_share, "batches": rep.batches,
         "recovered_batches": rep.recovered_batches,
+        "quarantine_reasons": [{"count": n, "reason": r, "first_line": ln}
+                               for n, r, ln in groups],
+        "hints": hints,
         "quarantined_lines": [{"line": ln, "reason": r} for ln, r in rep.quarantined]}
+    if used_prefix is not None:
+        summary["log_line_prefix"] = used_prefix
     if found is not None:
         summary["detection"] = {"scored": found[0].events_scored,
                                 "alerts": len(found[0].alerts), **found[1]}
+    too_many = nq > 0 and share > max_quarantine_share
     if fmt_json:
         emit_json(summary)
-        return
-    out.print(f"read {rep.read:,} records: {rep.added:,} new events, {rep.duplicates:,} already "
-              f"stored, {len(rep.quarantined):,} quarantined", markup=False)
-    if rep.recovered_batches:
-        out.print(f"recovered {rep.recovered_batches} batch record(s) left by an interrupted "
-                  "ingest", markup=False)
-    for ln, reason in rep.quarantined[:50]:
-        out.print(f"  quarantined line {ln}: {reason}", markup=False)
-    if len(rep.quarantined) > 50:
-        out.print(f"  ... and {len(rep.quarantined) - 50} more (see the quarantine table)",
-                  markup=False)
-    if found is not None:
-        _print_alerts(*found)
+    else:
+        out.print(f"read {rep.read:,} records: {rep.added:,} new events, {rep.duplicates:,} "
+                  f"already stored, {nq:,} quarantined", markup=False)
+        if prefix == "auto":
+            out.print(f"log_line_prefix detected: {used_prefix!r}", markup=False)
+        if rep.recovered_batches:
+            out.print(f"recovered {rep.recovered_batches} batch record(s) left by an "
+                      "interrupted ingest", markup=False)
+        for ln, reason in rep.quarantined[:50]:
+            out.print(f"  quarantined line {ln}: {reason}", markup=False)
+        if nq > 50:
+            out.print(f"  ... and {nq - 50} more (see the quarantine table)", markup=False)
+        if nq:
+            out.print(f"quarantined {nq:,} of {rep.read:,} records ({share:.0%}), by reason:",
+                      markup=False)
+            for n, reason, ln in groups[:10]:
+                out.print(f"  {n:,} x {reason} (first at line {ln})", markup=False)
+            if len(groups) > 10:
+                out.print(f"  ... and {len(groups) - 10} other reasons", markup=False)
+            for h in hints:
+                out.print(f"hint: {h}", markup=False)
+        if rep.read == 0:
+            err.print(f"warning: {file}: no query records found (for a pgAudit log: is "
+                      "pgaudit.log set, and is this the right file?)", markup=False)
+        if found is not None:
+            _print_alerts(*found, calendar=det.rules.calendar if det is not None else None)
+    if too_many:
+        from privacy.errors import Finding
+
+        raise Finding(f"{file}: {nq:,} of {rep.read:,} records ({share:.0%}) were quarantined, "
+                      f"more than --max-quarantine-share {max_quarantine_share:g}; the "
+                      "summary above says why (the events that were read are stored)")
+
+
+def _reason_groups(quarantined: list[tuple[int, str]]) -> list[tuple[int, str, int]]:
+    """(count, reason, first line) per kind of reason, most frequent first; reasons that
+    differ only in digits (a timestamp, a line or byte number) are one kind."""
+    import re
+
+    groups: dict[str, list[Any]] = {}
+    for ln, reason in quarantined:
+        key = re.sub(r"\d+", "#", reason)
+        g = groups.get(key)
+        if g is None:
+            groups[key] = [1, reason, ln]
+        else:
+            g[0] += 1
+    return sorted(((int(n), str(r), int(ln)) for n, r, ln in groups.values()),
+                  key=lambda g: (-g[0], g[2]))
+
+
+def _quarantine_hints(file: str, fmt: str, prefix: str | None,
+                      groups: list[tuple[int, str, int]]) -> list[str]:
+    """What to change when lines were quarantined for a reason an option fixes."""
+    hints: list[str] = []
+    reasons = " ".join(r for _, r, _ in groups)
+    if fmt == "pgaudit-stderr" and ("does not match log_line_prefix" in reasons
+                                    or "no user name" in reasons):
+        from privacy.audit.pgaudit import guess_prefix
+
+        hints.append(f"expected log_line_prefix {prefix!r}; give the server's own (psql: "
+                     "SHOW log_line_prefix) with --prefix")
+        head = _first_lines(file)
+        guess = guess_prefix(head)
+        if guess is not None and guess != prefix:
+            hints.append(f"the lines match log_line_prefix {guess!r}: ingest again with "
+                         f"--prefix '{guess}' (or --prefix auto)")
+        elif head and head[0][:4].isdigit() and head[0].count(",") >= 20:
+            hints.append("the file looks like a csvlog: ingest it with --format "
+                         "pgaudit-csvlog")
+    if "map it to an event field" in reasons or "lacks required column" in reasons:
+        hints.append("name the log's fields after the event fields with --map SRC=DST "
+                     "(e.g. --map client_ip=source_ip), or ignore one with --map SRC=")
+    if "no UTC offset" in reasons:
+        hints.append("timestamps have no offset: give the log's zone with --tz (e.g. --tz "
+                     "Asia/Shanghai)")
+    if "ambiguous or unknown" in reasons:
+        hints.append("map the log's zone abbreviation with --tz ABBR=ZONE (e.g. --tz "
+                     "CST=+08:00) or give the log's zone with --tz Asia/Shanghai")
+    return hints
 
 
 def _detector(rules: str | None, lists: str | None, catalog: str | None, keyset: str | None,
-              kek_file: str | None, passphrase_env: str, dialect: str | None) -> Any:
+              kek_file: str | None, passphrase_env: str, dialect: str | None,
+              holidays_file: str | None = None) -> Any:
     from privacy.audit.catalog import Catalog
     from privacy.audit.detect import Detector
     from privacy.audit.lists import ListSet
@@ -161,6 +316,8 @@ def _detector(rules: str | None, lists: str | None, catalog: str | None, keyset:
 
     cat = Catalog.load(catalog) if catalog else None
     r = Rules.load(rules, cat) if rules else Rules.default(cat)
+    if holidays_file:
+        r = r.with_holidays_file(holidays_file)
     tok = None
     if keyset:
         from privacy.fields import Tokenizer
@@ -183,14 +340,37 @@ def _save_detection(store: Any, found: Any, no_model: bool) -> tuple[Any, dict[s
     return found, saved
 
 
-def _print_alerts(found: Any, saved: dict[str, int]) -> None:
+def _print_alerts(found: Any, saved: dict[str, int], calendar: Any = None) -> None:
+    from covault.audit_view import alert_blocks
+
     alerts = found.alerts
     out.print(f"scored {found.events_scored:,} events: {len(alerts)} alerts "
               f"({saved['new']} new, {saved['suppressed']} suppressed)", markup=False)
-    print_table("alerts", ["alert", "actor", "scenarios", "score", "first", "reason"],
-                [(a.alert_id, a.actor, ",".join(a.scenarios), int(a.score),
-                  a.first_ts.isoformat(timespec="minutes"),
-                  next(iter(a.reasons.values()), "")[:90]) for a in alerts[:100]])
+    rows = sorted((a.to_dict() for a in alerts), key=lambda d: (-d["score"], d["first_ts"]))
+    for line in alert_blocks(rows[:100], out.width):
+        out.print(line, markup=False)
+    if len(rows) > 100:
+        out.print(f"... and {len(rows) - 100} more: covault audit alerts --db DB", markup=False)
+    if calendar is not None:
+        _calendar_note(calendar, found.day_features)
+
+
+def _calendar_note(calendar: Any, day_features: Any) -> None:
+    """Warn when events fall in years whose public holidays the calendar does not know."""
+    from datetime import timedelta
+
+    if not calendar.years and calendar.source == "none":
+        return
+    epoch = date(1970, 1, 1)
+    years = sorted({(epoch + timedelta(days=int(day))).year for _, day in day_features}
+                   - set(calendar.years))
+    if years:
+        known = (f"{min(calendar.years)}-{max(calendar.years)}" if calendar.years
+                 else "none")
+        err.print(f"note: public holidays and make-up working days of "
+                  f"{', '.join(map(str, years))} are not known (known: {known}); OFF_HOURS "
+                  "takes every weekday there as a working day. List them in a file given "
+                  "with --holidays, or upgrade chinese-calendar.", markup=False)
 
 
 @audit.command("detect")
@@ -199,14 +379,16 @@ def _print_alerts(found: Any, saved: dict[str, int]) -> None:
 @format_option
 @handle_errors
 def detect(db_path: str, rules: str | None, lists: str | None, catalog: str | None,
-           keyset: str | None, kek_file: str | None, passphrase_env: str, dialect: str | None,
-           no_model: bool, fmt: str) -> None:
+           keyset: str | None, holidays_file: str | None, kek_file: str | None,
+           passphrase_env: str, dialect: str | None, no_model: bool, fmt: str) -> None:
     """Score every stored event and store the alerts (known alerts keep their state).
 
     Use it to re-score with other rules or lists; `audit ingest --detect` scores while
-    ingesting. --format json prints one alert object per line.
+    ingesting. --format json prints one alert object per line, as `audit alerts` does
+    (the same score).
     """
-    det = _detector(rules, lists, catalog, keyset, kek_file, passphrase_env, dialect)
+    det = _detector(rules, lists, catalog, keyset, kek_file, passphrase_env, dialect,
+                    holidays_file)
     store = _open(db_path)
     try:
         total = store.count()
@@ -231,7 +413,7 @@ def detect(db_path: str, rules: str | None, lists: str | None, catalog: str | No
         for a in found.alerts:
             click.echo(json.dumps(a.to_dict(), ensure_ascii=False))
         return
-    _print_alerts(found, saved)
+    _print_alerts(found, saved, calendar=det.rules.calendar)
 
 
 def _model_review(store: Any, det: Any) -> None:
@@ -261,7 +443,14 @@ def _actor_groups(store: Any) -> list[tuple[str, str, str]]:
 @format_option
 @handle_errors
 def alerts_cmd(db_path: str, state: str | None, include_suppressed: bool, fmt: str) -> None:
-    """List stored alerts (highest score first)."""
+    """List stored alerts (highest score first).
+
+    Each alert is a block that reads at 80 columns: its full id (any unique prefix of it
+    works in `audit show` and `audit triage`), score, state and actor; scenarios, time
+    span and event count; the primary reason in full, wrapped. `audit show ALERT` has
+    every reason and the evidence. --format json prints one alert object per line.
+    """
+    from covault.audit_view import alert_blocks
     from privacy.audit.triage import Triage
 
     store = _open(db_path)
@@ -273,10 +462,9 @@ def alerts_cmd(db_path: str, state: str | None, include_suppressed: bool, fmt: s
         for a in rows:
             click.echo(json.dumps(a, ensure_ascii=False))
         return
-    print_table(f"{len(rows)} alerts", ["alert", "state", "actor", "scenarios", "score", "first",
-                                        "reason"],
-                [(a["alert_id"], a["state"], a["actor"], ",".join(a["scenarios"]), a["score"],
-                  a["first_ts"][:16], (a["reasons"] or [""])[0][:80]) for a in rows])
+    out.print(f"{len(rows)} alerts" + (f" ({state})" if state else ""), markup=False)
+    for line in alert_blocks(rows, out.width):
+        out.print(line, markup=False)
 
 
 @audit.command("triage")
@@ -292,7 +480,11 @@ def alerts_cmd(db_path: str, state: str | None, include_suppressed: bool, fmt: s
 @handle_errors
 def triage_cmd(alert_id: str, db_path: str, state: str, reason: str | None, comment: str,
                analyst: str, fmt: str) -> None:
-    """Move ALERT_ID to a new state (new -> in_progress -> escalated -> closed)."""
+    """Move ALERT_ID to a new state (new -> in_progress -> escalated -> closed).
+
+    ALERT_ID may be any unique prefix of the id (with or without AL-); an ambiguous
+    prefix exits 2 listing the alerts it matches.
+    """
     from privacy.audit.triage import Triage
 
     store = _open(db_path)
@@ -304,8 +496,43 @@ def triage_cmd(alert_id: str, db_path: str, state: str, reason: str | None, comm
     if fmt == "json":
         emit_json(rec)
     else:
-        out.print(f"{alert_id}: {rec['from_state']} -> {rec['to_state']} (ledger record "
-                  f"{rec['ledger_index']})", markup=False)
+        out.print(f"{rec['alert_id']}: {rec['from_state']} -> {rec['to_state']} (ledger "
+                  f"record {rec['ledger_index']})", markup=False)
+
+
+@audit.command("show")
+@click.argument("alert_id")
+@_DB
+@click.option("--events", "max_events", default=20, show_default=True,
+              type=click.IntRange(0), help="Evidence events shown (0: all stored).")
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366),
+              help="Days of the actor's activity shown, up to the alert's last day.")
+@click.option("--recent", default=10, show_default=True, type=click.IntRange(0),
+              help="The actor's last events up to the alert's end that are shown.")
+@format_option
+@handle_errors
+def show_cmd(alert_id: str, db_path: str, max_events: int, days: int, recent: int,
+             fmt: str) -> None:
+    """Show one alert: every reason in full, its evidence events, the actor's activity.
+
+    ALERT_ID may be any unique prefix of the id. Text output reads at 80 columns;
+    --format json prints one object: alert (with state and triage history), evidence,
+    evidence_total, activity (days, recent events), other_alerts.
+    """
+    from covault.audit_view import alert_report, render_alert_report
+    from privacy.audit.triage import Triage
+
+    store = _open(db_path)
+    try:
+        rep = alert_report(Triage(store), store, alert_id, max_events=max_events, days=days,
+                           recent=recent)
+    finally:
+        store.close()
+    if fmt == "json":
+        emit_json(rep)
+        return
+    for line in render_alert_report(rep, out.width):
+        out.print(line, markup=False)
 
 
 @audit.command("suppress")

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
+from datetime import tzinfo
 from typing import Any
 
 from privacy.audit._logio import EventIds as _Ids
@@ -50,11 +52,13 @@ __all__ = [
     "read_pgaudit_csvlog",
     "read_events",
     "collect",
+    "parse_field_map",
+    "check_field_map",
     "DEFAULT_LOG_LINE_PREFIX",
     "FORMATS",
 ]
 
-FORMATS = ("jsonl", "csv", "pgaudit-stderr", "pgaudit-csvlog")
+FORMATS = ("jsonl", "csv", "pgaudit-stderr", "pgaudit-csvlog", "pgaudit")
 _PLACEHOLDER_ID = "pending"
 
 
@@ -62,6 +66,8 @@ _PLACEHOLDER_ID = "pending"
 def _canonical(event: QueryEvent) -> str:
     data = event.to_dict()
     del data["event_id"]
+    if data["parameters"] is None:  # ids of events without parameters stay as they were
+        del data["parameters"]
     data["ts"] = event.ts_utc.isoformat()
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
@@ -70,10 +76,90 @@ def _finish(event: QueryEvent, had_id: bool, ids: _Ids) -> QueryEvent:
     return event if had_id else replace(event, event_id=ids.make(_canonical(event)))
 
 
+# --------------------------------------------------------------------------- field maps
+_EVENT_FIELDS = frozenset(QueryEvent.__dataclass_fields__)
+FieldMap = Mapping[str, str | None]
+
+
+def parse_field_map(items: Iterable[str]) -> dict[str, str | None]:
+    """``SRC=DST`` strings (the ``--map`` option) as a field map: the source field
+    ``SRC`` is read as the event field ``DST``; ``SRC=`` (empty DST) ignores ``SRC``.
+
+    Raises
+    ------
+    InputError
+        For an item without ``=``, an unknown event field, or a source or destination
+        given twice.
+    """
+    out: dict[str, str | None] = {}
+    for item in items:
+        src, eq, dst = item.partition("=")
+        src, dst = src.strip(), dst.strip()
+        if not eq or not src:
+            raise InputError(f"--map {item!r}: expected SRC=DST (e.g. client_ip=source_ip) "
+                             "or SRC= to ignore a field")
+        out[src] = dst or None
+    return check_field_map(out)
+
+
+def check_field_map(field_map: FieldMap) -> dict[str, str | None]:
+    """Validate a field map (see :func:`parse_field_map`)."""
+    seen: dict[str, str] = {}
+    for src, dst in field_map.items():
+        if dst is None:
+            continue
+        if dst not in _EVENT_FIELDS:
+            raise InputError(f"--map {src}={dst}: {dst!r} is not an event field (expected "
+                             f"one of {', '.join(sorted(_EVENT_FIELDS))})")
+        if dst in seen:
+            raise InputError(f"--map: {seen[dst]!r} and {src!r} both map to {dst!r}")
+        seen[dst] = src
+    return dict(field_map)
+
+
+def _remap(data: dict[str, Any], field_map: FieldMap) -> dict[str, Any]:
+    """``data`` with its keys renamed by ``field_map`` (ignored ones dropped)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in field_map:
+            dst = field_map[key]
+            if dst is None:
+                continue
+        else:
+            dst = key
+        if dst in out:
+            raise InputError(f"field {dst!r} given twice (as {key!r} through --map and as "
+                             "itself)")
+        out[dst] = value
+    return out
+
+
+def _hint(detail: str) -> str:
+    """An unknown-field error with the way out."""
+    if detail.startswith("unknown field "):
+        name = detail.split("'", 2)[1] if "'" in detail else "SRC"
+        return (f"{detail}; map it to an event field with --map {name}=FIELD or ignore it "
+                f"with --map {name}=")
+    return detail
+
+
 # --------------------------------------------------------------------------- JSONL / CSV
-def read_jsonl(source: Source) -> Iterator[Record]:
-    """Read one JSON object per line (see :meth:`QueryEvent.from_dict`); blank lines skip."""
+def read_jsonl(source: Source, *, field_map: FieldMap | None = None,
+               default_tz: tzinfo | None = None) -> Iterator[Record]:
+    """Read one JSON object per line (see :meth:`QueryEvent.from_dict`); blank lines skip.
+
+    Parameters
+    ----------
+    source:
+        Path or iterable of lines.
+    field_map:
+        Source field name -> event field name (``None``: ignore the field), for logs
+        whose names differ (``{"client_ip": "source_ip"}``); see :func:`parse_field_map`.
+    default_tz:
+        Zone of timestamps written without an offset (otherwise they are malformed).
+    """
     ids = _Ids("rec")
+    fmap = check_field_map(field_map) if field_map else None
     for line_no, line in enumerate(_lines(source), start=1):
         if not line.strip():
             continue
@@ -85,15 +171,17 @@ def read_jsonl(source: Source) -> Iterator[Record]:
             data = json_loads(line)
             if not isinstance(data, dict):
                 raise InputError(f"expected a JSON object, got {type(data).__name__}")
+            if fmap:
+                data = _remap(data, fmap)
             had_id = data.get("event_id") is not None
             if not had_id:
                 data = {**data, "event_id": _PLACEHOLDER_ID}
-            event = QueryEvent.from_dict(data)
+            event = QueryEvent.from_dict(data, default_tz=default_tz)
         except json.JSONDecodeError as exc:
             yield line_no, MalformedLine(line_no, f"not valid JSON: {exc.msg}", line)
             continue
         except InputError as exc:
-            yield line_no, MalformedLine(line_no, exc.detail, line)
+            yield line_no, MalformedLine(line_no, _hint(exc.detail), line)
             continue
         yield line_no, _finish(event, had_id, ids)
 
@@ -101,11 +189,14 @@ def read_jsonl(source: Source) -> Iterator[Record]:
 _NUMERIC_FIELDS = {"rows": int, "duration_ms": float}
 
 
-def read_csv(source: Source) -> Iterator[Record]:
+def read_csv(source: Source, *, field_map: FieldMap | None = None,
+             default_tz: tzinfo | None = None) -> Iterator[Record]:
     """Read a CSV file whose header row names :class:`QueryEvent` fields.
 
     ``ts``, ``actor`` and ``statement`` columns are required; ``event_id`` is optional.
-    Empty cells mean "unknown". Quoted cells may span lines.
+    Empty cells mean "unknown". Quoted cells may span lines. A ``parameters`` cell is a
+    JSON list. ``field_map`` and ``default_tz`` are as for :func:`read_jsonl` (the map
+    renames header columns).
 
     Raises
     ------
@@ -126,12 +217,19 @@ def read_csv(source: Source) -> Iterator[Record]:
         if k is not None:
             raise InputError(f"header is not UTF-8 at byte {k}", line=1 + i)
     header = [h.strip() for h in header]
-    for h in header:
-        if h not in known:
-            raise InputError(f"unknown column {h!r} in header", line=1)
+    fmap = check_field_map(field_map) if field_map else {}
+    skip = {i for i, h in enumerate(header) if h in fmap and fmap[h] is None}
+    header = [fmap.get(h) or h for h in header]
+    for i, h in enumerate(header):
+        if i not in skip and h not in known:
+            raise InputError(f"unknown column {h!r} in header; map it to an event field with "
+                             f"--map {h}=FIELD or ignore it with --map {h}=", line=1)
+        if i not in skip and header.index(h) != i:
+            raise InputError(f"column {h!r} appears twice in the header (after --map)", line=1)
     for req in ("ts", "actor", "statement"):
         if req not in header:
-            raise InputError(f"header lacks required column {req!r}", line=1)
+            raise InputError(f"header lacks required column {req!r} (map the column that "
+                             f"holds it with --map NAME={req})", line=1)
     end = reader.line_num
     for row in reader:
         start, end = end + 1, reader.line_num
@@ -149,9 +247,17 @@ def read_csv(source: Source) -> Iterator[Record]:
             continue
         try:
             data: dict[str, Any] = {}
-            for name, cell in zip(header, row, strict=True):
+            for i, (name, cell) in enumerate(zip(header, row, strict=True)):
+                if i in skip:
+                    continue
                 if cell == "":
                     data[name] = None
+                elif name == "parameters":
+                    try:
+                        data[name] = json_loads(cell)
+                    except ValueError:
+                        raise InputError("field 'parameters': expected a JSON list, got "
+                                         f"{cell[:80]!r}") from None
                 elif name in _NUMERIC_FIELDS:
                     try:
                         data[name] = _NUMERIC_FIELDS[name](cell)
@@ -163,7 +269,7 @@ def read_csv(source: Source) -> Iterator[Record]:
             had_id = data.get("event_id") is not None
             if not had_id:
                 data["event_id"] = _PLACEHOLDER_ID
-            event = QueryEvent.from_dict(data)
+            event = QueryEvent.from_dict(data, default_tz=default_tz)
         except InputError as exc:
             yield start, MalformedLine(start, exc.detail, raw)
             continue
@@ -172,9 +278,13 @@ def read_csv(source: Source) -> Iterator[Record]:
 
 # --------------------------------------------------------------------------- dispatch
 def read_events(source: Source, fmt: str, **options: Any) -> Iterator[Record]:
-    """Dispatch on ``fmt`` (one of :data:`FORMATS`); options go to the reader."""
+    """Dispatch on ``fmt`` (one of :data:`FORMATS`, or ``"pgaudit"``: the csvlog reader
+    for a path ending in ``.csv``, else the stderr one); options go to the reader."""
     readers = {"jsonl": read_jsonl, "csv": read_csv, "pgaudit-stderr": read_pgaudit_stderr,
                "pgaudit-csvlog": read_pgaudit_csvlog}
+    if fmt == "pgaudit":
+        path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else ""
+        fmt = "pgaudit-csvlog" if str(path).lower().endswith(".csv") else "pgaudit-stderr"
     if fmt not in readers:
         raise InputError(f"unknown audit log format {fmt!r} (expected one of {', '.join(FORMATS)})")
     reader: Any = readers[fmt]

@@ -7,11 +7,12 @@ orders scenario codes from most to least specific.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Signal", "Alert", "EventScore", "PRIORITY", "MODEL_VERSION"]
+__all__ = ["Signal", "Alert", "EventScore", "PRIORITY", "MODEL_VERSION", "score_of"]
 
 MODEL_VERSION = "baseline-sketch-1"
 PRIORITY = ("DENY_LIST", "INJECTION", "PRIVILEGE_CHANGE", "MASS_MODIFY", "SERVICE_INTERACTIVE",
@@ -20,6 +21,12 @@ PRIORITY = ("DENY_LIST", "INJECTION", "PRIVILEGE_CHANGE", "MASS_MODIFY", "SERVIC
             "UNPARSEABLE")
 _RANK = {c: i for i, c in enumerate(PRIORITY)}
 _EVIDENCE_CAP = 1000
+
+
+def score_of(value: float) -> int:
+    """The 0-100 whole-number score of an alert: the one rule (round half up) behind the
+    score that is stored, printed by ``detect``, ``alerts`` and ``show``, and exported."""
+    return max(0, min(100, math.floor(value + 0.5)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +76,7 @@ class Alert:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (reasons as a list, timestamps ISO 8601)."""
         return {"alert_id": self.alert_id, "actor": self.actor, "scenarios": list(self.scenarios),
-                "score": int(round(self.score)),
+                "score": score_of(self.score),
                 "reasons": [self.reasons[c] for c in self.scenarios if c in self.reasons],
                 "event_ids": list(self.event_ids), "event_count": self.event_count,
                 "first_ts": self.first_ts.isoformat(), "last_ts": self.last_ts.isoformat(),

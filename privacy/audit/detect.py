@@ -106,11 +106,13 @@ class Detector(DetectorChecks):
     def score(self, event: QueryEvent, lexed: Lexed | None = None) -> EventScore:
         """Score one event, update the baselines and the alerts.
 
-        ``lexed`` is ``self.analyzer.lex(event.statement)`` when a caller computed it
-        already (the ingest process does, so the scoring process need not)."""
+        The SQL analysed is :attr:`QueryEvent.bound_statement` (bind parameters in their
+        placeholders). ``lexed`` is ``self.analyzer.lex(event.bound_statement)`` when a
+        caller computed it already (the ingest process does, so the scoring process need
+        not)."""
         self.events_scored += 1
         t = event.ts.timestamp()
-        an = self.analyzer.analyze(event.statement, lexed)
+        an = self.analyzer.analyze(event.bound_statement, lexed)
         st = self._actors.get(event.actor)
         if st is None:
             st = self._actors[event.actor] = ActorBaseline(first_ts=t)

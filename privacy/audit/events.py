@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Literal
 
+from privacy.audit._binds import bind
 from privacy.errors import InputError
 
-__all__ = ["QueryEvent", "MalformedLine", "parse_timestamp", "restore_event", "ACTOR_KINDS",
-           "STATUSES"]
+__all__ = ["QueryEvent", "MalformedLine", "parse_timestamp", "parse_zone", "restore_event",
+           "ACTOR_KINDS", "STATUSES"]
 
 ActorKind = Literal["human", "service"]
 Status = Literal["ok", "error", "denied"]
@@ -32,21 +34,57 @@ _REQUIRED = ("event_id", "ts", "actor", "statement")
 _OPTIONAL_STR = ("role", "department", "source_ip", "client", "database")
 
 
-def parse_timestamp(value: object, *, field: str = "ts") -> datetime:
+_OFFSET = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$")
+
+
+def parse_zone(text: str) -> tzinfo:
+    """A time zone from an offset (``+08:00``, ``+0800``, ``-5``, ``UTC+8``), ``UTC``/``Z``
+    or an IANA name (``Asia/Shanghai``).
+
+    Raises
+    ------
+    InputError
+        If ``text`` is none of these.
+    """
+    value = text.strip()
+    if value.upper() in ("UTC", "Z", "GMT"):
+        return timezone.utc
+    m = _OFFSET.match(value.upper())
+    if m is not None:
+        hours, minutes = int(m.group(2)), int(m.group(3) or 0)
+        if hours > 23 or minutes > 59:
+            raise InputError(f"time zone {text!r}: offset out of range")
+        delta = timedelta(hours=hours, minutes=minutes)
+        return timezone(-delta if m.group(1) == "-" else delta)
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(value)
+    except (KeyError, ValueError, OSError):
+        raise InputError(f"unknown time zone {text!r} (expected an offset such as +08:00 or "
+                         "an IANA name such as Asia/Shanghai)") from None
+
+
+def parse_timestamp(value: object, *, field: str = "ts",
+                    default_tz: tzinfo | None = None) -> datetime:
     """Parse an ISO 8601 timestamp that carries a UTC offset.
 
     Parameters
     ----------
     value:
-        A string such as ``2026-03-01T09:30:00+08:00`` (``Z`` means UTC) or an aware
-        :class:`~datetime.datetime`.
+        A string such as ``2026-03-01T09:30:00+08:00`` (``Z`` means UTC; a space may
+        stand for the ``T``) or an aware :class:`~datetime.datetime`.
     field:
         Field name used in error messages.
+    default_tz:
+        The zone of timestamps written without an offset (the log's own zone, when it is
+        known: ``--tz``). Without it a naive timestamp is an error.
 
     Raises
     ------
     InputError
-        If the value is not a string/datetime, not ISO 8601, or has no offset.
+        If the value is not a string/datetime, not ISO 8601, or has no offset and no
+        ``default_tz`` was given.
     """
     if isinstance(value, datetime):
         ts = value
@@ -65,9 +103,12 @@ def parse_timestamp(value: object, *, field: str = "ts") -> datetime:
             f"field {field!r}: expected an ISO 8601 timestamp string, got {type(value).__name__}"
         )
     if ts.tzinfo is None or ts.utcoffset() is None:
+        if default_tz is not None:
+            return ts.replace(tzinfo=default_tz)
         raise InputError(
             f"field {field!r}: timestamp {value!s} has no UTC offset; naive timestamps are "
-            "ambiguous (expected e.g. 2026-03-01T09:30:00+08:00)"
+            "ambiguous (expected e.g. 2026-03-01T09:30:00+08:00, or give the log's zone "
+            "with --tz)"
         )
     return ts
 
@@ -103,11 +144,15 @@ class QueryEvent:
         ``"ok"``, ``"error"`` or ``"denied"`` when known.
     duration_ms:
         Execution time in milliseconds, when known.
+    parameters:
+        Bind parameter values of a statement with placeholders (``$1``, ``?``), as
+        logged (pgAudit ``log_parameter``), ``None`` for a SQL NULL; ``None`` when the
+        source logged none. :attr:`bound_statement` puts them in the placeholders.
 
     Warnings
     --------
-    ``statement`` holds literal customer identifiers. Treat events as personal data:
-    pseudonymise before long-term storage or sharing.
+    ``statement`` (and ``parameters``) hold literal customer identifiers. Treat events
+    as personal data: pseudonymise before long-term storage or sharing.
     """
 
     event_id: str
@@ -123,22 +168,35 @@ class QueryEvent:
     rows: int | None = None
     status: Status | None = None
     duration_ms: float | None = None
+    parameters: tuple[str | None, ...] | None = None
 
     def __post_init__(self) -> None:
         _validate(self.event_id, self.ts, self.actor, self.actor_kind, self.role,
                   self.department, self.source_ip, self.client, self.database,
-                  self.statement, self.rows, self.status, self.duration_ms)
+                  self.statement, self.rows, self.status, self.duration_ms, self.parameters)
+
+    @property
+    def bound_statement(self) -> str:
+        """The statement with its bind parameters in the placeholders (as literals), what
+        detection analyses; the statement itself when it has none."""
+        params = self.parameters
+        if not params:
+            return self.statement
+        return bind(self.statement, params)
 
     # ------------------------------------------------------------------ conversion
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], *, file: str | None = None, line: int | None = None
+        cls, data: Mapping[str, Any], *, file: str | None = None, line: int | None = None,
+        default_tz: tzinfo | None = None,
     ) -> QueryEvent:
         """Build and validate an event from a JSON-like mapping.
 
         Unknown keys, missing required keys and wrongly typed values raise
         :class:`~privacy.errors.InputError` naming the field and the expected type.
-        ``None`` values for optional fields mean "unknown".
+        ``None`` values for optional fields mean "unknown". ``parameters`` may be a list
+        of strings, numbers and nulls (numbers become their text). ``default_tz`` is
+        the zone of a ``ts`` without offset (see :func:`parse_timestamp`).
         """
         if type(data) is not dict and not isinstance(data, Mapping):
             raise InputError(
@@ -160,10 +218,12 @@ class QueryEvent:
             if values[index] is None:
                 raise InputError(f"field {name!r}: required field is missing", file=file, line=line)
         try:
-            values[1] = parse_timestamp(values[1])
+            values[1] = parse_timestamp(values[1], default_tz=default_tz)
             dur = values[12]
             if isinstance(dur, int) and not isinstance(dur, bool):
                 values[12] = float(dur)
+            if values[13] is not None:
+                values[13] = _parameters(values[13])
             _validate(*values)
         except InputError as exc:
             raise InputError(exc.detail, file=file, line=line) from None
@@ -181,7 +241,8 @@ class QueryEvent:
                 "department": self.department, "source_ip": self.source_ip,
                 "client": self.client, "database": self.database,
                 "statement": self.statement, "rows": self.rows, "status": self.status,
-                "duration_ms": self.duration_ms}
+                "duration_ms": self.duration_ms,
+                "parameters": None if self.parameters is None else list(self.parameters)}
 
     def to_json(self) -> str:
         """One compact JSON line (no newline), keys in schema order."""
@@ -235,9 +296,23 @@ _FIELD_NAMES: frozenset[str] = frozenset(_EVENT_FIELDS)
 _REQUIRED_AT = tuple((_EVENT_FIELDS.index(name), name) for name in _REQUIRED)
 
 
+def _parameters(value: Any) -> Any:
+    """A JSON list of parameter values as a tuple of strings and Nones (numbers as their
+    text); anything else is returned as is, for :func:`_validate` to reject."""
+    if not isinstance(value, (list, tuple)):
+        return value
+    out: list[Any] = []
+    for v in value:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append(str(v))
+        else:
+            out.append(v)
+    return tuple(out)
+
+
 def _validate(event_id: Any, ts: Any, actor: Any, actor_kind: Any, role: Any,
               department: Any, source_ip: Any, client: Any, database: Any, statement: Any,
-              rows: Any, status: Any, duration_ms: Any) -> None:
+              rows: Any, status: Any, duration_ms: Any, parameters: Any = None) -> None:
     """Check an event's field values (in declaration order); :class:`InputError` names
     the first field that is wrong."""
     for name, value in (("event_id", event_id), ("actor", actor)):
@@ -265,21 +340,27 @@ def _validate(event_id: Any, ts: Any, actor: Any, actor_kind: Any, role: Any,
     ):
         raise InputError(
             f"field 'duration_ms': expected a non-negative number, got {duration_ms!r}")
+    if parameters is not None and (not isinstance(parameters, tuple) or not all(
+            v is None or isinstance(v, str) for v in parameters)):
+        raise InputError("field 'parameters': expected a list of strings, numbers or nulls, "
+                         f"got {parameters!r}"[:200])
 # The slots' own setters, one per field: calling them directly is about twice as fast
 # as object.__setattr__ by name (which a frozen dataclass's __init__ does per field).
 (_SET_EVENT_ID, _SET_TS, _SET_ACTOR, _SET_ACTOR_KIND, _SET_ROLE, _SET_DEPARTMENT,
  _SET_SOURCE_IP, _SET_CLIENT, _SET_DATABASE, _SET_STATEMENT, _SET_ROWS, _SET_STATUS,
- _SET_DURATION_MS) = (getattr(QueryEvent, name).__set__ for name in _EVENT_FIELDS)
+ _SET_DURATION_MS, _SET_PARAMETERS) = (getattr(QueryEvent, name).__set__
+                                       for name in _EVENT_FIELDS)
 assert _EVENT_FIELDS == ("event_id", "ts", "actor", "actor_kind", "role", "department",
                          "source_ip", "client", "database", "statement", "rows", "status",
-                         "duration_ms")
+                         "duration_ms", "parameters")
 
 
 def restore_event(event_id: str, ts: datetime, actor: str, actor_kind: ActorKind | None,
                   role: str | None, department: str | None, source_ip: str | None,
                   client: str | None, database: str | None, statement: str,
                   rows: int | None, status: Status | None,
-                  duration_ms: float | None) -> QueryEvent:
+                  duration_ms: float | None,
+                  parameters: tuple[str | None, ...] | None = None) -> QueryEvent:
     """Rebuild an event from its field values in declaration order, without validating
     them again (for values taken from an event that was validated when it was made:
     pickled, or sent to a scoring process)."""
@@ -297,6 +378,7 @@ def restore_event(event_id: str, ts: datetime, actor: str, actor_kind: ActorKind
     _SET_ROWS(event, rows)
     _SET_STATUS(event, status)
     _SET_DURATION_MS(event, duration_ms)
+    _SET_PARAMETERS(event, parameters)
     return event
 
 

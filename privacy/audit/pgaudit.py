@@ -16,7 +16,12 @@ pgAudit formats (PostgreSQL 15, pgAudit 1.7)
 --------------------------------------------
 A session audit message is ``AUDIT: SESSION,<statement id>,<substatement id>,<class>,
 <command>,<object type>,<object name>,<statement>,<parameter>[,<rows>]`` in CSV quoting;
-the trailing ``rows`` field is present when ``pgaudit.log_rows = on``.
+the trailing ``rows`` field is present when ``pgaudit.log_rows = on``. With
+``pgaudit.log_parameter = on`` the ``parameter`` field holds the bind values of a
+statement sent with placeholders (JDBC, psycopg: ``WHERE cust_id = $1``) as a CSV
+record of its own (``<none>`` when there are none, ``<not logged>`` when the option is
+off); they become the event's ``parameters``, which detection puts back into the
+placeholders (:attr:`QueryEvent.bound_statement`).
 
 * csvlog: PostgreSQL's CSV log (26 columns on PG 14+, 24 on PG 13, 23 before); the
   audit message is the ``message`` column; user, database, pid, connection and
@@ -26,20 +31,24 @@ the trailing ``rows`` field is present when ``pgaudit.log_rows = on``.
   required), ``%u`` (actor), ``%d`` (database), ``%r``/``%h`` (source_ip), ``%a``
   (client), ``%e`` (SQLSTATE), ``%q``, ``%%``, and ``%c %l %x %v %i %b %s %Q %P %k``
   (matched and ignored). Recommended: ``'%m [%p] %q%u@%d %r %a '``. Continuation lines
-  of multi-line messages start with a tab.
+  of multi-line messages start with a tab. A line the prefix does not match is
+  malformed, its reason naming the prefix expected; :func:`guess_prefix` finds which of
+  :data:`COMMON_PREFIXES` a log was written with.
 
 Timestamps carry the zone *abbreviation* of ``log_timezone``. ``UTC``/``GMT`` and
 numeric forms (``+08``, set ``log_timezone = 'Etc/GMT-8'``) are understood; others such
 as ``CST`` are ambiguous and must be mapped with ``timezones={"CST": "+08:00"}`` (or an
-IANA name such as ``"Asia/Shanghai"``); unmapped ones make the record malformed.
+IANA name such as ``"Asia/Shanghai"``; the key ``"*"`` maps every abbreviation not
+mapped otherwise); unmapped ones make the record malformed.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
@@ -48,8 +57,10 @@ from privacy.audit.events import MalformedLine, QueryEvent
 from privacy.errors import ConfigError, InputError
 
 __all__ = [
+    "COMMON_PREFIXES",
     "DEFAULT_LOG_LINE_PREFIX",
     "compile_prefix",
+    "guess_prefix",
     "read_pgaudit_csvlog",
     "read_pgaudit_stderr",
 ]
@@ -94,11 +105,12 @@ def _numeric_tz(text: str) -> tzinfo | None:
 
 def _pg_time(text: str, tzs: dict[str, tzinfo]) -> datetime:
     stamp, _, abbrev = text.rpartition(" ")
-    tz = tzs.get(abbrev) or _numeric_tz(abbrev)
+    tz = tzs.get(abbrev) or _numeric_tz(abbrev) or tzs.get("*")
     if tz is None:
         raise InputError(
             f"time zone abbreviation {abbrev!r} is ambiguous or unknown; map it with "
-            f"timezones={{{abbrev!r}: '+08:00'}} or set log_timezone to UTC"
+            f"--tz {abbrev}=+08:00 (timezones={{{abbrev!r}: '+08:00'}}), give the log's zone "
+            "with --tz Asia/Shanghai, or set log_timezone to UTC"
         )
     try:
         return datetime.fromisoformat(stamp).replace(tzinfo=tz)
@@ -114,7 +126,7 @@ class _PgState:
         self.tzs = _tz_table(timezones)
         self.ids = EventIds("pg")
         self.last_key: dict[str, tuple[str, str]] = {}
-        self.last_stmt: dict[str, tuple[str, str]] = {}
+        self.last_stmt: dict[str, tuple[str, str, tuple[str | None, ...] | None]] = {}
 
     def audit_event(
         self, msg: str, *, ts_text: str, pid: str, user: str, db: str | None,
@@ -127,7 +139,7 @@ class _PgState:
             raise InputError("pgAudit message is not valid CSV") from None
         if len(fields) not in (9, 10):
             raise InputError(f"pgAudit message has {len(fields)} fields, expected 9 or 10")
-        kind, stmt_id, sub_id, _cls, _cmd, _otype, oname, statement = fields[:8]
+        kind, stmt_id, sub_id, _cls, _cmd, _otype, oname, statement, param = fields[:9]
         if kind not in ("SESSION", "OBJECT") or not (stmt_id.isdigit() and sub_id.isdigit()):
             raise InputError("not a pgAudit SESSION/OBJECT record")
         rows: int | None = None
@@ -139,12 +151,13 @@ class _PgState:
         if self.last_key.get(pid) == key:
             return None  # same statement logged again for another relation / audit type
         self.last_key[pid] = key
+        params = _parameters(param)
         if statement == "<previously logged>":
             prev = self.last_stmt.get(pid)
             if prev is not None and prev[0] == stmt_id:
-                statement = prev[1]
+                statement, params = prev[1], prev[2]
         else:
-            self.last_stmt[pid] = (stmt_id, statement)
+            self.last_stmt[pid] = (stmt_id, statement, params)
         if not user:
             raise InputError("no user name on the audit record (check log_line_prefix %u)")
         ts = _pg_time(ts_text, self.tzs)
@@ -152,7 +165,7 @@ class _PgState:
                              stmt_id, sub_id, oname, user, db or ""])
         return QueryEvent(event_id=self.ids.make(canon), ts=ts, actor=user, database=db or None,
                           source_ip=host or None, client=app or None, statement=statement,
-                          rows=rows, status="ok")
+                          rows=rows, status="ok", parameters=params)
 
     def error_event(
         self, statement: str, message: str, sqlstate: str | None, *, ts_text: str, pid: str,
@@ -164,6 +177,24 @@ class _PgState:
         return QueryEvent(event_id=self.ids.make(canon), ts=ts, actor=user or "[unknown]",
                           database=db or None, source_ip=host or None, client=app or None,
                           statement=statement, status="denied" if denied else "error")
+
+
+_NOT_VALUES = frozenset({"<not logged>", "<none>", "<previously logged>"})
+
+
+def _parameters(field: str) -> tuple[str | None, ...] | None:
+    """pgAudit's PARAMETER field (``pgaudit.log_parameter = on``): the bind values as a
+    CSV record of their own (an empty value is a NULL, or an empty string: pgAudit
+    writes both alike), or None for ``<none>``, ``<not logged>`` and the like."""
+    if field in _NOT_VALUES:
+        return None
+    if field == "":
+        return (None,)
+    try:
+        values = next(csv.reader(io.StringIO(field)))
+    except (csv.Error, StopIteration):
+        raise InputError("pgAudit parameter field is not valid CSV") from None
+    return tuple(v if v != "" else None for v in values)
 
 
 _REMOTE_PORT = re.compile(r"^(.*)\((\d+)\)$")
@@ -303,6 +334,52 @@ def compile_prefix(prefix: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(parts) + rf"(?P<sev>{_SEVERITIES}):  (?P<msg>.*)$", re.S)
 
 
+#: log_line_prefix values seen in the field, tried by :func:`guess_prefix` in this order.
+COMMON_PREFIXES: tuple[str, ...] = (
+    DEFAULT_LOG_LINE_PREFIX,
+    "%m [%p] %q%u@%d ",                                 # Debian / Ubuntu packages
+    "%m [%p] ",                                         # PostgreSQL's own default
+    "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",  # pgBadger's recommendation
+    "%t [%p]: user=%u,db=%d,app=%a,client=%h ",
+    "%m [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+    "%t:%r:%u@%d:[%p]:",                                # Amazon RDS / Aurora
+    "%m:%r:%u@%d:[%p]:",
+    "%t [%p-%l] %q%u@%d ",
+    "%m [%p] %q[user=%u,db=%d,app=%a,client=%h] ",
+    "%m [%p] %u@%d ",
+    "%t [%p] ",
+)
+
+
+def guess_prefix(lines: Iterable[str], *, limit: int = 2000,
+                 candidates: Iterable[str] = COMMON_PREFIXES) -> str | None:
+    """The ``log_line_prefix`` among ``candidates`` that best explains a stderr log.
+
+    Looks at the first ``limit`` record lines (continuation lines skipped). A candidate
+    scores by the lines it matches, audit records whose user it reads counting double;
+    ties go to the earlier candidate. None when no candidate matches any line.
+    """
+    sample = [line.rstrip("\r\n") for line in itertools.islice(
+        (x for x in lines if x.strip() and not x.startswith("\t")), limit)]
+    best: tuple[int, str] | None = None
+    for prefix in candidates:
+        try:
+            pattern = compile_prefix(prefix)
+        except ConfigError:
+            continue
+        score = 0
+        for line in sample:
+            m = pattern.match(line)
+            if m is None:
+                continue
+            score += 1
+            if m.group("msg").startswith("AUDIT: ") and _group(m, "user"):
+                score += 1
+        if score and (best is None or score > best[0]):
+            best = (score, prefix)
+    return None if best is None else best[1]
+
+
 def _group(m: re.Match[str], name: str) -> str | None:
     return m.groupdict().get(name)
 
@@ -329,6 +406,7 @@ def read_pgaudit_stderr(
     malformed; without ``%d``/``%r``/``%a`` those event fields stay empty.
     """
     pattern = compile_prefix(prefix)
+    mismatch = f"line does not match log_line_prefix {prefix!r}"
     state = _PgState(timezones)
     pending: dict[str, tuple[int, str, str | None]] = {}
 
@@ -340,7 +418,7 @@ def read_pgaudit_stderr(
         text = "\n".join([physical[0], *(line[1:] for line in physical[1:])])
         m = pattern.match(text)
         if m is None:
-            yield line_no, MalformedLine(line_no, "line does not match log_line_prefix", text)
+            yield line_no, MalformedLine(line_no, mismatch, text)
             return
         pid, sev, msg = m.group("pid"), m.group("sev"), m.group("msg")
         epoch = _group(m, "epoch")

@@ -67,6 +67,9 @@ class InlineScorer:
         """The detector's result."""
         return Detection.of(self.detector)
 
+    def close(self) -> None:
+        """Nothing to stop (for symmetry with :meth:`ProcessScorer.close`)."""
+
 
 # One event and its lexed statement as a flat tuple of builtins: the event's fields in
 # order, with ``ts`` split into its naive wall time and its offset (an unnamed fixed
@@ -91,7 +94,7 @@ def _pack(event: QueryEvent, lexed: Lexed) -> Item:
             offset = delta.total_seconds()
     return (event.event_id, ts.replace(tzinfo=None), offset, event.actor, event.actor_kind,
             event.role, event.department, event.source_ip, event.client, event.database,
-            event.statement, event.rows, event.status, event.duration_ms,
+            event.statement, event.rows, event.status, event.duration_ms, event.parameters,
             lexed.key, lexed.lits, lexed.starts, lexed.sizes)
 
 
@@ -110,11 +113,12 @@ class _Unpacker:
 
     def __call__(self, item: Item) -> tuple[QueryEvent, Lexed]:
         (event_id, wall, offset, actor, actor_kind, role, department, source_ip, client,
-         database, statement, rows, status, duration_ms, key, lits, starts, sizes) = item
+         database, statement, rows, status, duration_ms, parameters, key, lits, starts,
+         sizes) = item
         tz = self.zone(offset) if isinstance(offset, float) else offset
         event = restore_event(event_id, wall.replace(tzinfo=tz), actor, actor_kind, role,
                               department, source_ip, client, database, statement, rows,
-                              status, duration_ms)
+                              status, duration_ms, parameters)
         return event, Lexed(key, lits, starts, sizes)
 
 
@@ -198,7 +202,7 @@ class ProcessScorer:
 
     def score(self, event: QueryEvent) -> None:
         """Queue one event; a full batch goes to the child."""
-        self._batch.append(_pack(event, self._lex(event.statement)))
+        self._batch.append(_pack(event, self._lex(event.bound_statement)))
         if len(self._batch) >= self._size:
             self._send()
 

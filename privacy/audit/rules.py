@@ -11,8 +11,17 @@ missing ones take the defaults of :data:`DEFAULT_RULES_YAML`. Example::
     calendar:
       timezone: "+08:00"
       working_hours: {start: "08:00", end: "19:00"}
-      holidays: ["2026-04-04..2026-04-06", "2026-05-01..2026-05-05"]
+      holidays_file: cn-2027.yaml       # dates published after the library's release
+      holidays: ["2026-12-31"]          # a bank's own closing day
       workdays: ["2026-05-09"]          # make-up working days (调休)
+
+Public holidays and make-up working days (调休) come from the maintained
+``chinese-calendar`` package (``holidays_from: chinese-calendar``, the default; ``none``
+for no built-in holidays). ``holidays_file`` (a YAML file with ``holidays:`` and
+``workdays:`` lists, relative to the rules file) and the inline ``holidays`` and
+``workdays`` lists override it date by date: a date listed as a holiday is no longer a
+make-up day and the other way round. :attr:`Calendar.years` says which years the
+calendar knows; detection notes events outside them.
     scenarios:
       BULK_EXPORT: {min_rows: 1000, factor: 10}
     custom:
@@ -27,6 +36,7 @@ A custom rule naming a column the catalogue does not know is a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import os
@@ -39,7 +49,7 @@ from privacy.audit.catalog import Catalog
 from privacy.errors import ConfigError
 
 __all__ = ["Rules", "Calendar", "CustomRule", "SCENARIOS", "DEFAULT_RULES_YAML",
-           "CN_HOLIDAYS", "CN_WORKDAYS"]
+           "HOLIDAY_SOURCES", "library_holidays"]
 
 SCENARIOS: dict[str, str] = {
     "BULK_EXPORT": "bulk pull or export",
@@ -60,18 +70,39 @@ SCENARIOS: dict[str, str] = {
     "UNPARSEABLE": "statement could not be parsed",
 }
 
-# Chinese public holidays (State Council notices) and make-up working days (调休).
-CN_HOLIDAYS: tuple[str, ...] = (
-    "2025-01-01", "2025-01-28..2025-02-04", "2025-04-04..2025-04-06",
-    "2025-05-01..2025-05-05", "2025-05-31..2025-06-02", "2025-10-01..2025-10-08",
-    "2026-01-01..2026-01-03", "2026-02-15..2026-02-23", "2026-04-04..2026-04-06",
-    "2026-05-01..2026-05-05", "2026-06-19..2026-06-21", "2026-09-25..2026-09-27",
-    "2026-10-01..2026-10-07",
-)
-CN_WORKDAYS: tuple[str, ...] = (
-    "2025-01-26", "2025-02-08", "2025-04-27", "2025-09-28", "2025-10-11",
-    "2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09", "2026-09-20", "2026-10-10",
-)
+#: Where the calendar's public holidays and make-up working days come from.
+HOLIDAY_SOURCES = ("chinese-calendar", "none")
+
+
+@functools.lru_cache(maxsize=4)
+def library_holidays(source: str = "chinese-calendar") -> tuple[
+        frozenset[date], frozenset[date], frozenset[int]]:
+    """Public holidays, make-up working days and the years covered, from ``source``.
+
+    ``chinese-calendar`` reads the State Council notices as the ``chinese-calendar``
+    package records them (a new release follows each year's notice, usually in
+    November). ``none`` gives no holidays.
+
+    Raises
+    ------
+    ConfigError
+        Unknown source, or the package is not installed.
+    """
+    if source == "none":
+        return frozenset(), frozenset(), frozenset()
+    if source != "chinese-calendar":
+        raise ConfigError(f"calendar.holidays_from: unknown source {source!r} (expected one "
+                          f"of {', '.join(HOLIDAY_SOURCES)})")
+    try:
+        import chinese_calendar
+    except ImportError:
+        raise ConfigError("the holiday calendar needs the chinese-calendar package (pip "
+                          "install 'covault[audit]'), or set calendar.holidays_from: none "
+                          "and list the holidays") from None
+    holidays = frozenset(d for d in chinese_calendar.holidays if isinstance(d, date))
+    workdays = frozenset(d for d in chinese_calendar.workdays if isinstance(d, date))
+    years = frozenset(d.year for d in holidays | workdays)
+    return holidays, workdays, years
 
 DEFAULT_RULES_YAML = """\
 version: 1
@@ -146,6 +177,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _TOP = {"version", "rule_version", "learning_days", "alert_threshold", "merge_within", "calendar",
         "interactive_clients", "workstation_networks", "scenarios", "subsumes", "custom"}
+_CALENDAR_KEYS = {"timezone", "working_hours", "weekend", "holidays", "workdays",
+                  "holidays_from", "holidays_file"}
 
 
 # --------------------------------------------------------------------------- YAML with lines
@@ -232,9 +265,41 @@ def _tz(value: Any, doc: _Doc, path: tuple[Any, ...]) -> tzinfo:
                       ) from None
 
 
+def _holiday_file(path: str, base: str | None) -> tuple[set[date], set[date]]:
+    """The holidays and make-up working days of a holidays file (YAML mapping with
+    ``holidays`` and ``workdays`` lists of dates or ``A..B`` ranges)."""
+    name = path if base is None or os.path.isabs(path) else os.path.join(base, path)
+    try:
+        with open(name, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read holidays file: {exc.strerror}", file=name) from None
+    data, doc = _compose(text, name)
+    if not isinstance(data, dict):
+        raise doc.err((), "expected a mapping with 'holidays' and 'workdays' lists")
+    for key in data:
+        if key not in ("holidays", "workdays"):
+            raise doc.err((key,), "unknown key (expected holidays, workdays)")
+    return (_dates(data.get("holidays", []), doc, ("holidays",)),
+            _dates(data.get("workdays", []), doc, ("workdays",)))
+
+
+def _overlay(holidays: set[date], workdays: set[date], add_holidays: set[date],
+             add_workdays: set[date]) -> None:
+    """Apply overriding dates: each date ends up in the list that names it last."""
+    holidays -= add_workdays
+    workdays -= add_holidays
+    holidays |= add_holidays
+    workdays |= add_workdays
+
+
 @dataclass(frozen=True)
 class Calendar:
-    """Working hours, weekend, public holidays and make-up working days in one zone."""
+    """Working hours, weekend, public holidays and make-up working days in one zone.
+
+    ``years`` are the years whose holidays are known (the library's, plus those of
+    dates given in a file or inline); :meth:`covers` tells whether a day is in one.
+    """
 
     tz: tzinfo = timezone(timedelta(hours=8))
     start: time = time(8, 0)
@@ -242,6 +307,21 @@ class Calendar:
     weekend: frozenset[int] = frozenset({5, 6})
     holidays: frozenset[date] = frozenset()
     workdays: frozenset[date] = frozenset()
+    years: frozenset[int] = frozenset()
+    source: str = "chinese-calendar"
+
+    def covers(self, day: date) -> bool:
+        """Whether the holidays of ``day``'s year are known."""
+        return day.year in self.years
+
+    def with_holidays_file(self, path: str | os.PathLike[str]) -> Calendar:
+        """This calendar with the dates of a holidays file overriding its own."""
+        add_h, add_w = _holiday_file(os.fspath(path), None)
+        hol, work = set(self.holidays), set(self.workdays)
+        _overlay(hol, work, add_h, add_w)
+        years = self.years | {d.year for d in add_h | add_w}
+        return Calendar(self.tz, self.start, self.end, self.weekend, frozenset(hol),
+                        frozenset(work), frozenset(years), self.source)
 
     def is_workday(self, day: date) -> bool:
         """A working day: a make-up day, or a weekday that is not a holiday."""
@@ -303,6 +383,11 @@ class Rules:
     def default(cls, catalog: Catalog | None = None) -> Rules:
         """The built-in rules with the Chinese public-holiday calendar."""
         return cls.from_text("", "<default>", catalog)
+
+    def with_holidays_file(self, path: str | os.PathLike[str]) -> Rules:
+        """These rules with a holidays file overriding the calendar's dates (see
+        :meth:`Calendar.with_holidays_file`)."""
+        return dataclasses.replace(self, calendar=self.calendar.with_holidays_file(path))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], catalog: Catalog | None = None) -> Rules:
@@ -381,8 +466,9 @@ def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
     if not isinstance(cal_in, dict):
         raise doc.err(("calendar",), "expected a mapping")
     for key in cal_in:
-        if key not in {"timezone", "working_hours", "weekend", "holidays", "workdays"}:
-            raise doc.err(("calendar", key), "unknown key")
+        if key not in _CALENDAR_KEYS:
+            raise doc.err(("calendar", key), "unknown key (expected one of "
+                          f"{', '.join(sorted(_CALENDAR_KEYS))})")
     cal_base = base["calendar"]
     tz = _tz(cal_in.get("timezone", cal_base["timezone"]), doc, ("calendar", "timezone"))
     wh = cal_in.get("working_hours", cal_base["working_hours"])
@@ -397,9 +483,31 @@ def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
     except (KeyError, TypeError):
         raise doc.err(("calendar", "weekend"), "expected weekday names such as [sat, sun]"
                       ) from None
-    holidays = _dates(cal_in.get("holidays", list(CN_HOLIDAYS)), doc, ("calendar", "holidays"))
-    workdays = _dates(cal_in.get("workdays", list(CN_WORKDAYS)), doc, ("calendar", "workdays"))
-    calendar = Calendar(tz, start, end, weekend, frozenset(holidays), frozenset(workdays))
+    source = str(cal_in.get("holidays_from", "chinese-calendar"))
+    if source not in HOLIDAY_SOURCES:
+        raise doc.err(("calendar", "holidays_from"), f"unknown source {source!r} (expected "
+                      f"one of {', '.join(HOLIDAY_SOURCES)})")
+    lib_h, lib_w, years_known = library_holidays(source)
+    holidays, workdays = set(lib_h), set(lib_w)
+    years = set(years_known)
+    if "holidays_file" in cal_in:
+        hfile = cal_in["holidays_file"]
+        if not isinstance(hfile, str) or not hfile:
+            raise doc.err(("calendar", "holidays_file"), "expected a file name")
+        folder = os.path.dirname(file) if not file.startswith("<") else None
+        add_h, add_w = _holiday_file(hfile, folder)
+        _overlay(holidays, workdays, add_h, add_w)
+        years |= {d.year for d in add_h | add_w}
+    add_h = _dates(cal_in.get("holidays", []), doc, ("calendar", "holidays"))
+    add_w = _dates(cal_in.get("workdays", []), doc, ("calendar", "workdays"))
+    both = sorted(add_h & add_w)
+    if both:
+        raise doc.err(("calendar", "workdays"), f"{both[0].isoformat()} is listed both as a "
+                      "holiday and as a working day")
+    _overlay(holidays, workdays, add_h, add_w)
+    years |= {d.year for d in add_h | add_w}
+    calendar = Calendar(tz, start, end, weekend, frozenset(holidays), frozenset(workdays),
+                        frozenset(years), source)
 
     scen_in = data.get("scenarios", {})
     if not isinstance(scen_in, dict):

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from privacy.audit.rules import CN_HOLIDAYS, CN_WORKDAYS
 from privacy.audit.sim_traffic import Simulation
 
 if TYPE_CHECKING:
@@ -71,11 +70,9 @@ def write_bundle(sim: Simulation, folder: str | Path,
 
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
-    hol = ", ".join(f'"{h}"' for h in CN_HOLIDAYS)
-    wd = ", ".join(f'"{w}"' for w in CN_WORKDAYS)
-    rules = (f'version: 1\nrule_version: "sim-bank-1"\nlearning_days: 7\ncalendar:\n'
-             f'  timezone: "+08:00"\n  working_hours: {{start: "08:00", end: "19:00"}}\n'
-             f"  holidays: [{hol}]\n  workdays: [{wd}]\n"
+    rules = ('version: 1\nrule_version: "sim-bank-1"\nlearning_days: 7\ncalendar:\n'
+             '  timezone: "+08:00"\n  working_hours: {start: "08:00", end: "19:00"}\n'
+             "  holidays_from: chinese-calendar   # public holidays and make-up days\n"
              'workstation_networks: ["10.20.0.0/16"]\n')
 
     def values(ids: list[int]) -> tuple[str, str]:

@@ -36,7 +36,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -367,6 +367,47 @@ class AuditStore:
         row = self.db.execute("SELECT data FROM events WHERE event_id = ?",
                               (event_id,)).fetchone()
         return None if row is None else _event(row[0])
+
+    def events_by_id(self, event_ids: Iterable[str]) -> list[QueryEvent]:
+        """The stored events among ``event_ids``, in time order (unknown ids skipped)."""
+        ids = list(dict.fromkeys(event_ids))
+        found: list[tuple[float, int, str]] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            found += self.db.execute(
+                f"SELECT ts, seq, data FROM events WHERE event_id IN "
+                f"({','.join('?' * len(chunk))})", chunk).fetchall()
+        return [_event(data) for _, _, data in sorted(found)]
+
+    def actor_events(self, actor: str, since: datetime, until: datetime, *,
+                     limit: int | None = None) -> list[QueryEvent]:
+        """Events of ``actor`` from ``since`` to ``until`` (inclusive), in time order; with
+        ``limit``, the last ``limit`` of them."""
+        sql = ("SELECT data FROM events WHERE ts >= ? AND ts <= ? AND actor = ? "
+               "ORDER BY ts DESC, seq DESC")
+        args: list[Any] = [since.timestamp(), until.timestamp(), actor]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        rows = self.db.execute(sql, args).fetchall()
+        return [_event(r[0]) for r in reversed(rows)]
+
+    def actor_days(self, actor: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """``actor``'s activity per day from ``since`` to ``until``: events, rows, failed or
+        denied statements, distinct statements; days in ``until``'s UTC offset."""
+        offset = until.utcoffset()
+        off = offset.total_seconds() if offset is not None else 0.0
+        rows = self.db.execute(
+            "SELECT CAST((ts + ?) / 86400 AS INTEGER) AS day, count(*), "
+            "sum(coalesce(json_extract(data, '$.rows'), 0)), "
+            "sum(coalesce(json_extract(data, '$.status'), 'ok') != 'ok'), "
+            "count(DISTINCT json_extract(data, '$.statement')) "
+            "FROM events WHERE ts >= ? AND ts <= ? AND actor = ? GROUP BY day ORDER BY day",
+            (off, since.timestamp(), until.timestamp(), actor)).fetchall()
+        epoch = datetime(1970, 1, 1).date()
+        return [{"day": (epoch + timedelta(days=int(d))).isoformat(), "events": int(n),
+                 "rows": int(r or 0), "failed": int(f or 0), "statements": int(k)}
+                for d, n, r, f, k in rows]
 
     def quarantine(self) -> list[dict[str, Any]]:
         """Quarantined lines (source, line, reason, raw)."""

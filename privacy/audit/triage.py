@@ -137,9 +137,9 @@ class Triage:
                                                   "new_ids_sha256": digest, "ts": now})
         return {"new": new, "updated": updated, "suppressed": suppressed}
 
-    def alerts(self, state: str | None = None, *,
-               include_suppressed: bool = False) -> list[dict[str, Any]]:
-        """Stored alerts (highest score first), optionally of one state."""
+    def alerts(self, state: str | None = None, *, include_suppressed: bool = False,
+               actor: str | None = None) -> list[dict[str, Any]]:
+        """Stored alerts (highest score first), optionally of one state or one actor."""
         if state is not None and state not in STATES:
             raise AuditError(f"unknown state {state!r} (expected one of {', '.join(STATES)})")
         sql = "SELECT data, state, close_reason, suppressed_by FROM alerts"
@@ -149,6 +149,9 @@ class Triage:
             args.append(state)
         if not include_suppressed:
             cond.append("suppressed_by IS NULL")
+        if actor is not None:
+            cond.append("actor = ?")
+            args.append(actor)
         if cond:
             sql += " WHERE " + " AND ".join(cond)
         out = []
@@ -159,8 +162,43 @@ class Triage:
             out.append(d)
         return out
 
+    def resolve(self, alert_id: str) -> str:
+        """The full id of the alert that ``alert_id`` names: the id itself, or a prefix of
+        exactly one alert's id (case does not matter; the ``AL-`` may be left out).
+
+        Raises
+        ------
+        AuditError
+            No alert matches, or several do (the message lists them).
+        """
+        text = alert_id.strip()
+        if not text:
+            raise AuditError("empty alert id")
+        db = self.store.db
+        row = db.execute("SELECT alert_id FROM alerts WHERE alert_id = ?", (text,)).fetchone()
+        if row is not None:
+            return str(row[0])
+        prefixes = [text] if text.upper().startswith("AL-") else [text, "AL-" + text]
+        found: list[str] = []
+        for prefix in prefixes:
+            pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            found += [r[0] for r in db.execute(
+                "SELECT alert_id FROM alerts WHERE alert_id LIKE ? ESCAPE '\\' "
+                "ORDER BY alert_id LIMIT 21", (pattern,)) if r[0] not in found]
+        if not found:
+            raise AuditError(f"unknown alert {alert_id!r} (no alert id starts with it; list "
+                             "them with: covault audit alerts)")
+        if len(found) > 1:
+            shown = ", ".join(found[:10]) + (", ..." if len(found) > 10 else "")
+            raise AuditError(f"alert id prefix {alert_id!r} is ambiguous: "
+                             f"{'more than 20' if len(found) > 20 else len(found)} alerts "
+                             f"match ({shown}); give more characters")
+        return found[0]
+
     def get(self, alert_id: str) -> dict[str, Any]:
-        """One alert with its state and action history."""
+        """One alert with its state and action history; ``alert_id`` may be a unique
+        prefix (:meth:`resolve`)."""
+        alert_id = self.resolve(alert_id)
         row = self.store.db.execute("SELECT data, state, close_reason, suppressed_by FROM "
                                     "alerts WHERE alert_id = ?", (alert_id,)).fetchone()
         if row is None:
@@ -178,14 +216,16 @@ class Triage:
     # ------------------------------------------------------------------ actions
     def transition(self, alert_id: str, state: str, *, comment: str,
                    reason: str | None = None, analyst: str | None = None) -> dict[str, Any]:
-        """Move an alert to ``state``.
+        """Move an alert to ``state``; ``alert_id`` may be a unique prefix.
 
         Raises
         ------
         AuditError
-            Unknown alert or state, an illegal transition, closing without a reason from
-            :data:`CLOSE_REASONS`, a reason when not closing, or an empty comment.
+            Unknown alert or state, an ambiguous prefix, an illegal transition, closing
+            without a reason from :data:`CLOSE_REASONS`, a reason when not closing, or an
+            empty comment.
         """
+        alert_id = self.resolve(alert_id)
         current = self.get(alert_id)["state"]
         if state not in STATES:
             raise AuditError(f"unknown state {state!r} (expected one of {', '.join(STATES)})")
@@ -203,6 +243,7 @@ class Triage:
     def comment(self, alert_id: str, comment: str, *,
                 analyst: str | None = None) -> dict[str, Any]:
         """Add a comment without changing the state."""
+        alert_id = self.resolve(alert_id)
         current = self.get(alert_id)["state"]
         return self._act(alert_id, "comment", current, None, None, comment, analyst)
 
