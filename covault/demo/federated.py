@@ -36,9 +36,8 @@ def run(ctx: DemoContext) -> dict[str, Any]:
     atomic_write_text(folder / "report.html", render_report(result))
     parties = result["parties"]
     return {
-        "banks": {name: {"rows": p["rows"], "auc": round(p["auc"], 4),
-                         "local_only_auc": round(p["local_auc"], 4)}
-                  for name, p in parties.items()},
+        "banks": "; ".join(f"{name} {p['rows']} rows, AUC {p['auc']:.4f} (alone "
+                           f"{p['local_auc']:.4f})" for name, p in parties.items()),
         "global_auc": round(result["global"]["auc"], 4),
         "aggregation": result["aggregation"],
         "rounds": result["rounds"],
