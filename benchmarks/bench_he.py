@@ -2,10 +2,13 @@
 
 Compares covault packed Paillier (DJN randomness, process pool) at 2048 and 3072 bits,
 covault BFV (TenSEAL, int64 via limbs), and plain phe value by value (measured on a
-sample and extrapolated). Every covault sum is checked to be exact.
+sample and extrapolated). Every covault sum is checked to be exact. Paillier keys use the
+default DJN exponent (bits/2); --fast-randomness measures the opt-in short exponent
+(2*kappa bits) instead.
 
     .venv/bin/python benchmarks/bench_he.py            # 5 x 1,000,000 values
     .venv/bin/python benchmarks/bench_he.py --quick    # 5 x 20,000 values, sanity run
+    .venv/bin/python benchmarks/bench_he.py --only paillier-2048 --fast-randomness
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ def report(name: str, stages: dict[str, float], exact: bool, extra: str = "") ->
     return total
 
 
-def bench_paillier(bits: int, data: list[np.ndarray], expected: list[int]) -> float:
+def bench_paillier(bits: int, data: list[np.ndarray], expected: list[int],
+                   fast_randomness: bool = False) -> float:
     layout = PackingLayout(64, len(data))
-    (pub, priv), kg = timed(lambda: generate_keypair(bits))
+    (pub, priv), kg = timed(lambda: generate_keypair(bits, fast_randomness=fast_randomness))
     vecs, t_enc = timed(lambda: [EncryptedVector.encrypt(pub, d, layout, contributor=f"p{i}")
                                  for i, d in enumerate(data)])
     agg, t_agg = timed(lambda: EncryptedVector.sum(vecs).rerandomised())
@@ -47,7 +51,8 @@ def bench_paillier(bits: int, data: list[np.ndarray], expected: list[int]) -> fl
     cts = len(agg.ciphertexts)
     return report(f"covault paillier-{bits}", {"encrypt": t_enc, "aggregate": t_agg,
                                               "decrypt": t_dec}, exact,
-                  f"(keygen {kg:.1f}s, {layout.slots(bits)} values/ct, {cts} ct/party)")
+                  f"(keygen {kg:.1f}s, {layout.slots(bits)} values/ct, {cts} ct/party, "
+                  f"{pub.exponent_bits}-bit DJN exponent)")
 
 
 def bench_bfv(params: str, data: list[np.ndarray], expected: list[int]) -> float:
@@ -86,6 +91,8 @@ def main() -> None:
     ap.add_argument("--bfv-params", default="bfv-128-8192")
     ap.add_argument("--only", default="phe,paillier-2048,paillier-3072,bfv",
                     help="comma-separated subset of: phe,paillier-2048,paillier-3072,bfv")
+    ap.add_argument("--fast-randomness", action="store_true",
+                    help="Paillier keys with the opt-in short DJN exponent (2*kappa bits)")
     args = ap.parse_args()
     n = 20_000 if args.quick else args.values
     sample = 300 if args.quick else args.phe_sample
@@ -98,9 +105,10 @@ def main() -> None:
     expected = np.sum([d.astype(object) for d in data], axis=0).tolist()
     only = set(args.only.split(","))
     base = bench_phe(2048, sample, args.parties, n) if "phe" in only else None
-    t2048 = bench_paillier(2048, data, expected) if "paillier-2048" in only else None
+    fast = args.fast_randomness
+    t2048 = bench_paillier(2048, data, expected, fast) if "paillier-2048" in only else None
     if "paillier-3072" in only:
-        bench_paillier(3072, data, expected)
+        bench_paillier(3072, data, expected, fast)
     tbfv = bench_bfv(args.bfv_params, data, expected) if "bfv" in only else None
     if base and t2048:
         print(f"speed-up paillier-2048 vs phe-2048: {base / t2048:.0f}x")

@@ -23,8 +23,22 @@ _GROUPS: list[tuple[str, str]] = [
 ]
 
 
+def _max_field_bytes(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    from masking.io import DEFAULT_MAX_FIELD_BYTES, parse_size, set_max_field_bytes
+    from privacy.errors import InputError
+
+    try:  # every invocation sets it, so one run's setting never leaks into the next
+        set_max_field_bytes(DEFAULT_MAX_FIELD_BYTES if value is None else parse_size(value))
+    except InputError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="covault")
+@click.option("--max-field-bytes", metavar="SIZE", envvar="COVAULT_MAX_FIELD_BYTES",
+              callback=_max_field_bytes, expose_value=False, is_eager=True,
+              help="Largest CSV field any command reads, e.g. 16M [default: 1M; env "
+                   "COVAULT_MAX_FIELD_BYTES]. A row may hold 1 MiB besides its largest field.")
 def main() -> None:
     """covault: privacy-preserving data collaboration for banks.
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-from privacy.errors import InputError
-from privacy.keys import DEFAULT_KEK_FILE_ENV, DEFAULT_PASSPHRASE_ENV, Kek, Keyset
+from privacy.errors import CovaultError, InputError, KeyfileError
+from privacy.keys import DEFAULT_KEK_FILE_ENV, DEFAULT_PASSPHRASE_ENV, Kek, KeyInfo, Keyset
+
+T = TypeVar("T")
 
 
 def parse_key_id(text: str) -> int:
@@ -45,6 +47,48 @@ def resolve_kek(kek_file: str | None, passphrase_env: str) -> Kek:
     return Kek.from_env(passphrase_var=passphrase_env)
 
 
+def _malformed(path: str, exc: BaseException) -> KeyfileError:
+    if isinstance(exc, RecursionError):
+        why = "its JSON is nested too deeply"
+    elif isinstance(exc, UnicodeDecodeError):
+        why = "not UTF-8 text"
+    elif isinstance(exc, ValueError) and "digits" in str(exc):
+        why = "it holds an integer of too many digits"
+    else:
+        why = f"a field is missing or has the wrong type or value ({type(exc).__name__})"
+    return KeyfileError(f"{path}: not a valid keyset file: {why}")
+
+
+def _reading_keyset(path: str, read: Callable[[], T]) -> T:
+    """``read()``, with what a malformed keyset file makes the reader raise besides covault
+    errors (a wrong type, a missing key, JSON too deep, an integer too long, bytes that are
+    not UTF-8) turned into :class:`KeyfileError` naming ``path`` (exit 2, one line).
+
+    The keyset reader (:mod:`privacy.keys`) should refuse these itself; this is the
+    command line's boundary, so that no keyset file gives a traceback.
+    """
+    try:
+        return read()
+    except CovaultError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+            RecursionError) as exc:
+        raise _malformed(path, exc) from exc
+
+
 def open_keyset(path: str, kek_file: str | None, passphrase_env: str) -> Keyset:
-    """Open a keyset file with the KEK named by the options or the environment."""
-    return Keyset.load(path, resolve_kek(kek_file, passphrase_env))
+    """Open a keyset file with the KEK named by the options or the environment.
+
+    Raises
+    ------
+    KeyfileError
+        The file is malformed (as well as what :meth:`Keyset.load` raises).
+    """
+    kek = resolve_kek(kek_file, passphrase_env)
+    return _reading_keyset(path, lambda: Keyset.load(path, kek))
+
+
+def read_keyset_info(path: str) -> tuple[str, list[KeyInfo]]:
+    """:meth:`Keyset.read_info` (unverified metadata), a malformed file refused as by
+    :func:`open_keyset`."""
+    return _reading_keyset(path, lambda: Keyset.read_info(path))

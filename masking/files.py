@@ -11,12 +11,19 @@ the column (:func:`masking.engine.verify_plan`), decrypts ``fpe`` columns with t
 id the plan records, and with a ledger writes ``masking.reveal.started`` before the
 first plaintext is written, then ``masking.reveal`` (finished) or
 ``masking.reveal.aborted``: a reveal killed outright leaves a started record with no end.
+
+A mask run with ``noise`` columns is a differentially private release: with a ledger it
+appends one ``masking.dp_release`` record per noise column (dataset id, column, epsilon),
+in the same transaction as its ``masking.run`` record. When the policy sets
+``dp.budget``, the run needs a ledger and refuses (nothing written) when the epsilon
+the ledger shows spent on the dataset plus this release would exceed the budget.
 """
 
 from __future__ import annotations
 
 import contextlib
 import getpass
+import hashlib
 import json
 import os
 import secrets
@@ -38,12 +45,17 @@ from masking.engine import (
 )
 from masking.io import iter_batches, read_head
 from masking.operators import KeyProvider, OpContext, build_operator
+from masking.operators.basic import Keep
+from masking.operators.numeric import Noise
 from masking.policy import Policy
 from masking.writer import open_writer, read_metadata
 from privacy.errors import InputError, PolicyError
 from privacy.keys import Keyset, format_key_id
 
-__all__ = ["mask_file", "reveal_file"]
+__all__ = ["mask_file", "reveal_file", "DP_RELEASE", "dp_spent"]
+
+#: Ledger kind of one noise column's release (dataset, column, epsilon).
+DP_RELEASE = "masking.dp_release"
 
 Progress = Callable[[int], None]
 Keysets = None | Keyset | Mapping[str, Keyset] | Iterable[Keyset]
@@ -76,6 +88,90 @@ def _record(ledger: str | os.PathLike[str] | None, kind: str, payload: dict[str,
         log.append(kind, payload)
 
 
+# ---- differential privacy: the budget per dataset ------------------------------------------
+
+
+def _digest(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def dp_spent(log: Any, dataset: str) -> float:
+    """Epsilon the ledger ``log`` records as spent on ``dataset`` (sum of its
+    ``masking.dp_release`` records: composition adds up over columns and releases)."""
+    total = 0.0
+    for rec in log.records(DP_RELEASE):
+        if rec.payload.get("dataset") == dataset:
+            total += float(rec.payload.get("epsilon", 0.0))
+    return total
+
+
+class _DpRelease:
+    """The noise columns of one run, their dataset id and the budget check."""
+
+    def __init__(self, policy: Policy, plan: Plan, input_path: str | os.PathLike[str],
+                 ledger: str | os.PathLike[str] | None) -> None:
+        self.columns = [(c.column, c.operator) for c in plan.columns
+                        if isinstance(c.operator, Noise)]
+        self.budget = policy.dp.budget
+        self.dataset = policy.dp.dataset or (_digest(input_path) if self.columns else "")
+        self.epsilon = sum(float(op.epsilon or 0.0) for _, op in self.columns)
+        self.ledger = ledger
+        self.spent: float | None = None
+        if self.columns and self.budget is not None and ledger is None:
+            raise PolicyError(
+                f"the policy sets a privacy budget (dp.budget: {self.budget:g}) for dataset "
+                f"{self.dataset!r}; pass --ledger FILE so that what this release spends can "
+                "be checked against it and recorded")
+
+    def check(self, spent: float) -> None:
+        """Refuse (:class:`PolicyError`, exit 2) when ``spent`` (what the ledger shows on
+        the dataset) plus this release would exceed the budget."""
+        self.spent = spent
+        if not self.columns or self.budget is None:
+            return
+        if spent + self.epsilon > self.budget * (1 + 1e-9):
+            cols = ", ".join(f"{name} {op.epsilon:g}" for name, op in self.columns)
+            raise PolicyError(
+                f"privacy budget of dataset {self.dataset!r} exhausted: the ledger shows "
+                f"epsilon {spent:g} of {self.budget:g} spent, and this release needs "
+                f"{self.epsilon:g} more ({cols}); nothing was written")
+
+    def check_now(self) -> None:
+        """The budget check before anything is written (the ledger opened read-only)."""
+        if not self.columns or self.ledger is None:
+            return
+        from privacy.ledger import Ledger
+
+        spent = 0.0
+        if Path(self.ledger).exists():
+            with Ledger(self.ledger, read_only=True) as log:
+                spent = dp_spent(log, self.dataset)
+        self.check(spent)
+
+    def records(self, run: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        return [(DP_RELEASE, {"dataset": self.dataset, "column": name,
+                              "epsilon": float(op.epsilon or 0.0), "mechanism": "laplace",
+                              "lower": op.lower, "upper": op.upper,
+                              "policy_hash": run["policy_hash"], "view": run["view"],
+                              "output": run["output"], "rows": run["rows_out"]})
+                for name, op in self.columns]
+
+    def summary(self) -> dict[str, Any] | None:
+        if not self.columns:
+            return None
+        out: dict[str, Any] = {"dataset": self.dataset, "epsilon": self.epsilon,
+                               "columns": {n: op.epsilon for n, op in self.columns}}
+        if self.spent is not None:
+            out["spent_before"] = self.spent
+        if self.budget is not None:
+            out["budget"] = self.budget
+        return out
+
+
 def mask_file(
     policy: Policy,
     input_path: str | os.PathLike[str],
@@ -103,6 +199,8 @@ def mask_file(
     first, rest = _batches(input_path, input_format, batch_size)
     table_name = Path(input_path).name.split(".")[0]
     plan = engine.plan(first, view, table_name=table_name)
+    release = _DpRelease(policy, plan, input_path, ledger)
+    release.check_now()  # refuse before anything is written
     rows_in, gate_report = 0, None
     with open_writer(output, output_format=output_format, metadata=plan.metadata()) as out:
 
@@ -137,8 +235,18 @@ def mask_file(
             "key_ids": plan.key_ids,
             "gate": gate_report,
         }
-        _record(ledger, "masking.run", {k: v for k, v in summary.items() if k != "gate"}
-                | {"suppressed": (gate_report or {}).get("suppressed", 0)})
+        dp = release.summary()
+        if dp is not None:
+            summary["dp"] = dp
+        run = {k: v for k, v in summary.items() if k != "gate"} | {
+            "suppressed": (gate_report or {}).get("suppressed", 0)}
+        if ledger is not None:
+            from privacy.ledger import Ledger
+
+            with Ledger(ledger) as log:
+                if release.columns:  # again: another run may have spent since the first check
+                    release.check(dp_spent(log, release.dataset))
+                log.append_many([("masking.run", run), *release.records(summary)])
     return summary
 
 
@@ -180,7 +288,7 @@ def _reveal_plan(policy: Policy, view: str | None, meta: Mapping[str, str],
     try:
         recorded = json.loads(meta[METADATA_PLAN])
         macs = json.loads(meta[METADATA_MAC])
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError, huge integers, deep nesting
         raise InputError("the column plan in the metadata is not valid JSON",
                          file=source) from None
     if not isinstance(recorded, dict) or not isinstance(macs, dict) or not all(
@@ -204,9 +312,10 @@ def _reveal_plan(policy: Policy, view: str | None, meta: Mapping[str, str],
         verifiers[ks.template] = ks
     for ks in verifiers.values():
         verify_plan(ks, macs, meta[METADATA_HASH], recorded_view, recorded, source=source)
-    plan_columns = [
-        ColumnPlan(name, d.get("pii", ""), build_operator(d["operator"], d.get("options")),
-                   None, d["context"], d.get("on_invalid", "fail"),
+    plan_columns = [  # only revealed columns need their operator (others pass through)
+        ColumnPlan(name, d.get("pii", ""),
+                   build_operator(d["operator"], d.get("options")) if name in columns
+                   else Keep(), None, d["context"], d.get("on_invalid", "fail"),
                    _key_id(d.get("key_id"), name, source))
         for name, d in recorded.items()
     ]

@@ -11,7 +11,11 @@ CSV
     Every column is read as ``string`` (identifiers such as ids, cards and account numbers
     must not lose leading zeros or precision); empty fields are null. A row with the
     wrong number of fields raises :class:`InputError` with ``file:line`` (the physical
-    line where the record starts).
+    line where the record starts). Fields of up to :func:`max_field_bytes` bytes are
+    read (default 1 MiB, and a row may hold 1 MiB besides); raise it with
+    :func:`set_max_field_bytes`, ``covault --max-field-bytes SIZE`` or
+    ``$COVAULT_MAX_FIELD_BYTES``. Every CSV reader of covault (masking, scan, PSI, HE)
+    uses this one setting (:func:`csv_read_options`).
 Parquet
     The file's own schema.
 JSON Lines
@@ -43,7 +47,20 @@ import pyarrow as pa
 
 from privacy.errors import InputError
 
-__all__ = ["FORMATS", "detect_format", "iter_batches", "read_head"]
+__all__ = [
+    "FORMATS",
+    "DEFAULT_MAX_FIELD_BYTES",
+    "MAX_FIELD_BYTES_LIMIT",
+    "MAX_FIELD_BYTES_ENV",
+    "csv_error_message",
+    "csv_read_options",
+    "detect_format",
+    "iter_batches",
+    "max_field_bytes",
+    "parse_size",
+    "read_head",
+    "set_max_field_bytes",
+]
 
 FORMATS = ("csv", "parquet", "jsonl")
 _EXTENSIONS = {
@@ -57,6 +74,75 @@ _EXTENSIONS = {
 }
 _COMPRESSED = {".gz", ".bz2", ".zst"}
 _INT64 = 2**63
+
+#: Largest CSV field read by default (bytes).
+DEFAULT_MAX_FIELD_BYTES = 1 << 20
+#: The most :func:`set_max_field_bytes` accepts (Arrow reads one block of this size).
+MAX_FIELD_BYTES_LIMIT = 1 << 30
+#: Environment variable read by ``covault --max-field-bytes``.
+MAX_FIELD_BYTES_ENV = "COVAULT_MAX_FIELD_BYTES"
+#: Room for the rest of a row beside its largest field.
+_ROW_SLACK = 1 << 20
+_max_field_bytes = DEFAULT_MAX_FIELD_BYTES
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``"1048576"``, ``"512K"``, ``"16M"``, ``"1G"`` (binary units, optional ``iB``/``B``)."""
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = t[-1:] if t[-1:] in ("k", "m", "g") else ""
+    digits = t[: len(t) - len(unit)].strip()
+    if not digits.isdigit() or not digits.isascii():
+        raise InputError(f"not a size: {text!r} (expected bytes, e.g. 4194304, 512K, 16M)")
+    return int(digits) * _UNITS[unit]
+
+
+def set_max_field_bytes(size: int) -> None:
+    """Set the largest CSV field every covault CSV reader accepts, for this process.
+
+    Raises
+    ------
+    InputError
+        ``size`` is below 1 KiB or above :data:`MAX_FIELD_BYTES_LIMIT` (1 GiB).
+    """
+    global _max_field_bytes
+    if not 1 << 10 <= size <= MAX_FIELD_BYTES_LIMIT:
+        raise InputError(f"the CSV field limit must lie between 1K and 1G bytes, got {size:,}")
+    _max_field_bytes = int(size)
+    _python_csv_limit()
+
+
+def _python_csv_limit() -> None:
+    """Let the standard library's ``csv`` module read fields as long as Arrow does (its
+    own default, 128 KiB, made a long header a traceback)."""
+    limit = _max_field_bytes + _ROW_SLACK
+    if csv.field_size_limit() < limit:
+        csv.field_size_limit(limit)
+
+
+def max_field_bytes() -> int:
+    """The largest CSV field the readers accept (bytes)."""
+    return _max_field_bytes
+
+
+def csv_read_options(**kwargs: Any) -> Any:
+    """``pyarrow.csv.ReadOptions`` whose block holds a row with a field of
+    :func:`max_field_bytes` bytes (Arrow refuses a row longer than its block), and sets
+    the standard library's ``csv.field_size_limit`` to match."""
+    from pyarrow import csv as pacsv
+
+    _python_csv_limit()
+    return pacsv.ReadOptions(block_size=_max_field_bytes + _ROW_SLACK, **kwargs)
+
+
+def csv_error_message(text: str) -> str:
+    """Arrow's CSV error ``text``, explained when a row exceeded the field limit."""
+    if "straddling object" in text or "field larger than field limit" in text:
+        return (f"a CSV row is longer than covault reads (fields up to "
+                f"{_max_field_bytes:,} bytes, rows up to {_max_field_bytes + _ROW_SLACK:,}): "
+                f"raise the limit with `covault --max-field-bytes SIZE` (e.g. 16M) or "
+                f"${MAX_FIELD_BYTES_ENV}")
+    return text
 
 
 def detect_format(path: str | os.PathLike[str], input_format: str | None = None) -> str:
@@ -134,7 +220,7 @@ def _csv_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
         return "error"
 
     parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=handler)
-    read = pacsv.ReadOptions(block_size=1 << 20, use_threads=False)
+    read = csv_read_options(use_threads=False)
     try:
         head = pacsv.open_csv(name, read_options=read, parse_options=parse)
         names = head.schema.names
@@ -165,23 +251,28 @@ def _csv_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
 def _csv_error(name: str, delimiter: str, exc: pa.ArrowInvalid) -> InputError:
     text = str(exc)
     if "Expected" not in text or "columns" not in text:
-        return InputError(f"cannot read CSV: {text}", file=name)
+        return InputError(f"cannot read CSV: {csv_error_message(text)}", file=name)
     with pa.input_stream(name, compression="detect") as raw:
         lines = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
         reader = csv.reader(lines, delimiter=delimiter)
         expected: int | None = None
         start = 1
-        for record in reader:
-            if record:
-                if expected is None:
-                    expected = len(record)
-                elif len(record) != expected:
-                    return InputError(
-                        f"row has {len(record)} fields, expected {expected} (as in the header)",
-                        file=name,
-                        line=start,
-                    )
-            start = reader.line_num + 1
+        try:
+            for record in reader:
+                if record:
+                    if expected is None:
+                        expected = len(record)
+                    elif len(record) != expected:
+                        return InputError(
+                            f"row has {len(record)} fields, expected {expected} "
+                            "(as in the header)",
+                            file=name,
+                            line=start,
+                        )
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            return InputError(f"cannot read CSV: {csv_error_message(str(exc))}", file=name,
+                              line=start)
     return InputError(f"cannot read CSV: {text}", file=name)
 
 
@@ -230,6 +321,9 @@ def _jsonl_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise InputError(f"invalid JSON: {exc.msg}", file=name, line=lineno) from None
+                except (ValueError, RecursionError) as exc:  # huge integers, deep nesting
+                    raise InputError(f"invalid JSON: {type(exc).__name__}: {str(exc)[:120]}",
+                                     file=name, line=lineno) from None
                 if not isinstance(obj, dict):
                     raise InputError("expected one JSON object per line", file=name, line=lineno)
                 if schema is not None:

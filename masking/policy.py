@@ -6,6 +6,9 @@
     extends: jrt0171            # start from a preset (its rules come after ours)
     context: cif.customers      # prefix of keyed operators' contexts (default: table)
     default: drop               # columns no rule selects: drop (fail closed) or keep
+    dp:                         # privacy budget of the ``noise`` operator
+      dataset: cif.customers    # releases of this dataset share one budget
+      budget: 3.0               # total epsilon; ``mask apply --ledger`` enforces it
     columns:                    # rules for every view, and declarations
       - name: id_no             # select by exact name ...
         pii: cn_resident_id     # ... and declare its PII type (overrides detection)
@@ -19,6 +22,11 @@
           - pii: cn_mobile
             operator: mask
             options: {keep_first: 3, keep_last: 4}
+      analytics:
+        columns:
+          - name: income        # DP noise: bounds and epsilon are required
+            operator: noise
+            options: {epsilon: 0.5, lower: 0, upper: 200000}
       partner_export:
         inherit: display        # start from another view
         row_filter: {column: consent, eq: "Y"}
@@ -59,7 +67,8 @@ from masking.presets import preset_text
 from privacy.errors import PolicyError
 from privacy.safe_yaml import compose_yaml, construct_yaml
 
-__all__ = ["Policy", "PolicyModel", "Rule", "ResolvedView", "SPECIFICITY", "policy_schema"]
+__all__ = ["Policy", "PolicyModel", "DpModel", "Rule", "ResolvedView", "SPECIFICITY",
+           "policy_schema"]
 
 PII_NAMES = (
     "cn_resident_id", "cn_mobile", "bank_card", "cn_uscc", "cn_passport", "hk_macau_permit",
@@ -179,6 +188,18 @@ class ViewModel(_Strict):
     gate: GateModel | None = None
 
 
+class DpModel(_Strict):
+    """Differential-privacy accounting for the ``noise`` operator.
+
+    ``dataset`` names the data whose releases share one budget (default: the SHA-256 of
+    the input file, which a changed file escapes: name it); ``budget`` is the total
+    epsilon all releases of that dataset may spend, checked against the ledger.
+    """
+
+    dataset: str | None = Field(default=None, min_length=1, max_length=200)
+    budget: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+
+
 class PolicyModel(_Strict):
     """The document: ``version: 1`` plus columns, views and defaults."""
 
@@ -190,6 +211,7 @@ class PolicyModel(_Strict):
     default: Literal["drop", "keep"] = "drop"
     columns: list[RuleModel] = Field(default_factory=list)
     views: dict[str, ViewModel] = Field(default_factory=dict)
+    dp: DpModel | None = None
 
 
 def policy_schema() -> dict[str, Any]:
@@ -338,6 +360,13 @@ class Policy:
         if self.model.context is not None or self.base is None:
             return self.model.context
         return self.base.context
+
+    @property
+    def dp(self) -> DpModel:
+        """Differential-privacy accounting (dataset id, budget); ours, else the preset's."""
+        if self.model.dp is not None or self.base is None:
+            return self.model.dp or DpModel()
+        return self.base.dp
 
     @property
     def view_names(self) -> list[str]:

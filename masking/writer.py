@@ -126,15 +126,44 @@ def open_writer(
 
 def read_metadata(path: str | os.PathLike[str], input_format: str | None = None
                   ) -> dict[str, str]:
-    """The covault metadata of an output: Parquet schema metadata, else the sidecar."""
+    """The covault metadata of an output: Parquet schema metadata, else the sidecar.
+
+    Raises
+    ------
+    InputError
+        The Parquet schema or the sidecar cannot be read: not UTF-8, not a JSON object
+        (nested too deeply, an integer too long), a ``covault.`` value not a string.
+    """
     fmt = detect_format(path, input_format)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        raw = pq.read_schema(path).metadata or {}
-        return {k.decode(): v.decode() for k, v in raw.items() if k.startswith(b"covault.")}
+        try:
+            raw = pq.read_schema(path).metadata or {}
+            return {k.decode(): v.decode() for k, v in raw.items()
+                    if k.startswith(b"covault.")}
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"cannot read Parquet: {exc}", file=os.fspath(path)) from None
+        except UnicodeDecodeError:
+            raise InputError("covault metadata is not UTF-8 text",
+                             file=os.fspath(path)) from None
     side = sidecar_path(path)
     if not side.is_file():
         return {}
-    data = json.loads(side.read_text(encoding="utf-8"))
-    return {k: v for k, v in data.items() if k.startswith("covault.")}
+    where = str(side)
+    try:
+        data = json.loads(side.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", file=where) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg}", file=where, line=exc.lineno) from None
+    except (ValueError, RecursionError):  # an integer too long, nesting too deep
+        raise InputError("not valid JSON: an integer too long or nesting too deep",
+                         file=where) from None
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object, got {type(data).__name__}", file=where)
+    meta = {k: v for k, v in data.items() if k.startswith("covault.")}
+    for k, v in meta.items():
+        if not isinstance(v, str):
+            raise InputError(f"{k!r} must be a string, got {type(v).__name__}", file=where)
+    return meta

@@ -34,7 +34,6 @@ import binascii
 import hmac
 import os
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any, Final
 
 import numpy as np
@@ -71,6 +70,11 @@ TOKEN_VERSION: Final = 0x01
 _HEADER_LEN: Final = 5
 _NONCE_LEN: Final = 12
 _TAG_LEN: Final = 16
+#: Entries a cipher object caches: key schedules (one per key of its keyset) and, for
+#: :class:`Tokenizer`, per-(key, context) keys. Nothing derived from key material is
+#: cached at module level.
+_CACHE_SIZE: Final = 64
+_CONTEXT_KEYS: Final = 256
 
 
 def _header(key_id: int) -> bytes:
@@ -119,10 +123,47 @@ def token_key_id(token: str) -> int:
     return _decode(prefix, token, 0)[0]
 
 
+class _DerivedKeys:
+    """Objects derived from key material (cipher instances, per-context keys), cached on
+    the cipher object that made them, at most ``size`` entries.
+
+    Per object, not per module: the derived keys live exactly as long as the cipher (which
+    holds the keyset anyway), and :meth:`clear` drops them at once. Entries are keyed by
+    the key material as :meth:`Keyset.key_material` returns it, so a key disabled after
+    its first use is still refused.
+    """
+
+    __slots__ = ("_items", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._items: dict[tuple[Any, ...], Any] = {}
+        self._size = size
+
+    def get(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        value = self._items.get(key)
+        if value is None:
+            if len(self._items) >= self._size:
+                self._items.clear()
+            value = self._items[key] = make()
+        return value
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class _TokenCodec:
     """Shared batch plumbing: text tokens <-> (key id, body) matrices, per length group."""
 
     prefix: str
+    _derived: _DerivedKeys
+
+    def clear_cache(self) -> None:
+        """Drop the key schedules and derived keys this object cached (it rebuilds them
+        on next use); they are also dropped with the object."""
+        self._derived.clear()
 
     def _encode_column(
         self, arr: pa.Array, seal: Callable[[np.ndarray], np.ndarray], key_id: int
@@ -199,11 +240,16 @@ class FieldCipher(_ReversibleCodec):
         keyset.require_primitive("aead", user="FieldCipher")
         self._keyset = keyset
         self._sm4 = keyset.template == "SM4_GCM"
+        self._derived = _DerivedKeys(_CACHE_SIZE)
+
+    def _aesgcm(self, key: bytes) -> AESGCM:
+        aead: AESGCM = self._derived.get((key,), lambda: AESGCM(key))
+        return aead
 
     def _seal(self, key_id: int, nonce: bytes, plain: bytes, aad: bytes) -> bytes:
         key = self._keyset.key_material(key_id)
         if not self._sm4:
-            return _aesgcm(key).encrypt(nonce, plain, aad)
+            return self._aesgcm(key).encrypt(nonce, plain, aad)
         enc = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
         enc.authenticate_additional_data(aad)
         return enc.update(plain) + enc.finalize() + enc.tag
@@ -216,7 +262,7 @@ class FieldCipher(_ReversibleCodec):
                 dec = Cipher(algorithms.SM4(key), modes.GCM(nonce, sealed[-_TAG_LEN:])).decryptor()
                 dec.authenticate_additional_data(aad)
                 return dec.update(sealed[:-_TAG_LEN]) + dec.finalize()
-            return _aesgcm(key).decrypt(nonce, sealed, aad)
+            return self._aesgcm(key).decrypt(nonce, sealed, aad)
         except (InvalidTag, ValueError):
             raise DecryptionError() from None
 
@@ -287,6 +333,11 @@ class DeterministicCipher(_ReversibleCodec):
     def __init__(self, keyset: Keyset) -> None:
         keyset.require_primitive("daead", user="DeterministicCipher")
         self._keyset = keyset
+        self._derived = _DerivedKeys(_CACHE_SIZE)
+
+    def _batch_siv(self, key: bytes) -> BatchSIV:
+        siv: BatchSIV = self._derived.get((key,), lambda: BatchSIV(key))
+        return siv
 
     def encrypt(self, value: str | bytes, context: str) -> str:
         """Encrypt one value under the primary key; returns a ``det:`` token."""
@@ -312,7 +363,7 @@ class DeterministicCipher(_ReversibleCodec):
         arr = as_string_array(values)
         ctx = _context_bytes(context)
         key_id = self._keyset.primary_id
-        siv = _batch_siv(self._keyset.key_material(key_id))
+        siv = self._batch_siv(self._keyset.key_material(key_id))
         header = _header(key_id)
         return self._encode_column(arr, lambda mat: siv.encrypt(mat, [header, ctx]), key_id)
 
@@ -322,7 +373,7 @@ class DeterministicCipher(_ReversibleCodec):
         arr, groups = self._decode_column(tokens)
         plain_groups = []
         for idx, key_id, body in groups:
-            siv = _batch_siv(self._keyset.key_material(key_id))
+            siv = self._batch_siv(self._keyset.key_material(key_id))
             plain, ok = siv.decrypt(np.ascontiguousarray(body), [_header(key_id), ctx])
             if not ok.all():
                 raise DecryptionError(f"decryption failed for row {int(idx[np.argmin(ok)])}")
@@ -352,9 +403,13 @@ class Tokenizer(_TokenCodec):
         keyset.require_primitive("prf", user="Tokenizer")
         self._keyset = keyset
         self._sm3 = keyset.template == "HMAC_SM3"
+        self._derived = _DerivedKeys(_CONTEXT_KEYS)
 
     def _context_key(self, key_id: int, context: str) -> bytes:
-        return _derive_context_key(self._keyset.key_material(key_id), context, self._sm3)
+        material = self._keyset.key_material(key_id)
+        key: bytes = self._derived.get(
+            (material, context), lambda: _derive_context_key(material, context, self._sm3))
+        return key
 
     def _mac(self, key: bytes, data: bytes) -> bytes:
         if self._sm3:
@@ -414,17 +469,6 @@ def _utf8(data: bytes) -> str:
         raise DecryptionError("decrypted value is not UTF-8 text; use decrypt_bytes") from None
 
 
-@lru_cache(maxsize=256)
-def _aesgcm(key: bytes) -> AESGCM:
-    return AESGCM(key)
-
-
-@lru_cache(maxsize=256)
-def _batch_siv(key: bytes) -> BatchSIV:
-    return BatchSIV(key)
-
-
-@lru_cache(maxsize=1024)
 def _derive_context_key(material: bytes, context: str, sm3: bool) -> bytes:
     algorithm: hashes.HashAlgorithm = hashes.SM3() if sm3 else hashes.SHA256()
     return HKDF(

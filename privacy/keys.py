@@ -51,9 +51,19 @@ FILE_FORMAT: Final = "covault-keyset"
 FILE_VERSION: Final = 1
 DEFAULT_PASSPHRASE_ENV: Final = "COVAULT_PASSPHRASE"
 DEFAULT_KEK_FILE_ENV: Final = "COVAULT_KEK_FILE"
-_SCRYPT_N: Final = 2**15
+#: scrypt cost of newly written passphrase-protected files (N = 2^17, r = 8, p = 1: 128 MiB,
+#: about 0.3 s). Files keep the parameters they were written with, so older files
+#: (N = 2^15) still open.
+_SCRYPT_N: Final = 2**17
 _SCRYPT_R: Final = 8
 _SCRYPT_P: Final = 1
+#: The most a file header may ask for, checked before anything is derived (the header
+#: is only authenticated by the key derived from it): N = 2^20, r = 8, p = 1, i.e. at most
+#: 1 GiB of memory (128 * N * r bytes) and the work of N * r * p = 2^23 block mixes.
+SCRYPT_MAX_N: Final = 2**20
+SCRYPT_MAX_R: Final = 8
+SCRYPT_MAX_P: Final = 1
+_SCRYPT_MIN_N: Final = 2**14
 
 
 @dataclass(frozen=True)
@@ -288,7 +298,7 @@ class Keyset:
         """Open a keyset document; ``source`` names it in error messages."""
         doc = _parse_document(text, source)
         header = {k: v for k, v in doc.items() if k != "encrypted_keys"}
-        wrapping_key = kek._derive(header["kek"])
+        wrapping_key = kek._derive(header["kek"], source)
         try:
             blob = base64.b64decode(doc["encrypted_keys"], validate=True)
             material = AESGCM(wrapping_key).decrypt(blob[:12], blob[12:], _canonical(header))
@@ -397,7 +407,11 @@ class Kek:
 
     @classmethod
     def from_passphrase(cls, passphrase: str) -> Kek:
-        """A KEK derived with scrypt (N=2^15, r=8, p=1) and a per-file random salt."""
+        """A KEK derived with scrypt and a per-file random salt.
+
+        New files are written with N=2^17, r=8, p=1; a file is opened with the
+        parameters stored in it, up to N=2^20, r=8, p=1 (1 GiB of memory).
+        """
         if not passphrase:
             raise KeysetError("the passphrase is empty")
         return cls("scrypt", passphrase.encode("utf-8"))
@@ -470,22 +484,47 @@ class Kek:
             return {"kind": "scrypt", "salt": salt, "n": _SCRYPT_N, "r": _SCRYPT_R, "p": _SCRYPT_P}
         return {"kind": "keyfile", "salt": salt}
 
-    def _derive(self, params: Any) -> bytes:
+    def _derive(self, params: Any, source: str = "<keyset>") -> bytes:
         if not isinstance(params, dict) or params.get("kind") != self._kind:
             kind = params.get("kind") if isinstance(params, dict) else None
             raise KeyfileError(
-                f"this keyset file is protected by a {kind!r} KEK, but a {self._kind!r} "
-                "KEK was given"
+                f"{source}: this keyset file is protected by a {kind!r} KEK, but a "
+                f"{self._kind!r} KEK was given"
             )
         try:
             salt = base64.b64decode(params["salt"], validate=True)
         except (KeyError, TypeError, ValueError, binascii.Error):
-            raise KeyfileError("keyset file has a malformed KEK salt") from None
+            raise KeyfileError(f"{source}: keyset file has a malformed KEK salt") from None
         if self._kind == "scrypt":
-            n, r, p = int(params["n"]), int(params["r"]), int(params["p"])
-            if not (2**14 <= n <= 2**20 and 1 <= r <= 32 and 1 <= p <= 16):
-                raise KeyfileError("keyset file has out-of-range scrypt parameters")
+            n, r, p = _scrypt_params(params, source)
             return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(self._secret)
         return HKDF(
             algorithm=hashes.SHA256(), length=32, salt=salt, info=b"covault keyset KEK v1"
         ).derive(self._secret)
+
+
+def _scrypt_params(params: Mapping[str, Any], source: str) -> tuple[int, int, int]:
+    """The scrypt ``(N, r, p)`` of a file header, refused before any work when malformed
+    or above :data:`SCRYPT_MAX_N`, :data:`SCRYPT_MAX_R`, :data:`SCRYPT_MAX_P`.
+
+    The header is authenticated only by the key derived from it, so whoever can write the
+    file chooses these numbers: unchecked, ``N=2^20, r=32`` made every reader allocate
+    4 GiB before it could tell the file was forged.
+    """
+    values = [params.get(k) for k in ("n", "r", "p")]
+    n, r, p = (v if type(v) is int else -1 for v in values)
+    if -1 in (n, r, p):
+        raise KeyfileError(f"{source}: keyset file has malformed scrypt parameters "
+                           "(n, r and p must be integers)")
+    if n < _SCRYPT_MIN_N or n & (n - 1) or r < 1 or p < 1:
+        raise KeyfileError(f"{source}: keyset file has invalid scrypt parameters "
+                           f"N={n}, r={r}, p={p} (N must be a power of 2 from 2^14, "
+                           "r and p at least 1)")
+    if n > SCRYPT_MAX_N or r > SCRYPT_MAX_R or p > SCRYPT_MAX_P:
+        mib = 128 * n * r // 2**20
+        raise KeyfileError(
+            f"{source}: keyset file asks for scrypt N={n}, r={r}, p={p} ({mib:,} MiB of "
+            f"memory); covault derives keys with at most N=2^20, r={SCRYPT_MAX_R}, "
+            f"p={SCRYPT_MAX_P} (1 GiB) and refuses this file before deriving anything"
+        )
+    return n, r, p

@@ -344,9 +344,11 @@ def test_catalog_digest_tracks_content() -> None:
 @settings(max_examples=300, deadline=None)
 @given(when=st.datetimes(timezones=st.one_of(
            st.timezones(),
+           # whole seconds: Python 3.11's fromisoformat reads "+00:00:00.000001" as UTC
            st.builds(timezone, st.timedeltas(min_value=timedelta(hours=-23, minutes=-59),
-                                             max_value=timedelta(hours=23, minutes=59))))),
-       text=st.text(), rows=st.none() | st.integers(0, 2**63),
+                                             max_value=timedelta(hours=23, minutes=59))
+                     .map(lambda d: timedelta(seconds=round(d.total_seconds())))))),
+       text=st.text(), rows=st.none() | st.integers(0, 2**63 - 1),
        duration=st.none() | st.floats(0, 1e300))
 def test_json_line_is_the_event_as_a_dict(when: datetime, text: str, rows: int | None,
                                           duration: float | None) -> None:

@@ -209,8 +209,11 @@ def test_checkpoint_then_verify(ledger_db: Path, keypair: tuple[Path, Path],
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     assert doc["checkpoint_size"] == 7 and doc["size"] == 8 and doc["stored_checkpoints"] == 1
-    # without --public-key the signer recorded in the ledger is used
-    assert run("verify", ledger_db, "-c", cp_path).exit_code == 0
+    # without --public-key: refused unless --unpinned, which uses the signers recorded in
+    # the ledger and says the signer is not pinned
+    assert run("verify", ledger_db, "-c", cp_path).exit_code == 2
+    r = run("verify", ledger_db, "-c", cp_path, "--unpinned", "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["signer_pinned"] is False
     # existing output is not overwritten without --force
     r = run("checkpoint", ledger_db, "--key", key, "-o", cp_path)
     assert r.exit_code == 2 and Checkpoint.load(cp_path).size == 7

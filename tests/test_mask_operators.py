@@ -38,7 +38,7 @@ CASES: dict[str, tuple[dict[str, object], list[str | None]]] = {
     "generalize": ({"to": "year"}, DATES),
     "round": ({"to": 1000}, ["63040", None, "1500.5", "-20"]),
     "top_bottom": ({"top": 100, "bottom": 0}, ["63040", None, "50", "-20"]),
-    "noise": ({"epsilon": 1.0, "sensitivity": 10.0, "seed": 7}, ["1", None, "2", "3"]),
+    "noise": ({"epsilon": 1.0, "lower": 0, "upper": 10}, ["1", None, "2", "3"]),
     "date_shift": ({"max_days": 5}, DATES),
 }
 
@@ -88,7 +88,9 @@ def test_conformance(name: str) -> None:
         ("generalize", {"to": "planet"}, "to"),
         ("generalize", {"to": "bucket"}, "width"),
         ("generalize", {"to": "year", "width": 5}, "width"),
-        ("noise", {"epsilon": 0}, "epsilon"),
+        ("noise", {"epsilon": 0, "lower": 0, "upper": 1}, "epsilon"),
+        ("noise", {"epsilon": 1}, "lower"),
+        ("noise", {"epsilon": 1, "lower": 0, "upper": 1, "seed": 3}, "seed"),
         ("fpe", {"radix": 40}, "radix"),
         ("fpe", {"separators": "1"}, "separators"),
         ("constant", {}, "value"),
@@ -274,16 +276,16 @@ def test_round_and_top_bottom() -> None:
     assert out.to_pylist() == [0, 50, 100] and out.type == pa.int64()
 
 
-def test_noise_scale_and_reproducibility() -> None:
-    op = build_operator("noise", {"epsilon": 0.5, "sensitivity": 2.0, "seed": 3})
+def test_noise_scale_and_fresh_randomness() -> None:
+    op = build_operator("noise", {"epsilon": 0.5, "lower": -1, "upper": 1})
     zeros = pa.array(np.zeros(20000))
     a = np.asarray(op.apply(zeros, ctx()).values.to_pylist())
     b = np.asarray(op.apply(zeros, ctx()).values.to_pylist())
-    assert np.array_equal(a, b)
-    assert 3.6 < np.mean(np.abs(a)) < 4.4  # Laplace scale b = 2 / 0.5 = 4
-    keyed = build_operator("noise", {"epsilon": 1.0})
+    assert not np.array_equal(a, b)  # no seed, no keyed stream: fresh noise every run
+    assert 3.6 < np.mean(np.abs(a)) < 4.4  # Laplace scale b = (1 - -1) / 0.5 = 4
+    keyed = build_operator("noise", {"epsilon": 1.0, "lower": 0, "upper": 3})
     k1 = keyed.apply(pa.array([1.0, 2.0]), ctx()).values
-    assert k1.equals(keyed.apply(pa.array([1.0, 2.0]), ctx()).values)
+    assert not k1.equals(keyed.apply(pa.array([1.0, 2.0]), ctx()).values)
 
 
 # ---- dates ------------------------------------------------------------------------------

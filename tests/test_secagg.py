@@ -589,3 +589,9 @@ def test_returned_inboxes_serve_partial_participation_and_length_changes() -> No
         assert total.shape == (d,) and close(total, xs)
     with pytest.raises(SecAggError, match="vector_length"):
         server.vector_length = 0
+
+
+def test_deeply_nested_client_state_is_a_secagg_error() -> None:
+    head = dump_client(SecAggClient(1, SecAggConfig(threshold=2)))[:6]
+    with pytest.raises(SecAggError):
+        load_client(head + b"[" * 100_000 + b"]" * 100_000)

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from covault.console import emit_json, err, format_option, handle_errors, out, print_table
-from covault.keyopts import kek_options, resolve_kek
+from covault.keyopts import kek_options, open_keyset
 
 _DB = click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
                    help="Audit database (its ledger sits beside it as NAME.ledger.db).")
@@ -321,9 +321,8 @@ def _detector(rules: str | None, lists: str | None, catalog: str | None, keyset:
     tok = None
     if keyset:
         from privacy.fields import Tokenizer
-        from privacy.keys import Keyset
 
-        tok = Tokenizer(Keyset.load(keyset, resolve_kek(kek_file, passphrase_env)))
+        tok = Tokenizer(open_keyset(keyset, kek_file, passphrase_env))
     ls = ListSet.load(lists, tokenizer=tok) if lists else ListSet()
     for w in ls.warnings():
         err.print(f"warning: {w}", markup=False)
@@ -695,15 +694,17 @@ def simulate_cmd(seed: int, actors: int, days: int, per_scenario: int | None,
 @handle_errors
 def evaluate_cmd(db_path: str, answers: str, fmt: str) -> None:
     """Score stored alerts against a simulator answer key (recall/precision per scenario)."""
+    from privacy.audit.sim_eval import load_answers
     from privacy.audit.simulate import evaluate
     from privacy.audit.triage import Triage
 
+    key = load_answers(answers)
     store = _open(db_path)
     try:
         rows = Triage(store).alerts(include_suppressed=True)
     finally:
         store.close()
-    res = evaluate(rows, json.loads(Path(answers).read_text(encoding="utf-8")))
+    res = evaluate(rows, key)
     if fmt == "json":
         emit_json(res)
         return

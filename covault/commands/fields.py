@@ -30,9 +30,35 @@ def fields() -> None:
 
 
 def _values(values: tuple[str, ...]) -> list[str]:
+    """VALUES, else one value per line of stdin (read as bytes: a line that is not UTF-8
+    is refused with its line number, whatever the locale's encoding and error handler)."""
     if values:
+        for i, value in enumerate(values, start=1):
+            _require_utf8(value, f"value {i}")
         return list(values)
-    return [line.rstrip("\n") for line in sys.stdin]
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream without bytes underneath (tests, embedding)
+        lines = [line.rstrip("\n") for line in sys.stdin]
+        for n, line in enumerate(lines, start=1):
+            _require_utf8(line, f"<stdin>:{n}")
+        return lines
+    out: list[str] = []
+    for n, raw in enumerate(stream, start=1):
+        try:
+            out.append(raw.decode("utf-8").rstrip("\n"))
+        except UnicodeDecodeError as exc:
+            raise InputError(f"not UTF-8 text at byte {exc.start}", file="<stdin>",
+                             line=n) from None
+    return out
+
+
+def _require_utf8(text: str, what: str) -> None:
+    """Refuse text holding characters that cannot be UTF-8: a command-line argument of
+    bytes that are not UTF-8 arrives as lone surrogates (Python's surrogateescape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{what}: not UTF-8 text at character {exc.start}") from None
 
 
 def _ff1_key_id(keyset: Keyset, key_id: str | None, decrypt: bool) -> int:
@@ -92,6 +118,7 @@ def _run(
     fmt: str,
     decrypt: bool,
 ) -> None:
+    _require_utf8(context, "--context")
     keyset = open_keyset(keyset_file, kek_file, passphrase_env)
     apply, kid = _scheme(keyset, radix, decrypt, key_id)
     results = [apply(v, context) for v in _values(values)]

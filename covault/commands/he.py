@@ -113,11 +113,16 @@ def _read_column(path: str, column: str, scheme: str) -> Any:
     else:
         from pyarrow import csv as pacsv
 
+        from masking.io import csv_error_message, csv_read_options
+
         try:
-            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-                column_types={column: pa.string()}, strings_can_be_null=True))
+            table = pacsv.read_csv(path, read_options=csv_read_options(),
+                                   convert_options=pacsv.ConvertOptions(
+                                       column_types={column: pa.string()},
+                                       strings_can_be_null=True))
         except pa.ArrowInvalid as exc:
-            raise InputError(f"cannot read CSV: {exc}", file=path) from exc
+            raise InputError(f"cannot read CSV: {csv_error_message(str(exc))}",
+                             file=path) from exc
     if column not in table.column_names:
         raise InputError(f"no such column; columns are {', '.join(table.column_names)}",
                          file=path, column=column)
@@ -178,11 +183,16 @@ def he() -> None:
 @click.option("--force", is_flag=True,
               help="Replace a key pair already in the folder (aggregates made under the "
                    "old private key can no longer be decrypted).")
+@click.option("--fast-randomness", is_flag=True,
+              help="Paillier: encrypt with a short DJN exponent (2*kappa bits, e.g. 224 "
+                   "at 2048) instead of bits/2: about 5x faster encryption under a "
+                   "stronger assumption. Part of the key; every party uses it.")
 @ledger_option
 @format_option
 @handle_errors
 def keygen(scheme: str, bits: int, params: str | None, parties: int, value_bits: int,
-           out_dir: str, force: bool, ledger_path: str | None, fmt: str) -> None:
+           out_dir: str, force: bool, fast_randomness: bool, ledger_path: str | None,
+           fmt: str) -> None:
     """Generate a key pair: public part for the parties, private part for the key holder.
 
     Refuses a folder that already holds a key file unless --force is given.
@@ -193,13 +203,16 @@ def keygen(scheme: str, bits: int, params: str | None, parties: int, value_bits:
     folder = Path(out_dir)
     refuse_overwrite(folder / serial.PRIVATE_FILE, folder / serial.PUBLIC_FILE, force=force)
     layout = PackingLayout(value_bits, parties)
+    if fast_randomness and scheme != "paillier":
+        raise InputError("--fast-randomness applies to Paillier keys only")
     if scheme == "paillier":
         from privacy.he.paillier import generate_keypair
 
-        pub, priv = generate_keypair(bits)
+        pub, priv = generate_keypair(bits, fast_randomness=fast_randomness)
         public = serial.dump_public_key(pub, layout)
         private = serial.dump_private_key(priv, layout)
-        key_id, detail = pub.key_id, f"{bits}-bit Paillier, {layout.slots(pub.bits)} values/ct"
+        key_id, detail = pub.key_id, (f"{bits}-bit Paillier, {layout.slots(pub.bits)} "
+                                      f"values/ct, {pub.exponent_bits}-bit DJN exponent")
     else:
         from privacy.he.ckks import generate_context, get_params
 

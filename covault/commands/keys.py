@@ -15,7 +15,13 @@ from covault.console import (
     print_table,
     refuse_overwrite,
 )
-from covault.keyopts import kek_options, open_keyset, parse_key_id, resolve_kek
+from covault.keyopts import (
+    kek_options,
+    open_keyset,
+    parse_key_id,
+    read_keyset_info,
+    resolve_kek,
+)
 from privacy.errors import InputError
 from privacy.keys import TEMPLATES, Kek, Keyset, format_key_id
 
@@ -134,7 +140,7 @@ def show(
 ) -> None:
     """Show key ids, template, status and creation time (never key material)."""
     if no_verify:
-        template, info = Keyset.read_info(keyset_file)
+        template, info = read_keyset_info(keyset_file)
         rows = _info_rows(template, info)
         if fmt == "json":
             emit_json({"file": keyset_file, "verified": False, "template": template, "keys": rows})

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from covault.console import emit_json, format_option, handle_errors, out, print_table
+from covault.console import emit_json, err, format_option, handle_errors, out, print_table
 from privacy.errors import InputError, IntegrityError
 from privacy.ledger import (
     Checkpoint,
@@ -123,21 +123,31 @@ def show(db: str, kind: str | None, last: int | None, fmt: str) -> None:
 @_db_argument
 @click.option("--checkpoint", "-c", "checkpoint_path", type=click.Path(dir_okay=False),
               default=None, help="A checkpoint file kept outside the database; the log must "
-                                 "extend it.")
+                                 "extend it. Needs --public-key (or --unpinned).")
 @click.option("--public-key", "-p", "public_key_path", type=click.Path(dir_okay=False),
-              default=None, help="PEM public key that must have signed --checkpoint "
-                                 "[default: the signer keys recorded in the ledger].")
+              default=None, help="PEM public key that must have signed --checkpoint.")
+@click.option("--unpinned", is_flag=True,
+              help="Check --checkpoint against the signer keys recorded in the ledger "
+                   "itself instead of --public-key. Not pinned: whoever can rewrite the "
+                   "database can record a key of their own and sign with it.")
 @format_option
 @handle_errors
 def verify(db: str, checkpoint_path: str | None, public_key_path: str | None,
-           fmt: str) -> None:
+           unpinned: bool, fmt: str) -> None:
     """Recompute every leaf and the tree of DB; check the stored head and checkpoints.
 
-    With --checkpoint (and --public-key), also catch a log rewritten consistently by
+    With --checkpoint and --public-key, also catch a log rewritten consistently by
     someone with write access. Exit 1 when any check fails.
     """
     if public_key_path is not None and checkpoint_path is None:
         raise InputError("--public-key checks a checkpoint's signature: pass --checkpoint")
+    if unpinned and (checkpoint_path is None or public_key_path is not None):
+        raise InputError("--unpinned applies to --checkpoint without --public-key")
+    if checkpoint_path is not None and public_key_path is None and not unpinned:
+        raise InputError(
+            "--checkpoint needs --public-key FILE, the key that must have signed it (the "
+            "signer keys recorded in the ledger can be added by whoever can rewrite it); "
+            "pass --unpinned to accept them anyway")
     cp = Checkpoint.load(checkpoint_path) if checkpoint_path is not None else None
     pub = load_public_key(public_key_path) if public_key_path is not None else None
     with _open(db) as lg:
@@ -148,10 +158,19 @@ def verify(db: str, checkpoint_path: str | None, public_key_path: str | None,
                 emit_json({"file": db, "origin": lg.origin, "verified": False,
                            "error": str(exc)})
             raise
+    warning = None
+    if report.signer_pinned is False:
+        warning = ("the checkpoint's signer is not pinned: it was checked against the "
+                   "signer keys recorded in the ledger itself, which whoever can rewrite "
+                   "the database can add to; pass --public-key to pin it")
+        err.print(f"warning: {warning}", markup=False)
     result = {"file": db, "origin": report.origin, "verified": True, "size": report.size,
               "root": report.root.hex(), "root_base64": _b64(report.root),
               "stored_checkpoints": report.stored_checkpoints,
-              "checkpoint_size": report.checkpoint_size}
+              "checkpoint_size": report.checkpoint_size,
+              "signer_pinned": report.signer_pinned}
+    if warning is not None:
+        result["warning"] = warning
     if fmt == "json":
         emit_json(result)
         return
@@ -159,8 +178,10 @@ def verify(db: str, checkpoint_path: str | None, public_key_path: str | None,
     out.print(f"root {report.root.hex()}", markup=False)
     out.print(f"stored checkpoints checked: {report.stored_checkpoints}", markup=False)
     if report.checkpoint_size is not None:
-        out.print(f"extends checkpoint {checkpoint_path} at size {report.checkpoint_size}",
-                  markup=False)
+        signer = ("signer pinned by --public-key" if report.signer_pinned
+                  else "signer NOT pinned (--unpinned)")
+        out.print(f"extends checkpoint {checkpoint_path} at size {report.checkpoint_size}; "
+                  f"{signer}", markup=False)
 
 
 @ledger.command("checkpoint")

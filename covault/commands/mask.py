@@ -261,9 +261,10 @@ def risk(input_path: str, quasi: str, sensitive: str | None, k: int | None,
 @click.option("--keyset", "-k", "keysets", multiple=True, required=True,
               type=click.Path(dir_okay=False), help="Keyset file; repeat.")
 @click.option("--columns", required=True, help="Columns to reveal, comma-separated.")
-@click.option("--reason", default=None, help="Why (recorded in the ledger).")
+@click.option("--reason", default=None,
+              help="Why (recorded in the ledger); required with --ledger.")
 @click.option("--ledger", type=click.Path(dir_okay=False), default=None,
-              help="Record this re-identification in this ledger.")
+              help="Record this re-identification in this ledger (needs --reason).")
 @click.option("--input-format", type=_FORMAT, default=None)
 @click.option("--output-format", type=_FORMAT, default=None)
 @kek_options
@@ -275,9 +276,15 @@ def reveal(input_path: str, output: str, policy_path: str | None, preset: str | 
            kek_file: str | None, passphrase_env: str, fmt: str) -> None:
     """Re-identify tokenize/encrypt/fpe columns of a masked file with the keyset.
 
-    An authorized act: with --ledger it is recorded (who = $USER, reason, columns, rows).
+    An authorized act: with --ledger it is recorded (who = $USER, reason, columns, rows),
+    and --reason is then required.
     """
     from masking.files import reveal_file
+
+    if ledger is not None and (reason is None or not reason.strip()):
+        raise InputError(
+            "--reason is required with --ledger: say why these values are re-identified "
+            "(it is recorded with the reveal)")
 
     policy = _policy(policy_path, preset)
     keys = _keysets(keysets, kek_file, passphrase_env)

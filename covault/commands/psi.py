@@ -87,14 +87,21 @@ def _read_table(path: str, column: str, value_column: str | None = None) -> Any:
         else:
             import pyarrow.csv as pcsv
 
+            from masking.io import csv_read_options
+
+            read_options = csv_read_options()  # the shared field limit (--max-field-bytes)
             with open(p, encoding="utf-8-sig", newline="") as fh:
                 header = next(csv.reader(fh), None)
             if not header:
                 raise InputError("empty file: expected a header row", file=path)
-            table = pcsv.read_csv(p, convert_options=pcsv.ConvertOptions(
-                column_types={name: pa.string() for name in header}))
-    except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
-        raise InputError(f"cannot read table: {exc}", file=path) from exc
+            table = pcsv.read_csv(p, read_options=read_options,
+                                  convert_options=pcsv.ConvertOptions(
+                                      column_types={name: pa.string() for name in header}))
+    except (pa.ArrowInvalid, UnicodeDecodeError, OSError, csv.Error) as exc:
+        from masking.io import csv_error_message
+
+        raise InputError(f"cannot read table: {csv_error_message(str(exc))}",
+                         file=path) from exc
     for name in (column, value_column):
         if name is not None and name not in table.column_names:
             raise InputError(f"no column {name!r}; columns: {', '.join(table.column_names)}",

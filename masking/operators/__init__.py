@@ -7,7 +7,7 @@ family (module)    operators                                    key        rever
 ``mask``           mask, mask_name, mask_email                  -          -
 ``crypto``         hash, tokenize, encrypt, fpe                 yes        all but hash
 ``generalize``     generalize                                   -          -
-``numeric``        round, top_bottom, noise                     optional   -
+``numeric``        round, top_bottom, noise                     -          -
 ``dates``          date_shift                                   yes        -
 =================  ===========================================  =========  ==========
 

@@ -155,7 +155,7 @@ class Operator:
     drops:
         ``True`` for ``drop``: the engine removes the column.
     key_required:
-        ``False`` when the operator can run without a keyset (``noise``).
+        ``False`` when the operator can run without a keyset of its templates.
     records_key_id:
         ``True`` when the output cannot carry the id of the key that made it (``fpe``):
         the plan records the key id per column, and :meth:`reverse` must be given it

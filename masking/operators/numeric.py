@@ -1,5 +1,6 @@
 """Numeric operators: ``round`` (to a multiple or to digits), ``top_bottom`` coding and
-``noise`` (Laplace, with a stated epsilon and sensitivity).
+``noise`` (differential privacy: clamp to declared bounds, then OpenDP's Laplace
+mechanism with fresh randomness every run).
 
 Text columns (CSV) are parsed as numbers; text that is not a number is invalid (the
 rule's ``on_invalid`` decides). Result types depend on the options and the input type
@@ -10,17 +11,26 @@ everything else is ``float64``.
 
 from __future__ import annotations
 
-import secrets
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from masking.operators._base import BoolArray, OpContext, Operator, OpResult, parse_numbers
-from privacy.fields import Tokenizer
+from masking.operators._base import (
+    BoolArray,
+    OpContext,
+    Operator,
+    OpResult,
+    OptionError,
+    parse_numbers,
+)
 
-__all__ = ["Round", "TopBottom", "Noise"]
+__all__ = ["Round", "TopBottom", "Noise", "laplace_noise"]
 
 
 def _column(x: npt.NDArray[np.float64], ok: BoolArray, integral: bool) -> pa.Array:
@@ -97,53 +107,119 @@ class TopBottom(Operator):
         return _result(_column(np.clip(x, lo, hi), ok, integral), ok, null)
 
 
+# Laplace noise through OpenDP: options that must not be given, and why.
+_REFUSED = {
+    "seed": "refused: a fixed seed makes the noise reproducible, and the seed travels with "
+            "the output (its column plan), so anyone who reads it regenerates the noise and "
+            "subtracts it exactly; every release draws fresh randomness from the operating "
+            "system. Remove 'seed'",
+    "sensitivity": "refused: the sensitivity is upper - lower, from the declared bounds (values "
+                   "are clamped to them first), so it cannot be understated. Remove "
+                   "'sensitivity' and declare 'lower' and 'upper'",
+}
+_CHUNK = 65_536  # values per OpenDP call (bounds the Python lists it takes)
+_GRID_BITS = 40  # noise granularity 2^k with k = floor(log2(scale)) - 40
+
+
+@lru_cache(maxsize=64)
+def _laplace(n: int, span: float, epsilon: float) -> Any:
+    """An OpenDP Laplace measurement over ``n`` floats whose privacy loss for an L1 change
+    of ``span`` (one value moved across the bounds) is at most ``epsilon``."""
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")  # make_laplace is in OpenDP's contrib set
+    space = (dp.vector_domain(dp.atom_domain(T=float, nan=False), size=n),
+             dp.l1_distance(T=float))
+    scale = span / epsilon
+    k = math.floor(math.log2(scale)) - _GRID_BITS
+    for _ in range(8):  # OpenDP rounds its map up (discretisation); widen until it fits
+        meas = space >> dp.m.then_laplace(scale=scale, k=k)
+        if meas.check(span, epsilon):
+            return meas
+        scale *= (meas.map(span) / epsilon) * (1 + 2.0**-30)
+    raise AssertionError(f"no Laplace scale found for span {span} and epsilon {epsilon}")
+
+
+def laplace_noise(x: npt.NDArray[np.float64], lower: float, upper: float,
+                  epsilon: float) -> npt.NDArray[np.float64]:
+    """``x`` clamped to ``[lower, upper]`` plus Laplace noise from OpenDP, calibrated so
+    that changing any one value costs at most ``epsilon`` (scale ``(upper-lower)/epsilon``,
+    a hair wider for OpenDP's discretisation). Fresh randomness on every call."""
+    clamped = np.clip(x, lower, upper)
+    out = np.empty(len(x), dtype=np.float64)
+    for start in range(0, len(x), _CHUNK):
+        part = clamped[start:start + _CHUNK]
+        meas = _laplace(len(part), upper - lower, epsilon)
+        out[start:start + len(part)] = meas(part.tolist())
+    return out
+
+
 @dataclass(frozen=True)
 class Noise(Operator):
-    """Add Laplace noise of scale ``sensitivity / epsilon`` to each value.
+    """Differential privacy per value: clamp to ``[lower, upper]``, then add Laplace noise
+    of scale ``(upper - lower) / epsilon`` drawn by OpenDP (discrete sampling, immune to
+    the floating-point attacks on naive Laplace), from fresh system randomness each run.
 
-    The random stream is, in order of preference: seeded by ``seed`` (reproducible, for
-    tests); derived from an HMAC keyset, the column context and the row position
-    (reproducible by key holders, unpredictable to others); or fresh OS randomness.
+    What ``epsilon`` protects: any one row's value in this column, for this release
+    (neighbouring tables differ in one value within the bounds). Privacy loss adds up
+    across noise columns and releases of the same rows; ``covault mask apply`` records
+    each release's epsilon in the ledger and enforces the policy's ``dp.budget``.
 
     Parameters
     ----------
     epsilon:
-        Privacy parameter (> 0); smaller is noisier.
-    sensitivity:
-        How much one person can change a value (> 0), e.g. a cap on income.
-    seed:
-        Fixed seed (tests and demos only).
+        Privacy loss of one release of this column (> 0); smaller is noisier. Required.
+    lower, upper:
+        Bounds the values are clamped to before noise (``lower < upper``); their spread is
+        the sensitivity. Required: without them no finite epsilon holds.
 
-    Warnings
-    --------
-    This is per-value (local) noise: epsilon holds per value and per release; repeated
-    releases with fresh randomness add up. Bound the values first (``top_bottom``) so
-    that ``sensitivity`` is true.
+    Notes
+    -----
+    There is no ``seed`` and no keyed stream: a reproducible noise stream can be
+    subtracted by whoever learns its seed or sees two releases. Nulls stay null (whether
+    a value is present is not protected). Output is ``float64``.
     """
 
     name = "noise"
-    templates = ("HMAC_SHA256", "HMAC_SM3")
-    key_required = False
     deterministic = False
-    epsilon: float = 1.0
-    sensitivity: float = 1.0
-    seed: int | None = None
+    epsilon: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None = None) -> Noise:
+        for key in _REFUSED:  # seed first: the worse of the two
+            if key in (options or {}):
+                raise OptionError(key, f"operator 'noise': option {key!r}: {_REFUSED[key]}")
+        return super().from_options(options)
 
     def __post_init__(self) -> None:
-        self.check(self.epsilon > 0, "epsilon", "must be > 0")
-        self.check(self.sensitivity > 0, "sensitivity", "must be > 0")
+        self.check(self.epsilon is not None, "epsilon",
+                   "required: the privacy loss of one release (e.g. epsilon: 1.0)")
+        assert self.epsilon is not None
+        self.check(math.isfinite(self.epsilon) and self.epsilon > 0, "epsilon",
+                   "must be a finite number > 0")
+        for bound in ("lower", "upper"):
+            value = getattr(self, bound)
+            self.check(value is not None, bound,
+                       "required: noise needs both bounds, 'lower' and 'upper' (values are "
+                       "clamped to them, and upper - lower is the sensitivity)")
+            self.check(math.isfinite(value), bound, "must be a finite number")
+        assert self.lower is not None and self.upper is not None
+        self.check(self.lower < self.upper, "upper", "must be > lower")
+        self.check(math.isfinite(self.upper - self.lower), "upper",
+                   "upper - lower must be a finite number")
 
-    def _rng(self, ctx: OpContext) -> np.random.Generator:
-        if self.seed is not None:
-            return np.random.default_rng([self.seed, ctx.row_offset])
-        held = [t for t in self.templates if t in ctx.keys.templates]
-        if held:
-            ks = ctx.keys.get(self.templates, operator=self.name, column=ctx.column)
-            token = Tokenizer(ks).encrypt(f"noise@{ctx.row_offset}", ctx.context)
-            return np.random.default_rng(int.from_bytes(token.encode("ascii"), "big"))
-        return np.random.default_rng(secrets.randbits(128))
+    @property
+    def scale(self) -> float:
+        """The nominal Laplace scale, ``(upper - lower) / epsilon``."""
+        assert self.epsilon is not None and self.lower is not None and self.upper is not None
+        return (self.upper - self.lower) / self.epsilon
 
     def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
+        assert self.epsilon is not None and self.lower is not None and self.upper is not None
         x, ok, null = parse_numbers(values)
-        noisy = x + self._rng(ctx).laplace(0.0, self.sensitivity / self.epsilon, len(x))
+        ok = ok & ~np.isnan(x)  # NaN has no place within the bounds: invalid
+        x = np.where(ok, x, self.lower)
+        noisy = laplace_noise(x, self.lower, self.upper, self.epsilon)
         return _result(_column(noisy, ok, False), ok, null)

@@ -221,7 +221,11 @@ class QueryEvent:
             values[1] = parse_timestamp(values[1], default_tz=default_tz)
             dur = values[12]
             if isinstance(dur, int) and not isinstance(dur, bool):
-                values[12] = float(dur)
+                try:
+                    values[12] = float(dur)
+                except OverflowError:
+                    raise InputError("field 'duration_ms': expected a non-negative number, "
+                                     f"got {_short(dur)}") from None
             if values[13] is not None:
                 values[13] = _parameters(values[13])
             _validate(*values)
@@ -285,10 +289,22 @@ def json_dumps(obj: Any) -> str:
 
 
 def json_loads(text: str) -> Any:
-    """Parse JSON; raises :class:`json.JSONDecodeError` (a ValueError) when invalid."""
-    if _orjson is not None:
-        return _orjson.loads(text)
-    return json.loads(text)
+    """Parse JSON; raises :class:`json.JSONDecodeError` (a ValueError) when invalid.
+
+    Whatever the parser, input it cannot take is a :class:`json.JSONDecodeError` too:
+    nesting deeper than it goes (the standard library's ``RecursionError``), an integer
+    of more digits than Python converts (a ``ValueError``), text that is not UTF-8.
+    """
+    try:
+        if _orjson is not None:
+            return _orjson.loads(text)
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+    except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer ..."
+        raise json.JSONDecodeError(str(exc).split(";")[0], text, 0) from None
 
 
 _EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(QueryEvent))
@@ -310,6 +326,18 @@ def _parameters(value: Any) -> Any:
     return tuple(out)
 
 
+#: The most rows an event may record: SQLite's largest integer (events are stored and
+#: summed there, and serialised as 64-bit JSON integers).
+_MAX_ROWS = 2**63 - 1
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a 4,000-digit integer stays readable)."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 200 else (
+        f"an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _validate(event_id: Any, ts: Any, actor: Any, actor_kind: Any, role: Any,
               department: Any, source_ip: Any, client: Any, database: Any, statement: Any,
               rows: Any, status: Any, duration_ms: Any, parameters: Any = None) -> None:
@@ -317,7 +345,7 @@ def _validate(event_id: Any, ts: Any, actor: Any, actor_kind: Any, role: Any,
     the first field that is wrong."""
     for name, value in (("event_id", event_id), ("actor", actor)):
         if not isinstance(value, str) or not value:
-            raise InputError(f"field {name!r}: expected a non-empty string, got {value!r}")
+            raise InputError(f"field {name!r}: expected a non-empty string, got {_short(value)}")
     if not isinstance(statement, str):
         raise InputError(f"field 'statement': expected a string, got {type(statement).__name__}")
     if not isinstance(ts, datetime) or ts.utcoffset() is None:
@@ -326,20 +354,25 @@ def _validate(event_id: Any, ts: Any, actor: Any, actor_kind: Any, role: Any,
                         strict=True):
         if val is not None and not isinstance(val, str):
             raise InputError(f"field {opt!r}: expected a string or null, got {type(val).__name__}")
-    if actor_kind is not None and actor_kind not in ACTOR_KINDS:
-        raise InputError(f"field 'actor_kind': expected 'human' or 'service', got {actor_kind!r}")
-    if status is not None and status not in STATUSES:
-        raise InputError(f"field 'status': expected 'ok', 'error' or 'denied', got {status!r}")
-    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
-        raise InputError(f"field 'rows': expected a non-negative integer, got {rows!r}")
+    if actor_kind is not None and (not isinstance(actor_kind, str)
+                                   or actor_kind not in ACTOR_KINDS):
+        raise InputError("field 'actor_kind': expected 'human' or 'service', got "
+                         f"{_short(actor_kind)}")
+    if status is not None and (not isinstance(status, str) or status not in STATUSES):
+        raise InputError("field 'status': expected 'ok', 'error' or 'denied', got "
+                         f"{_short(status)}")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int)
+                             or not 0 <= rows <= _MAX_ROWS):
+        raise InputError("field 'rows': expected a non-negative integer up to 2^63-1, got "
+                         f"{_short(rows)}")
     if duration_ms is not None and (
         isinstance(duration_ms, bool)
         or not isinstance(duration_ms, (int, float))
-        or not math.isfinite(duration_ms)
+        or (isinstance(duration_ms, float) and not math.isfinite(duration_ms))
         or duration_ms < 0
     ):
         raise InputError(
-            f"field 'duration_ms': expected a non-negative number, got {duration_ms!r}")
+            f"field 'duration_ms': expected a non-negative number, got {_short(duration_ms)}")
     if parameters is not None and (not isinstance(parameters, tuple) or not all(
             v is None or isinstance(v, str) for v in parameters)):
         raise InputError("field 'parameters': expected a list of strings, numbers or nulls, "

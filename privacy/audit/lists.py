@@ -39,7 +39,7 @@ from datetime import date, datetime, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from privacy.audit.rules import SCENARIOS, _compose, _Doc
+from privacy.audit.rules import SCENARIOS, _compose, _Doc, _read_text
 from privacy.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -130,12 +130,7 @@ class ListSet:
              tokenizer: Tokenizer | None = None) -> ListSet:
         """Load a lists file; errors name ``file:line``."""
         name = os.fspath(path)
-        try:
-            with open(name, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise ConfigError(f"cannot read lists: {exc.strerror}", file=name) from None
-        data, doc = _compose(text, name)
+        data, doc = _compose(_read_text(name, "lists"), name)
         return cls(_entries(data, doc), tokenizer=tokenizer)
 
     def __bool__(self) -> bool:

@@ -144,8 +144,9 @@ class _PgState:
             raise InputError("not a pgAudit SESSION/OBJECT record")
         rows: int | None = None
         if len(fields) == 10:
-            if not fields[9].isdigit():
-                raise InputError(f"pgAudit rows field is not a count: {fields[9]!r}")
+            if not (fields[9].isascii() and fields[9].isdigit() and len(fields[9]) <= 19):
+                raise InputError("pgAudit rows field is not a count below 2^63: "
+                                 f"{fields[9][:40]!r}")
             rows = int(fields[9])
         key = (stmt_id, sub_id)
         if self.last_key.get(pid) == key:
@@ -422,8 +423,13 @@ def read_pgaudit_stderr(
             return
         pid, sev, msg = m.group("pid"), m.group("sev"), m.group("msg")
         epoch = _group(m, "epoch")
-        ts_text = (_group(m, "ts") or "") if epoch is None else datetime.fromtimestamp(
-            float(epoch), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+        try:
+            ts_text = (_group(m, "ts") or "") if epoch is None else datetime.fromtimestamp(
+                float(epoch), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+        except (ValueError, OverflowError, OSError):  # a year past 9999, past time_t
+            yield line_no, MalformedLine(line_no, f"epoch timestamp {str(epoch)[:40]!r} is out "
+                                         "of range", text)
+            return
         ctx: dict[str, Any] = {"ts_text": ts_text, "pid": pid, "user": _group(m, "user") or "",
                "db": _group(m, "db"), "host": _host(_group(m, "remote")),
                "app": _group(m, "app")}

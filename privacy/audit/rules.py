@@ -265,15 +265,28 @@ def _tz(value: Any, doc: _Doc, path: tuple[Any, ...]) -> tzinfo:
                       ) from None
 
 
+def _read_text(name: str, what: str) -> str:
+    """The text of a UTF-8 configuration file; :class:`ConfigError` naming the file (and
+    the line of the first byte that is not UTF-8) when it cannot be read."""
+    try:
+        with open(name, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what}: {exc.strerror}", file=name) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1)
+        raise ConfigError(f"cannot read {what}: not UTF-8 text (byte {column} of the line)",
+                          file=name, line=line) from None
+
+
 def _holiday_file(path: str, base: str | None) -> tuple[set[date], set[date]]:
     """The holidays and make-up working days of a holidays file (YAML mapping with
     ``holidays`` and ``workdays`` lists of dates or ``A..B`` ranges)."""
     name = path if base is None or os.path.isabs(path) else os.path.join(base, path)
-    try:
-        with open(name, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError(f"cannot read holidays file: {exc.strerror}", file=name) from None
+    text = _read_text(name, "holidays file")
     data, doc = _compose(text, name)
     if not isinstance(data, dict):
         raise doc.err((), "expected a mapping with 'holidays' and 'workdays' lists")
@@ -393,12 +406,7 @@ class Rules:
     def load(cls, path: str | os.PathLike[str], catalog: Catalog | None = None) -> Rules:
         """Load a rules file; errors name ``file:line``."""
         name = os.fspath(path)
-        try:
-            with open(name, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise ConfigError(f"cannot read rules: {exc.strerror}", file=name) from None
-        return cls.from_text(text, name, catalog)
+        return cls.from_text(_read_text(name, "rules"), name, catalog)
 
     @classmethod
     def from_text(cls, text: str, file: str = "<rules>",

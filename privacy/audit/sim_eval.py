@@ -2,11 +2,83 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-__all__ = ["evaluate"]
+from privacy.errors import InputError
+
+__all__ = ["evaluate", "load_answers", "check_answers"]
+
+
+def load_answers(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read an answer key written by :meth:`Simulation.write
+    <privacy.audit.simulate.Simulation.write>` and check it (:func:`check_answers`).
+
+    Raises
+    ------
+    InputError
+        The file is not UTF-8 JSON (too deeply nested, an integer too long, ...) or is
+        not an answer key; the message names the file and, for JSON errors, the line.
+    """
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise InputError(f"cannot read the answer key: {exc.strerror}", file=name) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError("not UTF-8 text", file=name,
+                         line=data.count(b"\n", 0, exc.start) + 1) from None
+    try:
+        answers = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg}", file=name, line=exc.lineno) from None
+    except RecursionError:
+        raise InputError("not valid JSON: nested too deeply", file=name) from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise InputError(f"not valid JSON: {str(exc).split(';')[0]}", file=name) from None
+    check_answers(answers, file=name)
+    return dict(answers)
+
+
+def check_answers(answers: Any, *, file: str | None = None) -> None:
+    """Check the shape :func:`evaluate` reads: an object whose ``incidents`` is a list of
+    objects with string ``id``, ``scenario`` and ``actor`` and ISO 8601 ``start`` and
+    ``end``; ``actor_days``, when present, a positive integer.
+
+    Raises
+    ------
+    InputError
+        Naming the first field that is wrong (and ``file``).
+    """
+    def bad(what: str) -> InputError:
+        return InputError(f"not a simulator answer key: {what}", file=file)
+
+    if not isinstance(answers, Mapping):
+        raise bad(f"expected a JSON object, got {type(answers).__name__}")
+    incidents = answers.get("incidents")
+    if not isinstance(incidents, list):
+        raise bad("'incidents' must be a list")
+    for i, inc in enumerate(incidents):
+        if not isinstance(inc, Mapping):
+            raise bad(f"incidents[{i}] must be an object")
+        for key in ("id", "scenario", "actor", "start", "end"):
+            if not isinstance(inc.get(key), str):
+                raise bad(f"incidents[{i}].{key} must be a string")
+        for key in ("start", "end"):
+            try:
+                datetime.fromisoformat(inc[key])
+            except ValueError:
+                raise bad(f"incidents[{i}].{key} is not an ISO 8601 time: "
+                          f"{inc[key][:40]!r}") from None
+    days = answers.get("actor_days", 1)
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 < days < 2**63:
+        raise bad("'actor_days' must be a positive integer")
 
 
 def evaluate(alerts: Iterable[Mapping[str, Any]], answers: Mapping[str, Any], *,
@@ -18,7 +90,13 @@ def evaluate(alerts: Iterable[Mapping[str, Any]], answers: Mapping[str, Any], *,
     incident's (extended by ``slack_s`` after its end). Recall: incidents with a matching
     alert; precision: alerts that match an incident. Also: false positives per 1,000
     actor-days and the median time to detect (first matching alert minus incident start).
+
+    Raises
+    ------
+    InputError
+        ``answers`` is not an answer key (:func:`check_answers`).
     """
+    check_answers(answers)
     incidents = list(answers["incidents"])
     by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for inc in incidents:

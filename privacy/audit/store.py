@@ -7,8 +7,8 @@ Layout
 * ``events`` — one row per event: ``seq``, ``event_id`` (UNIQUE: ingesting a file again
   adds nothing), epoch ``ts``, ``actor``, the event's JSON ``data``, its SHA-256 and the
   ``batch`` it arrived in. Triggers refuse UPDATE and DELETE.
-* ``quarantine`` — malformed input lines with source, line number and reason (UNIQUE per
-  source and line); append-only.
+* ``quarantine`` — malformed input lines with source, line number, reason and raw text
+  (UNIQUE per source and line); append-only.
 * ``batches`` — one row per ingest batch: its seq range, count and the RFC 6962 Merkle
   root over its events' hashes; append-only.
 * ``alerts``, ``alert_actions``, ``suppressions`` — detection output and the auditor's
@@ -27,6 +27,16 @@ next :class:`AuditStore` that opens the database appends the missing ledger reco
 (:meth:`AuditStore.reconcile`) before anything else. Re-ingesting a file skips events
 already stored (by ``event_id``), so ``kill -9`` during ingest followed by ingest again
 loses nothing and duplicates nothing, and :meth:`AuditStore.verify` passes.
+
+What verification covers
+------------------------
+Every stored column of an event: ``data`` is hashed into its batch's Merkle root (the
+ledger holds the root); ``event_id``, ``ts`` and ``actor`` (which order replay and
+select an actor's events) are recomputed from ``data`` and must equal the stored
+columns; ``hash`` is recomputed; ``seq`` and ``batch`` must lie in the ledgered seq
+range of the batch, in leaf order. A quarantine row's source, line, reason and raw text
+are covered by its batch's quarantine digest (``v2:``; batches written before it cover
+line and reason only).
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from privacy.audit.events import MalformedLine, QueryEvent, json_loads
+from privacy.audit.events import MalformedLine, QueryEvent, json_loads, parse_timestamp
 from privacy.errors import InputError, IntegrityError, SerializationError
 from privacy.ledger import Checkpoint, Ledger, PublicKeySource, merkle
 from privacy.readonly import connect_read_only
@@ -113,11 +123,34 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _qdigest(rows: Iterable[tuple[Any, ...]]) -> str:
+def _qdigest_v1(rows: Iterable[tuple[Any, ...]]) -> str:
+    """The quarantine digest of batches written before ``v2``: line and reason only."""
     h = hashlib.sha256()
     for line, reason in rows:
         h.update(f"{line}\x1f{reason}\x1e".encode("utf-8", "surrogatepass"))
     return h.hexdigest()
+
+
+_QDIGEST_V2 = "v2:"
+
+
+def _qdigest(rows: Iterable[tuple[Any, ...]]) -> str:
+    """``v2:`` + SHA-256 over every stored field of a batch's quarantine rows (source,
+    line, reason, raw), each field length-prefixed, so no row or field boundary can move."""
+    h = hashlib.sha256(b"covault audit quarantine v2\0")
+    for row in rows:
+        for value in row:
+            data = str(value).encode("utf-8", "surrogatepass")
+            h.update(len(data).to_bytes(8, "big") + data)
+    return _QDIGEST_V2 + h.hexdigest()
+
+
+def _quarantine_digest(rows: list[tuple[Any, ...]], ledgered: str) -> str:
+    """The digest of stored quarantine rows (source, line, reason, raw) in the version of
+    the ledgered digest ``ledgered``."""
+    if ledgered.startswith(_QDIGEST_V2):
+        return _qdigest(rows)
+    return _qdigest_v1((line, reason) for _, line, reason, _ in rows)
 
 
 class AuditStore:
@@ -300,7 +333,7 @@ class AuditStore:
             rows = []
             for e in events:
                 data = e.to_json()
-                rows.append((e.event_id, e.ts.timestamp(), e.actor, data,
+                rows.append((e.event_id, _stored_ts(e, data), e.actor, data,
                              hashlib.sha256(data.encode("utf-8", "surrogatepass")).digest(),
                              batch))
             db.executemany("INSERT OR IGNORE INTO events (event_id, ts, actor, data, hash, "
@@ -325,8 +358,8 @@ class AuditStore:
                     first = seqs[0][0] if seqs else None
                     last = seqs[-1][0] if seqs else None
                     hashes = [h for _, h in seqs]
-                qrows = db.execute("SELECT line, reason FROM quarantine WHERE batch = ? "
-                                   "ORDER BY id", (batch,)).fetchall()
+                qrows = db.execute("SELECT source, line, reason, raw FROM quarantine "
+                                   "WHERE batch = ? ORDER BY id", (batch,)).fetchall()
                 row = (batch, source, first, last, len(hashes),
                        merkle.root_of([merkle.leaf_hash(h) for h in hashes]), len(qrows),
                        _qdigest(qrows))
@@ -427,8 +460,10 @@ class AuditStore:
         ------
         IntegrityError
             The ledger fails verification; an event's content does not match its batch's
-            Merkle root; rows were added, removed or moved; a batch has no ledger record;
-            a triage action or an alert's state disagrees with the ledger.
+            Merkle root; an event's stored ``event_id``, ``ts`` or ``actor`` differs from
+            its content (the message names the event); rows were added, removed or moved;
+            a batch has no ledger record; quarantine rows differ from their digest; a
+            triage action or an alert's state disagrees with the ledger.
         """
         lrep = self.ledger.verify(checkpoint, public_key=public_key)
         ledger_batches: dict[int, dict[str, Any]] = {}
@@ -462,11 +497,21 @@ class AuditStore:
                 raise fail(f"batch {b} does not match its ledger record")
         total = 0
         sums: dict[int, tuple[int, int, int, list[bytes]]] = {}
-        for seq, batch, data, stored_hash in db.execute(
-                "SELECT seq, batch, data, hash FROM events ORDER BY seq"):
-            h = hashlib.sha256(data.encode("utf-8", "surrogatepass")).digest()
-            if h != stored_hash:
-                raise fail(f"event seq {seq} does not match its hash")
+        for seq, batch, event_id, ts, actor, data, stored_hash in db.execute(
+                "SELECT seq, batch, event_id, ts, actor, data, hash FROM events ORDER BY seq"):
+            if not isinstance(data, str) or hashlib.sha256(
+                    data.encode("utf-8", "surrogatepass")).digest() != stored_hash:
+                raise fail(f"event seq {seq} ({_shown(event_id)}) does not match its hash")
+            h = bytes(stored_hash)
+            hashed_id = _check_columns(data, event_id, ts, actor)
+            if hashed_id is not None:
+                raise fail(f"event seq {seq} ({_shown(hashed_id)}): its stored event_id, ts "
+                           "or actor differs from its hashed content (edited columns)")
+            span = stored.get(batch)
+            if span is not None and not (span["first_seq"] is not None
+                                         and span["first_seq"] <= seq <= span["last_seq"]):
+                raise fail(f"event seq {seq} ({_shown(event_id)}) lies outside the seq range "
+                           f"ledgered for its batch {_shown(batch)} (moved or added rows)")
             first, last, n, hs = sums.get(batch, (seq, seq, 0, []))
             hs.append(merkle.leaf_hash(h))
             sums[batch] = (first, seq, n + 1, hs)
@@ -481,10 +526,14 @@ class AuditStore:
         if set(sums) - set(stored):
             raise fail("events belong to a batch that is not in the ledger")
         for b, payload in stored.items():
-            q = db.execute("SELECT line, reason FROM quarantine WHERE batch = ? ORDER BY id",
-                           (b,)).fetchall()
-            if len(q) != payload["quarantined"] or _qdigest(q) != payload["qdigest"]:
+            q = db.execute("SELECT source, line, reason, raw FROM quarantine WHERE batch = ? "
+                           "ORDER BY id", (b,)).fetchall()
+            if (len(q) != payload["quarantined"]
+                    or _quarantine_digest(q, payload["qdigest"]) != payload["qdigest"]):
                 raise fail(f"quarantine rows of batch {b} do not match the ledger")
+        if db.execute("SELECT count(*) FROM quarantine WHERE batch NOT IN "
+                      "(SELECT batch FROM batches)").fetchone()[0]:
+            raise fail("quarantine rows belong to a batch that is not in the ledger")
         actions = db.execute("SELECT alert_id, action, from_state, to_state, reason, comment, "
                              "analyst, ts, ledger_index FROM alert_actions ORDER BY id").fetchall()
         if len(actions) != len(triage):
@@ -504,6 +553,40 @@ class AuditStore:
         nq = int(db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
         return StoreVerifyReport(total, len(stored), nq, len(actions), lrep.size,
                                  lrep.root.hex(), lrep.checkpoint_size)
+
+
+def _shown(value: object) -> str:
+    """An event id for a message, cut short (a stored column may hold anything)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _stored_ts(event: QueryEvent, data: str) -> float:
+    """The ``ts`` column of ``event``: its epoch time as read back from ``data``, which
+    :meth:`AuditStore.verify` recomputes. That is ``event.ts`` except for an offset with
+    fractions of a second, which :meth:`datetime.fromisoformat` may not read back."""
+    offset = event.ts.utcoffset()
+    if offset is None or not offset.microseconds:
+        return event.ts.timestamp()
+    return parse_timestamp(json_loads(data)["ts"]).timestamp()
+
+
+def _check_columns(data: str, event_id: object, ts: object, actor: object) -> str | None:
+    """None when the stored ``event_id``, ``ts`` and ``actor`` columns are what ingest
+    derived from the event's hashed JSON ``data``; otherwise the event id ``data`` holds
+    (``"?"`` when it holds none)."""
+    try:
+        d = json_loads(data)
+        if not isinstance(d, dict):
+            return "?"
+        expected_ts = parse_timestamp(d.get("ts")).timestamp()
+    except (ValueError, RecursionError):  # JSON or timestamp (InputError is a ValueError)
+        return "?"
+    hashed_id = d.get("event_id")
+    if (type(ts) is not float or ts != expected_ts or event_id != hashed_id
+            or actor != d.get("actor")):
+        return str(hashed_id) if hashed_id is not None else "?"
+    return None
 
 
 def _event(data: str) -> QueryEvent:

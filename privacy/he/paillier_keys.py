@@ -12,19 +12,26 @@ Textbook encryption costs ``r**n mod n**2`` with a full-length ``r`` (about 9 ms
 2048 bits). Following Damgård, Jurik and Nielsen ("A generalization of Paillier's
 public-key system with applications to electronic voting", IJIS 2010, section 4.2),
 the public key carries ``h_s = h**n mod n**2`` with ``h = -y**2 mod n`` for a random
-``y``, and the randomiser ``r**n`` is replaced by ``h_s**a`` with a short random ``a``.
-Semantic security then rests on the DCR assumption *plus* the small-exponent assumption:
-that ``h_s**a`` with ``a`` of ``2*kappa`` bits is indistinguishable from a random
-``n``-th residue. The best known attacks on short exponents (Pollard's lambda,
-van Oorschot–Wiener) cost about ``2**(|a|/2)`` group operations, so ``|a| = 2*kappa``
-(kappa = 112 at 2048 bits, 128 at 3072 bits, per NIST SP 800-57) matches the key's
-strength; the same reasoning fixes 2*kappa-bit exponents for finite-field DH in
-NIST SP 800-56A. DJN themselves (and SecretFlow HEU's "ZPaillier", Intel IPCL's DJN
-mode) use the more conservative ``|a| = nbits/2``; pass ``exponent_bits=nbits // 2`` to
-:func:`generate_keypair` for that. ``h_s**a`` is computed with a fixed-base table of
-byte windows (``h_s**(d * 256**j)``), i.e. about ``|a|/8`` modular multiplications,
-roughly 0.2 ms at 2048 bits. An alternative with no extra assumption is a pool of
-``r**n`` values precomputed off-line and never reused; it moves the cost, not removes it.
+``y``, and the randomiser ``r**n`` is replaced by ``h_s**a`` with a random exponent ``a``
+shorter than ``n``. Semantic security then rests on the DCR assumption *plus* a
+small-exponent assumption: that ``h_s**a`` is indistinguishable from a random ``n``-th
+residue.
+
+By default ``|a| = nbits/2`` (:func:`default_exponent_bits`: 1024 bits at 2048, 1536 at
+3072), the length DJN themselves and maintained implementations use (SecretFlow HEU's
+"ZPaillier", Intel IPCL's DJN mode). ``fast_randomness=True`` (``covault he keygen
+--fast-randomness``) opts into ``|a| = 2*kappa`` (:func:`short_exponent_bits`: 224 bits
+at 2048, 256 at 3072, with kappa from NIST SP 800-57): the best known attacks on short
+exponents (Pollard's lambda, van Oorschot–Wiener) cost about ``2**(|a|/2)`` group
+operations, so it matches the key's strength as 2*kappa-bit exponents do for
+finite-field DH in NIST SP 800-56A, and encrypts about 4-6 times faster, but it is a
+stronger assumption than the one maintained implementations rely on. The length is part
+of the public key and of its key id, so every party encrypts with the length the key
+holder chose. ``h_s**a`` is computed with a fixed-base table of byte windows
+(``h_s**(d * 256**j)``), i.e. about ``|a|/8`` modular multiplications (roughly 1 ms at
+2048 bits by default, 0.2 ms with the short exponent). An alternative with no extra
+assumption is a pool of ``r**n`` values precomputed off-line and never reused; it moves
+the cost, not removes it.
 
 Key ids and ``h_s``
 -------------------
@@ -67,6 +74,8 @@ __all__ = [
     "MIN_KEY_BITS",
     "DEFAULT_KEY_BITS",
     "security_bits",
+    "default_exponent_bits",
+    "short_exponent_bits",
     "fingerprint_of",
     "check_public_numbers",
     "PaillierPublicKey",
@@ -87,6 +96,25 @@ def security_bits(nbits: int) -> int:
     if nbits < 15360:
         return 192
     return 256
+
+
+def default_exponent_bits(nbits: int) -> int:
+    """Default DJN exponent length of an ``nbits`` key: ``nbits // 2`` (as DJN, SecretFlow
+    HEU and Intel IPCL)."""
+    return nbits // 2
+
+
+def short_exponent_bits(nbits: int) -> int:
+    """Opt-in short DJN exponent length: ``2 * security_bits(nbits)`` (``fast_randomness``)."""
+    return 2 * security_bits(nbits)
+
+
+def _exponent_bits(nbits: int, exponent_bits: int | None, fast_randomness: bool) -> int:
+    if exponent_bits is not None:
+        if fast_randomness:
+            raise HEError("give exponent_bits or fast_randomness, not both")
+        return int(exponent_bits)
+    return short_exponent_bits(nbits) if fast_randomness else default_exponent_bits(nbits)
 
 
 def _check_bits(nbits: int) -> None:
@@ -195,7 +223,8 @@ class PaillierPublicKey:
     """A Paillier public key ``n`` (``g = n + 1``) with its DJN base ``h_s``.
 
     Build with :func:`generate_keypair` or :meth:`from_phe`; ``exponent_bits`` is the
-    length of the short DJN exponent (default ``2 * security_bits(nbits)``).
+    length of the DJN exponent (default ``nbits // 2``; ``2 * security_bits(nbits)``
+    with ``fast_randomness``).
     """
 
     n: int
@@ -232,16 +261,24 @@ class PaillierPublicKey:
         return hash(self.fingerprint)
 
     @classmethod
-    def from_phe(cls, key: Any, *, exponent_bits: int | None = None) -> PaillierPublicKey:
+    def from_phe(cls, key: Any, *, exponent_bits: int | None = None,
+                 fast_randomness: bool = False) -> PaillierPublicKey:
         """Wrap a ``phe.paillier.PaillierPublicKey`` (a fresh DJN base is drawn)."""
-        return cls.from_n(int(key.n), exponent_bits=exponent_bits)
+        return cls.from_n(int(key.n), exponent_bits=exponent_bits,
+                          fast_randomness=fast_randomness)
 
     @classmethod
-    def from_n(cls, n: int, *, exponent_bits: int | None = None) -> PaillierPublicKey:
-        """Public key for modulus ``n`` with a freshly drawn DJN base."""
+    def from_n(cls, n: int, *, exponent_bits: int | None = None,
+               fast_randomness: bool = False) -> PaillierPublicKey:
+        """Public key for modulus ``n`` with a freshly drawn DJN base.
+
+        The exponent is ``exponent_bits`` long if given, else
+        :func:`short_exponent_bits` with ``fast_randomness``, else
+        :func:`default_exponent_bits`.
+        """
         _check_bits(n.bit_length())
         mn = gmpy2.mpz(n)
-        eb = 2 * security_bits(n.bit_length()) if exponent_bits is None else exponent_bits
+        eb = _exponent_bits(n.bit_length(), exponent_bits, fast_randomness)
         while True:
             y = gmpy2.mpz(secrets.randbelow(n - 2) + 2)
             if gmpy2.gcd(y, mn) != 1:
@@ -308,9 +345,11 @@ class PaillierPrivateKey:
         raise TypeError("PaillierPrivateKey refuses to be pickled; use privacy.he.serial")
 
     @classmethod
-    def from_phe(cls, private_key: Any, *, exponent_bits: int | None = None) -> PaillierPrivateKey:
+    def from_phe(cls, private_key: Any, *, exponent_bits: int | None = None,
+                 fast_randomness: bool = False) -> PaillierPrivateKey:
         """Wrap a ``phe.paillier.PaillierPrivateKey``."""
-        pub = PaillierPublicKey.from_phe(private_key.public_key, exponent_bits=exponent_bits)
+        pub = PaillierPublicKey.from_phe(private_key.public_key, exponent_bits=exponent_bits,
+                                         fast_randomness=fast_randomness)
         return cls(pub, int(private_key.p), int(private_key.q))
 
     def to_phe(self) -> Any:
@@ -333,20 +372,27 @@ class PaillierPrivateKey:
 
 
 def generate_keypair(
-    bits: int = DEFAULT_KEY_BITS, *, exponent_bits: int | None = None
+    bits: int = DEFAULT_KEY_BITS, *, exponent_bits: int | None = None,
+    fast_randomness: bool = False,
 ) -> tuple[PaillierPublicKey, PaillierPrivateKey]:
     """Generate a Paillier key pair with phe (``bits`` >= 2048, default 3072).
+
+    Encryption uses a DJN exponent of ``bits // 2`` bits; ``fast_randomness=True`` opts
+    into the short ``2 * kappa``-bit exponent (faster, a stronger assumption: see the
+    module notes); ``exponent_bits`` sets another length.
 
     Raises
     ------
     HEError
-        ``bits`` below 2048.
+        ``bits`` below 2048, or an exponent length out of range.
     """
     _check_bits(bits)
+    _exponent_bits(bits, exponent_bits, fast_randomness)  # refuse a bad request before keygen
     from phe import paillier, util
 
     if not util.HAVE_GMP:  # pragma: no cover - environment problem
         raise HEError("phe is running without gmpy2; install gmpy2 (covault[he])")
     pk, sk = paillier.generate_paillier_keypair(n_length=bits)
-    pub = PaillierPublicKey.from_n(int(pk.n), exponent_bits=exponent_bits)
+    pub = PaillierPublicKey.from_n(int(pk.n), exponent_bits=exponent_bits,
+                                   fast_randomness=fast_randomness)
     return pub, PaillierPrivateKey(pub, int(sk.p), int(sk.q))

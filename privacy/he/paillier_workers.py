@@ -2,7 +2,9 @@
 
 The kernels take and return plain integers / ``mpz`` (the public numbers ``n, h_s``, or
 ``p, q`` for decryption), so they pickle cheaply to worker processes; each process keeps
-its DJN fixed-base table and CRT constants for the last key it saw.
+the DJN fixed-base table of the last public key it saw (public numbers only:
+:func:`clear_caches` drops it). Nothing derived from ``p`` and ``q`` is kept once a chunk
+is decrypted: the CRT constants cost a few modular inversions per chunk.
 :func:`run_chunked` cuts the work into chunks and runs them in-process when that is
 cheaper, or in a ``forkserver`` :class:`~concurrent.futures.ProcessPoolExecutor`.
 
@@ -23,6 +25,7 @@ import gmpy2
 
 __all__ = [
     "Progress",
+    "clear_caches",
     "decrypt_chunk",
     "default_workers",
     "encrypt_chunk",
@@ -32,8 +35,13 @@ __all__ = [
 
 Progress = Callable[[int], None]
 
+#: The fixed-base table of the last public key (n, h_s, exponent bytes): public numbers.
 _TABLES: dict[tuple[int, int, int], list[list[Any]]] = {}
-_CRT: dict[tuple[int, int], tuple[Any, ...]] = {}
+
+
+def clear_caches() -> None:
+    """Drop this process's DJN fixed-base table (rebuilt on next use)."""
+    _TABLES.clear()
 
 
 def _table(n: int, hs: int, ebytes: int) -> list[list[Any]]:
@@ -87,19 +95,17 @@ def rerandomise_chunk(args: tuple[int, int, int, list[Any]]) -> list[Any]:
 
 
 def _crt(p: int, q: int) -> tuple[Any, ...]:
-    key = (p, q)
-    c = _CRT.get(key)
-    if c is None:
-        mp, mq = gmpy2.mpz(p), gmpy2.mpz(q)
-        n = mp * mq
-        p2, q2 = mp * mp, mq * mq
-        # h_p = L_p(g**(p-1) mod p**2)**-1 mod p with g = n + 1
-        hp = gmpy2.invert((gmpy2.powmod(n + 1, mp - 1, p2) - 1) // mp, mp)
-        hq = gmpy2.invert((gmpy2.powmod(n + 1, mq - 1, q2) - 1) // mq, mq)
-        c = (mp, mq, p2, q2, hp, hq, gmpy2.invert(mp, mq), n)
-        _CRT.clear()
-        _CRT[key] = c
-    return c
+    """CRT decryption constants of ``n = p*q``; not cached (they are key material).
+
+    ``h_p = L_p(g**(p-1) mod p**2)**-1 mod p`` with ``g = n + 1``: since ``n**2 = 0 mod
+    p**2``, ``(1 + n)**(p-1) = 1 + (p-1)*n mod p**2``, so ``L_p(...) = (p-1)*q = -q mod
+    p`` and ``h_p = (-q)**-1 mod p`` (likewise ``h_q = (-p)**-1 mod q``): inversions only.
+    """
+    mp, mq = gmpy2.mpz(p), gmpy2.mpz(q)
+    n = mp * mq
+    hp = gmpy2.invert(-mq % mp, mp)
+    hq = gmpy2.invert(-mp % mq, mq)
+    return (mp, mq, mp * mp, mq * mq, hp, hq, gmpy2.invert(mp, mq), n)
 
 
 def decrypt_chunk(args: tuple[int, int, list[Any]]) -> list[int]:

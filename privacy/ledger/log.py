@@ -68,7 +68,14 @@ from privacy.ledger.records import (
     utc_now,
     verification_failed,
 )
-from privacy.ledger.store import check_ledger, initialise, leaf_hashes, read_head, transaction
+from privacy.ledger.store import (
+    check_ledger,
+    create_private,
+    initialise,
+    leaf_hashes,
+    read_head,
+    transaction,
+)
 from privacy.ledger.verify import VerifyReport, verify_database
 from privacy.readonly import connect_read_only
 
@@ -121,6 +128,7 @@ class Ledger:
             if read_only:
                 raise InputError(f"{path}: no such ledger file")
             self._path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(self._path)
         elif self._path.stat().st_size == 0:
             raise SerializationError(f"{path}: empty file, not a covault ledger")
         self._db: sqlite3.Connection | None = None
@@ -333,7 +341,10 @@ class Ledger:
         public_key:
             The key that must have signed ``checkpoint``. Default: the signer keys the
             ledger itself recorded, which guards against a stray or forged checkpoint
-            but not against someone who can also rewrite the database.
+            but not against someone who can also rewrite the database (they can record
+            their own key and sign with it); the report then has ``signer_pinned``
+            false. ``covault ledger verify --checkpoint`` requires the key (or
+            ``--unpinned``).
 
         Raises
         ------

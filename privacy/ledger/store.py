@@ -15,6 +15,7 @@ Internal to :mod:`privacy.ledger`; use :class:`privacy.ledger.Ledger`.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -25,10 +26,13 @@ from privacy.ledger import merkle
 from privacy.ledger.checkpoint import check_name
 from privacy.ledger.records import utc_now, verification_failed
 
-__all__ = ["FORMAT", "VERSION", "SCHEMA", "initialise", "check_ledger", "transaction",
-           "read_head", "leaf_hashes"]
+__all__ = ["FORMAT", "VERSION", "SCHEMA", "FILE_MODE", "create_private", "initialise",
+           "check_ledger", "transaction", "read_head", "leaf_hashes"]
 
 FORMAT, VERSION = "covault-ledger", "1"
+#: Mode of a ledger file covault creates. SQLite gives the ``-wal`` and ``-shm`` files it
+#: creates beside it the database file's mode, so they are 0600 too.
+FILE_MODE = 0o600
 _NO_CHANGE = ("CREATE TRIGGER {t}_no_{op} BEFORE {OP} ON {t} "
               "BEGIN SELECT RAISE(ABORT, 'ledger {t} are append-only'); END")
 SCHEMA = (
@@ -44,6 +48,25 @@ SCHEMA = (
     *(_NO_CHANGE.format(t=t, op=op, OP=op.upper())
       for t in ("records", "checkpoints", "meta") for op in ("update", "delete")),
 )
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` as an empty file of mode :data:`FILE_MODE` (0600), before SQLite
+    opens it; leave an existing file alone.
+
+    SQLite would create the file with mode 0644 (less the umask), readable by every local
+    user, and its ``-wal``/``-shm`` files with the same mode. An empty file is an empty
+    SQLite database, which :func:`initialise` fills in.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                     FILE_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, FILE_MODE)  # whatever the umask
+    finally:
+        os.close(fd)
 
 
 def check_ledger(db: sqlite3.Connection, path: Path, origin: str | None) -> str:
@@ -132,6 +155,9 @@ def read_head(db: sqlite3.Connection) -> tuple[int, bytes, list[bytes]]:
     if row is None:
         raise verification_failed("tree head is missing")
     size, root, blob = row
+    if type(size) is not int or size < 0 or not isinstance(root, bytes) or len(root) != 32 \
+            or not isinstance(blob, bytes):
+        raise verification_failed("stored tree state is malformed")
     frontier = [blob[i:i + 32] for i in range(0, len(blob), 32)]
     if len(frontier) != bin(size).count("1") or len(blob) % 32:
         raise verification_failed("stored tree state is malformed")

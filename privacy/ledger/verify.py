@@ -24,13 +24,20 @@ _fail = verification_failed
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """What :meth:`Ledger.verify` checked: tree size and root, checkpoints compared."""
+    """What :meth:`Ledger.verify` checked: tree size and root, checkpoints compared.
+
+    ``signer_pinned`` says whose signature the external checkpoint was checked against:
+    ``True`` a key the caller gave (``public_key``), ``False`` any signer key the ledger
+    itself recorded (which whoever can rewrite the database can add), ``None`` no
+    external checkpoint.
+    """
 
     origin: str
     size: int
     root: bytes
     stored_checkpoints: int
     checkpoint_size: int | None
+    signer_pinned: bool | None = None
 
 
 def _stored_signers(db: sqlite3.Connection) -> list[Ed25519PublicKey]:
@@ -110,4 +117,5 @@ def verify_database(db: sqlite3.Connection, origin: str, cp: Checkpoint | None,
             raise _fail("the log is shorter than the checkpoint (truncated)")
         if roots[cp.size] != cp.root:
             raise _fail("the log is not consistent with the checkpoint")
-    return VerifyReport(origin, n, root, len(stored), cp.size if cp else None)
+    return VerifyReport(origin, n, root, len(stored), cp.size if cp else None,
+                        None if cp is None else public_key is not None)

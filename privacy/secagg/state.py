@@ -95,6 +95,6 @@ def load_client(data: bytes, config: SecAggConfig | None = None) -> SecAggClient
         client._answered = bool(body["answered"])
     except SecAggError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise SecAggError(f"client state is malformed ({type(exc).__name__})") from None
     return client

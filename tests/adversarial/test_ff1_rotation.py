@@ -164,7 +164,8 @@ def test_mask_reveal_after_rotation_uses_the_recorded_key(env: dict[str, Path],
     assert run("keys", "rotate", env["ff1"], "--kek-file", env["kek"]).exit_code == 0
     out = d / f"revealed{suffix}"
     res = run("mask", "reveal", masked, "-o", out, "-p", env["policy"], "-v", "partner_export",
-              *keys(env), "--columns", "card_no", "--ledger", ledger, "--format", "json")
+              *keys(env), "--columns", "card_no", "--reason", "test", "--ledger", ledger,
+              "--format", "json")
     assert res.exit_code == 0, res.output
     expected = original_cards()
     got = read_cards(out)
@@ -205,7 +206,7 @@ def test_reveal_refuses_fpe_column_without_a_usable_key_id(env: dict[str, Path],
     assert run("keys", "rotate", env["ff1"], "--kek-file", env["kek"]).exit_code == 0
     resign(env, masked, edit)
     res = run("mask", "reveal", masked, "-o", out, "-p", env["policy"], *keys(env),
-              "--columns", "card_no", "--ledger", ledger)
+              "--columns", "card_no", "--reason", "test", "--ledger", ledger)
     assert res.exit_code == 2, res.output
     assert message in res.stderr and res.stdout == ""
     assert not out.exists() and not ledger.exists()
