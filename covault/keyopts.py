@@ -92,3 +92,34 @@ def read_keyset_info(path: str) -> tuple[str, list[KeyInfo]]:
     """:meth:`Keyset.read_info` (unverified metadata), a malformed file refused as by
     :func:`open_keyset`."""
     return _reading_keyset(path, lambda: Keyset.read_info(path))
+
+
+UNPINNED_WARNING = ("the checkpoint's signer is not pinned: it was checked against the signer "
+                    "keys recorded in the ledger itself, which whoever can rewrite the "
+                    "database can add to; pass --public-key to pin it")
+
+unpinned_option = click.option(
+    "--unpinned", is_flag=True,
+    help="Check --checkpoint against the signer keys recorded in the ledger itself instead "
+         "of --public-key. Not pinned: whoever can rewrite the database can record a key "
+         "of their own and sign with it.")
+
+
+def check_pinning(checkpoint: str | None, public_key: str | None, unpinned: bool) -> None:
+    """Refuse a checkpoint check whose signer is neither pinned nor explicitly unpinned.
+
+    Raises
+    ------
+    InputError
+        ``--public-key`` without ``--checkpoint``, ``--unpinned`` with a key or without a
+        checkpoint, or ``--checkpoint`` with neither.
+    """
+    if public_key is not None and checkpoint is None:
+        raise InputError("--public-key checks a checkpoint's signature: pass --checkpoint")
+    if unpinned and (checkpoint is None or public_key is not None):
+        raise InputError("--unpinned applies to --checkpoint without --public-key")
+    if checkpoint is not None and public_key is None and not unpinned:
+        raise InputError(
+            "--checkpoint needs --public-key FILE, the key that must have signed it (the "
+            "signer keys recorded in the ledger can be added by whoever can rewrite it); "
+            "pass --unpinned to accept them anyway")

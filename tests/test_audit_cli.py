@@ -109,6 +109,14 @@ def test_verify_checkpoint_and_tamper(world: dict[str, Path], tmp_path: Path) ->
     r = run("audit", "verify", "--db", str(db), "--checkpoint", str(cp), "--public-key",
             str(key) + ".pub", "--format", "json")
     assert r.exit_code == 0 and json.loads(r.output)["checkpoint_size"] > 0
+    assert json.loads(r.output)["signer_pinned"] is True
+    # a checkpoint checked only against keys recorded in the ledger must be asked for
+    r = run("audit", "verify", "--db", str(db), "--checkpoint", str(cp))
+    assert r.exit_code == 2 and "--unpinned" in r.output
+    r = run("audit", "verify", "--db", str(db), "--checkpoint", str(cp), "--unpinned",
+            "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["signer_pinned"] is False
+    assert "not pinned" in r.stderr
     con = sqlite3.connect(db)
     con.execute("DROP TRIGGER events_no_update")
     con.execute("UPDATE events SET data = replace(data, '\"actor\":\"', '\"actor\":\"x') "

@@ -12,7 +12,13 @@ from typing import Any
 import click
 
 from covault.console import emit_json, err, format_option, handle_errors, out, print_table
-from covault.keyopts import kek_options, open_keyset
+from covault.keyopts import (
+    UNPINNED_WARNING,
+    check_pinning,
+    kek_options,
+    open_keyset,
+    unpinned_option,
+)
 
 _DB = click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
                    help="Audit database (its ledger sits beside it as NAME.ledger.db).")
@@ -569,17 +575,22 @@ def suppress_cmd(db_path: str, actor: str | None, scenario: str | None, reason: 
               help="A checkpoint kept outside the database.")
 @click.option("--public-key", type=click.Path(exists=True, dir_okay=False),
               help="Key that must have signed the checkpoint.")
+@unpinned_option
 @format_option
 @handle_errors
-def verify_cmd(db_path: str, cp: str | None, public_key: str | None, fmt: str) -> None:
+def verify_cmd(db_path: str, cp: str | None, public_key: str | None, unpinned: bool,
+               fmt: str) -> None:
     """Verify the ledger and every event, batch and triage action (exit 1 on failure)."""
+    check_pinning(cp, public_key, unpinned)
     store = _open(db_path, read_only=True)
     try:
         rep = store.verify(cp, public_key=public_key)
     finally:
         store.close()
+    if unpinned:
+        err.print(f"warning: {UNPINNED_WARNING}", markup=False)
     if fmt == "json":
-        emit_json({"ok": True, **rep.__dict__})
+        emit_json({"ok": True, **rep.__dict__, "signer_pinned": not unpinned if cp else None})
     else:
         out.print(f"verified: {rep.events:,} events in {rep.batches} batches, "
                   f"{rep.quarantined} quarantined lines, {rep.triage_actions} triage actions; "

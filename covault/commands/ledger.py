@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from covault.console import emit_json, err, format_option, handle_errors, out, print_table
+from covault.keyopts import UNPINNED_WARNING, check_pinning, unpinned_option
 from privacy.errors import InputError, IntegrityError
 from privacy.ledger import (
     Checkpoint,
@@ -126,10 +127,7 @@ def show(db: str, kind: str | None, last: int | None, fmt: str) -> None:
                                  "extend it. Needs --public-key (or --unpinned).")
 @click.option("--public-key", "-p", "public_key_path", type=click.Path(dir_okay=False),
               default=None, help="PEM public key that must have signed --checkpoint.")
-@click.option("--unpinned", is_flag=True,
-              help="Check --checkpoint against the signer keys recorded in the ledger "
-                   "itself instead of --public-key. Not pinned: whoever can rewrite the "
-                   "database can record a key of their own and sign with it.")
+@unpinned_option
 @format_option
 @handle_errors
 def verify(db: str, checkpoint_path: str | None, public_key_path: str | None,
@@ -139,15 +137,7 @@ def verify(db: str, checkpoint_path: str | None, public_key_path: str | None,
     With --checkpoint and --public-key, also catch a log rewritten consistently by
     someone with write access. Exit 1 when any check fails.
     """
-    if public_key_path is not None and checkpoint_path is None:
-        raise InputError("--public-key checks a checkpoint's signature: pass --checkpoint")
-    if unpinned and (checkpoint_path is None or public_key_path is not None):
-        raise InputError("--unpinned applies to --checkpoint without --public-key")
-    if checkpoint_path is not None and public_key_path is None and not unpinned:
-        raise InputError(
-            "--checkpoint needs --public-key FILE, the key that must have signed it (the "
-            "signer keys recorded in the ledger can be added by whoever can rewrite it); "
-            "pass --unpinned to accept them anyway")
+    check_pinning(checkpoint_path, public_key_path, unpinned)
     cp = Checkpoint.load(checkpoint_path) if checkpoint_path is not None else None
     pub = load_public_key(public_key_path) if public_key_path is not None else None
     with _open(db) as lg:
@@ -160,9 +150,7 @@ def verify(db: str, checkpoint_path: str | None, public_key_path: str | None,
             raise
     warning = None
     if report.signer_pinned is False:
-        warning = ("the checkpoint's signer is not pinned: it was checked against the "
-                   "signer keys recorded in the ledger itself, which whoever can rewrite "
-                   "the database can add to; pass --public-key to pin it")
+        warning = UNPINNED_WARNING
         err.print(f"warning: {warning}", markup=False)
     result = {"file": db, "origin": report.origin, "verified": True, "size": report.size,
               "root": report.root.hex(), "root_base64": _b64(report.root),
