@@ -53,6 +53,7 @@ from typing import Any
 from privacy.audit.events import MalformedLine, QueryEvent, json_loads, parse_timestamp
 from privacy.errors import InputError, IntegrityError, SerializationError
 from privacy.ledger import Checkpoint, Ledger, PublicKeySource, merkle
+from privacy.ledger.store import create_private
 from privacy.readonly import connect_read_only
 
 __all__ = ["AuditStore", "IngestReport", "StoreVerifyReport", "ledger_path_for"]
@@ -197,6 +198,7 @@ class AuditStore:
             db = connect_read_only(self.path)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(self.path)  # 0600: it holds statements and their parameters
             db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
         try:
             if not read_only:

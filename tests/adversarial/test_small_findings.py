@@ -461,3 +461,16 @@ def test_paillier_keeps_no_private_numbers_in_module_state() -> None:
         found = {int(v) for v in _reachable(value) if isinstance(v, int) or
                  type(v).__name__ == "mpz"}
         assert not secrets_ & found, f"{where} holds p or q"
+
+
+def test_audit_database_is_created_0600(tmp_path: Path) -> None:
+    """The audit database holds statements and bind parameters (customer ids): it is
+    created readable by its owner only, like the ledgers."""
+    import stat
+
+    from privacy.audit.store import AuditStore
+
+    db = tmp_path / "audit.db"
+    with AuditStore(db):
+        pass
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
