@@ -16,8 +16,10 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 
 from privacy.audit.events import MalformedLine, QueryEvent
+from privacy.errors import ConfigError, InputError
 
 __all__ = [
+    "read_utf8",
     "EventIds",
     "LineTape",
     "Record",
@@ -132,3 +134,20 @@ class LineTape:
         """The lines read since the last call."""
         held, self._held = self._held, []
         return held
+
+
+def read_utf8(name: str, what: str, error: type[InputError] = ConfigError) -> str:
+    """The text of a UTF-8 file; ``error`` naming the file (and the line of the first byte
+    that is not UTF-8) when it cannot be read."""
+    try:
+        with open(name, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise error(f"cannot read {what}: {exc.strerror}", file=name) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1)
+        raise error(f"cannot read {what}: not UTF-8 text (byte {column} of the line)",
+                    file=name, line=line) from None

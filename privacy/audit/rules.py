@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
+from privacy.audit._logio import read_utf8
 from privacy.audit.catalog import Catalog
 from privacy.errors import ConfigError
 
@@ -266,20 +267,8 @@ def _tz(value: Any, doc: _Doc, path: tuple[Any, ...]) -> tzinfo:
 
 
 def _read_text(name: str, what: str) -> str:
-    """The text of a UTF-8 configuration file; :class:`ConfigError` naming the file (and
-    the line of the first byte that is not UTF-8) when it cannot be read."""
-    try:
-        with open(name, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what}: {exc.strerror}", file=name) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1)
-        raise ConfigError(f"cannot read {what}: not UTF-8 text (byte {column} of the line)",
-                          file=name, line=line) from None
+    """The text of a UTF-8 configuration file (:class:`ConfigError` naming the file)."""
+    return read_utf8(name, what, ConfigError)
 
 
 def _holiday_file(path: str, base: str | None) -> tuple[set[date], set[date]]:

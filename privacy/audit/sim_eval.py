@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from privacy.audit._logio import read_utf8
 from privacy.errors import InputError
 
 __all__ = ["evaluate", "load_answers", "check_answers"]
@@ -24,16 +25,7 @@ def load_answers(path: str | os.PathLike[str]) -> dict[str, Any]:
         not an answer key; the message names the file and, for JSON errors, the line.
     """
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise InputError(f"cannot read the answer key: {exc.strerror}", file=name) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError("not UTF-8 text", file=name,
-                         line=data.count(b"\n", 0, exc.start) + 1) from None
+    text = read_utf8(name, "the answer key", InputError)
     try:
         answers = json.loads(text)
     except json.JSONDecodeError as exc:
