@@ -31,6 +31,8 @@ from masking.writer import sidecar_path
 from privacy.keys import Kek, Keyset, format_key_id
 from privacy.ledger import Ledger
 
+from . import _keyfiles as keyfiles
+
 SAMPLE = str(sample_customers_path())
 CARD = "6222021234567890123"
 
@@ -53,12 +55,9 @@ def run(*args: str | Path) -> Result:
 
 @pytest.fixture()
 def env(tmp_path: Path) -> dict[str, Path]:
-    kek_file = tmp_path / "kek.hex"
-    kek_file.write_text(bytes(range(32)).hex())
-    kek = Kek.from_key_file(kek_file)
-    ff1, siv = tmp_path / "ff1.json", tmp_path / "siv.json"
-    Keyset.create("FF1_AES256").save(ff1, kek)
-    Keyset.create("AES256_SIV").save(siv, kek)
+    kek_file = keyfiles.kek_file(tmp_path)
+    ff1 = keyfiles.sealed_keyset(tmp_path / "ff1.json", "FF1_AES256", kek_file)
+    siv = keyfiles.sealed_keyset(tmp_path / "siv.json", "AES256_SIV", kek_file)
     policy = tmp_path / "policy.yaml"
     policy.write_text(textwrap.dedent(POLICY), encoding="utf-8")
     return {"dir": tmp_path, "kek": kek_file, "ff1": ff1, "siv": siv, "policy": policy}

@@ -34,8 +34,9 @@ from click.testing import CliRunner
 from covault.cli import main
 from covault.demo.context import sample_customers_path
 from privacy.atomic import TEMP_MARK, atomic_write_text, remove_stale_temp_files
-from privacy.keys import Kek, Keyset
 from privacy.ledger import Ledger
+
+from . import _keyfiles as keyfiles
 
 SAMPLE = str(sample_customers_path())
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,10 +73,8 @@ CHILD = textwrap.dedent("""
 
 @pytest.fixture()
 def env(tmp_path: Path) -> dict[str, Path]:
-    kek_file = tmp_path / "kek.hex"
-    kek_file.write_text(bytes(range(32)).hex())
-    siv = tmp_path / "siv.json"
-    Keyset.create("AES256_SIV").save(siv, Kek.from_key_file(kek_file))
+    kek_file = keyfiles.kek_file(tmp_path)
+    siv = keyfiles.sealed_keyset(tmp_path / "siv.json", "AES256_SIV", kek_file)
     policy = tmp_path / "policy.yaml"
     policy.write_text(textwrap.dedent(POLICY), encoding="utf-8")
     out = tmp_path / "out"

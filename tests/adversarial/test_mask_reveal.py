@@ -30,8 +30,10 @@ from click.testing import CliRunner, Result
 from covault.cli import main
 from covault.demo.context import sample_customers_path
 from masking.writer import sidecar_path
-from privacy.keys import Kek, Keyset
+from privacy.keys import Keyset
 from privacy.ledger import Ledger
+
+from . import _keyfiles as keyfiles
 
 SAMPLE = str(sample_customers_path())
 MAC = "covault.plan_mac"
@@ -56,10 +58,8 @@ def run(*args: str | Path) -> Result:
 
 @pytest.fixture()
 def env(tmp_path: Path) -> dict[str, Path]:
-    kek_file = tmp_path / "kek.hex"
-    kek_file.write_text(bytes(range(32)).hex())
-    siv = tmp_path / "siv.json"
-    Keyset.create("AES256_SIV").save(siv, Kek.from_key_file(kek_file))
+    kek_file = keyfiles.kek_file(tmp_path)
+    siv = keyfiles.sealed_keyset(tmp_path / "siv.json", "AES256_SIV", kek_file)
     policy = tmp_path / "policy.yaml"
     policy.write_text(textwrap.dedent(POLICY), encoding="utf-8")
     return {"dir": tmp_path, "kek": kek_file, "siv": siv, "policy": policy}

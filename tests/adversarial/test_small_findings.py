@@ -48,6 +48,8 @@ from privacy.errors import KeyfileError
 from privacy.keys import Kek, Keyset
 from privacy.ledger import Ledger, generate_signing_key, save_public_key, save_signing_key
 
+from . import _keyfiles as keyfiles
+
 SAMPLE = str(sample_customers_path())
 
 
@@ -157,10 +159,8 @@ def test_ledger_files_are_created_0600(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("umask_022")
 def test_ledger_created_by_a_command_is_0600(tmp_path: Path) -> None:
-    kek = tmp_path / "kek.hex"
-    kek.write_text(bytes(range(32)).hex())
-    siv = tmp_path / "siv.json"
-    Keyset.create("AES256_SIV").save(siv, Kek.from_key_file(kek))
+    kek = keyfiles.kek_file(tmp_path)
+    siv = keyfiles.sealed_keyset(tmp_path / "siv.json", "AES256_SIV", kek)
     policy = tmp_path / "p.yaml"
     policy.write_text(textwrap.dedent("""
         version: 1
@@ -246,10 +246,8 @@ def test_verify_unpinned_says_so(two_signers: dict[str, Path]) -> None:
 
 @pytest.fixture()
 def masked(tmp_path: Path) -> dict[str, Path]:
-    kek = tmp_path / "kek.hex"
-    kek.write_text(bytes(range(32)).hex())
-    siv = tmp_path / "siv.json"
-    Keyset.create("AES256_SIV").save(siv, Kek.from_key_file(kek))
+    kek = keyfiles.kek_file(tmp_path)
+    siv = keyfiles.sealed_keyset(tmp_path / "siv.json", "AES256_SIV", kek)
     policy = tmp_path / "p.yaml"
     policy.write_text(textwrap.dedent("""
         version: 1
