@@ -6,6 +6,6 @@ Flower, TenSEAL and scikit-learn are imported only when a run needs them.
 """
 
 from federated.config import FLConfig, load_config
-from federated.runner import FLResult, run
+from federated.runner import FLResult, run, score
 
-__all__ = ["FLConfig", "FLResult", "load_config", "run"]
+__all__ = ["FLConfig", "FLResult", "load_config", "run", "score"]

@@ -36,6 +36,38 @@
     name = "bank_1"
     data = "bank_1.csv"            # CSV or Parquet; empty cells are missing values
 
+A vertical run (``kind = "vertical"``: one guest holding the label, hosts holding other
+features of the same customers, aligned by PSI on ``id``):
+
+.. code-block:: toml
+
+    kind = "vertical"
+    mode = "simulation"            # or "deployment" (SuperLink + SuperNodes, TLS)
+    label = "y"
+    id = "cust_id"                 # the customer key column in every party's files
+    epochs = 20
+    iv = true                      # information value of every column (iv_bins = 10)
+
+    [training]                     # optional
+    batch_size = 4096              # rows per mini-batch (at most 4096)
+    learning_rate = "auto"         # 1/L of the whitened blocks, divided by (1 + epoch)
+    C = 1.0                        # inverse L2 strength
+    early_stopping = false         # on a validation split (validation = 0.1, patience = 3)
+
+    [[party]]
+    name = "bank"
+    role = "guest"                 # holds the label
+    data = "guest.csv"
+    test = "guest_test.csv"        # optional (every party or none); aligned by PSI too
+    categorical = ["home"]         # optional per party: inferred when absent
+    model = "bank.model.json"      # where this party writes its part of the model
+    score = "bank_new.csv"         # customers to score with `covault fl score`
+
+    [[party]]
+    name = "telco"
+    role = "host"
+    data = "host.csv"
+
 A bad config raises :class:`~privacy.errors.ConfigError` naming the file, the key and,
 where it can be found, the line.
 """
@@ -75,6 +107,10 @@ class TrainingConfig(_Strict):
     local_epochs: int = Field(5, ge=1, le=1000)
     learning_rate: float | Literal["auto"] = "auto"
     C: float = Field(1.0, gt=0)
+    batch_size: int = Field(4096, ge=1, le=4096)
+    early_stopping: bool = False
+    validation: float = Field(0.1, gt=0, lt=0.5)
+    patience: int = Field(3, ge=1, le=1000)
 
     @field_validator("learning_rate")
     @classmethod
@@ -149,7 +185,10 @@ class PartyConfig(_Strict):
     test: Path | None = None
     categorical: list[str] | None = None
     numeric: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
     ledger: Path | None = None
+    model: Path | None = None
+    score: Path | None = None
 
     @field_validator("name")
     @classmethod
@@ -168,6 +207,10 @@ class FLConfig(_Strict):
     label: str
     positive: str | int | bool | None = None
     rounds: int = Field(30, ge=1, le=10000)
+    epochs: int = Field(20, ge=1, le=10000)
+    id: str | None = None
+    iv: bool = True
+    iv_bins: int = Field(10, ge=2, le=100)
     seed: int = 0
     numeric: list[str] | None = None
     categorical: list[str] | None = None
@@ -198,8 +241,14 @@ class FLConfig(_Strict):
                              f"federation with deployment.superlink keeps the data on the "
                              f"banks' nodes)")
         if self.kind == "vertical":
-            raise ValueError("kind = \"vertical\" is not available in this version; "
-                             "use kind = \"horizontal\"")
+            return self._vertical()
+        horizontal_only = [(i, p.name, k) for i, p in enumerate(self.party)
+                           for k in ("role", "test", "model", "score")
+                           if getattr(p, k) is not None]
+        if horizontal_only:
+            i, name, k = horizontal_only[0]
+            raise ValueError(f"party[{i}]: key {k!r} of party {name!r} is for kind = "
+                             "\"vertical\" runs")
         if len(self.party) < 2:
             raise ValueError("a horizontal run needs at least 2 parties")
         agg = self.aggregation
@@ -220,6 +269,38 @@ class FLConfig(_Strict):
         if self.dp is not None and agg.method not in ("fedavg", "fedprox", "ckks", "secagg"):
             raise ValueError(f"dp works with fedavg, fedprox, ckks or secagg (a plain mean of "
                              f"clipped updates), not {agg.method!r}")
+        return self
+
+    def _vertical(self) -> FLConfig:
+        if self.id is None:
+            raise ValueError("a vertical run needs 'id': the customer key column every "
+                             "party's files hold")
+        roles = [p.role for p in self.party]
+        for i, p in enumerate(self.party):
+            if p.role is None:
+                raise ValueError(f"party[{i}]: party {p.name!r} needs a role (\"guest\" "
+                                 "holds the label, \"host\" holds features)")
+        if roles.count("guest") != 1:
+            raise ValueError(f"a vertical run needs exactly one guest (role = \"guest\"), "
+                             f"found {roles.count('guest')}")
+        if len(self.party) < 2:
+            raise ValueError("a vertical run needs a guest and at least one host")
+        if self.deployment.superlink is not None:
+            raise ValueError("deployment.superlink (a remote federation) is not available "
+                             "for vertical runs yet; use mode = \"deployment\" locally")
+        if self.dp is not None:
+            raise ValueError("dp is not available for vertical runs")
+        if self.test is not None:
+            raise ValueError("a vertical run names each party's test file ([[party]] test), "
+                             "not a top-level 'test'")
+        tests = [p.test is not None for p in self.party]
+        if any(tests) and not all(tests):
+            i = tests.index(False)
+            raise ValueError(f"party[{i}]: party {self.party[i].name!r} has no 'test' file "
+                             "but other parties do (every party needs one, or none)")
+        for key in ("numeric", "categorical", "exclude"):
+            if self.id in (getattr(self, key) or []):
+                raise ValueError(f"{key} lists the id column {self.id!r}")
         return self
 
     @property
@@ -273,7 +354,8 @@ def _resolve(cfg: FLConfig, base: Path) -> FLConfig:
         return None if p is None else (p if p.is_absolute() else (base / p).resolve())
 
     parties = [p.model_copy(update={"data": fix(p.data), "test": fix(p.test),
-                                    "ledger": fix(p.ledger)}) for p in cfg.party]
+                                    "ledger": fix(p.ledger), "model": fix(p.model),
+                                    "score": fix(p.score)}) for p in cfg.party]
     deployment = cfg.deployment.model_copy(
         update={"root_certificates": fix(cfg.deployment.root_certificates)})
     return cfg.model_copy(update={"party": parties, "test": fix(cfg.test),

@@ -11,6 +11,7 @@ follows its rounds and reads the result the ServerApp wrote.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tempfile
@@ -25,7 +26,7 @@ from federated.data import read_table
 from federated.preprocess import describe_party, merge_schemas
 from privacy.errors import FederationError, InputError
 
-__all__ = ["FLResult", "run", "preflight", "party_ledger"]
+__all__ = ["FLResult", "run", "score", "information_value", "preflight", "party_ledger"]
 
 _ROUND = re.compile(r"\[ROUND (\d+)/(\d+)\]")
 
@@ -53,6 +54,11 @@ class FLResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FLResult:
         """Rebuild from the ServerApp's result file."""
+        if d.get("kind") == "vertical":
+            known = {"kind", "epochs", "global", "parties", "history"}
+            return cls("vertical", int(d.get("epochs", 0)), "ckks", dict(d.get("global", {})),
+                       dict(d.get("parties", {})), list(d.get("history", [])), None,
+                       {k: v for k, v in d.items() if k not in known})
         known = {"kind", "rounds", "aggregation", "global", "parties", "history", "epsilon"}
         return cls(str(d["kind"]), int(d["rounds"]), str(d["aggregation"]), dict(d["global"]),
                    dict(d["parties"]), list(d["history"]), d.get("epsilon"),
@@ -60,6 +66,13 @@ class FLResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of ``covault fl run --format json`` (extras after the spec keys)."""
+        if self.kind == "vertical":
+            d = dict(self.details)
+            head = {"kind": "vertical", "intersection": d.pop("intersection", None),
+                    "test_intersection": d.pop("test_intersection", None),
+                    "global": self.global_, "guest_only": d.pop("guest_only", None),
+                    "history": self.history, "iv": d.pop("iv", {})}
+            return {**head, "epochs": self.rounds, "parties": self.parties, **d}
         return {"kind": self.kind, "rounds": self.rounds, "aggregation": self.aggregation,
                 "global": self.global_, "parties": self.parties, "history": self.history,
                 "epsilon": self.epsilon, **self.details}
@@ -74,6 +87,8 @@ def preflight(cfg: FLConfig) -> dict[str, int]:
         A file is missing or unreadable, a party has no rows, lacks a column or holds
         another schema; the message names the party.
     """
+    if cfg.kind == "vertical":
+        return _preflight_vertical(cfg)
     if cfg.deployment.superlink is not None:  # the data is on the banks' SuperNodes
         if cfg.test is not None:
             read_table(cfg.test, party="test")
@@ -95,22 +110,74 @@ def preflight(cfg: FLConfig) -> dict[str, int]:
     return {name: s.rows for name, s in schemas.items()}
 
 
+def _preflight_vertical(cfg: FLConfig, *, splits: tuple[str, ...] = ("data", "test")
+                        ) -> dict[str, int]:
+    """Each party's files exist and hold the id column; the guest holds the label and no
+    host does."""
+    rows = {}
+    for p in cfg.party:
+        for key in splits:
+            path = getattr(p, key)
+            if path is None:
+                if key == "score":
+                    raise InputError(f"party {p.name!r}: has no 'score' file (the customers "
+                                     "to score)")
+                continue
+            pt_ = read_table(path, party=p.name)
+            assert cfg.id is not None  # checked by the config
+            if cfg.id not in pt_.columns:
+                raise pt_.error(f"id column {cfg.id!r} is missing (key 'id' of the config)")
+            if p.role == "host" and cfg.label in pt_.columns:
+                raise pt_.error(f"a host must not hold the label column {cfg.label!r}: drop "
+                                "it from this party's files", column=cfg.label)
+            if p.role == "guest" and key != "score" and cfg.label not in pt_.columns:
+                raise pt_.error(f"the guest's file has no label column {cfg.label!r}")
+            if key == "data":
+                rows[p.name] = pt_.rows
+    return rows
+
+
+def _vertical_setups(cfg: FLConfig, work: Path, ledger: Path | None, *,
+                     scores: Path | None = None) -> dict[str, dict[str, Any]]:
+    run = hashlib.sha256(f"{time.time_ns()}{work}".encode()).hexdigest()[:16]
+    out = {}
+    for p in cfg.party:
+        led = p.ledger or (party_ledger(ledger, p.name) if ledger is not None else None)
+        model = p.model or cfg.base_dir / f"{p.name}.model.json"
+        out[p.name] = {
+            "party": p.name, "role": p.role, "run": run, "id": cfg.id, "label": cfg.label,
+            "positive": cfg.positive, "exclude": [*cfg.exclude, *p.exclude],
+            "numeric": p.numeric if p.numeric is not None else cfg.numeric,
+            "categorical": p.categorical if p.categorical is not None else cfg.categorical,
+            "data": str(p.data) if p.data else None, "test": str(p.test) if p.test else None,
+            "score": str(p.score) if p.score else None, "model": str(model),
+            "ledger": str(led) if led is not None else None,
+            "state": str(work / "state" / p.name),
+            "scores": str(scores) if scores is not None and p.role == "guest" else None}
+    return out
+
+
 def party_ledger(ledger: Path, party: str) -> Path:
     """Where a party's records go when it names no ledger of its own: beside the
     coordinator's (``audit.db`` -> ``audit.bank_1.db``); a ledger has one origin."""
     return ledger.with_name(f"{ledger.stem}.{party}{ledger.suffix or '.db'}")
 
 
-def _plan(cfg: FLConfig, work: Path, ledger: Path | None) -> dict[str, Any]:
+def _plan(cfg: FLConfig, work: Path, ledger: Path | None, *, job: str = "train",
+          scores: Path | None = None) -> dict[str, Any]:
     parties = []
     for p in cfg.party:
         led = p.ledger or (party_ledger(ledger, p.name) if ledger is not None else None)
         parties.append({"name": p.name, "data": str(p.data) if p.data else None,
                         "ledger": str(led) if led is not None else None})
-    return {"config": cfg.model_dump(mode="json"), "parties": parties,
+    plan = {"config": cfg.model_dump(mode="json"), "parties": parties,
             "test": str(cfg.test) if cfg.test else None, "mode": cfg.mode,
             "result": str(work / "result.json"),
-            "ledger": str(ledger) if ledger is not None else None}
+            "ledger": str(ledger) if ledger is not None else None, "job": job}
+    if cfg.kind == "vertical":
+        (work / "state").mkdir(mode=0o700)
+        plan["vertical"] = _vertical_setups(cfg, work, ledger, scores=scores)
+    return plan
 
 
 def _federation(cfg: FLConfig, plan: dict[str, Any], work: Path) -> Any:
@@ -153,23 +220,79 @@ def run(config: FLConfig | str | Path, *, ledger: str | Path | None = None,
     FederationError
         The run failed: the message names the party and the step when one failed.
     """
+    return FLResult.from_dict(_run_job(config, ledger=ledger, progress=progress,
+                                       workdir=workdir, on_start=on_start))
+
+
+def score(config: FLConfig | str | Path, output: str | Path, *,
+          ledger: str | Path | None = None, workdir: str | Path | None = None
+          ) -> dict[str, Any]:
+    """Score new customers with a trained vertical model (``covault fl score``).
+
+    Each party's ``score`` file is aligned by PSI on ``id``; the guest writes ``output``
+    (``id``, ``probability``) for the customers every party has. Returns counts.
+
+    Raises
+    ------
+    ConfigError, InputError
+        Not a vertical config, a party without a ``score`` file or a model part.
+    FederationError
+        The run failed.
+    """
     cfg = config if isinstance(config, FLConfig) else load_config(config)
-    preflight(cfg)
+    if cfg.kind != "vertical":
+        raise InputError("fl score is for kind = \"vertical\" runs (a horizontal model is "
+                         "one weight vector: score it with the result's weights)")
+    _preflight_vertical(cfg, splits=("score",))
+    return _run_job(cfg, ledger=ledger, workdir=workdir, job="score",
+                    scores=Path(output).resolve())
+
+
+def information_value(config: FLConfig | str | Path, *, ledger: str | Path | None = None,
+                      workdir: str | Path | None = None) -> dict[str, Any]:
+    """Federated binning and WOE/IV of every column of a vertical config (``covault fl
+    iv``): ``{"intersection", "iv": {column: value}, "party": {column: party}}``.
+
+    Raises
+    ------
+    ConfigError, InputError
+        Not a vertical config, or bad party data.
+    FederationError
+        The run failed.
+    """
+    cfg = config if isinstance(config, FLConfig) else load_config(config)
+    if cfg.kind != "vertical":
+        raise InputError("fl iv is for kind = \"vertical\" configs (one guest with the label, "
+                         "hosts with other features of the same customers)")
+    _preflight_vertical(cfg, splits=("data",))
+    return _run_job(cfg, ledger=ledger, workdir=workdir, job="iv")
+
+
+def _run_job(config: FLConfig | str | Path, *, ledger: str | Path | None = None,
+             progress: Callable[[int, int], None] | None = None,
+             workdir: str | Path | None = None,
+             on_start: Callable[[Any], None] | None = None, job: str = "train",
+             scores: Path | None = None) -> dict[str, Any]:
+    """Run a training or scoring job; the ServerApp's result dict."""
+    cfg = config if isinstance(config, FLConfig) else load_config(config)
+    if job == "train":
+        preflight(cfg)  # the other jobs check their own files first
     led = Path(ledger).resolve() if ledger is not None else None
     with tempfile.TemporaryDirectory(prefix="covault-fl-", dir=workdir) as tmp:
         work = Path(tmp)
-        plan = _plan(cfg, work, led)
+        plan = _plan(cfg, work, led, job=job, scores=scores)
         plan_path = work / "plan.json"
         plan_path.write_text(json.dumps(plan, indent=1), encoding="utf-8")
         from federated.deploy import write_app_dir
 
-        app_dir = write_app_dir(work / "app", "federated.horizontal.server:app",
-                                "federated.horizontal.client:app", {"plan": ""})
+        app_dir = write_app_dir(work / "app", f"federated.{cfg.kind}.server:app",
+                                f"federated.{cfg.kind}.client:app", {"plan": ""})
         with _federation(cfg, plan, work) as fed:
             if on_start is not None:
                 on_start(fed)
             run_id = fed.submit(app_dir, {"plan": str(plan_path)})
-            _follow(fed, run_id, work / "result.json", cfg, progress)
+            _follow(fed, run_id, work / "result.json", cfg, progress,
+                    total=cfg.epochs if cfg.kind == "vertical" else cfg.rounds)
             status = fed.wait(run_id, timeout=cfg.deployment.timeout, check=False)
         result_file = work / "result.json"
         if not result_file.exists():
@@ -177,14 +300,20 @@ def run(config: FLConfig | str | Path, *, ledger: str | Path | None = None,
                                   f"{status.details}); ServerApp log:\n{status.log_tail}")
         data = json.loads(result_file.read_text(encoding="utf-8"))
     if "error" in data:
-        if data.get("type") in ("InputError", "ConfigError"):
+        if data.get("type") in ("InputError", "ConfigError") or _party_input_error(
+                str(data["error"])):
             raise InputError(str(data["error"]))
         raise FederationError(str(data["error"]))
-    return FLResult.from_dict(data)
+    return dict(data)
+
+
+def _party_input_error(message: str) -> bool:
+    """A party failed on its own bad input (its error reply names an InputError)."""
+    return bool(re.search(r"failed in \S+: (InputError|ConfigError): ", message))
 
 
 def _follow(fed: Any, run_id: int, result: Path, cfg: FLConfig,
-            progress: Callable[[int, int], None] | None) -> None:
+            progress: Callable[[int, int], None] | None, *, total: int) -> None:
     """Report rounds from the run's log until the result file appears or the run ends."""
     log = fed.logs().get(f"run-{run_id}")
     deadline = time.monotonic() + cfg.deployment.timeout
@@ -198,9 +327,9 @@ def _follow(fed: Any, run_id: int, result: Path, cfg: FLConfig,
             done = max(rounds, default=1) - 1
             if done > seen:
                 seen = done
-                progress(seen, cfg.rounds)
+                progress(seen, total)
         if not fed.running(run_id):
             break
         time.sleep(0.3)
     if progress is not None and result.exists():
-        progress(cfg.rounds, cfg.rounds)
+        progress(total, total)

@@ -56,7 +56,8 @@ def run(config_path: str, ledger_path: str | None, out_path: str | None, force: 
     cfg = load_config(config_path)
     if out_path is not None and Path(out_path).exists() and not force:
         raise InputError(f"{out_path} exists; pass --force to overwrite it")
-    with _progress(cfg.rounds, fmt == "json") as progress:
+    with _progress(cfg.epochs if cfg.kind == "vertical" else cfg.rounds,
+                   fmt == "json") as progress:
         result = run_job(cfg, ledger=ledger_path, progress=progress)
     data = result.to_dict()
     if out_path is not None:
@@ -65,6 +66,9 @@ def run(config_path: str, ledger_path: str | None, out_path: str | None, force: 
     if fmt == "json":
         emit_json(data)
         return
+    if result.kind == "vertical":
+        _print_vertical(data)
+        return
     g = result.global_
     out.print(f"{result.kind} {result.aggregation}, {result.rounds} rounds: test AUC "
               f"{_fmt(g.get('auc'))}, KS {_fmt(g.get('ks'))}, log loss {_fmt(g.get('logloss'))}"
@@ -72,6 +76,36 @@ def run(config_path: str, ledger_path: str | None, out_path: str | None, force: 
     print_table("parties", ["party", "rows", "federated AUC", "local-only AUC"],
                 [[p, v.get("rows"), _fmt(v.get("auc")), _fmt(v.get("local_auc"))]
                  for p, v in result.parties.items()])
+
+
+def _print_vertical(data: dict[str, Any]) -> None:
+    g, alone = data["global"], data.get("guest_only") or {}
+    out.print(f"vertical, {data['epochs']} epochs on {data['intersection']} shared customers "
+              f"(test: {_fmt(data.get('test_intersection'))}): joint AUC {_fmt(g.get('auc'))}, "
+              f"KS {_fmt(g.get('ks'))}; guest alone AUC {_fmt(alone.get('auc'))}, "
+              f"KS {_fmt(alone.get('ks'))}")
+    print_table("parties", ["party", "role", "rows", "features"],
+                [[p, v.get("role"), (v.get("rows") or {}).get("train"), v.get("features")]
+                 for p, v in data["parties"].items()])
+    if data.get("iv"):
+        print_iv(data["iv"])
+
+
+def print_iv(iv: dict[str, float], owner: dict[str, str] | None = None) -> None:
+    """The IV table, strongest first."""
+    rows = sorted(iv.items(), key=lambda kv: -kv[1])
+    head = ["column", *(["party"] if owner else []), "IV", "strength"]
+    print_table("information value", head,
+                [[c, *([owner.get(c, "")] if owner else []), f"{v:.4f}", _strength(v)]
+                 for c, v in rows])
+
+
+def _strength(iv: float) -> str:
+    """The usual credit-scoring reading of an IV."""
+    for bound, word in ((0.02, "useless"), (0.1, "weak"), (0.3, "medium"), (0.5, "strong")):
+        if iv < bound:
+            return word
+    return "suspicious (check for leakage)"
 
 
 @click.command("certs")

@@ -1,0 +1,74 @@
+"""The vertical ClientApp: one party (guest or host) answering the coordinator's steps.
+
+Each ``query.v_*`` message runs one step of :mod:`federated.vertical.dispatch` on the
+party's own files and state folder; the party's setup (role, files, id column) comes
+from the run's plan. The ledger mod of the horizontal app records every message received
+and sent; alignment steps also record the intersection size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federated.horizontal.client import ledger_mod
+from federated.horizontal.party import Party as NodeParty
+from federated.horizontal.party import load_plan
+from federated.vertical import wire
+from federated.vertical.dispatch import ACTIONS, handle
+from privacy.errors import CovaultError, InputError
+
+__all__ = ["app", "message_type", "setup_of"]
+
+
+def message_type(action: str) -> str:
+    """Flower message type of an action (``v.hello`` -> ``query.v_hello``)."""
+    return "query." + action.replace(".", "_")
+
+
+def setup_of(context: Any) -> dict[str, Any]:
+    """This node's party setup from the plan."""
+    name = NodeParty.from_context(context).name
+    plan = load_plan(str(context.run_config["plan"]))
+    setups = plan.get("vertical", {})
+    if name not in setups:
+        raise InputError(f"party {name!r} is not in the run's plan")
+    return dict(setups[name])
+
+
+def _record(setup: dict[str, Any], action: str, reply: dict[str, Any]) -> None:
+    if action != "v.align" or not setup.get("ledger"):
+        return
+    from privacy.ledger import Ledger
+
+    with Ledger(setup["ledger"], origin=str(setup["party"])) as led:
+        led.append("fl.vertical.intersection", {"run": setup.get("run"),
+                                                "size": int(reply["size"])})
+
+
+def _step(action: str) -> Any:
+    def run(msg: Any, context: Any) -> Any:
+        from flwr.app import Error, Message
+
+        try:
+            setup = setup_of(context)
+            payload = wire.from_content(msg.content, sender="coordinator")
+            reply = handle(setup, action, payload)
+            _record(setup, action, reply)
+            return Message(wire.to_content(reply), reply_to=msg)
+        except CovaultError as exc:
+            return Message(Error(code=0, reason=f"{type(exc).__name__}: {exc}"), reply_to=msg)
+
+    run.__name__ = action.replace(".", "_")
+    return run
+
+
+def _make_app() -> Any:
+    from flwr.clientapp import ClientApp
+
+    client = ClientApp(mods=[ledger_mod])
+    for action in ACTIONS:
+        client.query(action.replace(".", "_"))(_step(action))
+    return client
+
+
+app = _make_app()

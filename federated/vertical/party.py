@@ -1,0 +1,187 @@
+"""What every party of a vertical run does: read its table, align by PSI, fit features.
+
+:class:`Party` is the common part of :class:`~federated.vertical.guest.Guest` and
+:class:`~federated.vertical.host.Host`. A party is built from its *setup* (its own
+config: name, role, files, id column, column kinds, the run id and its state folder) and
+answers one step per call; its state is in a :class:`~federated.vertical.store.Store`.
+
+Alignment: the guest runs ECDH-PSI (:mod:`privacy.psi`) as the initiator with each host,
+so it learns which of its customers each host has and the host learns only the guest's
+set size; the guest intersects those sets and tells each host the intersection as
+HMAC tags under their pairwise key (:mod:`~federated.vertical.channel`), in a random
+order that becomes the row order of every party's aligned matrix. Customers outside the
+intersection are never revealed to anyone.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from federated.data import PartyTable, read_table, text_values
+from federated.preprocess import Transform
+from federated.vertical import channel
+from federated.vertical.features import Whitening, feature_kinds, fit_transform, take_rows
+from federated.vertical.store import Store
+from privacy.errors import FederationError, InputError
+from privacy.he.linear import SLOTS
+
+__all__ = ["Party", "batches", "pad", "pow2"]
+
+FloatArray = npt.NDArray[np.float64]
+SPLITS = ("train", "test", "score")
+#: Fewer shared customers than this and a run refuses (a model would reveal too much).
+MIN_INTERSECTION = 10
+
+
+def pow2(n: int) -> int:
+    """The smallest power of two >= n (and >= 1)."""
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def pad(x: FloatArray, size: int = SLOTS) -> FloatArray:
+    """``x`` followed by zeros up to ``size``."""
+    out = np.zeros(size)
+    v = np.asarray(x, dtype=np.float64).ravel()
+    out[:v.size] = v
+    return out
+
+
+def batches(n: int, batch_size: int, seed: int) -> list[npt.NDArray[np.int64]]:
+    """The fixed mini-batches of ``n`` aligned rows (the same at every party)."""
+    count = max(1, -(-n // batch_size))
+    perm = np.random.default_rng(seed).permutation(n)
+    return [np.sort(b).astype(np.int64) for b in np.array_split(perm, count)]
+
+
+class Party:
+    """Common steps of a vertical party (see the module docstring)."""
+
+    role = ""
+
+    def __init__(self, setup: dict[str, Any]) -> None:
+        self.setup = setup
+        self.name = str(setup["party"])
+        self.store = Store(setup["state"])
+
+    # -- tables ---------------------------------------------------------------------
+
+    def _file(self, split: str) -> str | None:
+        key = {"train": "data", "test": "test", "score": "score"}[split]
+        value = self.setup.get(key)
+        return str(value) if value else None
+
+    def table(self, split: str) -> PartyTable:
+        """The party's table for a split (read once per process)."""
+        path = self._file(split)
+        if path is None:
+            key = {"train": "data", "test": "test", "score": "score"}[split]
+            raise InputError(f"party {self.name!r}: has no {split} file (key {key!r})")
+        return self.store.cached(f"table:{split}", lambda: read_table(path, party=self.name))
+
+    def _ids(self, pt_: PartyTable) -> list[str | None]:
+        from privacy.psi import normalize_id
+
+        col = str(self.setup["id"])
+        if col not in pt_.columns:
+            raise pt_.error(f"id column {col!r} is missing (key 'id' of the config)")
+        raw = text_values(pt_, col)
+        ids: list[str | None] = []
+        seen: dict[str, int] = {}
+        for row, v in enumerate(raw):
+            key = normalize_id(str(v)) if v is not None else ""
+            if not key:
+                ids.append(None)
+                continue
+            if key in seen:
+                raise pt_.error(f"id {str(v)!r} appears twice (rows {seen[key] + 2} and "
+                                f"{row + 2}); each customer needs one row", column=col,
+                                row=row + 2)
+            seen[key] = row
+            ids.append(key)
+        return ids
+
+    def hello(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Create the state folder, check the tables, make the run's X25519 key."""
+        self.store.create()
+        wanted = payload.get("splits") or SPLITS
+        splits = [s for s in SPLITS if s in wanted and self._file(s)]
+        rows = {}
+        for split in splits:
+            pt_ = self.table(split)
+            self._check_table(pt_, split)
+            ids = self._ids(pt_)
+            rows[split] = sum(1 for i in ids if i is not None)
+            if rows[split] == 0:
+                raise pt_.error(f"the id column {self.setup['id']!r} is empty")
+        key = channel.private_bytes(channel.new_key())
+        self.store.put_blob("x25519", key)
+        return {"rows": rows, "public": channel.public_of(key), "role": self.role}
+
+    def _check_table(self, pt_: PartyTable, split: str) -> None:
+        raise NotImplementedError
+
+    def peers(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Store the other parties' public keys (name -> 32 bytes)."""
+        keys = payload.get("public")
+        if not isinstance(keys, dict):
+            raise FederationError("malformed peers message")
+        mine = self.store.blob("x25519")
+        pairs = {p: channel.pair_key(mine, bytes(pk), run=str(self.setup["run"]), me=self.name,
+                                     peer=p).hex()
+                 for p, pk in keys.items() if p != self.name}
+        self.store.put_json("pairs", pairs)
+        return {}
+
+    def pair(self, peer: str) -> bytes:
+        """The secret shared with ``peer``."""
+        pairs = self.store.json("pairs")
+        if peer not in pairs:
+            raise FederationError(f"party {peer!r}: no shared key with it")
+        return bytes.fromhex(pairs[peer])
+
+    def _psi_context(self, split: str, guest: str, host: str) -> str:
+        return f"covault-vfl/{self.setup['run']}/{split}/{guest}/{host}"
+
+    # -- aligned features -----------------------------------------------------------
+
+    def rows(self, split: str) -> npt.NDArray[np.int64]:
+        """Row numbers of the party's table in aligned order."""
+        return self.store.array(f"rows_{split}").astype(np.int64)
+
+    def aligned(self, split: str) -> PartyTable:
+        """The party's table restricted to the aligned rows, in aligned order."""
+        return self.store.cached(f"aligned:{split}",
+                                 lambda: take_rows(self.table(split), self.rows(split)))
+
+    def kinds(self) -> dict[str, str]:
+        """Feature column kinds of this party."""
+        pt_ = self.table("train")
+        exclude = [str(self.setup["id"]), *self.setup.get("exclude", [])]
+        if self.setup.get("label"):
+            exclude.append(str(self.setup["label"]))
+        return feature_kinds(pt_, exclude=exclude, numeric=self.setup.get("numeric"),
+                             categorical=self.setup.get("categorical"))
+
+    def fit_features(self, train_rows: npt.NDArray[np.int64]) -> tuple[Transform, Whitening]:
+        """Fit the transform and whitening on the given aligned training rows."""
+        pt_ = take_rows(self.aligned("train"), train_rows)
+        transform = fit_transform(pt_, self.kinds())
+        whitening = Whitening.fit(transform.features(pt_))
+        self.store.put_blob("transform", transform.to_json().encode())
+        self.store.put_blob("whitening", whitening.to_json().encode())
+        return transform, whitening
+
+    def features(self, split: str) -> FloatArray:
+        """Whitened features of the aligned rows of a split."""
+        transform = Transform.from_json(self.store.blob("transform").decode())
+        whitening = Whitening.from_json(self.store.blob("whitening").decode())
+        return whitening.apply(transform.features(self.aligned(split)))
+
+    @staticmethod
+    def shuffle(n: int) -> npt.NDArray[np.int64]:
+        """A fresh random order (CSPRNG-seeded)."""
+        return np.random.default_rng(secrets.randbits(128)).permutation(n).astype(np.int64)

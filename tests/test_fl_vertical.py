@@ -1,0 +1,330 @@
+"""Vertical federated learning: encrypted products, the protocol in process (what each
+party receives), bad input naming the party, and the CLI on Flower's simulation."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tenseal")
+
+from federated.config import load_config  # noqa: E402
+from federated.runner import _vertical_setups  # noqa: E402
+from federated.vertical.dispatch import LocalSend  # noqa: E402
+from federated.vertical.protocol import iv_vertical, run_vertical  # noqa: E402
+from federated.vertical.sample import write_vertical  # noqa: E402
+from privacy.errors import ConfigError, FederationError, HEError, InputError  # noqa: E402
+from privacy.he.linear import (  # noqa: E402
+    SLOTS,
+    LinearEvaluator,
+    LinearKeys,
+    baby_steps,
+    galois_steps,
+)
+
+
+# ------------------------------------------------------------------ encrypted products
+@pytest.fixture(scope="module")
+def keys() -> LinearKeys:
+    return LinearKeys(sorted(set(galois_steps(64)) | set(galois_steps(8))))
+
+
+def test_matvec_rmatvec_blocksum_match_numpy(keys: LinearKeys) -> None:
+    rng = np.random.default_rng(0)
+    ev = LinearEvaluator(keys.public_bundle())
+    X = rng.normal(size=(300, 50))
+    w = rng.normal(size=50)
+    add = rng.normal(size=SLOTS)
+    y = keys.decrypt(ev.matvec(X, keys.encrypt_tiled(w, 64), columns=64, add=add), 300, what="y")
+    assert np.abs(y - (X @ w + add[:300])).max() < 1e-4
+    d = np.zeros(SLOTS)
+    d[:300] = rng.normal(size=300)
+    shift = rng.uniform(-2**16, 2**16, SLOTS)
+    blobs = keys.encrypt_vector(d - shift, rotations=baby_steps(64))
+    g = keys.decrypt(ev.rmatvec(X / 300, blobs, columns=64, shift=shift, add=-np.ones(50)),
+                     50, what="g")
+    assert np.abs(g - (X.T @ d[:300] / 300 - 1)).max() < 1e-4
+    G = rng.normal(size=(300, 7))
+    r = rng.normal(size=300)
+    c = keys.decrypt(ev.blocksum(keys.encrypt_rows(G, 8), r, columns=8), 7, what="c")
+    assert np.abs(c - G.T @ r).max() < 1e-4
+    zero = keys.decrypt(ev.matvec(np.zeros((5, 3)), keys.encrypt_tiled(w[:3], 4), columns=4),
+                        5, what="zero")
+    assert np.abs(zero).max() < 1e-6
+
+
+def test_evaluator_rejects_bad_ciphertexts(keys: LinearKeys) -> None:
+    ev = LinearEvaluator(keys.public_bundle())
+    with pytest.raises(HEError, match="ciphertexts, expected"):
+        ev.matvec(np.ones((2, 2)), keys.encrypt_tiled(np.ones(2), 64)[:1], columns=64)
+    with pytest.raises(HEError, match="not valid|sane size"):
+        ev.matvec(np.ones((2, 2)), [b"garbage"] * baby_steps(2), columns=2)
+    with pytest.raises(HEError, match="power of two"):
+        ev.matvec(np.ones((2, 2)), [], columns=3)
+    assert "secret" not in keys.public_bundle()
+
+
+# ------------------------------------------------------------------ protocol in process
+def _setups(config: Path, work: Path) -> dict[str, dict[str, Any]]:
+    cfg = load_config(config)
+    (work / "state").mkdir(parents=True, exist_ok=True)
+    return _vertical_setups(cfg, work, None)
+
+
+def _cfg(epochs: int, **training: Any) -> dict[str, Any]:
+    return {"seed": 1, "epochs": epochs, "iv": True, "training": {"batch_size": 512, **training}}
+
+
+@pytest.fixture(scope="module")
+def two_hosts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], LocalSend]:
+    folder = tmp_path_factory.mktemp("vfl2")
+    config = write_vertical(folder, 1500, test_customers=600, hosts=2, seed=3)
+    send = LocalSend(_setups(config, folder / "work"), record=True)
+    result = run_vertical(send, _cfg(6), "bank", ["partner_1", "partner_2"])
+    return folder, result, send
+
+
+def test_joint_model_beats_the_guest_alone_and_matches_pooled_lr(two_hosts: Any) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    folder, result, _ = two_hosts
+    assert result["intersection"] > 1000 and result["test_intersection"] > 300
+    assert result["global"]["auc"] > result["guest_only"]["auc"] + 0.05
+    assert [h["epoch"] for h in result["history"]] == list(range(1, 7))
+    # the pooled model on the joined data (the same preprocessing: median, scale, one-hot)
+    import pandas as pd
+
+    def joined(suffix: str) -> Any:
+        frames = [pd.read_csv(folder / f"{n}{suffix}.csv")
+                  for n in ("bank", "partner_1", "partner_2")]
+        out = frames[0]
+        for f in frames[1:]:
+            out = out.merge(f, on="cust_id")
+        return out
+
+    train, test = joined(""), joined("_test")
+    y, yt = (train.pop("default") == "yes").values, (test.pop("default") == "yes").values
+    cols = [c for c in train.columns if c != "cust_id"]
+    X = pd.get_dummies(train[cols], dummy_na=False)
+    Xt = pd.get_dummies(test[cols], dummy_na=False).reindex(columns=X.columns, fill_value=0)
+    med = X.median()
+    X, Xt = X.fillna(med), Xt.fillna(med)
+    mu, sd = X.mean(), X.std(ddof=0).replace(0, 1)
+    pooled = LogisticRegression(max_iter=5000).fit((X - mu) / sd, y)
+    auc = roc_auc_score(yt, pooled.decision_function((Xt - mu) / sd))
+    assert abs(result["global"]["auc"] - auc) < 0.01
+    assert set(result["iv"]) == set(cols)
+    assert result["iv"]["h0_0"] > result["iv"]["g3"]  # signal columns over noise
+
+
+def _leaves(obj: Any) -> list[Any]:
+    if isinstance(obj, dict):
+        return [x for v in obj.values() for x in _leaves(v)]
+    if isinstance(obj, (list, tuple)):
+        return [x for v in obj for x in _leaves(v)]
+    return [obj]
+
+
+def test_hosts_receive_no_labels_residuals_or_gradients_in_the_clear(two_hosts: Any) -> None:
+    _, _, send = two_hosts
+    hosts = {"partner_1", "partner_2"}
+    allowed_float = {"lr", "lam", "lr_prev"}
+    for party, action, payload in send.log:
+        if party not in hosts:
+            continue
+        for key, value in payload.items():
+            for leaf in _leaves(value):
+                if isinstance(leaf, np.ndarray):
+                    # row numbers or serialised ciphertexts / points, never real values
+                    assert leaf.dtype.kind in "iu", (action, key, leaf.dtype)
+                elif isinstance(leaf, float):
+                    assert key in allowed_float, (action, key)
+    bundle = next(p for party, a, p in send.log if a == "v.setup")["bundle"]
+    assert set(bundle) == {"parms", "public", "galois"}  # no secret key ever leaves
+
+
+def test_guest_receives_only_ciphertexts_and_counts(two_hosts: Any) -> None:
+    _, _, send = two_hosts
+    for party, action, payload in send.log:
+        if party != "bank":
+            continue
+        for key, value in payload.items():
+            for leaf in _leaves(value):
+                if isinstance(leaf, np.ndarray):
+                    assert leaf.dtype.kind in "iu", (action, key)
+                elif isinstance(leaf, float):
+                    # per-bin row counts (IV) and step sizes only
+                    assert key in {"totals", "lr", "lr_prev", "lam"}, (action, key)
+                    if key == "totals":
+                        assert leaf == int(leaf)
+
+
+def test_alignment_never_shows_ids_to_the_coordinator(two_hosts: Any) -> None:
+    folder, _, send = two_hosts
+    ids = {row["cust_id"] for row in csv.DictReader((folder / "bank.csv").open())}
+    for _, _, payload in send.log:
+        for leaf in _leaves(payload):
+            if isinstance(leaf, str):
+                assert leaf not in ids
+
+
+def test_information_value_only(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 400, seed=2)
+    send = LocalSend(_setups(config, tmp_path / "work"))
+    out = iv_vertical(send, _cfg(1), "bank", ["partner_1"])
+    assert out["intersection"] > 250
+    assert out["party"]["h0_0"] == "partner_1" and out["party"]["g0"] == "bank"
+    assert out["iv"]["h0_0"] > 0.02
+
+
+# ------------------------------------------------------------------ bad input
+def _rewrite(path: Path, change: Any) -> None:
+    rows = list(csv.DictReader(path.open()))
+    change(rows)
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_ids_that_do_not_match_name_the_parties(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 200, seed=1)
+    _rewrite(tmp_path / "partner_1.csv",
+             lambda rows: [r.update(cust_id="TEL-" + r["cust_id"]) for r in rows])
+    send = LocalSend(_setups(config, tmp_path / "work"))
+    with pytest.raises(InputError, match="only 0 customers shared with partner_1"):
+        run_vertical(send, _cfg(1), "bank", ["partner_1"])
+    assert not (tmp_path / "bank.model.json").exists()
+
+
+def test_constant_host_feature_names_party_and_column(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 200, seed=1)
+    _rewrite(tmp_path / "partner_1.csv", lambda rows: [r.update(h0_1="7") for r in rows])
+    send = LocalSend(_setups(config, tmp_path / "work"))
+    with pytest.raises(InputError, match="partner_1.*constant") as err:
+        run_vertical(send, _cfg(1), "bank", ["partner_1"])
+    assert "h0_1" in str(err.value)
+    assert not list(tmp_path.glob("*.model.json"))  # nothing half-trained saved
+
+
+def test_all_null_host_feature_names_party(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 200, seed=1)
+    _rewrite(tmp_path / "partner_1.csv", lambda rows: [r.update(h0_2="") for r in rows])
+    send = LocalSend(_setups(config, tmp_path / "work"))
+    with pytest.raises(InputError, match="partner_1.*all values missing"):
+        run_vertical(send, _cfg(1), "bank", ["partner_1"])
+
+
+def test_host_with_the_label_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    from federated.runner import preflight
+
+    config = write_vertical(tmp_path, 100, seed=1)
+    _rewrite(tmp_path / "partner_1.csv", lambda rows: [r.update(default="no") for r in rows])
+    with pytest.raises(InputError, match="partner_1.*must not hold the label"):
+        preflight(load_config(config))
+
+
+def test_duplicate_customer_ids_are_refused(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 100, seed=1)
+    _rewrite(tmp_path / "partner_1.csv", lambda rows: rows.append(dict(rows[0])))
+    send = LocalSend(_setups(config, tmp_path / "work"))
+    with pytest.raises(InputError, match="partner_1.*appears twice"):
+        run_vertical(send, _cfg(1), "bank", ["partner_1"])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.replace('id = "cust_id"\n', ""), "needs 'id'"),
+    (lambda t: t.replace('role = "host"', 'role = "guest"'), "exactly one guest"),
+    (lambda t: t.replace('role = "host"\n', ""), "needs a role"),
+    (lambda t: t.replace('role = "host"', 'role = "arbiter"'), "role"),
+    (lambda t: t + "\n[dp]\nnoise_multiplier = 1.0\n", "dp is not available"),
+])
+def test_bad_vertical_configs_name_the_key(tmp_path: Path, change: Any, message: str) -> None:
+    config = write_vertical(tmp_path, 50, seed=1)
+    config.write_text(change(config.read_text()))
+    with pytest.raises(ConfigError, match=message):
+        load_config(config)
+
+
+def test_a_party_without_a_test_file_is_named(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 50, test_customers=20, seed=1)
+    text = config.read_text().replace('test = "partner_1_test.csv"\n', "")
+    config.write_text(text)
+    with pytest.raises(ConfigError, match="partner_1.*no 'test'"):
+        load_config(config)
+
+
+# ------------------------------------------------------------------ CLI on Flower
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    from click.testing import CliRunner
+
+    from covault.cli import main
+
+    folder = tmp_path_factory.mktemp("vflcli")
+    config = write_vertical(folder, 800, test_customers=300, epochs=3, seed=4)
+    res = CliRunner().invoke(main, ["fl", "run", str(config), "--format", "json",
+                                    "--ledger", str(folder / "audit.db")])
+    assert res.exit_code == 0, res.output
+    return folder, json.loads(res.output)
+
+
+def test_cli_run_prints_the_issue_json(cli_run: Any) -> None:
+    folder, data = cli_run
+    assert list(data)[:7] == ["kind", "intersection", "test_intersection", "global",
+                              "guest_only", "history", "iv"]
+    assert data["kind"] == "vertical" and set(data["global"]) >= {"auc", "ks"}
+    assert set(data["history"][0]) >= {"epoch", "loss", "auc", "seconds"}
+    assert data["global"]["auc"] > data["guest_only"]["auc"]
+    for name in ("bank", "partner_1"):
+        part = json.loads((folder / f"{name}.model.json").read_text())
+        assert part["party"] == name and (folder / f"{name}.model.json").stat().st_mode & 0o077 == 0
+    assert "shares" in json.loads((folder / "bank.model.json").read_text())
+    from privacy.ledger import Ledger
+
+    for name in ("bank", "partner_1"):
+        with Ledger(folder / f"audit.{name}.db", origin=name) as led:
+            kinds = [r.kind for r in led.records()]
+        assert "fl.vertical.intersection" in kinds and "fl.message" in kinds
+
+
+def test_cli_score_and_iv(cli_run: Any) -> None:
+    from click.testing import CliRunner
+
+    from covault.cli import main
+
+    folder, data = cli_run
+    out = folder / "scores.csv"
+    res = CliRunner().invoke(main, ["fl", "score", str(folder / "vfl.toml"), "-o", str(out),
+                                    "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == data["test_intersection"]
+    assert all(0 < float(r["probability"]) < 1 for r in rows)
+    res = CliRunner().invoke(main, ["fl", "score", str(folder / "vfl.toml"), "-o", str(out)])
+    assert res.exit_code == 2 and "--force" in res.output
+    res = CliRunner().invoke(main, ["fl", "iv", str(folder / "vfl.toml")])
+    assert res.exit_code == 0 and "information value" in res.output and "h0_0" in res.output
+
+
+def test_cli_bad_vertical_config_exits_2(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from covault.cli import main
+
+    config = write_vertical(tmp_path, 50, seed=1)
+    config.write_text(config.read_text().replace('id = "cust_id"\n', ""))
+    res = CliRunner().invoke(main, ["fl", "run", str(config)])
+    assert res.exit_code == 2 and "'id'" in res.output
+
+
+def test_unknown_party_error_is_federation_error() -> None:
+    send = LocalSend({"x": {"party": "x", "role": "arbiter", "state": "/nonexistent"}})
+    with pytest.raises(FederationError, match="unknown role"):
+        send("x", "v.hello", {})
