@@ -411,4 +411,7 @@ def load_config(path: str | Path) -> FLConfig:
         m = re.search(r"line (\d+)", str(exc))
         raise ConfigError(f"not valid TOML: {exc}", file=str(p),
                           line=int(m.group(1)) if m else None) from None
+    except (ValueError, RecursionError):  # tomllib: an integer of > 4,300 digits, deep nesting
+        raise ConfigError("not a usable TOML config: an integer of too many digits or "
+                          "arrays/tables nested too deeply", file=str(p)) from None
     return parse_config(data, source=p, text=text)

@@ -87,6 +87,7 @@ def read_table(path: str | os.PathLike[str], *, party: str) -> PartyTable:
     try:
         if _is_parquet(p):
             table = pq.read_table(p)
+            table.validate(full=True)  # Parquet readers do not check that strings are UTF-8
         else:
             table = pcsv.read_csv(
                 p, convert_options=pcsv.ConvertOptions(
@@ -94,7 +95,10 @@ def read_table(path: str | os.PathLike[str], *, party: str) -> PartyTable:
                     strings_can_be_null=True))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"party {party!r}: cannot read table: {exc}", **where) from None
-    names = list(table.column_names)
+    try:
+        names = list(table.column_names)
+    except UnicodeDecodeError:
+        raise InputError(f"party {party!r}: a column name is not UTF-8 text", **where) from None
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise InputError(f"party {party!r}: duplicate column names {dup}", **where)

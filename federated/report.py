@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from federated.vertical.binning import iv_strength
 from privacy.errors import InputError
 
 __all__ = ["render_report"]
@@ -445,16 +446,6 @@ def _guest(result: Mapping[str, Any]) -> str:
             + _table(["metric", "guest only", "joint (global)", "difference"], rows, classes))
 
 
-def _iv_strength(v: float) -> str:
-    if v < 0.02:
-        return "not predictive"
-    if v < 0.1:
-        return "weak"
-    if v < 0.3:
-        return "medium"
-    return "strong" if v <= 0.5 else "suspiciously strong (check for leakage)"
-
-
 def _iv(iv: Mapping[str, Any]) -> str:
     vals = sorted(((str(k), v) for k, v in iv.items()), key=lambda kv: -(_num(kv[1]) or -1.0))
     top = max((_num(v) or 0.0 for _, v in vals), default=0.0) or 1.0
@@ -463,7 +454,7 @@ def _iv(iv: Mapping[str, Any]) -> str:
         n = _num(v)
         bar = ("" if n is None else
                f"<span class='bar' style='width:{max(n, 0) / top * 200:.0f}px'></span>")
-        rows.append([_e(name), f"n:{_metric(n)}", bar, DASH if n is None else _iv_strength(n)])
+        rows.append([_e(name), f"n:{_metric(n)}", bar, DASH if n is None else iv_strength(n)])
     return ("<h2>Information value</h2><p class='muted'>Per feature, from the binned WOE "
             "(usual bands: &lt;0.02 not predictive, 0.02–0.1 weak, 0.1–0.3 medium, "
             "0.3–0.5 strong, above 0.5 too good to be true).</p>"

@@ -45,3 +45,15 @@ def test_demo_federated_step(tmp_path: Path) -> None:
     assert 0.5 < fl["global_auc"] <= 1
     assert (out / fl["report"]).read_text().startswith("<!DOCTYPE html>")
     assert len(fl["ledgers"]) == 4  # the coordinator's and one per bank
+
+
+def test_demo_vertical_step(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--step", "vertical"])
+    assert result.exit_code == 0, result.output
+    v = json.loads((out / "summary.json").read_text())["vertical"]
+    assert v["shared_customers"] > 2000
+    assert v["joint_auc"] > v["bank_alone_auc"] + 0.05
+    assert v["model_parts"] == ["bank.model.json", "partner_1.model.json"]
+    report = (out / v["report"]).read_text()
+    assert "Information value" in report and "Guest only vs joint" in report

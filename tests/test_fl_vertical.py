@@ -292,6 +292,7 @@ def test_cli_run_prints_the_issue_json(cli_run: Any) -> None:
         with Ledger(folder / f"audit.{name}.db", origin=name) as led:
             kinds = [r.kind for r in led.records()]
         assert "fl.vertical.intersection" in kinds and "fl.message" in kinds
+        assert "fl.vertical.learned" in kinds
 
 
 def test_cli_score_and_iv(cli_run: Any) -> None:

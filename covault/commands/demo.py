@@ -15,7 +15,7 @@ from privacy.atomic import atomic_write_text
 from privacy.keys import Kek
 
 # Each step is a module of covault.demo with TITLE and run(ctx) -> dict.
-STEPS = ["fields", "masking", "joint", "audit", "federated"]
+STEPS = ["fields", "masking", "joint", "audit", "federated", "vertical"]
 
 
 @click.command()

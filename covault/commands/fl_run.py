@@ -93,19 +93,13 @@ def _print_vertical(data: dict[str, Any]) -> None:
 
 def print_iv(iv: dict[str, float], owner: dict[str, str] | None = None) -> None:
     """The IV table, strongest first."""
+    from federated.vertical.binning import iv_strength
+
     rows = sorted(iv.items(), key=lambda kv: -kv[1])
     head = ["column", *(["party"] if owner else []), "IV", "strength"]
     print_table("information value", head,
-                [[c, *([owner.get(c, "")] if owner else []), f"{v:.4f}", _strength(v)]
+                [[c, *([owner.get(c, "")] if owner else []), f"{v:.4f}", iv_strength(v)]
                  for c, v in rows])
-
-
-def _strength(iv: float) -> str:
-    """The usual credit-scoring reading of an IV."""
-    for bound, word in ((0.02, "useless"), (0.1, "weak"), (0.3, "medium"), (0.5, "strong")):
-        if iv < bound:
-            return word
-    return "suspicious (check for leakage)"
 
 
 @click.command("certs")

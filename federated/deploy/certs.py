@@ -26,23 +26,19 @@ public key to the coordinator; a private key never leaves the bank that owns it.
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from privacy.errors import InputError
+from privacy.tls import issue, new_ca, pem_certificate, pem_private_key
+from privacy.tls import write_file as _write
 
 __all__ = ["CertPaths", "NodeKey", "make_certs"]
-
-_CA_NAME = "covault test CA"
 
 
 @dataclass(frozen=True)
@@ -83,99 +79,6 @@ def _all_files(paths: CertPaths) -> list[Path]:
     for node in paths.node_keys:
         files += [node.private_key, node.public_key]
     return files
-
-
-def _write(path: Path, data: bytes, *, private: bool) -> None:
-    """Write ``data`` to a temporary file with its final mode, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _san(hosts: Sequence[str]) -> x509.SubjectAlternativeName:
-    entries: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            entries.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            entries.append(x509.DNSName(host))
-    return x509.SubjectAlternativeName(entries)
-
-
-def _ca(days: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _CA_NAME)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _server(
-    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, hosts: Sequence[str],
-    days: int,
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
-    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-        .add_extension(_san(hosts), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 def _node_key_pair(index: int) -> tuple[bytes, bytes]:
@@ -246,14 +149,13 @@ def make_certs(
             f"make_certs: {', '.join(existing)} already exist(s); pass force=True to replace"
         )
     root.mkdir(parents=True, exist_ok=True)
-    ca_key, ca_cert = _ca(days)
-    server_key, server_cert = _server(ca_key, ca_cert, list(hosts), days)
-    _write(paths.ca_key, _pem_key(ca_key), private=True)
-    _write(paths.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM), private=False)
-    _write(paths.server_key, _pem_key(server_key), private=True)
-    _write(
-        paths.server_cert, server_cert.public_bytes(serialization.Encoding.PEM), private=False
-    )
+    ca_key, ca_cert = new_ca(days)  # CA and server certificate: privacy.tls, as PSI's
+    server_key, server_cert = issue(ca_key, ca_cert, hosts[0], hosts=list(hosts),
+                                    server=True, days=days)
+    _write(paths.ca_key, pem_private_key(ca_key), private=True)
+    _write(paths.ca_cert, pem_certificate(ca_cert), private=False)
+    _write(paths.server_key, pem_private_key(server_key), private=True)
+    _write(paths.server_cert, pem_certificate(server_cert), private=False)
     for index, node in enumerate(paths.node_keys):
         private, public = _node_key_pair(index)
         _write(node.private_key, private, private=True)

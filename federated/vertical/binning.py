@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from federated.data import PartyTable, numeric_values, text_values
 
-__all__ = ["ColumnBins", "bin_columns", "indicator_matrix", "woe_iv"]
+__all__ = ["ColumnBins", "bin_columns", "indicator_matrix", "woe_iv", "iv_strength"]
 
 FloatArray = npt.NDArray[np.float64]
 MAX_TEXT_BINS = 50
@@ -92,3 +92,14 @@ def woe_iv(positives: FloatArray, totals: FloatArray) -> tuple[FloatArray, float
     woe = np.log(((pos + 0.5) / P) / ((neg + 0.5) / N))
     iv = float(np.sum((pos / P - neg / N) * woe))
     return woe, iv
+
+
+def iv_strength(iv: float) -> str:
+    """The usual credit-scoring reading of an IV."""
+    if iv < 0.02:
+        return "not predictive"
+    if iv < 0.1:
+        return "weak"
+    if iv < 0.3:
+        return "medium"
+    return "strong" if iv <= 0.5 else "suspiciously strong (check for leakage)"

@@ -15,6 +15,7 @@ from federated.horizontal.party import Party as NodeParty
 from federated.horizontal.party import load_plan
 from federated.vertical import wire
 from federated.vertical.dispatch import ACTIONS, handle
+from federated.vertical.protocol import LEARNS
 from privacy.errors import CovaultError, InputError
 
 __all__ = ["app", "message_type", "setup_of"]
@@ -35,14 +36,22 @@ def setup_of(context: Any) -> dict[str, Any]:
     return dict(setups[name])
 
 
-def _record(setup: dict[str, Any], action: str, reply: dict[str, Any]) -> None:
-    if action != "v.align" or not setup.get("ledger"):
+def _record(setup: dict[str, Any], action: str, payload: dict[str, Any],
+            reply: dict[str, Any]) -> None:
+    """The intersection size after alignment, and what the party learned at the end."""
+    if action not in ("v.align", "v.finish") or not setup.get("ledger"):
         return
     from privacy.ledger import Ledger
 
     with Ledger(setup["ledger"], origin=str(setup["party"])) as led:
-        led.append("fl.vertical.intersection", {"run": setup.get("run"),
-                                                "size": int(reply["size"])})
+        if action == "v.align":
+            led.append("fl.vertical.intersection", {"run": setup.get("run"),
+                                                    "split": payload.get("split"),
+                                                    "size": int(reply["size"])})
+        else:
+            led.append("fl.vertical.learned", {"run": setup.get("run"),
+                                               "role": setup.get("role"),
+                                               "learned": LEARNS[str(setup.get("role"))]})
 
 
 def _step(action: str) -> Any:
@@ -53,7 +62,7 @@ def _step(action: str) -> Any:
             setup = setup_of(context)
             payload = wire.from_content(msg.content, sender="coordinator")
             reply = handle(setup, action, payload)
-            _record(setup, action, reply)
+            _record(setup, action, payload, reply)
             return Message(wire.to_content(reply), reply_to=msg)
         except CovaultError as exc:
             return Message(Error(code=0, reason=f"{type(exc).__name__}: {exc}"), reply_to=msg)

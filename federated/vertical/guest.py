@@ -254,17 +254,21 @@ class Guest(Party):
         return {}
 
     def guest_only(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """The guest's features alone: a logistic regression on its training rows,
+        """The guest's features alone (its standardised and one-hot columns, not
+        whitened: scikit-learn's view): a logistic regression on its training rows,
         scored on the same evaluation rows as the joint model."""
+        from federated.preprocess import Transform
+
         train = np.asarray(payload["train_rows"], dtype=np.int64)
         split = str(payload["split"])
-        X = self.store.array("X_train")[train][:, :-1]
+        transform = Transform.from_json(self.store.blob("transform").decode())
+        X = transform.features(self.aligned("train"))[train]
         y = self.store.array("y_train")[train]
         model = fit_full(X, y, lam=float(self.store.json("lam")))
-        Xe = self.store.array(f"X_{split}")
+        Xe = transform.features(self.aligned("train" if split == "train" else split))
         idx = np.arange(Xe.shape[0]) if payload.get("rows") is None else \
             np.asarray(payload["rows"], dtype=np.int64)
-        p = predict_proba(model, Xe[idx][:, :-1])
+        p = predict_proba(model, Xe[idx])
         ye = self.store.array(f"y_{split}")[idx]
         return {"auc": auc(ye, p), "ks": ks(ye, p)}
 

@@ -33,7 +33,19 @@ import numpy.typing as npt
 from federated.vertical.party import batches
 from privacy.errors import FederationError, InputError
 
-__all__ = ["Send", "run_vertical", "score_vertical", "iv_vertical"]
+__all__ = ["Send", "run_vertical", "score_vertical", "iv_vertical", "LEARNS"]
+
+#: What each role learns in a run (docs/vertical-fl.md; written to each party's ledger).
+LEARNS = {
+    "guest": ("the intersection; the hosts' partial scores and gradients masked by the "
+              "hosts (z_k - rho_k, g_k - sigma_k); its own gradient; the hosts' partial "
+              "scores of the evaluation rows each epoch and of scored rows; per-bin event "
+              "counts of host columns (IV). Never host features or host weights (it holds "
+              "a random share)."),
+    "host": ("the intersection (its customers the guest also has) and the row order; "
+             "ciphertexts under the guest's key. Never labels, residuals, gradients, "
+             "scores or the guest's data; it decrypts nothing."),
+}
 
 Send = Callable[[str, str, dict[str, Any]], dict[str, Any]]
 Progress = Callable[[int, int], None]

@@ -47,9 +47,7 @@ def _nodes(grid: Any, parties: list[str], timeout: float, ledger: Any) -> PartyG
     absent = [p for p in parties if p not in nodes]
     if absent:
         raise FederationError(f"party {absent[0]!r} did not connect")
-    pgrid = PartyGrid(grid, {p: nodes[p] for p in parties}, timeout=timeout, ledger=ledger)
-    pgrid.traffic = probe.traffic
-    return pgrid
+    return PartyGrid(grid, {p: nodes[p] for p in parties}, timeout=timeout, ledger=ledger)
 
 
 def run_plan(grid: Any, plan: dict[str, Any]) -> dict[str, Any]:
