@@ -1,13 +1,14 @@
-"""Shared CLI options for commands that open keysets."""
+"""Shared CLI options for commands that open keysets and private key files."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from privacy.errors import CovaultError, InputError, KeyfileError
+from privacy.errors import CovaultError, InputError, KeyfileError, KeysetError
 from privacy.keys import DEFAULT_KEK_FILE_ENV, DEFAULT_PASSPHRASE_ENV, Kek, KeyInfo, Keyset
 
 T = TypeVar("T")
@@ -123,3 +124,103 @@ def check_pinning(checkpoint: str | None, public_key: str | None, unpinned: bool
             "--checkpoint needs --public-key FILE, the key that must have signed it (the "
             "signer keys recorded in the ledger can be added by whoever can rewrite it); "
             "pass --unpinned to accept them anyway")
+
+
+# -- private keys at rest (HE private keys, Ed25519 signing keys) ------------------------
+
+UNENCRYPTED_FLAG = "--unencrypted-key"
+
+
+def private_key_kek_options(*, write: bool, what: str = "the private key"
+                            ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the keyset KEK options (``--kek-file``, ``--passphrase-env``) to a command that
+    writes (``write``, plus ``--unencrypted-key``) or reads a private key file (``what``
+    names it in the help)."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        verb = "seals" if write else "opens"
+        if write:
+            fn = click.option(
+                "--unencrypted-key", "unencrypted_key", is_flag=True,
+                help="Write the private key in the clear (mode 0600 only) instead of "
+                     "sealing it under a key-encryption key. Not recommended: whoever "
+                     "can read the file has the key.")(fn)
+        fn = click.option(
+            "--passphrase-env", default=DEFAULT_PASSPHRASE_ENV, show_default=True,
+            metavar="VAR",
+            help=f"Environment variable holding the passphrase that {verb} {what} "
+                 "(scrypt KEK, as for keysets).")(fn)
+        fn = click.option(
+            "--kek-file", type=click.Path(dir_okay=False), default=None,
+            help=f"32-byte key-encryption key file that {verb} {what} instead of a "
+                 f"passphrase (or set {DEFAULT_KEK_FILE_ENV}).")(fn)
+        return fn
+
+    return decorate
+
+
+def kek_for_writing(kek_file: str | None, passphrase_env: str, unencrypted: bool, *,
+                    what: str) -> Kek | None:
+    """The KEK that seals a new private key, or ``None`` with ``--unencrypted-key``
+    (after a warning on stderr).
+
+    Raises
+    ------
+    InputError
+        No KEK is named and ``--unencrypted-key`` was not given, or both were.
+    """
+    from covault.console import err
+
+    if unencrypted:
+        if kek_file:
+            raise InputError(f"{UNENCRYPTED_FLAG} and --kek-file exclude each other")
+        err.print(f"warning: writing {what} unencrypted ({UNENCRYPTED_FLAG}): whoever can "
+                  "read the file has the key", markup=False)
+        return None
+    try:
+        return resolve_kek(kek_file, passphrase_env)
+    except KeyfileError:
+        raise
+    except KeysetError:
+        raise InputError(
+            f"{what} is encrypted at rest: set {passphrase_env} to a passphrase, or pass "
+            f"--kek-file (or set {DEFAULT_KEK_FILE_ENV}) with a 32-byte key file; pass "
+            f"{UNENCRYPTED_FLAG} to write it in the clear") from None
+
+
+def kek_for_reading(kek_file: str | None, passphrase_env: str) -> Callable[[], Kek]:
+    """The KEK named by the options, resolved only when a key file turns out sealed."""
+    return lambda: resolve_kek(kek_file, passphrase_env)
+
+
+def warn_if_plain(data: bytes, path: str) -> None:
+    """Warn on stderr when the private key file ``path`` (its bytes ``data``) is neither
+    sealed under a KEK nor password-encrypted."""
+    from covault.console import err
+    from privacy.sealed import is_sealed
+
+    if not is_sealed(data) and b"ENCRYPTED" not in data[:64]:
+        err.print(f"warning: {path}: private key is not encrypted at rest; regenerate it "
+                  "with a key-encryption key (--kek-file or a passphrase) or keep it on "
+                  "protected storage", markup=False)
+
+
+def open_signing_key(path: str, kek_file: str | None, passphrase_env: str,
+                     password: bytes | None = None) -> Any:
+    """An Ed25519 signing key file: sealed (KEK from the options), password-encrypted
+    PKCS#8 (``password``) or plain (with a warning).
+
+    Raises
+    ------
+    KeyfileError
+        Unreadable, wrong KEK or password, altered, or not an Ed25519 key.
+    """
+    from privacy.ledger.checkpoint import load_signing_key
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyfileError(f"{path}: cannot read key file: {exc.strerror}") from None
+    warn_if_plain(data, path)
+    return load_signing_key(path, password=password,
+                            kek=kek_for_reading(kek_file, passphrase_env), warn=False)

@@ -52,7 +52,9 @@ features of the same customers, aligned by PSI on ``id``):
     batch_size = 4096              # rows per mini-batch (at most 4096)
     learning_rate = "auto"         # 1/L of the whitened blocks, divided by (1 + epoch)
     C = 1.0                        # inverse L2 strength
-    early_stopping = false         # on a validation split (validation = 0.1, patience = 3)
+    early_stopping = false         # on a validation split (validation = 0.1, patience = 3):
+                                   # stop after `patience` epochs improving the validation
+                                   # log-loss by less than tol = 1e-4 (relative)
 
     [[party]]
     name = "bank"
@@ -111,6 +113,7 @@ class TrainingConfig(_Strict):
     early_stopping: bool = False
     validation: float = Field(0.1, gt=0, lt=0.5)
     patience: int = Field(3, ge=1, le=1000)
+    tol: float = Field(1e-4, ge=0, lt=1)
 
     @field_validator("learning_rate")
     @classmethod

@@ -320,7 +320,7 @@ class MaskingEngine:
             values = batch.column(cp.column)
             ctx = OpContext(column=cp.column, context=cp.context, scope=plan.scope,
                             keys=plan.keys, batch=batch, row_offset=row_offset,
-                            key_id=cp.key_id)
+                            key_id=cp.key_id, pii=cp.pii)
             result = cp.operator.apply(values, ctx)
             out = result.values
             if isinstance(out, pa.ChunkedArray):

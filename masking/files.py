@@ -5,6 +5,8 @@ gate looks at the whole table), write atomically (no output on any error, SIGTER
 included; a killed run's temporary file is removed by the next run of the same output),
 never touch the input, stamp the policy hash, view and authenticated column plan into
 the output's metadata, and append a record to a disclosure ledger when one is given.
+CSV columns are typed first (the policy's declared ``type``, else conservative inference,
+:mod:`masking.coltypes`), so numbers stay numbers in Parquet and JSON Lines outputs.
 
 A reveal trusts only a column plan whose tag verifies under the keyset that decrypts
 the column (:func:`masking.engine.verify_plan`), decrypts ``fpe`` columns with the key
@@ -43,7 +45,7 @@ from masking.engine import (
     Plan,
     verify_plan,
 )
-from masking.io import iter_batches, read_head
+from masking.io import infer_types_of, iter_batches, read_head
 from masking.operators import KeyProvider, OpContext, build_operator
 from masking.operators.basic import Keep
 from masking.operators.numeric import Noise
@@ -69,14 +71,54 @@ def _distinct(input_path: str | os.PathLike[str], output: str | os.PathLike[str]
                          file=str(output))
 
 
-def _batches(path: str | os.PathLike[str], fmt: str | None, size: int
+def _batches(path: str | os.PathLike[str], fmt: str | None, size: int, *,
+             types: Mapping[str, pa.DataType] | None = None,
+             origins: Mapping[str, str] | None = None,
              ) -> tuple[pa.RecordBatch, Iterator[pa.RecordBatch]]:
-    it = iter_batches(path, input_format=fmt, batch_size=size)
+    """The first batch and the rest, the columns named in ``types`` converted."""
+    it = iter_batches(path, input_format=fmt, batch_size=size, types=types, origins=origins)
     first = next(it, None)
     if first is None:
         head = read_head(path, 1, input_format=fmt)
         first = pa.RecordBatch.from_pylist([], schema=head.schema)
     return first, it
+
+
+def _input_types(policy: Policy, path: str | os.PathLike[str], fmt: str | None, size: int,
+                 text: Iterable[str] = ()) -> tuple[dict[str, pa.DataType], dict[str, str]]:
+    """Column types for a masking run, and where the declared ones are declared.
+
+    Declared types (the policy's ``type``) win; the other CSV columns are inferred
+    (:mod:`masking.coltypes`), except that a column of whole numbers holding personal
+    identifiers (mobiles, cards, resident ids: declared or detected PII other than dates)
+    stays text, as do the ``text`` columns.
+    """
+    decls = [r for r in policy.declarations() if r.model.type is not None]
+    declared: dict[str, pa.DataType] = dict.fromkeys(text, pa.string())
+    origins: dict[str, str] = {}
+    if decls:
+        names = read_head(path, 1, input_format=fmt).schema.names
+        for n, (t, rule) in policy.column_types(names).items():
+            declared.setdefault(n, t)
+            origins[n] = rule.where
+    inferred = infer_types_of(path, input_format=fmt, batch_size=size, skip=declared)
+    whole = [n for n, t in inferred.items() if pa.types.is_integer(t)]
+    if whole:
+        pii = {n: "" for n in whole}
+        for r in sorted(policy.declarations(), key=lambda r: r.selector[0] != "name"):
+            for n in whole:
+                if r.model.pii and not pii[n] and r.matches(n, "", frozenset()):
+                    pii[n] = r.model.pii
+        todo = [n for n in whole if not pii[n]]
+        if todo:
+            from masking.pii.detect import scan_table
+
+            head = read_head(path, 1000, input_format=fmt).select(todo)
+            pii.update({s.name: s.pii for s in scan_table(head)})
+        for n in whole:
+            if pii[n] not in ("", "none", "date"):
+                inferred[n] = pa.string()
+    return {**inferred, **declared}, origins
 
 
 def _record(ledger: str | os.PathLike[str] | None, kind: str, payload: dict[str, Any]) -> None:
@@ -196,7 +238,8 @@ def mask_file(
     """
     _distinct(input_path, output)
     engine = MaskingEngine(policy, keyset)
-    first, rest = _batches(input_path, input_format, batch_size)
+    types, origins = _input_types(policy, input_path, input_format, batch_size)
+    first, rest = _batches(input_path, input_format, batch_size, types=types, origins=origins)
     table_name = Path(input_path).name.split(".")[0]
     plan = engine.plan(first, view, table_name=table_name)
     release = _DpRelease(policy, plan, input_path, ledger)
@@ -386,7 +429,9 @@ def reveal_file(
     source = str(input_path)
     keys = KeyProvider(keyset)
     meta = read_metadata(input_path, input_format)
-    first, rest = _batches(input_path, input_format, batch_size)
+    # revealed columns stay text (tokens, ciphertexts); the others are typed as in a run
+    types, _ = _input_types(policy, input_path, input_format, batch_size, text=columns)
+    first, rest = _batches(input_path, input_format, batch_size, types=types)
     for name in columns:
         if name not in first.schema.names:
             raise InputError(f"column {name!r} is not in the input", file=source)

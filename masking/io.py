@@ -9,7 +9,10 @@ Type rules
 ----------
 CSV
     Every column is read as ``string`` (identifiers such as ids, cards and account numbers
-    must not lose leading zeros or precision); empty fields are null. A row with the
+    must not lose leading zeros or precision); empty fields are null. With
+    ``infer_types=True`` (what ``covault mask apply`` uses) a first pass over the whole
+    file types each column whose every value is a canonical number, boolean or date, and
+    ``types`` converts named columns to declared types (:mod:`masking.coltypes`). A row with the
     wrong number of fields raises :class:`InputError` with ``file:line`` (the physical
     line where the record starts). Fields of up to :func:`max_field_bytes` bytes are
     read (default 1 MiB, and a row may hold 1 MiB besides); raise it with
@@ -39,12 +42,13 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from masking.coltypes import TypeInference, cast_batch
 from privacy.errors import InputError
 
 __all__ = [
@@ -55,6 +59,7 @@ __all__ = [
     "csv_error_message",
     "csv_read_options",
     "detect_format",
+    "infer_types_of",
     "iter_batches",
     "max_field_bytes",
     "parse_size",
@@ -169,13 +174,21 @@ def iter_batches(
     *,
     input_format: str | None = None,
     batch_size: int = 65_536,
+    types: Mapping[str, pa.DataType] | None = None,
+    infer_types: bool = False,
+    origins: Mapping[str, str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Yield the file's rows as record batches (lazily).
+
+    ``types`` converts the columns it names (declared types; ``origins`` says where each
+    was declared, for errors); ``infer_types`` types the other CSV columns from a first
+    pass over the whole file (:class:`masking.coltypes.TypeInference`).
 
     Raises
     ------
     InputError
-        Missing or unreadable file, unknown format, malformed content (with location).
+        Missing or unreadable file, unknown format, malformed content (with location),
+        a value that does not convert to its column's declared type (with column, row).
     """
     fmt = detect_format(path, input_format)
     name = str(path)
@@ -183,6 +196,37 @@ def iter_batches(
         raise InputError("no such file (or not a regular file)", file=name)
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    want = dict(types or {})
+    if infer_types:
+        want = {**infer_types_of(name, input_format=fmt, batch_size=batch_size,
+                                 skip=want), **want}
+    offset = 0
+    for batch in _read_batches(fmt, name, batch_size):
+        yield cast_batch(batch, want, source=name, row_offset=offset, declared=origins)
+        offset += batch.num_rows
+
+
+def infer_types_of(
+    path: str | os.PathLike[str],
+    *,
+    input_format: str | None = None,
+    batch_size: int = 65_536,
+    skip: Iterable[str] = (),
+) -> dict[str, pa.DataType]:
+    """Column -> type inferred from every value of a CSV file (one pass; the columns in
+    ``skip`` are left out); empty for other formats, whose files carry types."""
+    if detect_format(path, input_format) != "csv":
+        return {}
+    skipped = set(skip)
+    inference: TypeInference | None = None
+    for batch in _csv_batches(str(path), batch_size):
+        if inference is None:
+            inference = TypeInference([n for n in batch.schema.names if n not in skipped])
+        inference.update(batch)
+    return inference.types() if inference is not None else {}
+
+
+def _read_batches(fmt: str, name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
     if fmt == "csv":
         yield from _csv_batches(name, batch_size)
     elif fmt == "parquet":
@@ -224,6 +268,7 @@ def _csv_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
     try:
         head = pacsv.open_csv(name, read_options=read, parse_options=parse)
         names = head.schema.names
+        _refuse_duplicates(names, name)
         convert = pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names},
             strings_can_be_null=True,
@@ -246,6 +291,8 @@ def _csv_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
             yield from pa.Table.from_batches(buffered).combine_chunks().to_batches()
     except pa.ArrowInvalid as exc:
         raise _csv_error(name, delimiter, exc) from None
+    except UnicodeDecodeError:  # Arrow decodes the header's names as UTF-8
+        raise InputError("the header row is not UTF-8 text", file=name, line=1) from None
 
 
 def _csv_error(name: str, delimiter: str, exc: pa.ArrowInvalid) -> InputError:
@@ -281,9 +328,42 @@ def _parquet_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
 
     try:
         pf = pq.ParquetFile(name)
-        yield from pf.iter_batches(batch_size=batch_size)
+        _refuse_duplicates(pf.schema_arrow.names, name)
+        for batch in pf.iter_batches(batch_size=batch_size):
+            batch.validate(full=True)  # Parquet readers do not check that strings are UTF-8
+            yield batch
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"cannot read Parquet: {exc}", file=name) from None
+    except UnicodeDecodeError:
+        raise InputError("cannot read Parquet: a column name is not UTF-8 text",
+                         file=name) from None
+
+
+def _refuse_duplicates(names: list[str], file: str) -> None:
+    """Columns are addressed by name (policies, ``--column``): two of one name would be
+    ambiguous, and the second would be silently ignored or masked by the first's rule."""
+    seen: set[str] = set()
+    for col in names:
+        if col in seen:
+            raise InputError(f"the column name {col!r} appears more than once", file=file)
+        seen.add(col)
+
+
+def _lone_surrogate(obj: Any) -> bool:
+    """Whether a parsed JSON value holds a lone surrogate (a ``\\ud800`` escape that is
+    not half of a pair), which is not text: Arrow and every UTF-8 writer refuse it."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= ch <= "\udfff" for ch in item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _column_type(values: list[Any]) -> pa.DataType:
@@ -326,6 +406,10 @@ def _jsonl_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
                                      file=name, line=lineno) from None
                 if not isinstance(obj, dict):
                     raise InputError("expected one JSON object per line", file=name, line=lineno)
+                if "\\u" in line and _lone_surrogate(obj):
+                    raise InputError("a \\u escape stands for a lone surrogate code point "
+                                     "(U+D800 to U+DFFF), which is not text",
+                                     file=name, line=lineno)
                 if schema is not None:
                     extra = set(obj) - set(schema.names)
                     if extra:

@@ -14,6 +14,8 @@
         pii: cn_resident_id     # ... and declare its PII type (overrides detection)
       - glob: "*_cvn*"          # or by glob, by detected ``pii`` type or by ``tag``
         tags: [c3]
+      - name: amount            # declare a column's type (CSV is inferred otherwise)
+        type: float64           # string int64 float64 bool date timestamp decimal(P,S)
       - tag: c3
         operator: drop
     views:
@@ -53,7 +55,7 @@ import fnmatch
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +63,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from masking.coltypes import TYPE_NAMES, parse_type
 from masking.conditions import Condition
 from masking.operators import OPERATORS, Operator, OptionError, build_operator
 from masking.presets import preset_text
@@ -95,6 +98,14 @@ class RuleModel(_Strict):
     on_invalid: OnInvalid = "fail"
     context: str | None = None
     required: bool = True
+    type: str | None = Field(None, json_schema_extra={"examples": list(TYPE_NAMES)})
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_type(v)  # ValueError names the known types
+        return v
 
     @field_validator("pii")
     @classmethod
@@ -125,6 +136,8 @@ class RuleModel(_Strict):
             raise ValueError("a rule selects columns with exactly one of name, glob, pii or tag")
         if self.options and self.operator is None:
             raise ValueError("'options' given without an 'operator'")
+        if self.type is not None and self.name is None and self.glob is None:
+            raise ValueError("'type' declares the type of columns selected by name or glob")
         return self
 
     @property
@@ -440,7 +453,21 @@ class Policy:
     def declarations(self) -> list[Rule]:
         """Top-level rules that declare a PII type or tags for named/globbed columns."""
         return [r for r in self.columns_rules()
-                if r.selector[0] in ("name", "glob") and (r.model.pii or r.model.tags)]
+                if r.selector[0] in ("name", "glob")
+                and (r.model.pii or r.model.tags or r.model.type)]
+
+    def column_types(self, names: Iterable[str]) -> dict[str, tuple[Any, Rule]]:
+        """Column -> (declared Arrow type, declaring rule) for the ``names`` a top-level
+        rule gives a ``type``: a ``name`` rule first, else the earliest ``glob`` rule."""
+        typed = [r for r in self.declarations() if r.model.type is not None]
+        typed.sort(key=lambda r: 0 if r.selector[0] == "name" else 1)
+        out: dict[str, tuple[Any, Rule]] = {}
+        for name in names:
+            rule = next((r for r in typed if r.matches(name, "", frozenset())), None)
+            if rule is not None:
+                assert rule.model.type is not None
+                out[name] = (parse_type(rule.model.type), rule)
+        return out
 
     def uses_detection(self, view: str | None) -> bool:
         """Whether resolving ``view`` needs PII detection (a ``pii`` or ``tag`` selector)."""
@@ -539,9 +566,10 @@ def _rule(model: RuleModel, path: tuple[Any, ...], doc: _Doc, in_view: bool = Fa
         raise PolicyError(f"rule '{model.label()}': a view rule needs an operator (for the "
                           "null operator write operator: \"null\" in quotes)",
                           file=doc.file, line=line)
-    if in_view and (model.tags or (model.pii is not None and model.selector[0] != "pii")):
-        raise PolicyError(f"rule '{model.label()}': declarations (pii next to name/glob, tags) "
-                          "belong in the top-level columns", file=doc.file, line=line)
+    if in_view and (model.tags or model.type is not None
+                    or (model.pii is not None and model.selector[0] != "pii")):
+        raise PolicyError(f"rule '{model.label()}': declarations (pii next to name/glob, tags, "
+                          "type) belong in the top-level columns", file=doc.file, line=line)
     op = None
     if model.operator is not None:
         try:

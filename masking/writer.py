@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,7 +71,8 @@ class BatchWriter:
 
     def _write(self, batch: pa.RecordBatch) -> None:
         if self.format == "jsonl":
-            lines = [json.dumps(r, ensure_ascii=False, default=str) for r in batch.to_pylist()]
+            lines = [json.dumps(r, ensure_ascii=False, default=_json_value)
+                     for r in batch.to_pylist()]
             if lines:
                 self._fh.write(("\n".join(lines) + "\n").encode("utf-8"))
             return
@@ -90,6 +92,11 @@ class BatchWriter:
         if writer is not None:
             with contextlib.suppress(Exception):
                 writer.close()
+
+
+def _json_value(v: Any) -> Any:
+    """JSON for what ``json`` cannot write: decimals as numbers, dates and times as text."""
+    return float(v) if isinstance(v, Decimal) else str(v)
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ __all__ = [
     "CryptoError",
     "DecryptionError",
     "DomainError",
+    "IdentifierError",
     "SerializationError",
     "Finding",
     "IntegrityError",
@@ -139,6 +140,11 @@ class KeyNotFoundError(DecryptionError, KeysetError, LookupError):
 
 class DomainError(InputError):
     """A value lies outside the domain of an operation (e.g. a non-digit for radix 10)."""
+
+
+class IdentifierError(InputError):
+    """An identifier is not a valid instance of its kind (strict normalisation only,
+    :mod:`privacy.normalize`); the message names the kind, never the value."""
 
 
 class SerializationError(InputError):

@@ -280,10 +280,7 @@ class Keyset:
         material = json.dumps(
             {str(kid): base64.b64encode(k.material).decode() for kid, k in self._keys.items()}
         ).encode()
-        wrapping_key = kek._derive(header["kek"])
-        nonce = secrets.token_bytes(12)
-        sealed = AESGCM(wrapping_key).encrypt(nonce, material, _canonical(header))
-        doc = dict(header, encrypted_keys=base64.b64encode(nonce + sealed).decode())
+        doc = dict(header, encrypted_keys=kek.seal(material, header))
         return json.dumps(doc, indent=2) + "\n"
 
     def save(self, path: str | os.PathLike[str], kek: Kek) -> None:
@@ -298,15 +295,7 @@ class Keyset:
         """Open a keyset document; ``source`` names it in error messages."""
         doc = _parse_document(text, source)
         header = {k: v for k, v in doc.items() if k != "encrypted_keys"}
-        wrapping_key = kek._derive(header["kek"], source)
-        try:
-            blob = base64.b64decode(doc["encrypted_keys"], validate=True)
-            material = AESGCM(wrapping_key).decrypt(blob[:12], blob[12:], _canonical(header))
-        except (InvalidTag, ValueError, binascii.Error, TypeError):
-            raise KeyfileError(
-                f"{source}: cannot open keyset: wrong passphrase or key-encryption key, "
-                "or the file was altered"
-            ) from None
+        material = kek.unseal(doc["encrypted_keys"], header, source=source, what="keyset")
         raw = json.loads(material)
         keys = {
             int(entry["key_id"]): _Key(
@@ -337,7 +326,13 @@ class Keyset:
         Unverified: only :meth:`load` with the KEK proves the metadata was not altered.
         """
         p = Path(path)
-        doc = _parse_document(p.read_text(encoding="utf-8"), str(p))
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise KeyfileError(f"{p}: no such keyset file") from None
+        except UnicodeDecodeError:
+            raise KeyfileError(f"{p}: not a keyset file (not UTF-8 text)") from None
+        doc = _parse_document(text, str(p))
         primary = int(doc["primary_key_id"])
         return doc["template"], [
             KeyInfo(int(e["key_id"]), e["status"], e["created"], int(e["key_id"]) == primary)
@@ -363,6 +358,9 @@ def _parse_document(text: str, source: str) -> dict[str, Any]:
         raise KeyfileError(
             f"{source}:{exc.lineno}:{exc.colno}: not a keyset file (invalid JSON: {exc.msg})"
         ) from None
+    except (ValueError, RecursionError):  # an integer of > 4,300 digits; nesting too deep
+        raise KeyfileError(f"{source}: not a keyset file (an integer of too many digits "
+                           "or JSON nested too deeply)") from None
     if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
         raise KeyfileError(f"{source}: not a covault keyset file (no 'format': '{FILE_FORMAT}')")
     if doc.get("version") != FILE_VERSION:
@@ -373,17 +371,28 @@ def _parse_document(text: str, source: str) -> dict[str, Any]:
     for field in ("template", "primary_key_id", "keys", "kek", "encrypted_keys"):
         if field not in doc:
             raise KeyfileError(f"{source}: keyset file is missing field {field!r}")
-    if doc["template"] not in TEMPLATES:
-        raise KeyfileError(f"{source}: unknown template {doc['template']!r}")
+    if not isinstance(doc["template"], str) or doc["template"] not in TEMPLATES:
+        raise KeyfileError(f"{source}: unknown template {doc['template']!r:.80}")
+    if not _is_key_id(doc["primary_key_id"]):
+        raise KeyfileError(f"{source}: 'primary_key_id' must be an integer from 1 to 2^32-1")
     keys = doc["keys"]
     if not isinstance(keys, list) or not keys:
         raise KeyfileError(f"{source}: 'keys' must be a non-empty list")
     for i, entry in enumerate(keys):
         if not isinstance(entry, dict) or not {"key_id", "status", "created"} <= set(entry):
             raise KeyfileError(f"{source}: keys[{i}] needs key_id, status and created")
-        if entry["status"] not in KEY_STATUSES:
-            raise KeyfileError(f"{source}: keys[{i}] has unknown status {entry['status']!r}")
+        if not isinstance(entry["status"], str) or entry["status"] not in KEY_STATUSES:
+            raise KeyfileError(f"{source}: keys[{i}] has unknown status {entry['status']!r:.80}")
+        if not _is_key_id(entry["key_id"]) or not isinstance(entry["created"], str):
+            raise KeyfileError(f"{source}: keys[{i}] needs an integer key_id from 1 to "
+                               "2^32-1 and a text 'created'")
+    if not isinstance(doc["kek"], dict) or not isinstance(doc["encrypted_keys"], str):
+        raise KeyfileError(f"{source}: 'kek' must be an object and 'encrypted_keys' text")
     return doc
+
+
+def _is_key_id(value: object) -> bool:
+    return type(value) is int and 0 < value < 2**32
 
 
 class Kek:
@@ -484,26 +493,64 @@ class Kek:
             return {"kind": "scrypt", "salt": salt, "n": _SCRYPT_N, "r": _SCRYPT_R, "p": _SCRYPT_P}
         return {"kind": "keyfile", "salt": salt}
 
-    def _derive(self, params: Any, source: str = "<keyset>") -> bytes:
+    # -- sealing: the one AEAD of every file covault encrypts under a KEK -----------------
+    def seal(self, data: bytes, header: Mapping[str, Any]) -> str:
+        """Encrypt ``data`` under the key this KEK derives for ``header["kek"]`` (made by
+        :meth:`_params`), with the whole ``header`` (canonical JSON) as associated data.
+
+        Returns base64 of ``nonce (12 bytes) || AES-256-GCM ciphertext and tag``. Keyset
+        files and sealed private key files (:mod:`privacy.sealed`) both use it.
+        """
+        wrapping_key = self._derive(header["kek"])
+        nonce = secrets.token_bytes(12)
+        sealed = AESGCM(wrapping_key).encrypt(nonce, bytes(data), _canonical(header))
+        return base64.b64encode(nonce + sealed).decode()
+
+    def unseal(self, blob: object, header: Mapping[str, Any], *, source: str,
+               what: str = "file") -> bytes:
+        """Open what :meth:`seal` made; ``source`` and ``what`` (``"keyset"``, ...) name
+        the file in errors.
+
+        Raises
+        ------
+        KeyfileError
+            Another kind of KEK, malformed or excessive KEK parameters, or - opaquely - a
+            wrong KEK or any change to the header or the ciphertext.
+        """
+        wrapping_key = self._derive(header.get("kek"), source, what=f"{what} file")
+        try:
+            if not isinstance(blob, str):
+                raise TypeError
+            raw = base64.b64decode(blob, validate=True)
+            return AESGCM(wrapping_key).decrypt(raw[:12], raw[12:], _canonical(header))
+        except (InvalidTag, ValueError, binascii.Error, TypeError):
+            raise KeyfileError(
+                f"{source}: cannot open {what}: wrong passphrase or key-encryption key, "
+                "or the file was altered"
+            ) from None
+
+    def _derive(self, params: Any, source: str = "<keyset>", *,
+                what: str = "keyset file") -> bytes:
         if not isinstance(params, dict) or params.get("kind") != self._kind:
             kind = params.get("kind") if isinstance(params, dict) else None
             raise KeyfileError(
-                f"{source}: this keyset file is protected by a {kind!r} KEK, but a "
+                f"{source}: this {what} is protected by a {kind!r} KEK, but a "
                 f"{self._kind!r} KEK was given"
             )
         try:
             salt = base64.b64decode(params["salt"], validate=True)
         except (KeyError, TypeError, ValueError, binascii.Error):
-            raise KeyfileError(f"{source}: keyset file has a malformed KEK salt") from None
+            raise KeyfileError(f"{source}: {what} has a malformed KEK salt") from None
         if self._kind == "scrypt":
-            n, r, p = _scrypt_params(params, source)
+            n, r, p = _scrypt_params(params, source, what)
             return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(self._secret)
         return HKDF(
             algorithm=hashes.SHA256(), length=32, salt=salt, info=b"covault keyset KEK v1"
         ).derive(self._secret)
 
 
-def _scrypt_params(params: Mapping[str, Any], source: str) -> tuple[int, int, int]:
+def _scrypt_params(params: Mapping[str, Any], source: str,
+                   what: str = "keyset file") -> tuple[int, int, int]:
     """The scrypt ``(N, r, p)`` of a file header, refused before any work when malformed
     or above :data:`SCRYPT_MAX_N`, :data:`SCRYPT_MAX_R`, :data:`SCRYPT_MAX_P`.
 
@@ -514,16 +561,16 @@ def _scrypt_params(params: Mapping[str, Any], source: str) -> tuple[int, int, in
     values = [params.get(k) for k in ("n", "r", "p")]
     n, r, p = (v if type(v) is int else -1 for v in values)
     if -1 in (n, r, p):
-        raise KeyfileError(f"{source}: keyset file has malformed scrypt parameters "
+        raise KeyfileError(f"{source}: {what} has malformed scrypt parameters "
                            "(n, r and p must be integers)")
     if n < _SCRYPT_MIN_N or n & (n - 1) or r < 1 or p < 1:
-        raise KeyfileError(f"{source}: keyset file has invalid scrypt parameters "
+        raise KeyfileError(f"{source}: {what} has invalid scrypt parameters "
                            f"N={n}, r={r}, p={p} (N must be a power of 2 from 2^14, "
                            "r and p at least 1)")
     if n > SCRYPT_MAX_N or r > SCRYPT_MAX_R or p > SCRYPT_MAX_P:
         mib = 128 * n * r // 2**20
         raise KeyfileError(
-            f"{source}: keyset file asks for scrypt N={n}, r={r}, p={p} ({mib:,} MiB of "
+            f"{source}: {what} asks for scrypt N={n}, r={r}, p={p} ({mib:,} MiB of "
             f"memory); covault derives keys with at most N=2^20, r={SCRYPT_MAX_R}, "
             f"p={SCRYPT_MAX_P} (1 GiB) and refuses this file before deriving anything"
         )

@@ -9,7 +9,10 @@ before any Python object is built:
   "billion laughs": a few hundred bytes become gigabytes once walked or validated), and
   no covault file needs them;
 * nesting deeper than :data:`MAX_DEPTH` collections: the composer recurses once per
-  level, so deep nesting would end in a ``RecursionError`` instead of a message.
+  level, so deep nesting would end in a ``RecursionError`` instead of a message;
+* ``\\uD800``-``\\uDFFF`` escapes in double-quoted scalars (PyYAML decodes each one
+  alone, even a JSON-style surrogate pair): the lone surrogates they make are not text,
+  and every later UTF-8 encoding of the value (a policy's hash, an output file) fails.
 
 Every failure, malformed YAML included, is a :class:`~privacy.errors.ConfigError` (or
 the subclass the caller names, e.g. ``PolicyError``) naming the file, line and column.
@@ -17,6 +20,7 @@ the subclass the caller names, e.g. ``PolicyError``) naming the file, line and c
 
 from __future__ import annotations
 
+import re
 from typing import IO, Any
 
 import yaml
@@ -28,6 +32,7 @@ __all__ = ["MAX_DEPTH", "compose_yaml", "construct_yaml"]
 
 #: Deepest nesting of mappings and sequences accepted (covault's own files use under 8).
 MAX_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _GuardedLoader(yaml.SafeLoader):
@@ -47,6 +52,10 @@ class _GuardedLoader(yaml.SafeLoader):
         event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise self.fail("YAML anchors and aliases (&name, *name) are not allowed",
+                            event.start_mark)
+        if isinstance(event, yaml.ScalarEvent) and _SURROGATE.search(event.value):
+            raise self.fail("a \\u escape stands for a surrogate code point (U+D800 to "
+                            "U+DFFF), which is not text; write the character itself",
                             event.start_mark)
         self.depth += 1
         try:

@@ -104,7 +104,7 @@ def test_verify_checkpoint_and_tamper(world: dict[str, Path], tmp_path: Path) ->
     r = run("audit", "checkpoint", "--db", str(db), "--key", str(key), "-o", str(cp))
     assert r.exit_code == 2 and "--generate" in r.output
     r = run("audit", "checkpoint", "--db", str(db), "--key", str(key), "--generate",
-            "-o", str(cp))
+            "--unencrypted-key", "-o", str(cp))
     assert r.exit_code == 0, r.output
     r = run("audit", "verify", "--db", str(db), "--checkpoint", str(cp), "--public-key",
             str(key) + ".pub", "--format", "json")

@@ -241,3 +241,35 @@ def test_distinct_counter_and_quantile_sketch_are_accurate_and_bounded() -> None
     assert len(q.counts) < 200
     q.decay(0.5)
     assert abs(q.total - 5000) < 1
+
+
+def test_watch_list_matches_a_mobile_whatever_its_written_form(tmp_path: Path) -> None:
+    """Issue 13: list values and query parameters are normalised alike before matching."""
+    cat = Catalog.from_mapping({"version": 1, "columns": {
+        "customers.mobile": {"class": "C2", "tags": ["cn_mobile"], "customer_key": True},
+        "customers.id_no": {"class": "C3", "customer_key": True}}})
+    tok = Tokenizer(Keyset.create("HMAC_SHA256"))
+    from privacy.audit.lists import hash_values
+
+    head = ("version: 1\nlists:\n  - {name: vip, type: watch, kind: customer, owner: pb, "
+            "reason: vip, expires: 2030-01-01, ")
+    plain = _lists(tmp_path, head + "values: ['187-8161-8495', '11010519491231002x']}\n")
+    hashed = _lists(tmp_path, head + "hashed: true, identifier: mobile, values: ['"
+                    + hash_values(tok, ["+86 187 8161 8495"], identifier="mobile")[0]
+                    + "']}\n", tok)
+    for lists in (plain, hashed):
+        det = Detector(lists=lists, catalog=cat)
+        for i, m in enumerate(["+86 187 8161 8495", "18781618495", "+8618781618495"]):
+            s = det.score(ev(i, f"SELECT name FROM customers WHERE mobile = '{m}'"))
+            assert [x.code for x in s.signals] == ["WATCHLIST"], (m, s.signals)
+    det = Detector(lists=plain, catalog=cat)
+    s = det.score(ev(9, "SELECT name FROM customers WHERE id_no = '11010519491231002X'"))
+    assert [x.code for x in s.signals] == ["WATCHLIST"]
+    off = _lists(tmp_path, head + "identifier: none, values: ['187-8161-8495']}\n")
+    assert not Detector(lists=off, catalog=cat).score(
+        ev(1, "SELECT name FROM customers WHERE mobile = '18781618495'")).signals
+    with pytest.raises(ConfigError, match=r"lists.yaml:3: .*only customer lists"):
+        _lists(tmp_path, "version: 1\nlists:\n  - {name: x, type: deny, kind: actor, owner: o, "
+                         "reason: r, expires: 2030-01-01, identifier: mobile, values: [a]}\n")
+    with pytest.raises(ConfigError, match=r"lists.yaml:3: .*expected one of auto"):
+        _lists(tmp_path, head + "identifier: phone, values: [a]}\n")

@@ -329,3 +329,17 @@ def test_unknown_party_error_is_federation_error() -> None:
     send = LocalSend({"x": {"party": "x", "role": "arbiter", "state": "/nonexistent"}})
     with pytest.raises(FederationError, match="unknown role"):
         send("x", "v.hello", {})
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 600, test_customers=200, seed=6)
+    send = LocalSend(_setups(config, tmp_path / "work"))
+    cfg = {**_cfg(30, early_stopping=True, validation=0.2, patience=1, tol=0.01),
+           "iv": False}
+    result = run_vertical(send, cfg, "bank", ["partner_1"])
+    assert len(result["history"]) < 30  # stopped before the last epoch
+    losses = [h["loss"] for h in result["history"]]
+    best = result["best_epoch"]
+    assert len(losses) == best + 1  # patience 1: one epoch without a 1 % gain
+    assert losses[best - 1] <= min(losses) * 1.01
+    assert result["evaluated_on"] == "test"

@@ -27,6 +27,8 @@ from privacy.ledger import Ledger
 from privacy.psi import normalize_id
 
 ROOT = Path(__file__).resolve().parents[1]
+# private keys are sealed under a KEK (issue 11, finding 5): a fixed test key file
+KEK_ENV = {"COVAULT_KEK_FILE": str(Path(__file__).resolve().parent / "vectors" / "test.kek")}
 SCENARIO_KINDS = [
     "psi.serve", "psi.join", "psi.serve", "psi.join", "joint.align", "he.keygen",
     "he.contribute", "he.contribute", "he.contribute", "he.aggregate", "joint.refused",
@@ -188,7 +190,7 @@ def test_he_cli_ledger_writes_a_real_ledger(tmp_path: Path) -> None:
     keys_dir = tmp_path / "keys"
 
     def run(*args: str) -> str:
-        res = CliRunner().invoke(he, [*args, "--ledger", str(db)])
+        res = CliRunner().invoke(he, [*args, "--ledger", str(db)], env=KEK_ENV)
         assert res.exit_code == 0, res.output
         return res.output
 
@@ -198,16 +200,18 @@ def test_he_cli_ledger_writes_a_real_ledger(tmp_path: Path) -> None:
         src = tmp_path / f"bank{i}.csv"
         src.write_text(f"id,amount\n0,{amount}\n1,7\n")
         encs.append(str(tmp_path / f"bank{i}.cvhe"))
-        run("encrypt", "--public", str(keys_dir), "--column", "amount", "--party",
-            f"bank-{i}", str(src), "-o", encs[-1])
+        run("encrypt", "--public", str(keys_dir), "--column", "amount", "--id-column", "id",
+            "--party", f"bank-{i}", str(src), "-o", encs[-1])
     run("aggregate", *encs, "-o", str(tmp_path / "sum.cvhe"))
     run("aggregate", *encs[:2], "-o", str(tmp_path / "two.cvhe"))
     res = CliRunner().invoke(he, ["decrypt", "--key", str(keys_dir), str(tmp_path / "two.cvhe"),
-                                  "-o", str(tmp_path / "two.csv"), "--ledger", str(db)])
+                                  "-o", str(tmp_path / "two.csv"), "--ledger", str(db)],
+                             env=KEK_ENV)
     assert res.exit_code == 2 and "at least 3" in res.output
     run("decrypt", "--key", str(keys_dir), str(tmp_path / "sum.cvhe"), "-o",
         str(tmp_path / "sum.csv"))
-    assert (tmp_path / "sum.csv").read_text().splitlines() == ["amount", "1666666665", "21"]
+    assert (tmp_path / "sum.csv").read_text().splitlines() == ["id,amount", "0,1666666665",
+                                                               "1,21"]
     with Ledger(db) as log:
         records = list(log.records())
         report = log.verify()

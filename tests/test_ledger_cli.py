@@ -21,8 +21,12 @@ ORIGIN = "bank-a.example/disclosures"
 PASSWORD_ENV = {"LEDGER_KEY_PASSWORD": "correct horse battery staple"}
 
 
+# private keys are sealed under a KEK (issue 11, finding 5): a fixed test key file
+KEK_ENV = {"COVAULT_KEK_FILE": str(Path(__file__).resolve().parent / "vectors" / "test.kek")}
+
+
 def run(*args: str | Path, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(main, ["ledger", *map(str, args)], env=env)
+    return CliRunner().invoke(main, ["ledger", *map(str, args)], env={**KEK_ENV, **(env or {})})
 
 
 def make(path: Path, n: int = 7) -> Path:
@@ -181,7 +185,8 @@ def test_verify_deleted_row_exits_1(ledger_db: Path) -> None:
 def test_keygen_modes_and_refuses_overwrite(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
     key, pub = keypair
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    assert b"PRIVATE KEY" in key.read_bytes() and b"PUBLIC KEY" in pub.read_bytes()
+    assert b"covault-sealed-key" in key.read_bytes() and b"PUBLIC KEY" in pub.read_bytes()
+    assert b"PRIVATE KEY" not in key.read_bytes()  # sealed under the KEK (issue 11, 5)
     load_public_key(pub)
     before = key.read_bytes()
     r = run("keygen", "-o", key)
@@ -189,7 +194,10 @@ def test_keygen_modes_and_refuses_overwrite(tmp_path: Path, keypair: tuple[Path,
     assert key.read_bytes() == before
     r = run("keygen", "-o", key, "--force", "--format", "json")
     assert r.exit_code == 0 and key.read_bytes() != before
-    assert json.loads(r.output)["encrypted"] is False
+    assert json.loads(r.output)["encrypted"] is True
+    r = run("keygen", "-o", key, "--force", "--unencrypted-key", "--format", "json")
+    assert r.exit_code == 0 and b"PRIVATE KEY" in key.read_bytes()
+    assert json.loads(r.stdout)["encrypted"] is False and "unencrypted" in r.stderr
 
 
 def test_checkpoint_then_verify(ledger_db: Path, keypair: tuple[Path, Path],

@@ -162,15 +162,18 @@ def test_check_schema_diff_preset(env: dict) -> None:  # type: ignore[type-arg]
     assert code == 0
     preset.write_text(text, encoding="utf-8")
     code, text = invoke("mask", "diff", str(preset), env["policy"], "--format", "json")
-    assert code == 0, text
+    assert code == 1, text  # differences found, like diff(1)
     changes = json.loads(text)["changes"]
-    assert {"view": "partner_export", "target": "name: card_no", "before": None,
-            "after": "fpe(keep_prefix=6, keep_suffix=4)"} in changes
+    assert {"view": "partner_export", "target": "name: card_no", "path": "",
+            "change": "added", "before": None,
+            "after": {"operator": "fpe", "options": {"keep_prefix": 6, "keep_suffix": 4},
+                      "from": "partner_export"}} in changes
     code, text = invoke("mask", "diff", str(preset), env["policy"], "--input", SAMPLE,
                         "-v", "partner_export", "--format", "json")
-    assert code == 0, text
-    by_col = {c["target"]: c for c in json.loads(text)["changes"]}
-    assert by_col["card_no"]["before"] == "tokenize" and by_col["city"]["after"] == "keep"
+    assert code == 1, text
+    by_col = {(c["target"], c["path"]): c for c in json.loads(text)["changes"]}
+    assert by_col[("column: card_no", "operator")]["before"] == "tokenize"
+    assert by_col[("column: city", "operator")]["after"] == "keep"
 
 
 def test_risk_json(env: dict) -> None:  # type: ignore[type-arg]

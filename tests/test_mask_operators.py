@@ -40,6 +40,7 @@ CASES: dict[str, tuple[dict[str, object], list[str | None]]] = {
     "top_bottom": ({"top": 100, "bottom": 0}, ["63040", None, "50", "-20"]),
     "noise": ({"epsilon": 1.0, "lower": 0, "upper": 10}, ["1", None, "2", "3"]),
     "date_shift": ({"max_days": 5}, DATES),
+    "redact_pii": ({"style": "mask"}, ["手机18781618495", None, "无", "卡号6222021234567890128"]),
 }
 
 
@@ -314,3 +315,26 @@ def test_date_shift_native_dates() -> None:
     res = op.apply(pa.array([dt.date(2020, 1, 1), None]), ctx())
     assert res.values.type == pa.date32()
     assert 1 <= abs((res.values[0].as_py() - dt.date(2020, 1, 1)).days) <= 3
+
+
+# ---- identifier normalisation (issue 13) -------------------------------------------------
+
+MOBILE_FORMS = ["+86 187 8161 8495", "18781618495", "+8618781618495", "187-8161-8495"]
+
+
+@pytest.mark.parametrize("name", ["hash", "tokenize"])
+def test_keyed_operators_give_one_token_per_identifier(name: str) -> None:
+    op = build_operator(name)
+    mobiles = op.apply(pa.array(MOBILE_FORMS), ctx("mobile")).values.to_pylist()
+    assert len(set(mobiles)) == 1
+    ids = op.apply(pa.array(["11010519491231002x", "11010519491231002X"]), ctx()).values
+    assert len(set(ids.to_pylist())) == 1
+    off = build_operator(name, {"identifier": "none"})
+    assert len(set(off.apply(pa.array(MOBILE_FORMS), ctx()).values.to_pylist())) == 4
+
+
+def test_mobile_display_mask_shows_the_national_numbers_digits() -> None:
+    op = build_operator("mask", {"keep_first": 3, "keep_last": 4})
+    c = OpContext(column="mobile", context="t.mobile", keys=KEYS, pii="cn_mobile")
+    assert op.apply(pa.array(MOBILE_FORMS + ["+8613800000013"]), c).values.to_pylist() == [
+        "+86 187****8495", "187****8495", "+86 187****8495", "187****8495", "+86 138****0013"]

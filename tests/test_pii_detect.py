@@ -313,7 +313,7 @@ def test_cli_json_shape_all_formats(files: dict[str, Path]) -> None:
         doc = json.loads(res.stdout)
         assert list(doc) == ["columns"]
         for col in doc["columns"]:
-            assert list(col) == ["name", "pii", "confidence", "jrt_class"]
+            assert list(col) == ["name", "pii", "confidence", "jrt_class", "in_text"]
             assert isinstance(col["confidence"], float)
         results.append(doc)
     assert results[0] == results[1] == results[2]

@@ -334,14 +334,19 @@ def test_cli_serve_and_join_two_processes(tables: tuple[Path, Path], tmp_path: P
     extra = ["--value-column", "amount", "--paillier-bits", str(BITS)]
     if mode == "intersection":
         extra = []
+    pki = tmp_path / "pki"
+    cli("certs", str(pki))  # mutual TLS, as in production
     server = subprocess.Popen(
         [*CLI, "serve", "--ids", str(b), "--column", "id", "--port", str(port), "--once",
-         "--mode", mode, "--format", "json", *extra],
+         "--mode", mode, "--format", "json", "--cert", str(pki / "server.pem"),
+         "--key", str(pki / "server.key"), "--ca", str(pki / "ca.crt"), *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out = tmp_path / "shared.csv"
         joined = cli("join", "--ids", str(a), "--column", "cust_id", "--connect",
-                     f"127.0.0.1:{port}", "-o", str(out), "--mode", mode, "--format", "json")
+                     f"127.0.0.1:{port}", "-o", str(out), "--mode", mode, "--format", "json",
+                     "--cert", str(pki / "client.pem"), "--key", str(pki / "client.key"),
+                     "--ca", str(pki / "ca.crt"))
         s_out, s_err = server.communicate(timeout=60)
     finally:
         server.kill()
@@ -391,7 +396,7 @@ def test_cli_input_errors_exit_2_and_write_nothing(tmp_path: Path, content: str 
                "--state", str(tmp_path / "s"), check=False)
     assert proc.returncode == 2 and match in proc.stderr
     proc = cli("join", "--ids", str(path), "-c", column, "--connect", "127.0.0.1:1",
-               "-o", str(out), check=False)
+               "-o", str(out), "--insecure-plaintext", check=False)
     assert proc.returncode == 2 and match in proc.stderr
     assert not out.exists() and not msg.exists() and not (tmp_path / "s").exists()
 
@@ -412,3 +417,62 @@ def test_cli_ledger_records_disclosure(tables: tuple[Path, Path], tmp_path: Path
         records = list(ledger.records())
     assert [r.kind for r in records] == ["psi.respond", "psi.finish"]
     assert records[1].payload["intersection_size"] == 2 and records[0].payload["peer_size"] == 3
+
+
+# -- identifier normalisation (issue 13) -----------------------------------------------
+
+def _mobiles(n: int) -> list[str]:
+    return [f"1{'3456789'[i % 7]}{(12345678 + 7919 * i) % 10**9:09d}" for i in range(n)]
+
+
+def _written(m: str, form: int) -> str:
+    return [f"+86 {m[:3]} {m[3:7]} {m[7:]}", m, "+86" + m, f"{m[:3]}-{m[3:7]}-{m[7:]}"][form]
+
+
+def test_id_type_finds_every_shared_mobile_written_differently() -> None:
+    mobiles = _mobiles(100)
+    a_ids = [_written(m, i % 4) for i, m in enumerate(mobiles)]
+    b_ids = [_written(m, (2, 0, 3, 1)[i % 4]) for i, m in enumerate(mobiles)]
+    assert not set(a_ids) & set(b_ids)
+    text, _, _ = run_pair(a_ids, b_ids)
+    assert text.size == 25  # whitespace and case only: the walls of issue 13
+    result, a, _ = run_pair(a_ids, b_ids, id_type="mobile")
+    assert result.size == 100 and result.mask == [True] * 100
+    assert a.hello()["id_type"] == "mobile"
+    assert run_pair(a_ids, b_ids, id_type="auto")[0].size == 100
+
+
+def test_id_type_mismatch_and_misuse_are_refused(tmp_path: Path) -> None:
+    a = PsiParty(["18781618495"], id_type="mobile", workers=1)
+    b = PsiParty(["+86 187 8161 8495"], workers=1)
+    with pytest.raises(PSIError, match="normalises ids as 'mobile', ours as 'text'"):
+        b.accept(a.hello())
+    with pytest.raises(PSIError, match="unknown id type 'phone'"):
+        PsiParty(["x"], id_type="phone")
+    with pytest.raises(PSIError, match="either normalize= or id_type="):
+        PsiParty(["x"], id_type="mobile", normalize=str.strip)
+    # the file flow keeps the id type in the initiator's state
+    write_request(a, tmp_path / "req.msg", tmp_path / "a.state")
+    write_response(PsiParty(["+86 187 8161 8495"], id_type="mobile", workers=1),
+                   tmp_path / "req.msg", tmp_path / "resp.msg")
+    assert finish_files(["18781618495"], tmp_path / "a.state", tmp_path / "resp.msg").size == 1
+
+
+def test_cli_id_type(tmp_path: Path) -> None:
+    mobiles = _mobiles(8)
+    a = write_csv(tmp_path / "a.csv", [{"mobile": _written(m, i % 4)}
+                                       for i, m in enumerate(mobiles)])
+    b = write_csv(tmp_path / "b.csv", [{"phone": _written(m, (i + 1) % 4)}
+                                       for i, m in enumerate(mobiles[:6])])
+    req, resp, state = tmp_path / "req.msg", tmp_path / "resp.msg", tmp_path / "a.state"
+    cli("request", "--ids", str(a), "-c", "mobile", "--out-message", str(req),
+        "--state", str(state), "--mode", "cardinality", "--id-type", "mobile")
+    cli("respond", "--ids", str(b), "-c", "phone", "--in-message", str(req),
+        "--out-message", str(resp), "--mode", "cardinality", "--id-type", "mobile")
+    done = cli("finish", "--ids", str(a), "-c", "mobile", "--state", str(state),
+               "--in-message", str(resp), "--format", "json")
+    assert json.loads(done.stdout)["intersection_size"] == 6
+    wrong = cli("respond", "--ids", str(b), "-c", "phone", "--in-message", str(req),
+                "--out-message", str(tmp_path / "x.msg"), "--mode", "cardinality",
+                check=False)
+    assert wrong.returncode == 2 and "id type" in wrong.stderr

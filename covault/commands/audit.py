@@ -15,8 +15,11 @@ from covault.console import emit_json, err, format_option, handle_errors, out, p
 from covault.keyopts import (
     UNPINNED_WARNING,
     check_pinning,
+    kek_for_writing,
     kek_options,
     open_keyset,
+    open_signing_key,
+    private_key_kek_options,
     unpinned_option,
 )
 
@@ -490,12 +493,12 @@ def triage_cmd(alert_id: str, db_path: str, state: str, reason: str | None, comm
     ALERT_ID may be any unique prefix of the id (with or without AL-); an ambiguous
     prefix exits 2 listing the alerts it matches.
     """
-    from privacy.audit.triage import Triage
+    from covault.audit_actions import record_triage
 
     store = _open(db_path)
     try:
-        rec = Triage(store, analyst=analyst).transition(alert_id, state, reason=reason,
-                                                        comment=comment)
+        rec = record_triage(store, alert_id, state, reason=reason, comment=comment,
+                            analyst=analyst)
     finally:
         store.close()
     if fmt == "json":
@@ -602,24 +605,36 @@ def verify_cmd(db_path: str, cp: str | None, public_key: str | None, unpinned: b
 @audit.command("checkpoint")
 @_DB
 @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
-              help="Ed25519 private key (PEM).")
+              help="Ed25519 private key (from `ledger keygen`; sealed under the KEK).")
 @click.option("--generate", is_flag=True, help="Create KEY (and KEY.pub) if missing.")
 @click.option("-o", "--out", "cp_out", required=True, type=click.Path(dir_okay=False))
+@private_key_kek_options(write=True, what="the signing key")
 @handle_errors
-def checkpoint_cmd(db_path: str, key_path: str, generate: bool, cp_out: str) -> None:
-    """Sign the ledger head; keep the checkpoint outside the database's folder."""
+def checkpoint_cmd(db_path: str, key_path: str, generate: bool, cp_out: str,
+                   kek_file: str | None, passphrase_env: str, unencrypted_key: bool) -> None:
+    """Sign the ledger head; keep the checkpoint outside the database's folder.
+
+    A key made by --generate is sealed under the KEK ($COVAULT_PASSPHRASE, or
+    --passphrase-env/--kek-file), or written in the clear with --unencrypted-key.
+    """
     from privacy.errors import InputError
     from privacy.ledger import generate_signing_key, save_public_key, save_signing_key
 
     if not Path(key_path).exists():
         if not generate:
             raise InputError(f"{key_path}: no such key (pass --generate to create one)")
+        kek = kek_for_writing(kek_file, passphrase_env, unencrypted_key,
+                              what="the signing key")
         key = generate_signing_key()
-        save_signing_key(key, key_path)
+        save_signing_key(key, key_path, kek=kek)
         save_public_key(key, key_path + ".pub")
+    elif unencrypted_key:
+        raise InputError(f"--unencrypted-key applies to a key made by --generate; "
+                         f"{key_path} exists")
+    key = open_signing_key(key_path, kek_file, passphrase_env)
     store = _open(db_path)
     try:
-        cp = store.checkpoint(key_path)
+        cp = store.checkpoint(key)
     finally:
         store.close()
     cp.save(cp_out)
@@ -725,3 +740,164 @@ def evaluate_cmd(db_path: str, answers: str, fmt: str) -> None:
                   s["median_detect_s"]) for c, s in res["scenarios"].items()])
     out.print(f"false positives per 1,000 actor-days: {res['fp_per_1000_actor_days']}",
               markup=False)
+
+
+# --------------------------------------------------------------------------- web console
+_USERS = click.option("--users", "users_path", type=click.Path(dir_okay=False), default=None,
+                      help="Accounts file (default: beside --db, audit.db -> audit.users.db).")
+
+
+def _accounts(db_path: str, users_path: str | None, *, create: bool) -> Any:
+    from covault.web.accounts import Accounts, users_path_for
+
+    return Accounts(users_path or users_path_for(db_path), create=create)
+
+
+@audit.command("serve")
+@_DB
+@_USERS
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on. Anything but loopback needs --allow-remote and "
+                   "TLS.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a non-loopback --host (requires --tls-cert and --tls-key).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TLS certificate (PEM); the session cookie is then Secure.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--allowed-host", "allowed_hosts", multiple=True,
+              help="Extra Host header name clients use (repeatable); loopback names are "
+                   "always allowed.")
+@click.option("--checkpoint", "cp", type=click.Path(exists=True, dir_okay=False),
+              help="A ledger checkpoint kept outside the database, for verification.")
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False),
+              help="Key that must have signed the checkpoint.")
+@unpinned_option
+@handle_errors
+def serve_cmd(db_path: str, users_path: str | None, host: str, port: int, allow_remote: bool,
+              tls_cert: str | None, tls_key: str | None, allowed_hosts: tuple[str, ...],
+              cp: str | None, public_key: str | None, unpinned: bool) -> None:
+    """Serve the auditor console in the browser (needs covault[web]).
+
+    An alert queue with filters and sorting, each alert with the actor's timeline and
+    the evidence, triage (ledgered as by `audit triage`, under the logged-in name),
+    ledger verification, and charts of alerts by scenario and day. Log in with an
+    account from `audit users add`. Roles: an auditor triages (in progress,
+    escalated); a reviewer closes and reopens, never an alert they triaged.
+
+    Listens on 127.0.0.1 unless --host names another interface with --allow-remote and
+    TLS. Stop it with Ctrl-C.
+    """
+    from privacy.errors import InputError
+
+    check_pinning(cp, public_key, unpinned)
+    try:
+        from covault.web.serve import REMOTE_WARNING, is_loopback, serve
+    except ImportError as exc:
+        raise InputError(f"the console needs the web extra ({exc.name} is missing): "
+                         "pip install 'covault[web]'") from None
+    if unpinned:
+        err.print(f"warning: {UNPINNED_WARNING}", markup=False)
+    if not is_loopback(host) and allow_remote:
+        err.print("warning: " + REMOTE_WARNING.format(host=host), markup=False)
+    serve(db_path, host=host, port=port, users_path=users_path, allow_remote=allow_remote,
+          tls_cert=tls_cert, tls_key=tls_key, allowed_hosts=allowed_hosts, checkpoint=cp,
+          public_key=public_key,
+          on_start=lambda url: out.print(f"auditor console on {url} (Ctrl-C stops it)",
+                                         markup=False))
+
+
+@audit.group("users")
+def users() -> None:
+    """Accounts of the browser console (`audit serve`): add, list, passwd, role, remove.
+
+    Roles: auditor (triages: in progress, escalated, comments) and reviewer (closes and
+    reopens alerts, but not one they triaged themselves). Passwords (at least 12
+    characters) are asked for, or read from the first line of stdin with
+    --password-stdin, and stored as scrypt hashes.
+    """
+
+
+def _password(stdin: bool) -> str:
+    if stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True))
+
+
+_ROLE = click.Choice(["auditor", "reviewer"])
+_STDIN = click.option("--password-stdin", "stdin", is_flag=True,
+                      help="Read the password from the first line of stdin.")
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=_ROLE)
+@_DB
+@_USERS
+@_STDIN
+@handle_errors
+def users_add(name: str, role: str, db_path: str, users_path: str | None, stdin: bool) -> None:
+    """Create the account NAME with a role."""
+    with _accounts(db_path, users_path, create=True) as acc:
+        acc.add(name, role, _password(stdin))
+    out.print(f"user {name} ({role}) added", markup=False)
+
+
+@users.command("passwd")
+@click.argument("name")
+@_DB
+@_USERS
+@_STDIN
+@handle_errors
+def users_passwd(name: str, db_path: str, users_path: str | None, stdin: bool) -> None:
+    """Set NAME's password (ends their sessions, lifts a lock)."""
+    with _accounts(db_path, users_path, create=False) as acc:
+        acc.set_password(name, _password(stdin))
+    out.print(f"password of {name} changed", markup=False)
+
+
+@users.command("role")
+@click.argument("name")
+@click.argument("role", type=_ROLE)
+@_DB
+@_USERS
+@handle_errors
+def users_role(name: str, role: str, db_path: str, users_path: str | None) -> None:
+    """Give NAME another role (ends their sessions)."""
+    with _accounts(db_path, users_path, create=False) as acc:
+        acc.set_role(name, role)
+    out.print(f"{name} is now {role}", markup=False)
+
+
+@users.command("remove")
+@click.argument("name")
+@_DB
+@_USERS
+@handle_errors
+def users_remove(name: str, db_path: str, users_path: str | None) -> None:
+    """Remove NAME's account (their ledgered actions stay)."""
+    with _accounts(db_path, users_path, create=False) as acc:
+        acc.remove(name)
+    out.print(f"user {name} removed", markup=False)
+
+
+@users.command("list")
+@_DB
+@_USERS
+@format_option
+@handle_errors
+def users_list(db_path: str, users_path: str | None, fmt: str) -> None:
+    """List the accounts with their roles."""
+    from datetime import datetime, timezone
+
+    with _accounts(db_path, users_path, create=False) as acc:
+        rows = acc.users()
+    for r in rows:
+        r["created"] = datetime.fromtimestamp(r["created"], timezone.utc).isoformat(
+            timespec="seconds")
+    if fmt == "json":
+        emit_json(rows)
+        return
+    print_table("console accounts", ["name", "role", "created", "locked"],
+                [(r["name"], r["role"], r["created"], "yes" if r["locked"] else "")
+                 for r in rows])

@@ -13,6 +13,7 @@ from covault.keyopts import kek_options, open_keyset, parse_key_id
 from privacy.errors import InputError, KeyNotFoundError
 from privacy.fields import DeterministicCipher, FieldCipher, Tokenizer
 from privacy.keys import Keyset, format_key_id
+from privacy.normalize import IDENTIFIER_CHOICES, canonical
 
 
 @click.group("field")
@@ -26,6 +27,12 @@ def fields() -> None:
     FF1 values carry no key id: `field encrypt` reports the key id it used ("key_id" in
     JSON; on stderr once the keyset has been rotated), and `field decrypt` on a rotated
     FF1 keyset needs it back as --key-id.
+
+    Identifiers are normalised before deterministic schemes (det:, tok:) as in `covault
+    mask` (--identifier, default auto: values that unmistakably look like a mobile,
+    resident id, card, e-mail or USCC take their canonical form, so +86 187 8161 8495
+    and 187-8161-8495 give one token); FF1 and randomized AEAD take values as written
+    unless --identifier names a kind.
     """
 
 
@@ -117,11 +124,14 @@ def _run(
     passphrase_env: str,
     fmt: str,
     decrypt: bool,
+    identifier: str = "none",
 ) -> None:
     _require_utf8(context, "--context")
     keyset = open_keyset(keyset_file, kek_file, passphrase_env)
     apply, kid = _scheme(keyset, radix, decrypt, key_id)
-    results = [apply(v, context) for v in _values(values)]
+    if identifier == "auto" and keyset.primitive not in ("prf", "daead"):
+        identifier = "none"  # FF1 keeps the format as written; AEAD is never joinable
+    results = [apply(canonical(v, identifier), context) for v in _values(values)]
     if fmt == "json":
         doc = {"context": context, "template": keyset.template, "values": results}
         if kid is not None:
@@ -161,12 +171,20 @@ def _with_common(fn: Callable[..., None]) -> Callable[..., None]:
     return fn
 
 
+_identifier = click.option(
+    "--identifier", type=click.Choice(IDENTIFIER_CHOICES), default="auto", show_default=True,
+    help="Normalise identifiers before encrypting (mobile: national number for +86, "
+         "E.164 otherwise; resident_id: upper-case X; card: digits; email: lower-case; "
+         "uscc: upper-case; auto: per value, det:/tok: only; none: as written).")
+
+
 def _command(name: str, decrypt: bool, doc: str) -> None:
     def command(**options: Any) -> None:
         _run(**options, decrypt=decrypt)
 
     command.__doc__ = doc
-    fields.command(name)(_with_common(command))
+    fn = _with_common(command)
+    fields.command(name)(fn if decrypt else _identifier(fn))
 
 
 _command("encrypt", False, "Encrypt or tokenize VALUES (or one value per line on stdin).")

@@ -2,13 +2,19 @@
 
 keygen (key holder) -> encrypt (each party) -> aggregate (anyone, no secret) ->
 decrypt (key holder, only aggregates of >= --min-parties contributors).
+
+Each contribution records the ids of its rows (--id-column, :mod:`privacy.he.rows`):
+aggregate refuses inputs whose ids or row order differ, decrypt writes ids with totals.
+CKKS keys are sized from the declared bound (--max-value) and --parties.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -26,8 +32,15 @@ from covault.console import (
     print_table,
     refuse_overwrite,
 )
+from covault.keyopts import (
+    kek_for_reading,
+    kek_for_writing,
+    open_signing_key,
+    private_key_kek_options,
+    warn_if_plain,
+)
 from privacy.atomic import atomic_output
-from privacy.errors import HEError, InputError
+from privacy.errors import HEError, InputError, PackingOverflowError
 
 DEFAULT_PARAMS = {"ckks": "ckks-128-8192", "bfv": "bfv-128-8192"}
 
@@ -40,11 +53,13 @@ ledger_option = click.option(
 signing_key_option = click.option(
     "--signing-key", "signing_key_path", default=None, type=click.Path(exists=True,
                                                                        dir_okay=False),
-    help="Sign with this Ed25519 key (PEM, from `covault ledger keygen`).",
+    help="Sign with this Ed25519 key (from `covault ledger keygen`; sealed under the KEK "
+         "of --kek-file/--passphrase-env).",
 )
 password_env_option = click.option(
     "--password-env", default=None, metavar="VAR",
-    help="Environment variable holding the --signing-key's password.",
+    help="Environment variable holding the --signing-key's password (a password-encrypted "
+         "PKCS#8 key).",
 )
 signer_option = click.option(
     "--signer", "signer_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -53,20 +68,19 @@ signer_option = click.option(
 )
 
 
-def _signing_key(path: str | None, password_env: str | None) -> Any:
+def _signing_key(path: str | None, password_env: str | None, kek_file: str | None = None,
+                 passphrase_env: str = "COVAULT_PASSPHRASE") -> Any:
     if path is None:
         if password_env is not None:
             raise InputError("--password-env needs --signing-key")
         return None
-    from privacy.ledger.checkpoint import load_signing_key
-
     password = None
     if password_env is not None:
         value = os.environ.get(password_env)
         if not value:
             raise InputError(f"environment variable {password_env} is not set (--password-env)")
         password = value.encode("utf-8")
-    return load_signing_key(path, password=password)
+    return open_signing_key(path, kek_file, passphrase_env, password)
 
 
 def _public_keys(paths: tuple[str, ...]) -> list[Any] | None:
@@ -89,8 +103,9 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
         yield lambda k: bar.advance(task, k)
 
 
-def _read_key(path: str, kind: str) -> tuple[Any, Any]:
-    """(key object, layout stored with it or None)."""
+def _read_key(path: str, kind: str, kek: Any = None) -> tuple[Any, Any]:
+    """(key object, layout stored with it or None); a private key is unsealed with ``kek``
+    (a function giving the KEK) or read plain with a warning."""
     from privacy.he import serial
     from privacy.he.packing import PackingLayout
 
@@ -98,18 +113,25 @@ def _read_key(path: str, kind: str) -> tuple[Any, Any]:
     if p.is_dir():
         p = p / (serial.PRIVATE_FILE if kind == "private_key" else serial.PUBLIC_FILE)
     data = p.read_bytes()
+    if kind == "private_key":
+        warn_if_plain(data, str(p))
+        data = serial.open_private(data, kek, source=str(p), warn=False)
     meta = serial.unpack_container(data, source=str(p), kind=kind).meta()
     lay = PackingLayout.from_dict(meta["layout"]) if meta.get("layout") else None
     return serial.load(data, source=str(p), kind=kind), lay
 
 
-def _read_column(path: str, column: str, scheme: str) -> Any:
+def _read_table(path: str, columns: list[str]) -> Any:
+    """The ``columns`` of a CSV (read as text) or Parquet file."""
     import pyarrow as pa
 
     if path.lower().endswith((".parquet", ".pq")):
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"cannot read Parquet: {exc}", file=path) from None
     else:
         from pyarrow import csv as pacsv
 
@@ -118,14 +140,36 @@ def _read_column(path: str, column: str, scheme: str) -> Any:
         try:
             table = pacsv.read_csv(path, read_options=csv_read_options(),
                                    convert_options=pacsv.ConvertOptions(
-                                       column_types={column: pa.string()},
+                                       column_types=dict.fromkeys(columns, pa.string()),
                                        strings_can_be_null=True))
         except pa.ArrowInvalid as exc:
             raise InputError(f"cannot read CSV: {csv_error_message(str(exc))}",
                              file=path) from exc
-    if column not in table.column_names:
-        raise InputError(f"no such column; columns are {', '.join(table.column_names)}",
-                         file=path, column=column)
+    for column in columns:
+        if column not in table.column_names:
+            raise InputError(f"no such column; columns are {', '.join(table.column_names)}",
+                             file=path, column=column)
+    return table
+
+
+def _read_ids(table: Any, path: str, column: str) -> list[str]:
+    """The id column as text, one non-empty id per row."""
+    import pyarrow as pa
+
+    col = table.column(column).combine_chunks()
+    if not pa.types.is_string(col.type):
+        col = col.cast(pa.string())
+    ids = col.to_pylist()
+    for row, v in enumerate(ids, start=1):
+        if v is None or not v.strip():
+            raise InputError("empty id: every row needs its id", file=path, column=column,
+                             row=row)
+    return ids  # type: ignore[no-any-return]
+
+
+def _read_column(table: Any, path: str, column: str, scheme: str) -> Any:
+    import pyarrow as pa
+
     col = table.column(column).combine_chunks()
     if col.null_count:
         row = int(np.argmax(np.asarray(col.is_null())))
@@ -135,11 +179,55 @@ def _read_column(path: str, column: str, scheme: str) -> Any:
         return arr.astype(np.float64) if scheme == "ckks" else arr
     values = col.to_pylist()
     if scheme == "ckks":
-        try:
-            return np.asarray([float(v) for v in values], dtype=np.float64)
-        except ValueError as exc:
-            raise InputError(f"not a number: {exc}", file=path, column=column) from exc
+        out = np.zeros(len(values), dtype=np.float64)
+        for row, v in enumerate(values, start=1):
+            try:
+                out[row - 1] = float(v)
+            except ValueError:
+                raise InputError(f"not a number: {v!r}", file=path, column=column,
+                                 row=row) from None
+        if not np.all(np.isfinite(out)):
+            row = int(np.argmax(~np.isfinite(out))) + 1
+            raise InputError("not a finite number", file=path, column=column, row=row)
+        return out
     return np.asarray(values, dtype=object)
+
+
+def _check_ckks_bound(values: Any, key: Any, path: str, column: str) -> None:
+    """Refuse a value beyond what the CKKS key takes from one party, naming the row and
+    the keygen options that set the bound."""
+    from privacy.he.ckks import ckks_max_abs
+
+    limit = ckks_max_abs(key.params) / key.layout.parties
+    big = np.abs(values) > limit
+    if big.any():
+        row = int(np.argmax(big))
+        raise InputError(
+            f"value {float(values[row])} exceeds {limit:g}, the largest value this CKKS "
+            f"key ({key.params.name}, {key.layout.parties} parties) takes from one party; "
+            f"the key holder must make a key for this bound: covault he keygen --scheme ckks "
+            f"--max-value {math.ceil(float(np.max(np.abs(values))))} --parties "
+            f"{key.layout.parties} "
+            "(fewer --parties also raise it)", file=path, column=column, row=row + 1)
+
+
+def _rows_of(table: Any, path: str, id_column: str | None, no_ids: bool, id_mode: str) -> Any:
+    from privacy.he.rows import RowIds
+
+    if id_column is None:
+        if not no_ids:
+            raise InputError(
+                "name the column that identifies each row with --id-column (e.g. "
+                "--id-column borrower_id): aggregate then refuses files whose ids or row "
+                "order differ; --no-ids adds rows by position, unchecked")
+        return None
+    if no_ids:
+        raise InputError("--id-column and --no-ids exclude each other")
+    try:
+        return RowIds.of(id_column, _read_ids(table, path, id_column),
+                         keep_ids=id_mode == "clear")
+    except HEError as exc:
+        raise InputError(str(exc), file=path, column=id_column) from None
 
 
 def _format(values: Any, scale: int, scheme: str) -> list[str]:
@@ -177,9 +265,13 @@ def he() -> None:
 @click.option("--parties", type=int, default=16, show_default=True,
               help="Most parties an aggregate may combine (sets the headroom).")
 @click.option("--value-bits", type=int, default=64, show_default=True,
-              help="Signed bits of one (scaled) value.")
+              help="Paillier/BFV: signed bits of one (scaled) value.")
+@click.option("--max-value", type=float, default=None,
+              help="CKKS: the largest |value| one party encrypts (e.g. 1e9 for amounts up "
+                   "to 10 million yuan in fen); the parameters are chosen from it and "
+                   "--parties.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for public.cvhe and private.cvhe (0600).")
+              help="Folder for public.cvhe and private.cvhe (0600, sealed under the KEK).")
 @click.option("--force", is_flag=True,
               help="Replace a key pair already in the folder (aggregates made under the "
                    "old private key can no longer be decrypted).")
@@ -187,24 +279,41 @@ def he() -> None:
               help="Paillier: encrypt with a short DJN exponent (2*kappa bits, e.g. 224 "
                    "at 2048) instead of bits/2: about 5x faster encryption under a "
                    "stronger assumption. Part of the key; every party uses it.")
+@private_key_kek_options(write=True)
 @ledger_option
 @format_option
 @handle_errors
 def keygen(scheme: str, bits: int, params: str | None, parties: int, value_bits: int,
-           out_dir: str, force: bool, fast_randomness: bool, ledger_path: str | None,
-           fmt: str) -> None:
+           max_value: float | None, out_dir: str, force: bool, fast_randomness: bool,
+           kek_file: str | None, passphrase_env: str, unencrypted_key: bool,
+           ledger_path: str | None, fmt: str) -> None:
     """Generate a key pair: public part for the parties, private part for the key holder.
 
-    Refuses a folder that already holds a key file unless --force is given.
+    CKKS needs the bound of the values (--max-value) or a named --params set: its
+    parameters are chosen so that sums of --parties values up to that bound fit, with
+    the finest precision that allows. Refuses a folder that already holds a key file
+    unless --force is given.
+
+    private.cvhe is sealed under a key-encryption key, as keysets are: a passphrase in
+    $COVAULT_PASSPHRASE (or --passphrase-env VAR; scrypt) or a 32-byte --kek-file
+    ($COVAULT_KEK_FILE). `he decrypt` needs the same. --unencrypted-key writes it in
+    the clear instead.
     """
     from privacy.he import serial
     from privacy.he.packing import PackingLayout
 
     folder = Path(out_dir)
     refuse_overwrite(folder / serial.PRIVATE_FILE, folder / serial.PUBLIC_FILE, force=force)
+    if parties < 1:
+        raise InputError(f"--parties must be at least 1, got {parties}")
     layout = PackingLayout(value_bits, parties)
     if fast_randomness and scheme != "paillier":
         raise InputError("--fast-randomness applies to Paillier keys only")
+    if max_value is not None and scheme != "ckks":
+        raise InputError("--max-value sets CKKS parameters; Paillier and BFV carry exact "
+                         "integers of --value-bits signed bits (after each party's --scale)")
+    kek = kek_for_writing(kek_file, passphrase_env, unencrypted_key, what="the HE private key")
+    bound: dict[str, Any] = {}
     if scheme == "paillier":
         from privacy.he.paillier import generate_keypair
 
@@ -217,21 +326,54 @@ def keygen(scheme: str, bits: int, params: str | None, parties: int, value_bits:
         from privacy.he.ckks import generate_context, get_params
 
         name = params or DEFAULT_PARAMS[scheme]
+        if scheme == "ckks":
+            name, bound = _ckks_params(params, max_value, parties)
         if get_params(name).scheme != scheme:
             raise HEError(f"parameter set {name!r} is not a {scheme} set")
         ctx = generate_context(name, layout=layout)
         public, private = serial.dump_context(ctx.public()), serial.dump_context(ctx)
         key_id, detail = ctx.key_id, name
-    pub_path, priv_path = serial.write_key_dir(out_dir, public, private)
+    pub_path, priv_path = serial.write_key_dir(out_dir, public, private, kek=kek)
     with optional_ledger(ledger_path) as led:
         if led is not None:
             led.append("he.keygen", {"scheme": scheme, "key_id": key_id, "detail": detail})
     info = {"scheme": scheme, "key_id": key_id, "detail": detail, "public": str(pub_path),
-            "private": str(priv_path), "parties": parties, "value_bits": value_bits}
+            "private": str(priv_path), "private_encrypted": kek is not None,
+            "parties": parties,
+            **({"value_bits": value_bits} if scheme != "ckks" else bound)}
     if fmt == "json":
         emit_json(info)
     else:
         print_table("he keygen", ["field", "value"], [[k, v] for k, v in info.items()])
+
+
+def _ckks_params(params: str | None, max_value: float | None, parties: int
+                 ) -> tuple[str, dict[str, Any]]:
+    """The CKKS parameter set for the declared bound, and what it guarantees."""
+    from privacy.he.ckks import ckks_fresh_error, ckks_max_abs, ckks_params_for, get_params
+
+    if params is None and max_value is None:
+        raise InputError(
+            "CKKS needs the bound of the values: --max-value V, the largest |value| one "
+            "party encrypts (e.g. --max-value 1e9 for amounts up to 10 million yuan in "
+            "fen), with --parties; or a named --params set")
+    if params is not None:
+        p = get_params(params)
+        if p.scheme != "ckks":
+            raise InputError(f"parameter set {params!r} is not a ckks set")
+    else:
+        assert max_value is not None
+        try:
+            p = ckks_params_for(max_value, parties)
+        except HEError as exc:
+            raise InputError(f"--max-value {max_value:g} with --parties {parties}: {exc} "
+                             "(--scheme bfv or paillier with --scale)") from None
+    limit = ckks_max_abs(p) / parties
+    if max_value is not None and limit < abs(max_value):
+        raise InputError(f"--params {p.name} holds values up to {limit:g} from each of "
+                         f"{parties} parties, below --max-value {max_value:g}; leave "
+                         "--params out to have it chosen from --max-value")
+    return p.name, {"max_value": limit, "error_bound": ckks_fresh_error(p) * parties}
 
 
 @he.command()
@@ -242,21 +384,36 @@ def keygen(scheme: str, bits: int, params: str | None, parties: int, value_bits:
               help="Fixed-point factor for decimals (100 = cents). Paillier/BFV only.")
 @click.option("--party", default=None, help="Party id recorded with the ciphertext "
               "(default: the input file's name).")
+@click.option("--id-column", default=None,
+              help="Column identifying each row (e.g. borrower_id); its ids, in row order, "
+                   "are recorded so that aggregate refuses files whose rows differ.")
+@click.option("--id-mode", type=click.Choice(["clear", "digest"]), default="clear",
+              show_default=True,
+              help="clear: the ids travel with the file and decrypt writes them beside the "
+                   "totals; digest: only their SHA-256 travels (decrypt then needs --ids).")
+@click.option("--no-ids", is_flag=True,
+              help="Record no ids: rows are added by position, and nothing checks that the "
+                   "parties' rows are the same customers in the same order.")
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Encrypted vector file to write.")
 @signing_key_option
 @password_env_option
+@private_key_kek_options(write=False, what="the --signing-key")
 @ledger_option
 @format_option
 @handle_errors
-def encrypt(public_path: str, column: str, scale: int, party: str | None, input_path: str,
+def encrypt(public_path: str, column: str, scale: int, party: str | None,
+            id_column: str | None, id_mode: str, no_ids: bool, input_path: str,
             out_path: str, signing_key_path: str | None, password_env: str | None,
-            ledger_path: str | None, fmt: str) -> None:
+            kek_file: str | None, passphrase_env: str, ledger_path: str | None,
+            fmt: str) -> None:
     """Encrypt one column of a CSV/Parquet file (int64, or decimals with --scale).
 
-    With --signing-key the file carries the party's signature, which aggregators and the
-    key holder check with --signer.
+    --id-column records the row ids (required unless --no-ids), so that aggregate
+    refuses files whose ids or row order differ. With --signing-key the file carries the
+    party's signature (over the ids too), which aggregators and the key holder check
+    with --signer.
     """
     from privacy.he import serial
     from privacy.he.packing import PackingLayout
@@ -267,8 +424,14 @@ def encrypt(public_path: str, column: str, scale: int, party: str | None, input_
     scheme = "paillier" if isinstance(key, PaillierPublicKey) else key.params.scheme
     if scheme == "ckks" and scale != 1:
         raise InputError("--scale applies to Paillier/BFV; CKKS encrypts floats directly")
-    signing_key = _signing_key(signing_key_path, password_env)
-    values = _read_column(input_path, column, scheme)
+    signing_key = _signing_key(signing_key_path, password_env, kek_file, passphrase_env)
+    if id_column is not None and id_column == column:
+        raise InputError(f"--id-column {id_column!r} is the column being encrypted")
+    table = _read_table(input_path, [column] + ([id_column] if id_column else []))
+    rows = _rows_of(table, input_path, id_column, no_ids, id_mode)
+    values = _read_column(table, input_path, column, scheme)
+    if scheme == "ckks":
+        _check_ckks_bound(values, key, input_path, column)
     who = party or Path(input_path).stem
     try:
         with optional_ledger(ledger_path) as led:
@@ -276,16 +439,25 @@ def encrypt(public_path: str, column: str, scale: int, party: str | None, input_
                 lay = replace(layout or PackingLayout(), scale=scale)
                 with _progress("encrypting", -(-len(values) // lay.slots(key.bits))) as tick:
                     vec = contribute(key, values, party=who, layout=lay, name=column,
-                                     ledger=led, progress=tick, signing_key=signing_key)
+                                     ledger=led, progress=tick, signing_key=signing_key,
+                                     rows=rows)
             else:
                 key = replace(key, layout=replace(key.layout, scale=scale))
                 vec = contribute(key, values, party=who, name=column, ledger=led,
-                                 signing_key=signing_key)
+                                 signing_key=signing_key, rows=rows)
+    except PackingOverflowError as exc:
+        if scheme == "ckks":
+            raise InputError(str(exc), file=input_path, column=column) from exc
+        msg = re.sub(r"at index (\d+)", lambda m: f"in row {int(m.group(1)) + 1}", str(exc))
+        raise InputError(f"{msg}: ask the key holder for a key with more --value-bits "
+                         f"(now {(layout or key.layout).value_bits}, at most 64), or encrypt "
+                         "with a smaller --scale", file=input_path, column=column) from exc
     except HEError as exc:
         raise InputError(str(exc), file=input_path, column=column) from exc
     serial.save(out_path, serial.dump_vector(vec))
     info = {"out": out_path, "scheme": scheme, "key_id": vec.key_id, "party": who,
-            "elements": vec.length,
+            "elements": vec.length, "ids": id_column,
+            "id_mode": None if rows is None else id_mode,
             "signer": vec.endorsements[0].signer.hex() if vec.endorsements else None}
     if fmt == "json":
         emit_json(info)
@@ -316,21 +488,25 @@ def _load_vector(path: str, context: Any) -> Any:
               help="Sign the aggregate with this Ed25519 key (PEM; needs --signer), for "
                    "the key holder's decrypt --aggregator.")
 @password_env_option
+@private_key_kek_options(write=False, what="the --signing-key")
 @ledger_option
 @format_option
 @handle_errors
 def aggregate(inputs: tuple[str, ...], out_path: str, public_path: str | None,
               signer_paths: tuple[str, ...], signing_key_path: str | None,
-              password_env: str | None, ledger_path: str | None, fmt: str) -> None:
+              password_env: str | None, kek_file: str | None, passphrase_env: str,
+              ledger_path: str | None, fmt: str) -> None:
     """Add encrypted vectors element-wise and re-randomise; needs no secret key.
 
-    With --signer, every input must be signed by a distinct one of the trusted keys.
+    Refuses inputs whose recorded row ids or row orders differ (naming the first row
+    that differs), or of which some record ids and others not. With --signer, every
+    input must be signed by a distinct one of the trusted keys.
     """
     from privacy.he import serial
     from privacy.he.secure_sum import aggregate as he_aggregate
 
     signers = _public_keys(signer_paths)
-    signing_key = _signing_key(signing_key_path, password_env)
+    signing_key = _signing_key(signing_key_path, password_env, kek_file, passphrase_env)
     if signing_key is not None and signers is None:
         raise InputError("--signing-key needs --signer: the aggregate vouches for the "
                          "contribution signatures it checked")
@@ -338,11 +514,18 @@ def aggregate(inputs: tuple[str, ...], out_path: str, public_path: str | None,
     if ctx is not None and not hasattr(ctx, "context"):
         ctx = None
     vecs = [_load_vector(p, ctx) for p in inputs]
-    with optional_ledger(ledger_path) as led:
-        total = he_aggregate(vecs, ledger=led, signers=signers, signing_key=signing_key)
+    try:
+        with optional_ledger(ledger_path) as led:
+            total = he_aggregate(vecs, ledger=led, signers=signers, signing_key=signing_key,
+                                 labels=list(inputs))
+    except PackingOverflowError as exc:
+        raise InputError(f"{exc}; the key holder sets this headroom with `he keygen "
+                         "--parties`") from exc
     serial.save(out_path, serial.dump_vector(total))
+    rows = total.rows
     info = {"out": out_path, "inputs": len(vecs), "contributors": ",".join(total.contributors),
             "elements": total.length, "key_id": total.key_id,
+            "ids": None if rows is None else rows.column,
             "signed": signing_key is not None}
     if fmt == "json":
         emit_json(info)
@@ -355,7 +538,13 @@ def aggregate(inputs: tuple[str, ...], out_path: str, public_path: str | None,
               help="Key folder (or private.cvhe) from keygen.")
 @click.argument("sum_path", metavar="SUM", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="CSV to write: the column's name as header, one row per element.")
+              help="CSV to write: the id column and the total per row (header: their "
+                   "names).")
+@click.option("--ids", "ids_path", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="For aggregates encrypted with --id-mode digest: the CSV/Parquet file "
+                   "holding the ids, in row order (checked against the digest).")
+@click.option("--id-column", default=None,
+              help="The id column in --ids (default: the one recorded at encryption).")
 @click.option("--min-parties", type=int, default=3, show_default=True,
               help="Refuse aggregates of fewer contributors.")
 @signer_option
@@ -363,13 +552,16 @@ def aggregate(inputs: tuple[str, ...], out_path: str, public_path: str | None,
               type=click.Path(exists=True, dir_okay=False),
               help="The aggregator's Ed25519 public key (PEM); with --signer, the aggregate "
                    "must carry its signature.")
+@private_key_kek_options(write=False)
 @ledger_option
 @format_option
 @handle_errors
-def decrypt(key_path: str, sum_path: str, out_path: str, min_parties: int,
-            signer_paths: tuple[str, ...], aggregator_paths: tuple[str, ...],
+def decrypt(key_path: str, sum_path: str, out_path: str, ids_path: str | None,
+            id_column: str | None, min_parties: int, signer_paths: tuple[str, ...],
+            aggregator_paths: tuple[str, ...], kek_file: str | None, passphrase_env: str,
             ledger_path: str | None, fmt: str) -> None:
-    """Decrypt an aggregate (only if it has >= --min-parties contributors) to CSV.
+    """Decrypt an aggregate (only if it has >= --min-parties contributors) to CSV: each
+    row's id (recorded at encryption) and its total.
 
     The aggregate's layout must match the one stored with the key. With --signer and
     --aggregator, only distinct trusted signers count towards --min-parties.
@@ -380,9 +572,11 @@ def decrypt(key_path: str, sum_path: str, out_path: str, min_parties: int,
     if (signers is None) != (aggregators is None):
         raise InputError("--signer and --aggregator go together: contribution signatures "
                          "count only inside an aggregate signed by a trusted aggregator")
-    key, key_layout = _read_key(key_path, "private_key")
+    key, key_layout = _read_key(key_path, "private_key",
+                                kek_for_reading(kek_file, passphrase_env))
     ctx = key if hasattr(key, "context") else None
     vec = _load_vector(sum_path, ctx)
+    ids = _decrypt_ids(vec.rows, ids_path, id_column)
     scheme = "paillier" if ctx is None else vec.scheme
     with optional_ledger(ledger_path) as led, _progress(
         "decrypting", len(getattr(vec, "ciphertexts", []))
@@ -393,10 +587,45 @@ def decrypt(key_path: str, sum_path: str, out_path: str, min_parties: int,
     cells = _format(ints, vec.layout.scale, scheme)
     with atomic_output(out_path, "w") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow([vec.name or "value"])
-        w.writerows([c] for c in cells)
-    info = {"out": out_path, "elements": len(cells), "contributors": len(vec.contributors)}
+        if ids is None:
+            w.writerow([vec.name or "value"])
+            w.writerows([c] for c in cells)
+        else:
+            w.writerow([vec.rows.column, vec.name or "value"])
+            w.writerows(zip(ids, cells, strict=True))
+    info = {"out": out_path, "elements": len(cells), "contributors": len(vec.contributors),
+            "ids": None if ids is None else vec.rows.column}
     if fmt == "json":
         emit_json(info)
     else:
         print_table("he decrypt", ["field", "value"], [[k, v] for k, v in info.items()])
+
+
+def _decrypt_ids(rows: Any, ids_path: str | None, id_column: str | None) -> list[str] | None:
+    """The ids to write beside the totals: recorded in the aggregate, or read from
+    ``ids_path`` and checked against the recorded digest."""
+    if rows is None:
+        if ids_path is not None:
+            raise InputError("--ids: this aggregate records no row ids (its inputs were "
+                             "encrypted with --no-ids), so they cannot be checked")
+        return None
+    if ids_path is None:
+        if rows.ids is None:
+            raise InputError(
+                f"the aggregate carries only the digest of its {rows.count} row ids "
+                f"(encrypted with --id-mode digest): pass the file that holds them, in row "
+                f"order, with --ids FILE (column {rows.column!r}, or name it with --id-column)")
+        return list(rows.ids)
+    from privacy.he.rows import RowIds
+
+    column = id_column or rows.column
+    got = _read_ids(_read_table(ids_path, [column]), ids_path, column)
+    try:
+        mine = RowIds.of(column, got)
+    except HEError as exc:
+        raise InputError(str(exc), file=ids_path, column=column) from None
+    if not rows.same_rows(mine):
+        raise InputError(
+            f"these {mine.count} ids are not the {rows.count} ids the aggregate was "
+            "encrypted with, in the same order (digests differ)", file=ids_path, column=column)
+    return got

@@ -17,7 +17,14 @@ from typing import Any
 import click
 
 from covault.console import emit_json, err, format_option, handle_errors, out, print_table
-from covault.keyopts import UNPINNED_WARNING, check_pinning, unpinned_option
+from covault.keyopts import (
+    UNPINNED_WARNING,
+    check_pinning,
+    kek_for_writing,
+    open_signing_key,
+    private_key_kek_options,
+    unpinned_option,
+)
 from privacy.errors import InputError, IntegrityError
 from privacy.ledger import (
     Checkpoint,
@@ -26,7 +33,6 @@ from privacy.ledger import (
     canonical_json,
     generate_signing_key,
     load_public_key,
-    load_signing_key,
     save_public_key,
     save_signing_key,
     verify_inclusion,
@@ -175,18 +181,22 @@ def verify(db: str, checkpoint_path: str | None, public_key_path: str | None,
 @ledger.command("checkpoint")
 @_db_argument
 @click.option("--key", "-k", "key_path", required=True, type=click.Path(dir_okay=False),
-              help="Ed25519 signing key (PEM, from `covault ledger keygen`).")
+              help="Ed25519 signing key (from `covault ledger keygen`; sealed under the KEK "
+                   "of --kek-file/--passphrase-env).")
 @click.option("--out", "-o", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Checkpoint file to write (atomically).")
 @click.option("--key-name", default=None, help="Signer name on the signature line "
                                                "[default: the ledger's origin].")
 @click.option("--password-env", default=None, metavar="VAR",
-              help="Environment variable holding the signing key's password.")
+              help="Environment variable holding the signing key's password (a "
+                   "password-encrypted PKCS#8 key).")
+@private_key_kek_options(write=False, what="the signing key")
 @click.option("--force", is_flag=True, help="Overwrite an existing checkpoint file.")
 @format_option
 @handle_errors
 def checkpoint(db: str, key_path: str, out_path: str, key_name: str | None,
-               password_env: str | None, force: bool, fmt: str) -> None:
+               password_env: str | None, kek_file: str | None, passphrase_env: str,
+               force: bool, fmt: str) -> None:
     """Sign the current tree head of DB, record it in the log and write it to --out.
 
     Hand the file to the parties the disclosures concern, or keep it away from the
@@ -194,7 +204,7 @@ def checkpoint(db: str, key_path: str, out_path: str, key_name: str | None,
     """
     if Path(out_path).exists() and not force:
         raise InputError(f"{out_path} exists; pass --force to overwrite it")
-    key = load_signing_key(key_path, password=_password(password_env))
+    key = open_signing_key(key_path, kek_file, passphrase_env, _password(password_env))
     with _open(db, write=True) as lg:
         lg.verify()  # never sign a head that does not match the records
         cp = lg.checkpoint(key, key_name=key_name)
@@ -211,37 +221,50 @@ def checkpoint(db: str, key_path: str, out_path: str, key_name: str | None,
 
 @ledger.command("keygen")
 @click.option("--out", "-o", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="Private key file to write (PKCS#8 PEM, mode 0600).")
+              help="Private key file to write (mode 0600; sealed under the KEK).")
 @click.option("--public-out", default=None, type=click.Path(dir_okay=False),
               help="Also write the public key (PEM) here, for verifiers.")
 @click.option("--password-env", default=None, metavar="VAR",
-              help="Encrypt the private key with the password in this environment variable.")
+              help="Instead of a KEK, encrypt the private key as PKCS#8 PEM with the "
+                   "password in this environment variable (readable by OpenSSL).")
+@private_key_kek_options(write=True, what="the signing key")
 @click.option("--force", is_flag=True, help="Overwrite existing key files.")
 @format_option
 @handle_errors
-def keygen(out_path: str, public_out: str | None, password_env: str | None, force: bool,
+def keygen(out_path: str, public_out: str | None, password_env: str | None,
+           kek_file: str | None, passphrase_env: str, unencrypted_key: bool, force: bool,
            fmt: str) -> None:
-    """Create an Ed25519 checkpoint signing key.
+    """Create an Ed25519 signing key (ledger checkpoints, signed HE contributions).
 
-    Without --password-env the private key is stored unencrypted (readable by its owner
-    only); keep it off the machine that holds the ledger when you can.
+    The private key is sealed under a key-encryption key, as keysets are: a passphrase
+    in $COVAULT_PASSPHRASE (or --passphrase-env VAR; scrypt) or a 32-byte --kek-file
+    ($COVAULT_KEK_FILE); commands that sign need the same. --password-env encrypts it as
+    PKCS#8 instead; --unencrypted-key writes it in the clear (readable by its owner
+    only). Keep it off the machine that holds the ledger when you can.
     """
     for path in (out_path, public_out):
         if path is not None and Path(path).exists() and not force:
             raise InputError(f"{path} exists; pass --force to overwrite it")
     if public_out is not None and Path(public_out).resolve() == Path(out_path).resolve():
         raise InputError("--public-out must differ from --out")
+    password = _password(password_env)
+    if password is not None and (unencrypted_key or kek_file):
+        raise InputError("--password-env excludes --kek-file and --unencrypted-key")
+    kek = None if password is not None else kek_for_writing(
+        kek_file, passphrase_env, unencrypted_key, what="the signing key")
     key = generate_signing_key()
-    save_signing_key(key, out_path, password=_password(password_env))
+    save_signing_key(key, out_path, password=password, kek=kek)
     if public_out is not None:
         save_public_key(key, public_out)
     raw = load_public_key(key).public_bytes_raw()
+    protection = ("sealed under the KEK" if kek is not None else
+                  "password-encrypted" if password is not None else "unencrypted")
     if fmt == "json":
         emit_json({"file": out_path, "public_file": public_out, "public_key": _b64(raw),
-                   "encrypted": password_env is not None})
+                   "encrypted": password is not None or kek is not None,
+                   "protection": protection})
         return
-    out.print(f"wrote signing key {out_path} (mode 0600"
-              f"{', encrypted' if password_env else ', unencrypted'})", markup=False)
+    out.print(f"wrote signing key {out_path} (mode 0600, {protection})", markup=False)
     if public_out is not None:
         out.print(f"wrote public key {public_out}", markup=False)
     out.print(f"public key (raw, base64): {_b64(raw)}", markup=False)

@@ -122,46 +122,67 @@ def _effective(view: ResolvedView) -> dict[str, str]:
 @mask.command("diff")
 @click.argument("before", type=click.Path(dir_okay=False))
 @click.argument("after", type=click.Path(dir_okay=False))
-@click.option("--view", "-v", "views", multiple=True, help="Only these views.")
+@click.option("--view", "-v", "views", multiple=True, help="Only these views (repeat).")
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
               help="Compare per column of this file (detection on its first rows).")
 @format_option
 @handle_errors
 def diff(before: str, after: str, views: tuple[str, ...], input_path: str | None,
          fmt: str) -> None:
-    """Show what changes per view between two policies (selector or column -> operator)."""
+    """Show every difference between two policies that can change an output.
+
+    Policy-wide settings (context, default, dp, extends), top-level column rules and
+    declarations (pii, tags, type), and per view its resolved settings (default,
+    row_filter, gate with every option), inherited views and the winning rule per
+    selector (operator, options, context, on_invalid, ...), down to the changed option:
+    `gate > k_anonymity.k: 5 -> 2`. With --input, rules are compared per column of the
+    file instead.
+
+    Exit 0 when the policies do the same, 1 when they differ (like diff), 2 on a bad
+    policy or input.
+    """
+    from rich.markup import escape
+
+    from masking.policy_diff import diff_policies, render
+
     p1, p2 = Policy.load(before), Policy.load(after)
-    names: list[str | None] = list(views) or list(dict.fromkeys(p1.view_names + p2.view_names))
-    names = names or [None]
-    changes: list[dict[str, Any]] = []
-    for name in names:
-        a, b = _resolved(p1, name, input_path), _resolved(p2, name, input_path)
-        for key in dict.fromkeys(list(a) + list(b)):
-            if a.get(key) != b.get(key):
-                changes.append({"view": name, "target": key, "before": a.get(key),
-                                "after": b.get(key)})
+    for name in views:
+        if name not in p1.view_names and name not in p2.view_names:
+            raise InputError(f"--view {name!r} is in neither policy (views: "
+                             f"{', '.join(dict.fromkeys(p1.view_names + p2.view_names))})")
+    columns = None
+    if input_path is not None:
+        names = list(views) or list(dict.fromkeys(p1.view_names + p2.view_names)) or [None]
+        columns = {name: (_columns(p1, name, input_path), _columns(p2, name, input_path))
+                   for name in names}
+    changes = diff_policies(p1, p2, list(views) or None, columns=columns)
     if fmt == "json":
-        emit_json({"before": p1.hash, "after": p2.hash, "changes": changes})
-        return
-    if not changes:
-        click.echo("no differences")
-        return
-    print_table(f"{before} -> {after}", ["view", "column / selector", "before", "after"],
-                [(c["view"], c["target"], c["before"] or "-", c["after"] or "-")
-                 for c in changes])
+        emit_json({"before": p1.hash, "after": p2.hash, "identical": not changes,
+                   "changes": [c.as_dict() for c in changes]})
+    elif not changes:
+        same = "" if p1.hash == p2.hash else " (the texts differ, not what they do)"
+        click.echo(f"no differences{same}")
+    else:
+        print_table(f"{before} -> {after}: {len(changes)} change(s)",
+                    ["view", "what", "change", "before", "after"],
+                    [(escape(c.view or "(policy)"), escape(c.where), c.kind,
+                      escape(render(c.before)), escape(render(c.after))) for c in changes])
+    if changes:
+        sys.exit(1)
 
 
-def _resolved(policy: Policy, view: str | None, input_path: str | None) -> dict[str, str]:
+def _columns(policy: Policy, view: str | None, input_path: str) -> dict[str, Any]:
+    """Column -> what the view does to it (operator, options, context, ...), for a view
+    of ``policy`` on the first rows of ``input_path``; empty without such a view."""
     if view is not None and view not in policy.view_names:
         return {}
-    if input_path is None:
-        return _effective(policy.view(view))
     from masking.engine import MaskingEngine
     from masking.io import read_head
 
     head = read_head(input_path, 5000)
     plan = MaskingEngine(policy).plan(head, view, check_keys=False)
-    return {c.column: c.operator.describe() for c in plan.columns}
+    return {c.column: json.loads(json.dumps(c.describe(), ensure_ascii=False, default=str))
+            for c in plan.columns}
 
 
 @mask.command("apply")

@@ -29,11 +29,16 @@ MODES = ("intersection", "cardinality", "intersection-sum")
 def psi() -> None:
     """Private set intersection (ECDH on ristretto255, semi-honest).
 
-    Ids are normalised (NFKC, whitespace removed, casefolded) and deduplicated. Modes:
+    Ids are normalised (NFKC, whitespace removed, casefolded) and deduplicated; with
+    --id-type they are brought to their canonical identifier form instead (mobile:
+    +86 187 8161 8495, 187-8161-8495 and 0086... all become 18781618495), and both
+    parties must give the same --id-type. Modes:
     intersection (the joining party learns which of its rows are shared), cardinality
     (only the count) and intersection-sum (the sum of the serving party's --value-column
-    over the intersection, under Paillier). Live: `psi serve` + `psi join`. By files:
-    `psi request` -> `psi respond` -> `psi finish` [-> `psi reveal`].
+    over the intersection, under Paillier). Live: `psi serve` + `psi join`, over mutual
+    TLS (--cert/--key/--ca; test certificates: `psi certs`). By files: `psi request` ->
+    `psi respond` -> `psi finish` [-> `psi reveal`], each message file ending in a
+    SHA-256 digest that is checked on reading.
     """
 
 
@@ -51,6 +56,13 @@ _mode = click.option("--mode", type=click.Choice(MODES), default="intersection",
                      show_default=True, help="What the result discloses.")
 _context = click.option("--context", default="covault-psi", show_default=True,
                         help="Session context both parties agree on (part of the hash tag).")
+ID_TYPES = ("mobile", "resident_id", "card", "email", "uscc", "generic", "auto")
+_id_type = click.option(
+    "--id-type", type=click.Choice(ID_TYPES), default=None,
+    help="Normalise ids as identifiers of this kind (mobile: national number for +86, "
+         "E.164 otherwise; resident_id: upper-case X; card: digits; email: lower-case; "
+         "uscc: upper-case; auto: per value). Both parties must give the same. "
+         "[default: text: NFKC, whitespace removed, casefolded]")
 _workers = click.option("--workers", type=click.IntRange(1, 256), default=None,
                         help="Processes for the group operations [default: all cores].")
 _ledger = click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False), default=None,
@@ -64,6 +76,52 @@ _min_count = click.option(
          "one can claim any count up to both set sizes).")
 _paillier = click.option("--paillier-bits", type=click.IntRange(2048, 8192), default=3072,
                          show_default=True, help="Paillier key size (intersection-sum).")
+
+
+def _tls_options(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--cert/--key/--ca/--insecure-plaintext for `serve` (role "server") or `join`."""
+    peer = "client" if role == "server" else "server"
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option(
+            "--insecure-plaintext", is_flag=True,
+            help="Run without TLS: the channel is then neither encrypted nor "
+                 "authenticated (only inside a tunnel or VPN you trust).")(fn)
+        fn = click.option(
+            "--ca", "tls_ca", type=click.Path(dir_okay=False), default=None,
+            help=f"CA certificate (PEM) that must have signed the {peer}'s certificate.")(fn)
+        fn = click.option("--key", "tls_key", type=click.Path(dir_okay=False), default=None,
+                          help=f"This {role}'s TLS private key (PEM).")(fn)
+        return click.option(
+            "--cert", "tls_cert", type=click.Path(dir_okay=False), default=None,
+            help=f"This {role}'s TLS certificate (PEM), signed by a CA the {peer} trusts "
+                 "(test ones: `covault psi certs DIR`).")(fn)
+
+    return decorate
+
+
+def _tls_context(role: str, cert: str | None, key: str | None, ca: str | None,
+                 plaintext: bool) -> Any:
+    """The ssl context for mutual TLS, or ``None`` with --insecure-plaintext (warned)."""
+    given = [name for name, v in (("--cert", cert), ("--key", key), ("--ca", ca)) if v]
+    if plaintext:
+        if given:
+            raise InputError(f"--insecure-plaintext excludes {', '.join(given)}")
+        err.print("warning: --insecure-plaintext: the PSI channel is neither encrypted nor "
+                  "authenticated", markup=False)
+        return None
+    if len(given) != 3:
+        command = "serve" if role == "server" else "join"
+        raise InputError(
+            f"psi {command} runs over mutual TLS: pass --cert, --key and --ca"
+            + (f" (missing {', '.join(o for o in ('--cert', '--key', '--ca') if o not in given)})"
+               if given else "")
+            + "; make test certificates with `covault psi certs DIR`, or pass "
+              "--insecure-plaintext to run unencrypted inside a tunnel or VPN")
+    from privacy.tls import client_context, server_context
+
+    assert cert is not None and key is not None and ca is not None
+    return (server_context if role == "server" else client_context)(cert, key, ca)
 
 
 # -- tables ----------------------------------------------------------------------------
@@ -160,14 +218,14 @@ def _progress() -> Callable[[str], None] | None:
 
 def _party(ids_path: str, column: str, mode: str, context: str, workers: int | None,
            value_column: str | None = None, paillier_bits: int = 3072,
-           min_count: int = 1) -> tuple[Any, Any]:
+           min_count: int = 1, id_type: str | None = None) -> tuple[Any, Any]:
     from privacy.psi import PsiParty
 
     table = _read_table(ids_path, column, value_column)
     ids = _ids(table, ids_path, column)
     values = _values(table, ids_path, value_column) if value_column else None
     party = PsiParty(ids, mode=mode, context=context, values=values, workers=workers,
-                     paillier_bits=paillier_bits, min_count=min_count)
+                     paillier_bits=paillier_bits, min_count=min_count, id_type=id_type)
     return table, party
 
 
@@ -232,16 +290,20 @@ def _emit_result(fmt: str, result: Any, table: Any, out_path: str | None,
               help="Sessions served at once; a connection beyond them is told 'busy'.")
 @_min_count
 @_context
+@_id_type
 @_paillier
 @_workers
 @_timeout
+@_tls_options("server")
 @_ledger
 @format_option
 @handle_errors
 def serve_cmd(ids_path: str, column: str, port: int, host: str, mode: str,
               value_column: str | None, once: bool, session_timeout: float,
-              max_sessions: int, min_count: int, context: str, paillier_bits: int,
-              workers: int | None, timeout: float, ledger_path: str | None, fmt: str) -> None:
+              max_sessions: int, min_count: int, context: str, id_type: str | None,
+              paillier_bits: int, workers: int | None, timeout: float,
+              tls_cert: str | None, tls_key: str | None, tls_ca: str | None,
+              insecure_plaintext: bool, ledger_path: str | None, fmt: str) -> None:
     """Answer PSI sessions as the responder: the peer runs `covault psi join`.
 
     The serving party learns only the peer's set size (and, in intersection-sum, the
@@ -249,17 +311,22 @@ def serve_cmd(ids_path: str, column: str, port: int, host: str, mode: str,
     intersection-sum it refuses a sum that is not within count x max|value| of its
     own column. Each session ends with one line on stderr (peer, mode, outcome) and,
     with --ledger, one psi.serve record (sizes, outcome, error; never the sum).
+
+    Sessions run over mutual TLS: --cert/--key present this server, and only clients
+    with a certificate signed by --ca are served. --insecure-plaintext runs without.
     """
     from privacy.psi import serve
 
     if mode == "intersection-sum" and value_column is None:
         raise InputError("--mode intersection-sum needs --value-column")
+    tls = _tls_context("server", tls_cert, tls_key, tls_ca, insecure_plaintext)
     with optional_ledger(ledger_path) as ledger:
         _, party = _party(ids_path, column, mode, context, workers, value_column, paillier_bits,
-                          min_count)
+                          min_count, id_type)
 
         def listening(h: str, p: int) -> None:
-            err.print(f"psi: listening on {h}:{p} ({party.size} ids, mode {mode})", markup=False)
+            err.print(f"psi: listening on {h}:{p} ({party.size} ids, mode {mode}, "
+                      f"{'mutual TLS' if tls is not None else 'PLAINTEXT'})", markup=False)
 
         def done(report: Any) -> None:
             err.print(_outcome_line(report), markup=False)
@@ -267,14 +334,14 @@ def serve_cmd(ids_path: str, column: str, port: int, host: str, mode: str,
             if report.outcome != "ok":
                 return
             summary = {"mode": report.mode, "peer": report.peer, "own_size": report.own_size,
-                       "peer_size": report.peer_size}
+                       "peer_size": report.peer_size, "peer_identity": report.identity}
             if report.mode == "intersection-sum":
                 summary.update(intersection_size=report.size, sum=report.sum)
             _report(fmt, summary)
 
         serve(party, host=host, port=port, once=once, timeout=timeout,
               session_timeout=session_timeout, max_sessions=max_sessions,
-              on_listen=listening, on_session=done, progress=_progress())
+              on_listen=listening, on_session=done, progress=_progress(), tls=tls)
 
 
 @psi.command("join")
@@ -285,25 +352,75 @@ def serve_cmd(ids_path: str, column: str, port: int, host: str, mode: str,
                    "required in intersection mode.")
 @_mode
 @_context
+@_id_type
 @_workers
 @_timeout
+@_tls_options("client")
 @_ledger
 @format_option
 @handle_errors
 def join_cmd(ids_path: str, column: str, connect: str, out_path: str | None, mode: str,
-             context: str, workers: int | None, timeout: float, ledger_path: str | None,
-             fmt: str) -> None:
-    """Run one PSI session against `covault psi serve`; write or print the result."""
+             context: str, id_type: str | None, workers: int | None, timeout: float,
+             tls_cert: str | None, tls_key: str | None, tls_ca: str | None,
+             insecure_plaintext: bool, ledger_path: str | None, fmt: str) -> None:
+    """Run one PSI session against `covault psi serve`; write or print the result.
+
+    Over mutual TLS: --cert/--key present this client, and the server's certificate
+    must be signed by --ca and name the host of --connect. --insecure-plaintext runs
+    without.
+    """
     from privacy.psi import join
 
     if mode == "intersection" and out_path is None:
         raise InputError("--mode intersection needs --output FILE")
     host, port = _parse_connect(connect)
+    tls = _tls_context("client", tls_cert, tls_key, tls_ca, insecure_plaintext)
     with optional_ledger(ledger_path) as ledger:
-        table, party = _party(ids_path, column, mode, context, workers)
-        result = join(party, host, port, timeout=timeout, progress=_progress())
-        summary = _emit_result(fmt, result, table, out_path, {"peer": connect})
+        table, party = _party(ids_path, column, mode, context, workers, id_type=id_type)
+        result = join(party, host, port, timeout=timeout, progress=_progress(), tls=tls)
+        summary = _emit_result(fmt, result, table, out_path,
+                               {"peer": connect, "tls": tls is not None})
         _record(ledger, "psi.join", _ledger_summary(summary))
+
+
+@psi.command("certs")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--host", "hosts", multiple=True,
+              help="Name or address the server is reached at (repeat; the first is its "
+                   "common name). [default: 127.0.0.1 and localhost]")
+@click.option("--client", "clients", multiple=True,
+              help="A joining party: writes NAME.pem and NAME.key (repeat). "
+                   "[default: client]")
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True,
+              help="Validity of the certificates.")
+@click.option("--force", is_flag=True, help="Replace existing files.")
+@format_option
+@handle_errors
+def certs_cmd(directory: str, hosts: tuple[str, ...], clients: tuple[str, ...], days: int,
+              force: bool, fmt: str) -> None:
+    """Write a TEST CA and certificates for `psi serve`/`psi join` into DIRECTORY.
+
+    ca.crt (both parties' --ca), server.pem/server.key (serve's --cert/--key) and, per
+    --client, NAME.pem/NAME.key (join's --cert/--key). Keys are unencrypted, mode 0600.
+    In production use certificates from your PKI; give each party only its own key.
+    """
+    from privacy.tls import make_test_pki
+
+    pki = make_test_pki(directory, hosts or ("127.0.0.1", "localhost"),
+                        clients=clients or ("client",), days=days, force=force)
+    summary: dict[str, Any] = {
+        "ca": str(pki.ca_cert), "server_cert": str(pki.server_cert),
+        "server_key": str(pki.server_key),
+        "clients": [{"cert": str(c), "key": str(k)} for c, k in pki.clients]}
+    if fmt == "json":
+        emit_json(summary)
+        return
+    out.print(f"wrote test CA {pki.ca_cert} (its key {pki.ca_key}: keep it away from "
+              "the parties)", markup=False)
+    out.print(f"server: --cert {pki.server_cert} --key {pki.server_key} --ca {pki.ca_cert}",
+              markup=False)
+    for cert, key in pki.clients:
+        out.print(f"client: --cert {cert} --key {key} --ca {pki.ca_cert}", markup=False)
 
 
 # -- by files: request / respond / finish / reveal -------------------------------------
@@ -316,15 +433,17 @@ def join_cmd(ids_path: str, column: str, connect: str, out_path: str | None, mod
               help="Private state for `psi finish` (holds a secret; never send it).")
 @_mode
 @_context
+@_id_type
 @_workers
 @format_option
 @handle_errors
 def request_cmd(ids_path: str, column: str, out_message: str, state: str, mode: str,
-                context: str, workers: int | None, fmt: str) -> None:
-    """Step 1 (initiator): blind the ids into a request message file."""
+                context: str, id_type: str | None, workers: int | None, fmt: str) -> None:
+    """Step 1 (initiator): blind the ids into a request message file (the state keeps
+    --id-type for `psi finish`)."""
     from privacy.psi import write_request
 
-    _, party = _party(ids_path, column, mode, context, workers)
+    _, party = _party(ids_path, column, mode, context, workers, id_type=id_type)
     write_request(party, out_message, state)
     _report(fmt, {"mode": mode, "own_size": party.size, "message": out_message,
                   "state": state})
@@ -341,6 +460,7 @@ def request_cmd(ids_path: str, column: str, out_message: str, state: str, mode: 
 @click.option("--value-column", default=None, help="Integer column (intersection-sum).")
 @_mode
 @_context
+@_id_type
 @_paillier
 @_workers
 @_ledger
@@ -348,15 +468,16 @@ def request_cmd(ids_path: str, column: str, out_message: str, state: str, mode: 
 @handle_errors
 def respond_cmd(ids_path: str, column: str, in_message: str, out_message: str,
                 state: str | None, value_column: str | None, mode: str, context: str,
-                paillier_bits: int, workers: int | None, ledger_path: str | None,
-                fmt: str) -> None:
+                id_type: str | None, paillier_bits: int, workers: int | None,
+                ledger_path: str | None, fmt: str) -> None:
     """Step 2 (responder): answer a request message with a response message."""
     from privacy.psi import write_response
 
     if mode == "intersection-sum" and (value_column is None or state is None):
         raise InputError("--mode intersection-sum needs --value-column and --state")
     with optional_ledger(ledger_path) as ledger:
-        _, party = _party(ids_path, column, mode, context, workers, value_column, paillier_bits)
+        _, party = _party(ids_path, column, mode, context, workers, value_column, paillier_bits,
+                          id_type=id_type)
         write_response(party, in_message, out_message, state)
         summary = {"mode": mode, "own_size": party.size, "peer_size": party._peer_size,
                    "message": out_message}

@@ -216,7 +216,7 @@ def run_vertical(send: Send, cfg: dict[str, Any], guest: str, hosts: list[str], 
         if progress is not None:
             progress(epoch + 1, epochs)
         if early:
-            if m["loss"] < best_loss - 1e-6:
+            if m["loss"] < best_loss * (1.0 - float(training.get("tol", 1e-4))):
                 best, best_loss, stale = epoch + 1, m["loss"], 0
                 for p in job.parties:
                     send(p, "v.snapshot", {})

@@ -9,6 +9,7 @@ family (module)    operators                                    key        rever
 ``generalize``     generalize                                   -          -
 ``numeric``        round, top_bottom, noise                     -          -
 ``dates``          date_shift                                   yes        -
+``text``           redact_pii (identifiers inside free text)    -          -
 =================  ===========================================  =========  ==========
 
 :func:`build_operator` builds one from a policy's name and options.
@@ -32,6 +33,7 @@ from masking.operators.dates import DateShift
 from masking.operators.generalize import Generalize
 from masking.operators.mask import Mask, MaskEmail, MaskName
 from masking.operators.numeric import Noise, Round, TopBottom
+from masking.operators.text import RedactPII
 
 __all__ = [
     "OPERATORS",
@@ -53,6 +55,7 @@ OPERATORS: dict[str, type[Operator]] = {
         Generalize,
         Round, TopBottom, Noise,
         DateShift,
+        RedactPII,
     )
 }
 

@@ -33,6 +33,7 @@ from pydantic import TypeAdapter, ValidationError
 from masking.pii._arrow import valid_ymd
 from privacy.errors import KeysetError, PolicyError
 from privacy.keys import Keyset
+from privacy.normalize import canonical_array, resolve
 
 __all__ = [
     "Operator",
@@ -42,6 +43,7 @@ __all__ = [
     "KeyProvider",
     "BoolArray",
     "as_text",
+    "identifiers",
     "parse_numbers",
     "parse_dates",
     "text_type",
@@ -123,6 +125,7 @@ class OpContext:
     batch: pa.RecordBatch | None = None
     row_offset: int = 0
     key_id: int | None = None  # the key to use (operators whose output names no key)
+    pii: str = "none"  # the column's declared or detected PII type ("none": unknown)
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,24 @@ def as_text(values: pa.Array) -> pa.Array:
     if pa.types.is_null(values.type):
         return pa.nulls(len(values), pa.string())
     return pc.cast(values, pa.string())
+
+
+def identifiers(values: pa.Array, identifier: str, pii: str | None, *,
+                infer: bool = True) -> pa.Array:
+    """The column as text in canonical identifier form (:mod:`privacy.normalize`).
+
+    ``identifier`` is a keyed operator's option: a kind (``mobile``, ``resident_id``,
+    ``card``, ``email``, ``uscc``, ``generic``), ``none`` (as written) or ``auto``:
+    the kind of the column's PII type ``pii`` (``cn_mobile`` -> ``mobile``, ...), no
+    change for other known types, and for an unknown type (``none``) a per-value
+    conservative inference, unless ``infer`` is false (then as written). Lenient:
+    never raises for a value.
+    """
+    text = as_text(values)
+    kind = resolve(identifier, pii)
+    if kind == "none" or (kind == "auto" and not infer):
+        return text
+    return canonical_array(text, kind)
 
 
 _NUMBER_RE = r"^\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*$"

@@ -6,13 +6,24 @@ operators only pick the keyset (by template, from the engine's key provider) and
 per-column context (``<policy context or table>.<column>``), so equal values in two
 columns never give equal tokens.
 
+Identifiers are normalised first (:mod:`privacy.normalize`, option ``identifier``):
+``+86 187 8161 8495``, ``18781618495``, ``+8618781618495`` and ``187-8161-8495`` give
+one token, ``...002x`` and ``...002X`` one token. The default ``auto`` takes the kind
+from the column's PII type (declared or detected: ``cn_mobile``, ``cn_resident_id``,
+``bank_card``, ``email``, ``cn_uscc``), leaves other known types as written, and for a
+column of unknown type normalises only values that unmistakably look like one kind
+(``hash`` and ``tokenize``; ``fpe`` then keeps the value as written, format included).
+``identifier: none`` turns it off for a rule; ``identifier: mobile`` (etc.) forces a
+kind. ``encrypt`` is randomized (never joinable) and takes values as written.
+
 Warnings
 --------
 ``hash``, ``tokenize`` and ``fpe`` are deterministic: equal inputs give equal outputs,
 which is what makes them joinable and also what leaks frequencies. Use ``encrypt``
 where equality must stay hidden. FF1 output carries no key id: the engine records the
 key id per ``fpe`` column in the plan (output metadata, ledger) and ``reverse`` uses
-the key named there (``OpContext.key_id``), never simply the primary.
+the key named there (``OpContext.key_id``), never simply the primary. ``tokenize`` and
+``fpe`` reverse to the canonical form of an identifier, not the form as written.
 """
 
 from __future__ import annotations
@@ -24,10 +35,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from masking.operators._base import OpContext, Operator, OpResult, as_text
+from masking.operators._base import OpContext, Operator, OpResult, as_text, identifiers
 from privacy.errors import KeysetError
 from privacy.fields import DeterministicCipher, FieldCipher, Tokenizer
 from privacy.fpe import ALPHABET, FF1
+from privacy.normalize import Identifier
 
 __all__ = ["Hash", "Tokenize", "Encrypt", "Fpe"]
 
@@ -50,11 +62,16 @@ class Hash(Operator):
     ----------
     template:
         ``HMAC_SHA256`` or ``HMAC_SM3`` when both keysets are given.
+    identifier:
+        Identifier normalisation before hashing: ``auto`` (default: from the column's
+        PII type, else per value), ``none``, or a kind (``mobile``, ``resident_id``,
+        ``card``, ``email``, ``uscc``, ``generic``); see :mod:`privacy.normalize`.
     """
 
     name = "hash"
     templates = _PRF
     template: str | None = None
+    identifier: Identifier = "auto"
 
     def __post_init__(self) -> None:
         _prefer(self.template, self.templates, self)
@@ -62,21 +79,31 @@ class Hash(Operator):
     def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
         ks = ctx.keys.get(self.templates, operator=self.name, column=ctx.column,
                           prefer=self.template)
-        return OpResult(Tokenizer(ks).encrypt_many(as_text(values), ctx.context))
+        text = identifiers(values, self.identifier, ctx.pii)
+        return OpResult(Tokenizer(ks).encrypt_many(text, ctx.context))
 
 
 @dataclass(frozen=True)
 class Tokenize(Operator):
     """Deterministic encryption (AES-SIV, ``det:`` tokens): joinable across parties that
-    share the keyset, reversible by key holders (``covault mask reveal``)."""
+    share the keyset, reversible by key holders (``covault mask reveal``).
+
+    Parameters
+    ----------
+    identifier:
+        Identifier normalisation before encrypting (as for ``hash``); ``reverse`` gives
+        the canonical form back.
+    """
 
     name = "tokenize"
     templates = ("AES256_SIV",)
     reversible = True
+    identifier: Identifier = "auto"
 
     def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
         ks = ctx.keys.get(self.templates, operator=self.name, column=ctx.column)
-        return OpResult(DeterministicCipher(ks).encrypt_many(as_text(values), ctx.context))
+        text = identifiers(values, self.identifier, ctx.pii)
+        return OpResult(DeterministicCipher(ks).encrypt_many(text, ctx.context))
 
     def reverse(self, values: pa.Array, ctx: OpContext) -> pa.Array:
         ks = ctx.keys.get(self.templates, operator=self.name, column=ctx.column)
@@ -127,6 +154,12 @@ class Fpe(Operator):
         Numerals left in clear at the start/end (card BIN: ``keep_prefix: 6``).
     separators:
         Characters kept in place (ASCII).
+    identifier:
+        Identifier normalisation before encrypting: ``auto`` (default) normalises only
+        columns whose PII type is an identifier (a mobile becomes its 11 digits, a card
+        its digits: the canonical format is kept, separators as written are not);
+        columns of unknown type keep their format as written. ``none`` or a kind as
+        for ``hash``.
 
     Warnings
     --------
@@ -143,6 +176,7 @@ class Fpe(Operator):
     keep_prefix: int = 0
     keep_suffix: int = 0
     separators: str = " -"
+    identifier: Identifier = "auto"
 
     def __post_init__(self) -> None:
         self.check(2 <= self.radix <= 36, "radix", "must be in 2..36")
@@ -175,7 +209,7 @@ class Fpe(Operator):
         return np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
 
     def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
-        text = as_text(values)
+        text = identifiers(values, self.identifier, ctx.pii, infer=False)
         ff1 = self._ff1(ctx)
         ok = self._valid(text, ff1)
         todo = text if ok.all() else pc.if_else(pa.array(ok), text, pa.scalar(None, pa.string()))

@@ -5,6 +5,11 @@ ASCII columns (ids, mobiles, cards) are masked as byte matrices in numpy, one ma
 value length; other text goes through Arrow's UTF-8 kernels. Every masked value hides at
 least one character: when a value is too short for ``keep_first + keep_last``, fewer
 characters are kept (``keep_last`` shrinks first), so a short value is never shown whole.
+
+Phone numbers are masked on their national number (:func:`privacy.normalize.phone_parts`),
+so the digits shown are the right ones whatever the written form: with ``keep_first: 3,
+keep_last: 4``, ``+86 187 8161 8495``, ``+8618781618495`` and ``0086 187 8161 8495``
+show ``+86 187****8495``; ``18781618495`` and ``187-8161-8495`` show ``187****8495``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import pyarrow.compute as pc
 from masking.operators._base import OpContext, Operator, OpResult, as_text
 from masking.pii._data import COMPOUND_SURNAMES
 from privacy.columns import as_string_array, assemble, length_groups
+from privacy.normalize import Identifier, is_phone_array, phone_parts_array, resolve
 
 __all__ = ["Mask", "MaskName", "MaskEmail"]
 
@@ -78,6 +84,13 @@ class Mask(Operator):
         only in ASCII values; in other text every character counts.
     separators:
         The characters treated as separators.
+    identifier:
+        ``auto`` (default): in a column of PII type ``cn_mobile``, and in a column of
+        unknown type for values that look like phone numbers, a phone number is masked
+        on its national number and shown as ``+86 187****8495`` when written with a
+        country code, ``187****8495`` otherwise (separators are not kept).
+        ``mobile`` does so for every value that parses as a phone number; ``none`` (or
+        another kind) masks every value character by character as written.
     """
 
     name = "mask"
@@ -86,6 +99,7 @@ class Mask(Operator):
     char: str = "*"
     keep_separators: bool = True
     separators: str = " -"
+    identifier: Identifier = "auto"
 
     def __post_init__(self) -> None:
         self.check(self.keep_first >= 0, "keep_first", "must be >= 0")
@@ -96,10 +110,30 @@ class Mask(Operator):
         text = as_text(values)
         if len(text) == 0 or text.null_count == len(text):
             return OpResult(text)
+        out = self._mask_text(text)
+        kind = resolve(self.identifier, ctx.pii)
+        if kind not in ("mobile", "auto"):
+            return OpResult(out)
+        rows = None
+        if kind == "auto":  # unknown type: only values that look like phone numbers
+            rows = is_phone_array(text)
+            if not rows.any():
+                return OpResult(out)
+        prefix, national = phone_parts_array(text, rows=rows)
+        phone = national.is_valid()
+        if not pc.any(phone).as_py():
+            return OpResult(out)
+        shown = self._mask_text(national.filter(phone))
+        head = pc.if_else(pc.equal(prefix.filter(phone), ""), "",
+                          pc.binary_join_element_wise(prefix.filter(phone), "", " "))
+        shown = pc.binary_join_element_wise(head, shown, "")
+        return OpResult(pc.replace_with_mask(out, phone, shown))
+
+    def _mask_text(self, text: pa.Array) -> pa.Array:
         ascii_ok = self.char.isascii() and pc.all(pc.string_is_ascii(text)).as_py() is not False
         if ascii_ok:
-            return OpResult(self._mask_ascii(text))
-        return OpResult(_mask_unicode(text, self.keep_first, self.keep_last, self.char))
+            return self._mask_ascii(text)
+        return _mask_unicode(text, self.keep_first, self.keep_last, self.char)
 
     def _mask_matrix(self, mat: np.ndarray, is_sep: np.ndarray) -> np.ndarray:
         char = np.uint8(ord(self.char))

@@ -52,13 +52,15 @@ Warnings
 --------
 Detection is a sample-based heuristic meant to *suggest* a policy. A column it calls
 ``"none"`` may still hold personal data (free text, rare formats); review every result.
+``scan_table(..., text_types=...)`` counts the identifiers inside such text columns
+(:mod:`masking.pii.intext`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +71,7 @@ import pyarrow.compute as pc
 from masking.pii import textual as tx
 from masking.pii import validators as va
 from masking.pii._arrow import ArrayLike, regex_mask, to_strings
+from masking.pii.intext import TextCounts, check_text_types, count_in_text
 from privacy.errors import InputError
 
 __all__ = ["PII_TYPES", "JRT_CLASS", "Detection", "ColumnScan", "detect_column", "scan_table"]
@@ -145,12 +148,14 @@ class Detection:
 
 @dataclass(frozen=True)
 class ColumnScan:
-    """One column of :func:`scan_table`."""
+    """One column of :func:`scan_table`; ``in_text`` counts the identifiers found inside
+    the sampled cells of a text column of type ``"none"`` (when asked for)."""
 
     name: str
     pii: str
     confidence: float
     jrt_class: str
+    in_text: TextCounts | None = None
 
 
 def _sample(values: pa.Array, sample: int, seed: int) -> pa.Array:
@@ -251,12 +256,33 @@ def scan_table(
     seed: int = 0,
     threshold: float = 0.8,
     today: _dt.date | None = None,
+    text_types: Iterable[str] | None = None,
 ) -> list[ColumnScan]:
-    """Run :func:`detect_column` on every column (column names serve as hints)."""
+    """Run :func:`detect_column` on every column (column names serve as hints).
+
+    With ``text_types`` (e.g. :data:`masking.pii.intext.STRUCTURED_TEXT_TYPES`), every
+    text column detected as ``"none"`` is also searched for identifiers of those types
+    inside its cells (the same seeded sample), and :attr:`ColumnScan.in_text` counts them.
+    """
+    types = None if text_types is None else check_text_types(text_types)
     out: list[ColumnScan] = []
     for name, column in zip(table.column_names, table.columns, strict=True):
         d = detect_column(
             column, sample=sample, seed=seed, name=name, threshold=threshold, today=today
         )
-        out.append(ColumnScan(name, d.pii, d.confidence, d.jrt_class))
+        counts = None
+        if types is not None and d.pii == "none" and _is_text(column.type):
+            values = column
+            if isinstance(column, pa.ChunkedArray):
+                values = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+            picked = _sample(values, sample, seed).drop_null()
+            counts = count_in_text(picked, types=types, today=today)
+        out.append(ColumnScan(name, d.pii, d.confidence, d.jrt_class, counts))
     return out
+
+
+def _is_text(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t)
+                or pa.types.is_string_view(t))

@@ -21,7 +21,8 @@ def suggest_policy(scans: Sequence[ColumnScan], *, source: str = "") -> str:
     Detected columns get a rule selecting them by name with their PII type (the
     ``jrt0171`` preset picks the operator for that type); columns with no detected PII are
     listed commented out, so they stay dropped (``default: drop``) until someone decides
-    to keep them.
+    to keep them. Text columns with identifiers inside (``ColumnScan.in_text``) get a
+    ``redact_pii`` rule for the types found.
 
     Warnings
     --------
@@ -38,17 +39,26 @@ def suggest_policy(scans: Sequence[ColumnScan], *, source: str = "") -> str:
         "columns:",
     ]
     kept = [s for s in scans if s.pii != "none"]
-    rest = [s for s in scans if s.pii == "none"]
+    text = [s for s in scans if s.pii == "none" and s.in_text is not None and s.in_text.counts]
+    rest = [s for s in scans if s.pii == "none" and s not in text]
     for s in kept:
         lines.append(
             f"  # detected {s.pii} (confidence {s.confidence:.2f}, JR/T 0171 {s.jrt_class})"
         )
         lines.append(f"  - name: {json.dumps(s.name, ensure_ascii=False)}")
         lines.append(f"    pii: {s.pii}")
+    for s in text:
+        assert s.in_text is not None
+        found = ", ".join(f"{t} {n}" for t, n in s.in_text.counts.items())
+        lines.append(f"  # PII inside the text ({s.in_text.cells_with_pii} of {s.in_text.cells} "
+                     f"sampled cells): {found}")
+        lines.append(f"  - name: {json.dumps(s.name, ensure_ascii=False)}")
+        lines.append("    operator: redact_pii")
+        lines.append(f"    options: {{types: [{', '.join(s.in_text.counts)}]}}")
     for s in rest:
         lines.append("  # no PII detected; dropped by default. Uncomment to keep as is:")
         lines.append(f"  # - name: {json.dumps(s.name, ensure_ascii=False)}")
         lines.append("  #   operator: keep")
-    if not kept:
+    if not kept and not text:
         lines[-1 - 3 * len(rest)] = "columns: []"
     return "\n".join(lines) + "\n"

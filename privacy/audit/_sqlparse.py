@@ -211,6 +211,8 @@ class _Builder:
                 if idents is not None:
                     for ident in idents:
                         self.touch(tname, ident.name.lower())
+                    self.inserted(tname, [i.name.lower() for i in idents],
+                                  expr.args.get("expression"))
                 elif isinstance(expr, exp.Copy) and self.catalog is not None:
                     for info in self.catalog.columns_of(tname):
                         self.touch(tname, info.column)
@@ -222,6 +224,42 @@ class _Builder:
             self.limits(expr)
 
     _star_from_table = False
+
+    def inserted(self, table: str, names: list[str], values: Any) -> None:
+        """Key slots for the customer keys an ``INSERT ... VALUES`` writes: one value per
+        row, read from its own literal, or every ``width``-th literal of a collapsed
+        all-literal VALUES list (``op == "nth"``, groups ``(group, offset, width)``)."""
+        from sqlglot import exp
+
+        if self.catalog is None or not isinstance(values, exp.Values):
+            return
+        keys = [(i, f"{table}.{n}") for i, n in enumerate(names)
+                if self.catalog.is_customer_key(table, n)]
+        if not keys:
+            return
+        done: set[tuple[str, int]] = set()
+        for row in values.expressions:
+            cells = row.expressions if isinstance(row, exp.Tuple) else [row]
+            if len(cells) != len(names):
+                continue
+            for i, k in keys:
+                node = cells[i]
+                g = self.group_of(node)
+                if g is None or (k, g) in done:
+                    continue
+                done.add((k, g))
+                before, ordinal = self.meta[g]
+                if ordinal < 0:
+                    self.slots.append(KeySlot(k, "eq", (g,)))
+                    continue
+                inner = node
+                while isinstance(inner, (exp.Neg, exp.Paren)):
+                    inner = inner.this
+                lit = self.pos.get(inner.meta.get("start", -1)) if inner.meta else None
+                if lit is None:
+                    continue
+                first = g - before + sum(self.lexed.sizes[:before])
+                self.slots.append(KeySlot(k, "nth", (g, lit - first, len(names))))
 
     def stars(self, expr: Any, alias: dict[str, str], ctes: set[str]) -> None:
         from sqlglot import exp

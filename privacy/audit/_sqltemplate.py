@@ -175,7 +175,8 @@ class KeySlot:
     """Which literal groups of a template compare a customer-key column, and how."""
 
     column: str
-    op: str  # "eq" (values), "ge"/"le" (one bound), "between" (two bounds)
+    op: str  # "eq" (values), "ge"/"le" (one bound), "between" (two bounds),
+    # "nth" (groups = (group, offset, width): every width-th value of a VALUES list)
     groups: tuple[int, ...]
 
 

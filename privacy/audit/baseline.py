@@ -34,6 +34,8 @@ __all__ = [
     "ActorBaseline",
     "PeerBaseline",
     "DAY_DECAY",
+    "DayPopulation",
+    "hour_days",
 ]
 
 DAY_DECAY = 0.97
@@ -222,8 +224,12 @@ class PeerBaseline:
     hour_customers: QuantileSketch = field(default_factory=QuantileSketch)
     day_customers: QuantileSketch = field(default_factory=QuantileSketch)
     hours: list[float] = field(default_factory=lambda: [0.0] * 48)
+    hour_days: list[float] = field(default_factory=lambda: [0.0] * 48)
+    """Members' active days per hour-of-day bucket (decayed): the group's learned rota."""
     column_actors: dict[str, set[str]] = field(default_factory=dict)
     ips: Novelty = field(default_factory=lambda: Novelty(1024))
+    subnets: set[str] = field(default_factory=set)
+    """The /24 networks (IPv4) members connected from (at most 1,024)."""
     clients: Novelty = field(default_factory=lambda: Novelty(256))
     last_day: int = -1
 
@@ -251,6 +257,7 @@ class PeerBaseline:
                 for sk in (self.rows, self.modify_rows, self.hour_customers, self.day_customers):
                     sk.decay(f)
                 self.hours = [h * f for h in self.hours]
+                self.hour_days = [h * f for h in self.hour_days]
             self.last_day = day
 
 
@@ -267,6 +274,10 @@ class ActorBaseline:
     recent_days: deque[tuple[int, int, bool]] = field(default_factory=lambda: deque(maxlen=8))
     hours: list[float] = field(default_factory=lambda: [0.0] * 48)
     hours_total: float = 0.0
+    hour_days: list[float] = field(default_factory=lambda: [0.0] * 48)
+    """Active days per hour-of-day bucket (decayed): the actor's learned rota."""
+    day_buckets: int = 0
+    """Bit mask of the buckets active on the current day."""
     ips: Novelty = field(default_factory=lambda: Novelty(256))
     clients: Novelty = field(default_factory=lambda: Novelty(64))
     templates: Novelty = field(default_factory=lambda: Novelty(4096))
@@ -298,6 +309,7 @@ class ActorBaseline:
             sk.decay(f)
         self.hours = [h * f for h in self.hours]
         self.hours_total *= f
+        self.hour_days = [h * f for h in self.hour_days]
 
     def enum_step(self, prefix: str, number: int, ts: float, within: float,
                   max_gap: int) -> int:
@@ -328,7 +340,107 @@ def _smoothed(hours: list[float], bucket: int) -> float:
     return hours[bucket] + 0.5 * (hours[base + (hour - 1) % 24] + hours[base + (hour + 1) % 24])
 
 
+def hour_days(days: list[float], bucket: int) -> float:
+    """Active days in ``bucket`` ±1 hour (neighbours count half)."""
+    return _smoothed(days, bucket)
+
+
 def peer_hour_share(peer: PeerBaseline, bucket: int) -> float:
     """Share of a peer group's activity in ``bucket`` ±1 hour."""
     total = sum(peer.hours)
     return 0.0 if total <= 0 else _smoothed(peer.hours, bucket) / total
+
+
+class DayPopulation:
+    """Who worked on each local day: all humans, and per role; typical working days.
+
+    A day the calendar calls a day off (a Saturday opening, a bank's own working day)
+    on which as many humans work as on a usual working day — or as many members of one
+    role as usually work — is a working day for them. Counts are kept for the last two
+    weeks; per-role state is capped.
+    """
+
+    __slots__ = ("day", "today", "roles", "counts", "role_counts", "workday", "role_workday",
+                 "was_workday", "role_days")
+
+    def __init__(self) -> None:
+        self.day = -1
+        self.today: set[str] = set()
+        self.roles: dict[str, set[str]] = {}
+        self.counts: dict[int, int] = {}
+        self.role_counts: dict[tuple[int, str], int] = {}
+        self.workday = Ewma(alpha=0.2)
+        self.role_workday: dict[str, Ewma] = {}
+        self.was_workday = True
+        self.role_days: dict[str, list[float]] = {}
+        """Per role: active actor-days per hour-of-day bucket (decayed), a wider rota."""
+
+    def roll(self, day: int, workday: bool) -> None:
+        """Close the current day (a later ``day`` starts)."""
+        if self.day >= 0 and self.today:
+            self.counts[self.day] = len(self.today)
+            for role, members in self.roles.items():
+                self.role_counts[(self.day, role)] = len(members)
+                if self.was_workday:
+                    ew = self.role_workday.get(role)
+                    if ew is None and len(self.role_workday) < 4096:
+                        ew = self.role_workday[role] = Ewma(alpha=0.2)
+                    if ew is not None:
+                        ew.update(len(members))
+            if self.was_workday:
+                self.workday.update(len(self.today))
+            old = [d for d in self.counts if d < day - 14]
+            for d in old:
+                del self.counts[d]
+            if old:
+                self.role_counts = {k: v for k, v in self.role_counts.items()
+                                    if k[0] >= day - 14}
+        f = DAY_DECAY ** max(1, day - self.day) if self.day >= 0 else 1.0
+        for days in self.role_days.values():
+            for i in range(48):
+                days[i] *= f
+        self.day = day
+        self.today = set()
+        self.roles = {}
+        self.was_workday = workday
+
+    def add(self, actor: str, role: str | None) -> None:
+        """Note a human actor active today."""
+        self.today.add(actor)
+        if role is not None:
+            members = self.roles.get(role)
+            if members is None:
+                if len(self.roles) >= 4096:
+                    return
+                members = self.roles[role] = set()
+            members.add(actor)
+
+    def quiet(self, day: int, share: float) -> bool:
+        """Whether fewer than ``share`` of the usual working-day humans worked on ``day``
+        so far (a working day on which the bank is closed: a day off)."""
+        return (day == self.day and self.workday.n >= 3
+                and len(self.today) < share * self.workday.mean)
+
+    def populated(self, day: int, role: str | None, share: float, role_share: float) -> bool:
+        """Whether ``day`` looks like a working day: ``share`` of the usual humans, or
+        ``role_share`` of the role's usual members (at least 3), worked on it."""
+        n = len(self.today) if day == self.day else self.counts.get(day, 0)
+        if self.workday.n >= 3 and n >= share * self.workday.mean:
+            return True
+        if role is None:
+            return False
+        ew = self.role_workday.get(role)
+        if ew is None or ew.n < 3:
+            return False
+        members = self.roles.get(role) if day == self.day else None
+        m = len(members) if members is not None else self.role_counts.get((day, role), 0)
+        return m >= max(3.0, role_share * ew.mean)
+
+    def role_hours(self, role: str | None) -> list[float] | None:
+        """The role's hour-of-day active days (created on first use)."""
+        if role is None:
+            return None
+        days = self.role_days.get(role)
+        if days is None and len(self.role_days) < 4096:
+            days = self.role_days[role] = [0.0] * 48
+        return days

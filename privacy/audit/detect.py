@@ -22,6 +22,8 @@ import hashlib
 import math
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from heapq import heappop, heappush
+from typing import Any
 
 from privacy.audit.alerts import (
     _EVIDENCE_CAP,
@@ -32,11 +34,14 @@ from privacy.audit.alerts import (
     EventScore,
     Signal,
 )
-from privacy.audit.baseline import ActorBaseline, PeerBaseline
+from privacy.audit.baseline import ActorBaseline, DayPopulation, PeerBaseline
 from privacy.audit.catalog import Catalog
 from privacy.audit.detect_checks import _CLASS_RANK, DetectorChecks, _peer_q
 from privacy.audit.events import QueryEvent
+from privacy.audit.explain import Explainer
 from privacy.audit.lists import ListSet
+from privacy.audit.privilege import PrivilegeJudge
+from privacy.audit.routine import RoutineBook
 from privacy.audit.rules import SCENARIOS, Rules
 from privacy.audit.sql import Lexed, SqlAnalyzer
 
@@ -91,6 +96,25 @@ class Detector(DetectorChecks):
         self._min_class = _CLASS_RANK[str(self._p["SENSITIVE_FIRST_TOUCH"]["min_class"])]
         self._deny_kinds = frozenset(k for k in ("actor", "source_ip", "client", "fingerprint")
                                      if self.lists.has_kind(k, "deny"))
+        self._explainer: Explainer | None = None
+        if self.lists.has_kind("customer", "watch") and "WATCHLIST" in self._on:
+            self._explainer = Explainer(r.explain, self._watched)
+        # deferred judgements: (deadline, seq, kind, t, event, data)
+        self._pending: list[tuple[float, int, str, float, QueryEvent, Any]] = []
+        self._seq = 0
+        ro = r.routines
+        self._routines = RoutineBook(min_days=int(ro["min_days"]),
+                                     hour_slack=int(ro["hour_slack"]), factor=ro["factor"])
+        pc = self._p["PRIVILEGE_CHANGE"]
+        self._priv = PrivilegeJudge(r.privileges, r.calendar, score=pc["score"],
+                                    routine_score=pc["routine_score"],
+                                    off_window_score=pc["off_window_score"])
+        self._hour = 0
+        self._day = 0
+        self._heavy_rows = min(self._p["BULK_EXPORT"]["min_rows"],
+                               self._p["MASS_MODIFY"]["min_rows"])
+        # humans per local day (and role): a day the bank or a role works is a working day
+        self._pop = DayPopulation()
 
     # ------------------------------------------------------------------ public
     def run(self, events: Iterable[QueryEvent]) -> list[Alert]:
@@ -100,8 +124,44 @@ class Detector(DetectorChecks):
         return self.alerts()
 
     def alerts(self) -> list[Alert]:
-        """Alerts raised so far, oldest first."""
+        """Alerts raised so far, oldest first.
+
+        Judgements still waiting for their window (an access to a watch-listed customer
+        whose explanation may still come, activity on a day off that may turn out to be a
+        working day for the whole bank) are made now, as at the end of the data."""
+        self._resolve(None)
         return sorted(self._alerts.values(), key=lambda a: (a.first_ts, a.alert_id))
+
+    def _watched(self, cid: str, when: datetime) -> bool:
+        return any(not m.expired for m in self.lists.lookup("customer", cid, when, "watch"))
+
+    def _defer(self, deadline: float, kind: str, t: float, e: QueryEvent, data: Any) -> None:
+        self._seq += 1
+        heappush(self._pending, (deadline, self._seq, kind, t, e, data))
+
+    def _resolve(self, now: float | None) -> None:
+        """Make the deferred judgements whose deadline is before ``now`` (None: all)."""
+        pending = self._pending
+        while pending and (now is None or pending[0][0] <= now):
+            _, _, kind, t, e, data = heappop(pending)
+            if kind == "watch":
+                cid, sig = data
+                assert self._explainer is not None
+                if self._explainer.explain(e, cid, t, final=True) is not None:
+                    continue
+            else:
+                day, sig = data
+                q = self._p["OFF_HOURS"]
+                if self._pop.populated(day, e.role, q["population_share"], q["role_share"]):
+                    continue
+            self._alert(e, t, [sig], self._boost(e))
+
+    def _boost(self, e: QueryEvent) -> float:
+        if self.lists.has_kind("actor", "watch"):
+            for m in self.lists.lookup("actor", e.actor, e.ts, "watch"):
+                if not m.expired:
+                    return 10.0
+        return 0.0
 
     def score(self, event: QueryEvent, lexed: Lexed | None = None) -> EventScore:
         """Score one event, update the baselines and the alerts.
@@ -112,10 +172,13 @@ class Detector(DetectorChecks):
         not)."""
         self.events_scored += 1
         t = event.ts.timestamp()
+        if self._pending and self._pending[0][0] <= t:
+            self._resolve(t)
         an = self.analyzer.analyze(event.bound_statement, lexed)
         st = self._actors.get(event.actor)
         if st is None:
             st = self._actors[event.actor] = ActorBaseline(first_ts=t)
+            self._priv.note_actor(event.actor, event.department)
         pkey = (event.role or "?", event.department or "?")
         peer = self._peers.get(pkey)
         if peer is None:
@@ -132,6 +195,16 @@ class Detector(DetectorChecks):
         learning = t - st.first_ts < self._learn
         human = event.actor_kind != "service"
         ok = event.status in (None, "ok")
+        self._hour = hour_key % 24
+        self._day = day
+        pop = self._pop
+        if day > pop.day:
+            pop.roll(day, self.rules.calendar.is_workday(event.ts.astimezone(self._tz).date()))
+        if human and day == pop.day:
+            pop.add(event.actor, event.role)
+        if ok and an.customer_ids and self._explainer is not None:
+            self._explainer.observe(event, an, t)
+        self._verdict = self._judge_routine(event, an, st, learning, t) if ok else (None, "")
         sig: list[Signal] = []
         feats = self.day_features.get((event.actor, day))
         if feats is None:
@@ -153,11 +226,7 @@ class Detector(DetectorChecks):
             feats[2] += event.rows
         if not sig:
             return EventScore(event.event_id, 0, ())
-        boost = 0.0
-        if self.lists.has_kind("actor", "watch"):
-            for m in self.lists.lookup("actor", event.actor, event.ts, "watch"):
-                if not m.expired:
-                    boost = 10.0
+        boost = self._boost(event)
         prod = 1.0
         for s in sig:
             prod *= 1 - min(s.score, 100.0) / 100.0
@@ -168,15 +237,19 @@ class Detector(DetectorChecks):
 
     # ------------------------------------------------------------------ windows
     def _close_hour(self, st: ActorBaseline, peer: PeerBaseline, hour_key: int) -> None:
+        p = self._p["MANY_CUSTOMERS"]
         if st.cur_hour >= 0:
             n = len(st.hour_set)
-            if not st.hour_flagged:
+            # an hour far above the own and peers' p99 is not learned, flagged or not, so
+            # a slow pull spread over hours cannot raise its own threshold
+            ref = max(st.hour_customers.quantile(0.99), _peer_q(peer, peer.hour_customers))
+            if not st.hour_flagged and (st.hour_customers.total < 20
+                                        or n <= p["factor"] * max(ref, 1.0)):
                 st.hour_customers.add(n)
             peer.hour_customers.add(n)
         st.cur_hour = hour_key
         st.hour_set = type(st.hour_set)()
         st.hour_flagged = False
-        p = self._p["MANY_CUSTOMERS"]
         self_p99 = st.hour_customers.quantile(0.99)
         peer_p99 = _peer_q(peer, peer.hour_customers)
         st.hour_threshold = max(p["min_customers"], p["factor"] * max(self_p99, peer_p99))

@@ -14,9 +14,19 @@ from datetime import tzinfo
 from typing import Any
 
 from privacy.audit.alerts import Signal, _fmt
-from privacy.audit.baseline import ActorBaseline, PeerBaseline, hash64, peer_hour_share
+from privacy.audit.baseline import (
+    ActorBaseline,
+    DayPopulation,
+    PeerBaseline,
+    hash64,
+    hour_days,
+    peer_hour_share,
+)
 from privacy.audit.events import QueryEvent
+from privacy.audit.explain import Explainer
 from privacy.audit.lists import ListSet
+from privacy.audit.privilege import PrivilegeJudge
+from privacy.audit.routine import RoutineBook
 from privacy.audit.rules import Rules
 from privacy.audit.sql import SqlAnalysis
 
@@ -44,6 +54,60 @@ class DetectorChecks:
     _off_cache: dict[int, bool]
     _min_class: int
     _deny_kinds: frozenset[str]
+    _explainer: Explainer | None
+    _routines: RoutineBook
+    _priv: PrivilegeJudge
+    _hour: int
+    _day: int
+    _pop: DayPopulation
+
+    def _defer(self, deadline: float, kind: str, t: float, e: QueryEvent, data: Any) -> None:
+        raise NotImplementedError
+
+    _verdict: tuple[bool | None, str] = (None, "")
+
+    def _judge_routine(self, e: QueryEvent, an: SqlAnalysis, st: ActorBaseline,
+                       learning: bool, t: float) -> tuple[bool | None, str]:
+        """The routine verdict of a heavy statement (export, mass change, ``SELECT *``
+        without WHERE, many rows, a wide range over customer keys); ``(None, "")`` for
+        the others. Computed once per event, before the checks read it."""
+        rows = e.rows
+        width: int | None = None
+        heavy = bool(an.export or an.mass_change or an.select_star_no_where or (
+            rows is not None and rows >= self._heavy_rows))
+        if an.key_ranges:
+            q = self._p["ID_ENUMERATION"]
+            for kr in an.key_ranges:
+                lo, hi = _int(kr.low), _int(kr.high)
+                if lo is None or hi is None:
+                    heavy = True
+                elif hi - lo + 1 >= q["min_range"]:
+                    heavy = True
+                    width = max(width or 0, hi - lo + 1)
+        if not heavy:
+            return None, ""
+        first = st.templates.see(an.fingerprint, t)
+        established = learning or (first is not None and first - st.first_ts < self._learn)
+        return self._routine(e, an, _peer_key(e), rows, width, established)
+
+    _heavy_rows: float = 1000.0
+
+    def _routine(self, e: QueryEvent, an: SqlAnalysis, peer_key: str, rows: int | None,
+                 width: int | None, established: bool = False) -> tuple[bool | None, str]:
+        """Judge this run of the template against the actor's routine (else its peer
+        group's), then record it. A template the actor ran in its learning period
+        needs one earlier day (a weekly job), others ``min_days``. See
+        :class:`~privacy.audit.routine.RoutineBook`."""
+        book, fp, day, hour = self._routines, an.fingerprint, self._day, self._hour
+        verdict, why = book.judge(e.actor, fp, day, hour, rows, width,
+                                  min_days=1 if established else None)
+        if verdict is None:
+            pv, pwhy = book.judge(peer_key, fp, day, hour, rows, width, exclude=e.actor)
+            if pv:
+                verdict, why = pv, f"peers' {pwhy}"
+        book.add(e.actor, fp, day, hour, rows, width)
+        book.add(peer_key, fp, day, hour, rows, width, e.actor)
+        return verdict, why
 
     def _check_lists(self, e: QueryEvent, an: SqlAnalysis, sig: list[Signal]) -> None:
         if "DENY_LIST" not in self._on or not self._deny_kinds:
@@ -95,12 +159,13 @@ class DetectorChecks:
         if an.privilege_change and "PRIVILEGE_CHANGE" in self._on:
             allowed, note = self._allowed(e, "PRIVILEGE_CHANGE", an)
             if not allowed:
-                self_grant = re.search(rf"\b{re.escape(e.actor.lower())}\b",
-                                       e.statement.lower()) is not None
-                score = min(100.0, p["PRIVILEGE_CHANGE"]["score"] + (10 if self_grant else 0))
+                local = e.ts.astimezone(self._tz)
+                bucket = self._hour + (0 if self.rules.calendar.is_workday(local.date()) else 24)
+                usual = st.hour_share(bucket) >= self._p["OFF_HOURS"]["self_share"]
+                score, why = self._priv.judge(e.actor, e.role, e.department, e.statement,
+                                              e.ts, self._day, usual_hour=usual)
                 sig.append(Signal("PRIVILEGE_CHANGE", score,
-                                  f"privilege change by {e.actor} (role {e.role or '?'})"
-                                  f"{', granting to itself' if self_grant else ''}, status "
+                                  f"privilege change: {why} (role {e.role or '?'}), status "
                                   f"{e.status or 'unknown'}: {an.template[:160]}{note}"))
         first = st.templates.see(an.fingerprint, t)
         routine = (not human) and (learning or (first is not None
@@ -109,20 +174,26 @@ class DetectorChecks:
         rows = e.rows
         if kind in ("update", "delete", "ddl") and "MASS_MODIFY" in self._on:
             q = p["MASS_MODIFY"]
+            why = ""
+            if an.mass_change or (rows is not None and rows >= q["min_rows"]):
+                verdict, why = self._verdict
+                routine = (routine and verdict is not False) or bool(verdict)
+                why = f"; {why}" if verdict is False else ""
             if an.mass_change and not routine:
                 sig.append(Signal("MASS_MODIFY", q["score"],
                                   f"{kind.upper()} without WHERE (or TRUNCATE) on "
                                   f"{', '.join(an.tables) or '?'}"
-                                  f"{'' if rows is None else f' affecting {_fmt(rows)} rows'}"))
+                                  f"{'' if rows is None else f' affecting {_fmt(rows)} rows'}"
+                                  f"{why}"))
             elif rows is not None and rows >= q["min_rows"] and kind != "ddl":
                 own = st.modify_rows.quantile(0.99)
                 pp = _peer_q(peer, peer.modify_rows)
                 limit = max(q["min_rows"], q["factor"] * max(own, pp))
-                if rows > limit and not (learning and not human):
+                if rows > limit and not (learning and not human) and not routine:
                     sig.append(Signal("MASS_MODIFY", q["score"],
                                       f"{kind.upper()} affected {_fmt(rows)} rows of "
                                       f"{', '.join(an.tables)}; own 30-day p99 is {_fmt(own)}; "
-                                      f"peer p99 is {_fmt(pp)}"))
+                                      f"peer p99 is {_fmt(pp)}{why}"))
             if rows is not None and ok and kind != "ddl" and not (
                     sig and sig[-1].code == "MASS_MODIFY"):
                 st.modify_rows.add(rows)
@@ -135,24 +206,29 @@ class DetectorChecks:
                     sig: list[Signal]) -> None:
         q = self._p["BULK_EXPORT"]
         rows = e.rows
+        why = ""
+        if an.export or an.select_star_no_where or (rows is not None and rows >= q["min_rows"]):
+            verdict, why = self._verdict
+            routine = (routine and verdict is not False) or bool(verdict)
+            why = f"; {why}" if verdict is False else ""
         if an.export and not routine:
             sig.append(Signal("BULK_EXPORT", q["score"], f"export to a file ({an.export}) of "
-                              f"{', '.join(an.tables) or '?'}{_rows_note(rows)}"))
+                              f"{', '.join(an.tables) or '?'}{_rows_note(rows)}{why}"))
         elif (an.select_star_no_where and an.sensitive_columns and not routine
               and (rows is None or rows >= q["min_rows"])):
             sig.append(Signal("BULK_EXPORT", q["score"] - 5, "SELECT * without WHERE on "
                               f"{', '.join(an.tables)} (columns up to {an.max_class})"
-                              f"{_rows_note(rows)}"))
+                              f"{_rows_note(rows)}{why}"))
         elif rows is not None and rows >= q["min_rows"]:
             own = st.rows.quantile(0.99)
             pp = _peer_q(peer, peer.rows)
             limit = max(q["min_rows"], q["factor"] * max(own, pp))
             hard = human and rows >= q["hard_rows"]
-            if (rows > limit and not learning) or hard:
+            if ((rows > limit and not learning) or hard) and not routine:
                 score = min(99.0, q["score"] + 5 * math.log10(max(rows / limit, 1.0)))
                 sig.append(Signal("BULK_EXPORT", score, f"one query returned {_fmt(rows)} rows "
                                   f"of {', '.join(an.tables) or '?'}; own 30-day p99 is "
-                                  f"{_fmt(own)}; peer p99 is {_fmt(pp)}"))
+                                  f"{_fmt(own)}; peer p99 is {_fmt(pp)}{why}"))
                 return
         if rows is not None and ok:
             st.rows.add(rows)
@@ -178,7 +254,7 @@ class DetectorChecks:
                                    int(qe["max_gap"]))
                 run_max = max(run_max, run)
             if watch:
-                self._check_watch(e, cid, sig)
+                self._check_watch(e, cid, sig, t, learning)
         extra = an.customer_id_count - len(an.customer_ids)
         if extra > 0:
             hs.extra += extra
@@ -188,14 +264,23 @@ class DetectorChecks:
                 sig.append(Signal("ID_ENUMERATION", qe["score"], f"looked up {run_max} "
                                   "consecutive customer ids within "
                                   f"{int(qe['within'] // 60)} min"))
+            wide = []
             for kr in an.key_ranges:
                 lo, hi = _int(kr.low), _int(kr.high)
                 width = (hi - lo + 1) if lo is not None and hi is not None else None
                 if width is None or width >= qe["min_range"]:
+                    wide.append((kr, width))
+            if wide:
+                verdict, why = self._verdict
+                if verdict or (verdict is None and learning and not human):
+                    wide = []  # the account's routine (or one it is still learning)
+                score = qe["departure_score"] if verdict is False else qe["score"]
+                for kr, width in wide[:1]:
                     span = "an open-ended range" if width is None else f"{_fmt(width)} ids"
-                    sig.append(Signal("ID_ENUMERATION", qe["score"], f"range predicate on "
+                    sig.append(Signal("ID_ENUMERATION", score, f"range predicate on "
                                       f"{kr.column} covering {span} ({kr.low}..{kr.high})"
-                                      f"{'' if e.rows is None else f', {_fmt(e.rows)} rows'}"))
+                                      f"{'' if e.rows is None else f', {_fmt(e.rows)} rows'}"
+                                      f"{f'; {why}' if verdict is False else ''}"))
         if learning:
             return
         n_hour = len(hs)
@@ -222,8 +307,10 @@ class DetectorChecks:
                                   f"{_fmt(ew.mean)} ± {_fmt(ew.sd)}; threshold "
                                   f"{_fmt(st.day_threshold)}"))
 
-    def _check_watch(self, e: QueryEvent, cid: str, sig: list[Signal]) -> None:
+    def _check_watch(self, e: QueryEvent, cid: str, sig: list[Signal], t: float,
+                     learning: bool) -> None:
         q = self._p["WATCHLIST"]
+        ex = self._explainer
         for m in self.lists.lookup("customer", cid, e.ts, "watch"):
             allowed, note = self._allowed(e, "WATCHLIST")
             if allowed:
@@ -232,10 +319,21 @@ class DetectorChecks:
                 sig.append(Signal("WATCHLIST", q.get("expired_score", 40),
                                   f"looked up a customer on watch list '{m.entry.name}', "
                                   f"which expired on {m.entry.expires} (not in force){note}"))
-            else:
+                continue
+            if ex is None:
                 sig.append(Signal("WATCHLIST", q["score"], f"looked up a customer on watch "
                                   f"list '{m.entry.name}' ({m.entry.reason}; owner "
                                   f"{m.entry.owner}); no allow-list entry for {e.actor}{note}"))
+                continue
+            # warm-up: a new actor's portfolio is learned from its records, not alerted on
+            if ex.explain(e, cid, t, final=False) is None and not learning:
+                self._defer(ex.deadline(t), "watch", t, e, (cid, Signal(
+                    "WATCHLIST", q["score"], f"looked up a customer on watch list "
+                    f"'{m.entry.name}' ({m.entry.reason}; owner {m.entry.owner}) with no "
+                    f"explanation; tried: {ex.config.describe()}; no allow-list entry for "
+                    f"{e.actor}{note}")))
+            ex.note_access(e, cid, t)
+            return
 
     def _check_time(self, e: QueryEvent, st: ActorBaseline, peer: PeerBaseline,
                     learning: bool, hour_key: int, sig: list[Signal], feats: list[float]) -> None:
@@ -245,22 +343,60 @@ class DetectorChecks:
                 self._off_cache.clear()
             off = self._off_cache[hour_key] = self.rules.calendar.is_off_hours(e.ts)
         workday = self.rules.calendar.is_workday(e.ts.astimezone(self._tz).date()) if off else True
-        bucket = (0 if workday else 24) + hour_key % 24
         q = self._p["OFF_HOURS"]
+        if (not off and self._hour >= 10 and e.actor_kind != "service"
+                and self._pop.quiet(self._day, q["quiet_share"])):
+            off, workday = True, False  # a working day on which the bank does not work
+        bucket = (0 if workday else 24) + hour_key % 24
+        bit = 1 << bucket
         if off:
             feats[4] += 1
             if (not learning and "OFF_HOURS" in self._on
                     and (e.actor_kind or "human") in q["actor_kinds"]):
-                own = st.hour_share(bucket)
-                pp = peer_hour_share(peer, bucket)
-                if own < q["self_share"] and pp < q["peer_share"]:
-                    sig.append(Signal("OFF_HOURS", q["score"], f"active "
-                                      f"{self.rules.calendar.describe(e.ts)}; "
-                                      f"{own:.1%} of own activity and {pp:.1%} of peers' falls "
-                                      "in this hour"))
+                self._judge_hours(e, st, peer, bucket, bool(st.day_buckets & bit), workday, sig)
+        if not st.day_buckets & bit:
+            st.day_buckets |= bit
+            st.hour_days[bucket] += 1
+            peer.hour_days[bucket] += 1
+            role = self._pop.role_hours(e.role) if e.actor_kind != "service" else None
+            if role is not None:
+                role[bucket] += 1
         st.hours[bucket] += 1
         st.hours_total += 1
         peer.hours[bucket] += 1
+
+    def _judge_hours(self, e: QueryEvent, st: ActorBaseline, peer: PeerBaseline, bucket: int,
+                     today: bool, workday: bool, sig: list[Signal]) -> None:
+        """OFF_HOURS: outside the calendar's working hours and outside both the actor's own
+        rota (learned: days it worked this hour; or the rota file) and its peers'."""
+        q = self._p["OFF_HOURS"]
+        own = st.hour_share(bucket)
+        pp = peer_hour_share(peer, bucket)
+        if own >= q["self_share"] or pp >= q["peer_share"]:
+            return
+        own_days = hour_days(st.hour_days, bucket) - (1.0 if today else 0.0)
+        peer_days = hour_days(peer.hour_days, bucket) - hour_days(st.hour_days, bucket)
+        if own_days >= q["own_days"] or peer_days >= q["peer_days"]:
+            return
+        role = self._pop.role_hours(e.role)
+        role_days = 0.0 if role is None else role[bucket] - st.hour_days[bucket]
+        if role_days >= q["role_days"]:
+            return
+        rota = self.rules.rota
+        if rota is not None and rota.shift_at(e.actor, e.role, e.department,
+                                              e.ts.astimezone(self._tz)) is not None:
+            return
+        sig_ = Signal("OFF_HOURS", q["score"], f"active {self.rules.calendar.describe(e.ts)}; "
+                      f"{own:.1%} of own activity and {pp:.1%} of peers' falls in this hour; "
+                      f"worked this hour on {max(own_days, 0):.0f} recent days, peers on "
+                      f"{max(peer_days, 0):.0f}, others of role {e.role or '?'} on "
+                      f"{max(role_days, 0):.0f}" + ("" if rota is None else
+                                                    "; not on the rota"))
+        if workday:
+            sig.append(sig_)
+        else:  # a day off for the calendar: judged once the bank's day shows who worked
+            t = e.ts.timestamp()
+            self._defer(t + q.get("population_wait", 7200.0), "off", t, e, (self._day, sig_))
 
     def _check_columns(self, e: QueryEvent, an: SqlAnalysis, st: ActorBaseline,
                        peer: PeerBaseline, learning: bool, t: float, sig: list[Signal],
@@ -317,6 +453,11 @@ class DetectorChecks:
             peer_known = value in pk
             first = known.see(value, t)
             pk.see(value, t)
+            if kind == "address":
+                net = _subnet(value)
+                peer_known = peer_known or net in peer.subnets
+                if len(peer.subnets) < 1024:
+                    peer.subnets.add(net)
             if learning or "NEW_SOURCE" not in self._on:
                 continue
             if first is None or (first - st.first_ts >= self._learn
@@ -328,7 +469,7 @@ class DetectorChecks:
                                                             if x != value}:
                     score, extra = q["known_subnet_score"], " (same /24 as a known address)"
                 elif peer_known:
-                    score, extra = q["peer_known_score"], " (known among peers)"
+                    score, extra = q["peer_known_score"], " (known among peers' networks)"
                 shown = ", ".join(x for x in known.sample(3) if x != value) or "none"
                 sig.append(Signal("NEW_SOURCE", score, f"first connection from {kind} {value}"
                                   f"{extra} after {(t - st.first_ts) / 86400:.0f} days; known: "
@@ -376,6 +517,10 @@ class DetectorChecks:
             sig.append(Signal("ERROR_BURST", q["score"], f"{n} failed or denied statements in "
                               f"{int(within // 60)} min (latest: {e.status}); own p99 is "
                               f"{_fmt(own)} per {int(within // 60)} min"))
+
+
+def _peer_key(e: QueryEvent) -> str:
+    return f"\x00peer\x1f{e.role or '?'}\x1f{e.department or '?'}"
 
 
 def _peer_q(peer: PeerBaseline, sketch: Any) -> float:

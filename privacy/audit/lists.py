@@ -11,6 +11,7 @@ File format (YAML)::
         reason: VIP and public-figure customers
         expires: 2026-12-31
         hashed: true              # values are Tokenizer tokens of the ids
+        identifier: mobile        # customer lists: how ids are normalised (default auto)
         values: ["tok:...", ...]
       - name: vip-relationship-managers
         type: allow
@@ -24,6 +25,16 @@ File format (YAML)::
 Watch lists of customers should be stored as keyed hashes: ``hashed: true`` values are
 tokens from :class:`privacy.fields.Tokenizer` under context :data:`WATCH_CONTEXT`, made
 with :func:`hash_values`; matching needs the same keyset.
+
+Customer ids are normalised before they are compared or tokenised
+(:mod:`privacy.normalize`), on the list and in the query alike, so a list holding
+``187-8161-8495`` matches a query for ``+86 187 8161 8495`` or ``18781618495``, and
+``...002x`` matches ``...002X``. A customer list's ``identifier`` picks the kind
+(``mobile``, ``resident_id``, ``card``, ``email``, ``uscc``, ``generic``), ``auto``
+(the default: per value, only values that unmistakably look like one kind; customer
+numbers such as ``10000042`` stay as written) or ``none`` (compared as written). A
+hashed list must have been made by :func:`hash_values` with the same ``identifier``.
+Other kinds (actors, addresses, clients, fingerprints) are compared as written.
 
 Expired lists are never used silently: :meth:`ListSet.warnings` names them, and a match
 against an expired list is returned as such (the detector turns it into a reason or a
@@ -41,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from privacy.audit.rules import SCENARIOS, _compose, _Doc, _read_text
 from privacy.errors import ConfigError
+from privacy.normalize import IDENTIFIER_CHOICES, canonical
 
 if TYPE_CHECKING:
     from privacy.fields import Tokenizer
@@ -51,12 +63,14 @@ __all__ = ["ListSet", "ListEntry", "Match", "WATCH_CONTEXT", "hash_values", "LIS
 WATCH_CONTEXT = "covault.audit.watch.customer"
 LIST_TYPES = ("allow", "deny", "watch")
 LIST_KINDS = ("customer", "actor", "source_ip", "client", "fingerprint")
-_KEYS = {"name", "type", "kind", "owner", "reason", "expires", "hashed", "values", "scenarios"}
+_KEYS = {"name", "type", "kind", "owner", "reason", "expires", "hashed", "values", "scenarios",
+         "identifier"}
 
 
 @dataclass(frozen=True)
 class ListEntry:
-    """One named list."""
+    """One named list (``values`` of a plain list are stored normalised by
+    ``identifier``)."""
 
     name: str
     type: str
@@ -67,6 +81,7 @@ class ListEntry:
     values: frozenset[str]
     hashed: bool = False
     scenarios: frozenset[str] = frozenset()
+    identifier: str = "none"
 
     def expired_at(self, when: datetime) -> bool:
         """Whether the list has expired at ``when`` (valid through its expiry date, UTC)."""
@@ -82,9 +97,11 @@ class Match:
     expired: bool
 
 
-def hash_values(tokenizer: Tokenizer, values: Iterable[str]) -> list[str]:
-    """Tokens of ``values`` for a ``hashed: true`` customer list."""
-    return [tokenizer.encrypt(str(v), WATCH_CONTEXT) for v in values]
+def hash_values(tokenizer: Tokenizer, values: Iterable[str], *,
+                identifier: str = "auto") -> list[str]:
+    """Tokens of ``values`` for a ``hashed: true`` customer list, each normalised as
+    ``identifier`` first (give the list the same ``identifier``; default ``auto``)."""
+    return [tokenizer.encrypt(canonical(str(v), identifier), WATCH_CONTEXT) for v in values]
 
 
 class ListSet:
@@ -107,18 +124,24 @@ class ListSet:
     def __init__(self, entries: Iterable[ListEntry] = (), *,
                  tokenizer: Tokenizer | None = None) -> None:
         self.entries = tuple(entries)
-        self._index: dict[tuple[str, str], list[tuple[ListEntry, str]]] = {}
+        self._index: dict[tuple[str, str, str], list[ListEntry]] = {}
+        # kind -> the (identifier, hashed) forms its lists store values in
+        self._forms: dict[str, list[tuple[str, bool]]] = {}
         for e in self.entries:
             if e.hashed and tokenizer is None:
                 raise ConfigError(f"list {e.name!r} is hashed: a keyset (Tokenizer) is "
                                   "needed to match it")
             for v in e.values:
-                self._index.setdefault((e.kind, v), []).append((e, v))
+                self._index.setdefault((e.kind, e.identifier, v), []).append(e)
+            forms = self._forms.setdefault(e.kind, [])
+            if (e.identifier, e.hashed) not in forms:
+                forms.append((e.identifier, e.hashed))
         self._hashed_kinds = {e.kind for e in self.entries if e.hashed}
         self._plain_kinds = {e.kind for e in self.entries if not e.hashed}
         self._typed_kinds = {(e.type, e.kind) for e in self.entries}
         self._tok = tokenizer
         self._token = lru_cache(maxsize=65536)(self._make_token)
+        self._canonical = lru_cache(maxsize=65536)(canonical)
         self.version = ",".join(f"{e.name}@{e.expires}" for e in self.entries) or "none"
 
     def _make_token(self, value: str) -> str:
@@ -144,21 +167,21 @@ class ListSet:
 
     def lookup(self, kind: str, value: str | None, when: datetime,
                list_type: str | None = None) -> list[Match]:
-        """Lists holding ``value`` (tokenised first for hashed lists)."""
+        """Lists holding ``value`` (normalised as each list's ``identifier``, then
+        tokenised for hashed lists)."""
         if value is None:
             return []
-        hits: list[tuple[ListEntry, str]] = []
-        if kind in self._plain_kinds:
-            plain = self._index.get((kind, value))
-            if plain is not None:
-                hits += [h for h in plain if not h[0].hashed]
-        if kind in self._hashed_kinds:
-            hashed = self._index.get((kind, self._token(value)))
-            if hashed is not None:
-                hits += [h for h in hashed if h[0].hashed]
+        hits: list[ListEntry] = []
+        for identifier, hashed in self._forms.get(kind, ()):
+            key = value if identifier == "none" else self._canonical(value, identifier)
+            if hashed:
+                key = self._token(key)
+            found = self._index.get((kind, identifier, key))
+            if found is not None:
+                hits += [e for e in found if e.hashed == hashed]
         if not hits:
             return []
-        return [Match(e, value, e.expired_at(when)) for e, _ in hits
+        return [Match(e, value, e.expired_at(when)) for e in hits
                 if list_type is None or e.type == list_type]
 
     def allows(self, kind: str, value: str | None, code: str,
@@ -237,7 +260,15 @@ def _entries(data: Any, doc: _Doc) -> list[ListEntry]:
             raise doc.err((*p, "scenarios"), "expected scenario codes")
         if scen and item["type"] != "allow":
             raise doc.err((*p, "scenarios"), "only allow lists name scenarios")
+        identifier = item.get("identifier", "auto" if item["kind"] == "customer" else "none")
+        if identifier not in IDENTIFIER_CHOICES:
+            raise doc.err((*p, "identifier"), f"expected one of {', '.join(IDENTIFIER_CHOICES)}")
+        if identifier != "none" and item["kind"] != "customer":
+            raise doc.err((*p, "identifier"), "only customer lists normalise identifiers")
+        kept = [str(v) for v in values]
+        if not hashed:
+            kept = [canonical(v, identifier) for v in kept]
         out.append(ListEntry(name, item["type"], item["kind"], str(item["owner"]),
-                             str(item["reason"]), exp, frozenset(str(v) for v in values),
-                             hashed, frozenset(scen)))
+                             str(item["reason"]), exp, frozenset(kept), hashed,
+                             frozenset(scen), identifier))
     return out

@@ -47,6 +47,9 @@ from typing import Any
 
 from privacy.audit._logio import read_utf8
 from privacy.audit.catalog import Catalog
+from privacy.audit.explain import ExplainConfig, parse_explain
+from privacy.audit.privilege import PrivilegeConfig, parse_privileges
+from privacy.audit.rota import Rota
 from privacy.errors import ConfigError
 
 __all__ = ["Rules", "Calendar", "CustomRule", "SCENARIOS", "DEFAULT_RULES_YAML",
@@ -123,10 +126,11 @@ scenarios:
   MANY_CUSTOMERS: {score: 75, window: 2h, min_customers: 50, factor: 3}
   SLOW_DRIP: {score: 65, window: 3d, min_daily: 20, ratio: 1.5, sigmas: 3, days: 3,
               of_last: 4, min_history: 5}
-  OFF_HOURS: {score: 60, window: 12h, self_share: 0.01, peer_share: 0.01,
-              actor_kinds: [human]}
+  OFF_HOURS: {score: 60, window: 12h, self_share: 0.01, peer_share: 0.01, own_days: 2,
+              peer_days: 3, role_days: 5, population_share: 0.5, role_share: 0.3,
+              quiet_share: 0.25, population_wait: 2h, actor_kinds: [human]}
   ID_ENUMERATION: {score: 80, window: 2h, min_run: 15, max_gap: 2, within: 1h,
-                   min_range: 1000}
+                   min_range: 1000, departure_score: 75}
   WATCHLIST: {score: 85, window: 24h, expired_score: 40, actor_kinds: [human]}
   SENSITIVE_FIRST_TOUCH: {score: 60, window: 24h, min_class: C3, peer_share: 0.2,
                           peer_score: 25, probation: 24h}
@@ -135,21 +139,22 @@ scenarios:
                probation: 24h}
   ERROR_BURST: {score: 60, window: 2h, min_errors: 10, within: 10m, factor: 3}
   INJECTION: {score: 90, window: 24h}
-  PRIVILEGE_CHANGE: {score: 85, window: 24h}
+  PRIVILEGE_CHANGE: {score: 85, window: 24h, routine_score: 25, off_window_score: 60}
   MASS_MODIFY: {score: 85, window: 24h, min_rows: 1000, factor: 10}
   NOVEL_TEMPLATE: {score: 65, window: 24h, actor_kinds: [service], probation: 24h}
   DENY_LIST: {score: 90, window: 24h}
   UNPARSEABLE: {score: 35, window: 24h}
 subsumes:
   INJECTION: [ERROR_BURST, NOVEL_TEMPLATE, BULK_EXPORT, SENSITIVE_FIRST_TOUCH,
-              MANY_CUSTOMERS, UNPARSEABLE]
-  PRIVILEGE_CHANGE: [NOVEL_TEMPLATE, ERROR_BURST]
-  MASS_MODIFY: [NOVEL_TEMPLATE, BULK_EXPORT]
+              MANY_CUSTOMERS, UNPARSEABLE, OFF_HOURS]
+  PRIVILEGE_CHANGE: [NOVEL_TEMPLATE, ERROR_BURST, OFF_HOURS]
+  MASS_MODIFY: [NOVEL_TEMPLATE, BULK_EXPORT, OFF_HOURS]
   SERVICE_INTERACTIVE: [NEW_SOURCE, NOVEL_TEMPLATE, OFF_HOURS, ERROR_BURST,
                         SENSITIVE_FIRST_TOUCH, UNPARSEABLE]
-  BULK_EXPORT: [NOVEL_TEMPLATE, SENSITIVE_FIRST_TOUCH, MANY_CUSTOMERS]
+  BULK_EXPORT: [NOVEL_TEMPLATE, SENSITIVE_FIRST_TOUCH, MANY_CUSTOMERS, OFF_HOURS]
   NOVEL_TEMPLATE: [SENSITIVE_FIRST_TOUCH]
-  ID_ENUMERATION: [MANY_CUSTOMERS, SLOW_DRIP, BULK_EXPORT, SENSITIVE_FIRST_TOUCH, WATCHLIST]
+  ID_ENUMERATION: [MANY_CUSTOMERS, SLOW_DRIP, BULK_EXPORT, SENSITIVE_FIRST_TOUCH, WATCHLIST,
+                   OFF_HOURS]
   MANY_CUSTOMERS: [SLOW_DRIP, SENSITIVE_FIRST_TOUCH]
   ERROR_BURST: [UNPARSEABLE]
 """
@@ -158,15 +163,17 @@ _SCENARIO_PARAMS: dict[str, set[str]] = {
     "BULK_EXPORT": {"min_rows", "factor", "hard_rows"},
     "MANY_CUSTOMERS": {"min_customers", "factor"},
     "SLOW_DRIP": {"min_daily", "ratio", "sigmas", "days", "of_last", "min_history"},
-    "OFF_HOURS": {"self_share", "peer_share", "actor_kinds"},
-    "ID_ENUMERATION": {"min_run", "max_gap", "within", "min_range"},
+    "OFF_HOURS": {"self_share", "peer_share", "own_days", "peer_days", "role_days",
+                  "population_share", "role_share", "quiet_share", "population_wait",
+                  "actor_kinds"},
+    "ID_ENUMERATION": {"min_run", "max_gap", "within", "min_range", "departure_score"},
     "WATCHLIST": {"expired_score", "actor_kinds"},
     "SENSITIVE_FIRST_TOUCH": {"min_class", "peer_share", "peer_score", "probation"},
     "SERVICE_INTERACTIVE": set(),
     "NEW_SOURCE": {"known_subnet_score", "peer_known_score", "probation"},
     "ERROR_BURST": {"min_errors", "within", "factor"},
     "INJECTION": set(),
-    "PRIVILEGE_CHANGE": set(),
+    "PRIVILEGE_CHANGE": {"routine_score", "off_window_score"},
     "MASS_MODIFY": {"min_rows", "factor"},
     "NOVEL_TEMPLATE": {"actor_kinds", "probation"},
     "DENY_LIST": set(),
@@ -177,9 +184,11 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _TOP = {"version", "rule_version", "learning_days", "alert_threshold", "merge_within", "calendar",
-        "interactive_clients", "workstation_networks", "scenarios", "subsumes", "custom"}
+        "interactive_clients", "workstation_networks", "scenarios", "subsumes", "custom",
+        "explain", "privileges", "routines"}
 _CALENDAR_KEYS = {"timezone", "working_hours", "weekend", "holidays", "workdays",
-                  "holidays_from", "holidays_file"}
+                  "holidays_from", "holidays_file", "rota_file"}
+_ROUTINE_KEYS = {"min_days", "hour_slack", "factor"}
 
 
 # --------------------------------------------------------------------------- YAML with lines
@@ -380,6 +389,11 @@ class Rules:
     merge_within: float = 3600.0
     source: str = "<default>"
     _interactive_re: re.Pattern[str] | None = field(default=None, compare=False)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
+    privileges: PrivilegeConfig = field(default_factory=PrivilegeConfig)
+    rota: Rota | None = None
+    routines: dict[str, float] = field(default_factory=lambda: {
+        "min_days": 3, "hour_slack": 1, "factor": 3.0})
 
     @classmethod
     def default(cls, catalog: Catalog | None = None) -> Rules:
@@ -390,6 +404,10 @@ class Rules:
         """These rules with a holidays file overriding the calendar's dates (see
         :meth:`Calendar.with_holidays_file`)."""
         return dataclasses.replace(self, calendar=self.calendar.with_holidays_file(path))
+
+    def with_rota(self, path: str | os.PathLike[str]) -> Rules:
+        """These rules with a rota file (:mod:`privacy.audit.rota`) for ``OFF_HOURS``."""
+        return dataclasses.replace(self, rota=Rota.load(path))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], catalog: Catalog | None = None) -> Rules:
@@ -528,7 +546,7 @@ def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
     for code, params in scenarios.items():
         for name, value in list(params.items()):
             p = ("scenarios", code, name)
-            if name in ("window", "within", "probation"):
+            if name in ("window", "within", "probation", "population_wait"):
                 params[name] = _duration(value, doc, p)
             elif name == "actor_kinds":
                 if not isinstance(value, list) or not set(value) <= {"human", "service"}:
@@ -574,9 +592,29 @@ def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
                         ("alert_threshold",))
     pattern = re.compile("|".join(re.escape(c.lower()) for c in clients)) if clients else None
     merge = _duration(data.get("merge_within", base["merge_within"]), doc, ("merge_within",))
+    rota = None
+    if "rota_file" in cal_in:
+        rfile = cal_in["rota_file"]
+        if not isinstance(rfile, str) or not rfile:
+            raise doc.err(("calendar", "rota_file"), "expected a file name")
+        folder = os.path.dirname(file) if not file.startswith("<") else None
+        rota = Rota.load(rfile if folder is None or os.path.isabs(rfile)
+                         else os.path.join(folder, rfile))
+    routines = {"min_days": 3.0, "hour_slack": 1.0, "factor": 3.0}
+    rin = data.get("routines", {})
+    if not isinstance(rin, dict):
+        raise doc.err(("routines",), "expected a mapping (min_days, hour_slack, factor)")
+    for key, value in rin.items():
+        if key not in _ROUTINE_KEYS:
+            raise doc.err(("routines", key), "unknown key (expected min_days, hour_slack, "
+                          "factor)")
+        routines[key] = _number(value, doc, ("routines", key), 1.0 if key != "hour_slack"
+                                else 0.0)
     return Rules(str(data.get("rule_version", base["rule_version"])), learning, threshold,
                  calendar, tuple(clients), tuple(nets), scenarios, subsumes, custom, merge,
-                 file, pattern)
+                 file, pattern, explain=parse_explain(data.get("explain"), doc, catalog),
+                 privileges=parse_privileges(data.get("privileges"), doc), rota=rota,
+                 routines=routines)
 
 
 def _custom(items: Any, doc: _Doc, catalog: Catalog | None) -> list[CustomRule]:

@@ -78,10 +78,12 @@ def evaluate(alerts: Iterable[Mapping[str, Any]], answers: Mapping[str, Any], *,
     """Per-scenario recall and precision of ``alerts`` against an answer key.
 
     An alert counts for its **primary** scenario (``scenarios[0]``). It matches an
-    incident of that scenario when the actor is the same and its time span overlaps the
-    incident's (extended by ``slack_s`` after its end). Recall: incidents with a matching
-    alert; precision: alerts that match an incident. Also: false positives per 1,000
-    actor-days and the median time to detect (first matching alert minus incident start).
+    incident of that scenario (or of an incident whose ``accept`` list names it) when
+    the actor is the same and its time span overlaps the incident's (extended by
+    ``slack_s`` after its end). Recall: incidents with a matching alert; precision:
+    alerts that match an incident. Also: false positives per 1,000 actor-days, the
+    median time to detect (first matching alert minus incident start) and ``overall``
+    (incidents, detected, recall, alerts, precision, scenarios never detected).
 
     Raises
     ------
@@ -95,7 +97,9 @@ def evaluate(alerts: Iterable[Mapping[str, Any]], answers: Mapping[str, Any], *,
         inc = dict(inc)
         inc["_s"] = datetime.fromisoformat(inc["start"]).timestamp()
         inc["_e"] = datetime.fromisoformat(inc["end"]).timestamp()
-        by_key.setdefault((inc["scenario"], inc["actor"]), []).append(inc)
+        accept = inc.get("accept") or [inc["scenario"]]
+        for code in dict.fromkeys([inc["scenario"], *accept]):
+            by_key.setdefault((str(code), inc["actor"]), []).append(inc)
     found: dict[str, float] = {}
     per: dict[str, dict[str, float]] = {}
     fp = 0
@@ -128,6 +132,14 @@ def evaluate(alerts: Iterable[Mapping[str, Any]], answers: Mapping[str, Any], *,
             "precision": round(st["tp"] / st["alerts"], 3) if st["alerts"] else None,
             "median_detect_s": round(sorted(det)[len(det) // 2], 1) if det else None}
     ad = max(1, int(answers.get("actor_days", 1)))
+    n_alerts = sum(int(st["alerts"]) for st in per.values())
+    result["overall"] = {
+        "incidents": len(incidents), "detected": len(found),
+        "recall": round(len(found) / len(incidents), 3) if incidents else None,
+        "alerts": n_alerts,
+        "precision": round((n_alerts - fp) / n_alerts, 3) if n_alerts else None,
+        "missed_scenarios": sorted({i["scenario"] for i in incidents}
+                                   - {i["scenario"] for i in incidents if i["id"] in found})}
     result["false_positives"] = fp
     result["fp_per_1000_actor_days"] = round(1000 * fp / ad, 3)
     result["median_time_to_detect_s"] = (round(sorted(delays)[len(delays) // 2], 1)

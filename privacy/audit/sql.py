@@ -221,6 +221,10 @@ def _instantiate(t: SqlTemplate, lexed: Lexed) -> SqlAnalysis:
                 for g in slot.groups:
                     for v in _group_values(t, lexed, g):
                         ids[v] = None
+            elif slot.op == "nth":
+                g, offset, width = slot.groups
+                for v in _group_values(t, lexed, g)[offset::width]:
+                    ids[v] = None
             elif slot.op == "between":
                 lo, hi = (_group_values(t, lexed, g)[0] for g in slot.groups)
                 ranges.append(KeyRange(slot.column, lo, hi))

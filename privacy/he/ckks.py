@@ -28,6 +28,7 @@ an encryption of zero does not give circuit privacy (noise flooding is not appli
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -39,10 +40,12 @@ import numpy.typing as npt
 
 from privacy.errors import HEError, PackingOverflowError
 from privacy.he.packing import PackingLayout, decode_values, encode_values
+from privacy.he.rows import RowIds, check_aligned
 
 __all__ = [
     "HEParams",
     "PARAMETER_SETS",
+    "ckks_params_for",
     "HEContext",
     "TensealVector",
     "generate_context",
@@ -53,6 +56,8 @@ __all__ = [
 
 SIGMA = 3.2
 MAX_PLAIN_BITS = 60
+#: Smallest CKKS scale of the ``ckks-128-8192-s<bits>`` sets (fresh error about 1e-3).
+CKKS_MIN_SCALE_BITS = 20
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ PARAMETER_SETS: dict[str, HEParams] = {
         HEParams("bfv-128-4096", "bfv", 4096, (36, 36, 37)),
         HEParams("bfv-128-8192", "bfv", 8192, (43, 43, 44, 44, 44)),
         HEParams("bfv-128-16384", "bfv", 16384, (48, 48, 48, 49, 49, 49, 49, 49, 49)),
+        # CKKS for larger values: a smaller scale leaves more of q0 for the integer part
+        *(HEParams(f"ckks-128-8192-s{b}", "ckks", 8192, (60, b, b, 60), b)
+          for b in range(39, CKKS_MIN_SCALE_BITS - 1, -1)),
     )
 }
 
@@ -92,6 +100,34 @@ def get_params(name: str) -> HEParams:
     except KeyError:
         raise HEError(f"unknown HE parameter set {name!r}; known: "
                       f"{', '.join(sorted(PARAMETER_SETS))}") from None
+
+
+def ckks_params_for(max_value: float, parties: int) -> HEParams:
+    """The CKKS set with the finest scale whose bound holds sums of ``parties``
+    contributions of values up to ``|max_value|`` (``ckks-128-8192`` up to 2**19 in all,
+    then ``ckks-128-8192-s<bits>`` down to a scale of 2**20, up to 2**39 in all).
+
+    Raises
+    ------
+    HEError
+        ``max_value`` is not a positive finite number, ``parties`` < 1, or
+        ``max_value * parties`` exceeds what any set holds (use BFV or Paillier, which
+        carry exact integers of up to 64 bits).
+    """
+    if not (math.isfinite(max_value) and max_value > 0) or parties < 1:
+        raise HEError(f"a CKKS bound needs a positive finite value bound and at least one "
+                      f"party, got {max_value!r} and {parties}")
+    names = ["ckks-128-8192", *(f"ckks-128-8192-s{b}"
+                                for b in range(39, CKKS_MIN_SCALE_BITS - 1, -1))]
+    for name in names:
+        p = PARAMETER_SETS[name]
+        if ckks_max_abs(p) / parties >= max_value:
+            return p
+    widest = ckks_max_abs(PARAMETER_SETS[names[-1]])
+    raise HEError(f"CKKS cannot hold sums of {parties} values up to {max_value:g} "
+                  f"({max_value * parties:.4g} in all; its largest bound is {widest:.4g}): "
+                  "declare a smaller bound or fewer parties, or use BFV or Paillier for "
+                  "exact integers")
 
 
 def _batching_prime(bits: int, degree: int) -> int:
@@ -238,9 +274,13 @@ class HEContext:
                 raise HEError("CKKS values must be finite")
             limit = ckks_max_abs(self.params) / self.layout.parties
             if x.size and float(np.max(np.abs(x))) > limit:
+                i = int(np.argmax(np.abs(x) > limit))
                 raise PackingOverflowError(
-                    f"CKKS value {float(np.max(np.abs(x)))} exceeds {limit:g}, the bound for "
-                    f"{self.layout.parties} parties at {self.params.name}"
+                    f"CKKS value {float(x[i])} at index {i} exceeds {limit:g}, the largest "
+                    f"value each of {self.layout.parties} parties may contribute under "
+                    f"{self.params.name}; the key holder must generate a key for a larger "
+                    f"bound (e.g. covault he keygen --scheme ckks --max-value "
+                    f"{math.ceil(float(np.max(np.abs(x))))} --parties {self.layout.parties})"
                 )
             chunks = [ts.ckks_vector(self.context, x[i : i + slots])
                       for i in range(0, x.size, slots)]
@@ -324,6 +364,7 @@ class TensealVector:
     contributors: tuple[str, ...] = ()
     name: str | None = None
     endorsements: tuple[Any, ...] = ()  # privacy.he.signing.Endorsement; dropped by every op
+    rows: RowIds | None = None  # ids of the elements' rows (privacy.he.rows)
 
     @property
     def scheme(self) -> str:
@@ -361,12 +402,13 @@ class TensealVector:
             raise HEError(f"vector lengths differ: {other.length} vs {self.length}")
         if other.multiplications != self.multiplications:
             raise HEError("cannot add CKKS vectors at different levels (scalar products differ)")
+        check_aligned([self, other])
 
     def _with(self, chunks: list[Any], weight: int, contributors: tuple[str, ...],
               mults: int | None = None) -> TensealVector:
         return TensealVector(self.params, self.fingerprint, self.layout, chunks, self.length,
                              self.n_limbs, weight, self.multiplications if mults is None else mults,
-                             contributors, self.name)
+                             contributors, self.name, rows=self.rows)
 
     def __add__(self, other: TensealVector) -> TensealVector:
         return TensealVector.sum([self, other])
@@ -408,7 +450,7 @@ class TensealVector:
             for a, b in zip(chunks, v.chunks, strict=True):
                 a.add_(b)
         who = tuple(sorted({c for v in vectors for c in v.contributors}))
-        return first._with(chunks, weight, who)
+        return dataclasses.replace(first._with(chunks, weight, who), rows=check_aligned(vectors))
 
     def rerandomised(self) -> TensealVector:
         """Add a fresh encryption of zero to every chunk (public context suffices)."""

@@ -41,6 +41,7 @@ from privacy.he.paillier_keys import (
 from privacy.he.paillier_keys import fingerprint_of as fingerprint_of
 from privacy.he.paillier_workers import Progress as Progress
 from privacy.he.paillier_workers import default_workers as default_workers
+from privacy.he.rows import RowIds, check_aligned
 
 __all__ = [
     "MIN_KEY_BITS",
@@ -60,7 +61,8 @@ class EncryptedVector:
     ``weight`` is the headroom used (contributions summed, times ``|scalar|``) and is
     checked against ``layout.parties``; ``contributors`` are the party ids summed in
     (a product by 0 holds no contribution and names none). ``endorsements`` are the
-    signatures of :mod:`privacy.he.signing`; any operation drops them.
+    signatures of :mod:`privacy.he.signing`; any operation drops them. ``rows`` are the
+    ids of the elements' rows (:mod:`privacy.he.rows`); only vectors of the same rows add.
     Create with :meth:`encrypt`; combine with ``+``, ``* int`` and :meth:`sum`.
     """
 
@@ -72,6 +74,7 @@ class EncryptedVector:
     contributors: tuple[str, ...] = ()
     name: str | None = None
     endorsements: tuple[Any, ...] = ()  # privacy.he.signing.Endorsement; dropped by every op
+    rows: RowIds | None = None
 
     @classmethod
     def encrypt(
@@ -103,6 +106,7 @@ class EncryptedVector:
             raise HEError(f"packing layouts differ: {other.layout} vs {self.layout}")
         if other.length != self.length:
             raise HEError(f"vector lengths differ: {other.length} vs {self.length}")
+        check_aligned([self, other])
 
     def __add__(self, other: EncryptedVector) -> EncryptedVector:
         self._check_compatible(other)
@@ -112,7 +116,7 @@ class EncryptedVector:
         cts = [a * b % n2 for a, b in zip(self.ciphertexts, other.ciphertexts, strict=True)]
         who = tuple(sorted(set(self.contributors) | set(other.contributors)))
         return EncryptedVector(self.public_key, self.layout, cts, self.length, weight, who,
-                               self.name or other.name)
+                               self.name or other.name, rows=self.rows or other.rows)
 
     def __radd__(self, other: object) -> EncryptedVector:
         if isinstance(other, int) and other == 0:  # builtin sum()
@@ -128,7 +132,7 @@ class EncryptedVector:
         n2 = gmpy2.mpz(self.public_key.nsquare)
         cts = [gmpy2.powmod(c, k, n2) for c in self.ciphertexts]
         return EncryptedVector(self.public_key, self.layout, cts, self.length, weight,
-                               self.contributors if k else (), self.name)
+                               self.contributors if k else (), self.name, rows=self.rows)
 
     __rmul__ = __mul__
 
@@ -155,13 +159,13 @@ class EncryptedVector:
             cts = [a * b % n2 for a, b in zip(cts, v.ciphertexts, strict=True)]
         who = tuple(sorted({c for v in vs for c in v.contributors}))
         return EncryptedVector(first.public_key, first.layout, cts, first.length, weight, who,
-                               first.name)
+                               first.name, rows=check_aligned(vs))
 
     def rerandomised(self, *, workers: int | None = None) -> EncryptedVector:
         """The same plaintexts under fresh randomness (multiplied by an encryption of 0)."""
         cts = self.public_key.rerandomise(self.ciphertexts, workers=workers)
         return EncryptedVector(self.public_key, self.layout, cts, self.length, self.weight,
-                               self.contributors, self.name)
+                               self.contributors, self.name, rows=self.rows)
 
     def decrypt(
         self, private_key: PaillierPrivateKey, *, scaled: bool = False,

@@ -35,6 +35,7 @@ threshold does not protect against a key holder colluding with the aggregator.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -43,6 +44,7 @@ import numpy.typing as npt
 
 from privacy.errors import HEError, InsufficientPartiesError
 from privacy.he.packing import PackingLayout
+from privacy.he.rows import RowIds, check_aligned
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -70,23 +72,28 @@ class LedgerLike(Protocol):
 
 def _describe(vec: Any) -> dict[str, Any]:
     scheme = "paillier" if hasattr(vec, "ciphertexts") else vec.scheme
-    return {"scheme": scheme, "key_id": vec.key_id, "elements": vec.length,
-            "contributors": list(vec.contributors), "layout": vec.layout.to_dict()}
+    out = {"scheme": scheme, "key_id": vec.key_id, "elements": vec.length,
+           "contributors": list(vec.contributors), "layout": vec.layout.to_dict()}
+    if getattr(vec, "rows", None) is not None:  # the digest, never the ids
+        out["rows"] = {"column": vec.rows.column, "digest": vec.rows.digest}
+    return out
 
 
 def contribute(
     key: Any, values: npt.ArrayLike, *, party: str, layout: PackingLayout | None = None,
     name: str | None = None, ledger: LedgerLike | None = None, workers: int | None = None,
     progress: Callable[[int], None] | None = None,
-    signing_key: Ed25519PrivateKey | None = None,
+    signing_key: Ed25519PrivateKey | None = None, rows: RowIds | None = None,
 ) -> Any:
     """Encrypt one party's vector under the key holder's public key.
 
     ``key`` is a :class:`~privacy.he.paillier.PaillierPublicKey` (``layout`` defaults to
     ``PackingLayout()``) or a public :class:`~privacy.he.ckks.HEContext` (its own layout).
     With ``signing_key`` (the party's Ed25519 key) the contribution carries the party's
-    signature (:func:`privacy.he.signing.sign_contribution`). The ledger record discloses
-    only sizes, the key id and the signer's key, never values.
+    signature (:func:`privacy.he.signing.sign_contribution`). ``rows`` records the ids of
+    the values' rows (:class:`~privacy.he.rows.RowIds`, one per value), so that
+    :func:`aggregate` refuses contributions whose rows differ. The ledger record discloses
+    only sizes, the key id, the rows' digest and the signer's key, never values or ids.
     """
     from privacy.he.paillier import EncryptedVector, PaillierPublicKey
 
@@ -97,6 +104,10 @@ def contribute(
                                            workers=workers, progress=progress)
     else:
         vec = key.encrypt(values, contributor=party, name=name)
+    if rows is not None:
+        if rows.count != vec.length:
+            raise HEError(f"{rows.count} row ids for {vec.length} values")
+        vec = dataclasses.replace(vec, rows=rows)
     vec.layout.check_metadata(vec.weight, list(vec.contributors))
     record: dict[str, Any] = {**_describe(vec), "party": party}
     if signing_key is not None:
@@ -112,7 +123,8 @@ def contribute(
 def aggregate(vectors: Sequence[Any], *, ledger: LedgerLike | None = None,
               rerandomise: bool = True, workers: int | None = None,
               signers: TrustedKeys | None = None,
-              signing_key: Ed25519PrivateKey | None = None) -> Any:
+              signing_key: Ed25519PrivateKey | None = None,
+              labels: Sequence[str] | None = None) -> Any:
     """Element-wise sum of contributions, re-randomised; no secret key involved.
 
     Every input must name at least one contributor, with a weight (``1 <= weight <=
@@ -121,12 +133,15 @@ def aggregate(vectors: Sequence[Any], *, ledger: LedgerLike | None = None,
     carrying a valid signature by one of them, each key signing once
     (:func:`privacy.he.signing.check_contributions`); with ``signing_key`` (which needs
     ``signers``) the aggregate carries those signatures and the aggregator's own.
+    Inputs must record the same row ids in the same order, or none
+    (:func:`privacy.he.rows.check_aligned`; ``labels`` name the inputs in its errors).
 
     Raises
     ------
     HEError
         Different keys/contexts, layouts or lengths, a party contributing twice, an
-        input whose weight or contributor list is out of range.
+        input whose weight or contributor list is out of range, row ids or row orders
+        that differ.
     SignatureError
         With ``signers``: an unsigned, untrusted, altered or repeated-signer input.
     PackingOverflowError
@@ -151,6 +166,7 @@ def aggregate(vectors: Sequence[Any], *, ledger: LedgerLike | None = None,
     for v in vectors[1:]:
         if type(v) is not kind:
             raise HEError("cannot aggregate vectors of different schemes")
+    check_aligned(vectors, labels)
     checked: list[Any] = []
     if signers is not None:
         from privacy.he.signing import check_contributions

@@ -27,9 +27,13 @@ Warnings
 The SHA-256 digest detects corruption and truncation, not forgery: anyone can rewrite a
 file and its digest, and the key id only says *which* key a file holds. Compare key ids
 with the key holder's out of band. Who produced a contribution, and that a contributor
-list is honest, needs signatures (:mod:`privacy.he.signing`) and the ledger. Private key
-files are written with mode 0600 but are not encrypted at rest; keep them on protected
-storage.
+list is honest, needs signatures (:mod:`privacy.he.signing`) and the ledger.
+
+Private key files (``private.cvhe``) are written with mode 0600 and, given a KEK, sealed
+under it (:mod:`privacy.sealed`: the AES-256-GCM envelope of keyset files, whose public
+part names the scheme and key id) by :func:`write_key_dir`; :func:`read_file` opens them
+with the KEK, and reads a plain one with a :class:`~privacy.sealed.PlaintextKeyWarning`.
+The ``dump_*``/:func:`load` functions handle the plain container only.
 """
 
 from __future__ import annotations
@@ -45,11 +49,14 @@ from typing import Any
 from privacy.atomic import atomic_output
 from privacy.errors import HEError, SerializationError
 from privacy.he.packing import PackingLayout
+from privacy.keys import Kek
+from privacy.sealed import KekSource
 
 __all__ = [
     "MAGIC", "FORMAT_VERSION", "Container", "pack_container", "unpack_container",
     "dump_public_key", "dump_private_key", "dump_context", "dump_vector", "load",
-    "save", "read_file", "PUBLIC_FILE", "PRIVATE_FILE", "write_key_dir",
+    "save", "read_file", "PUBLIC_FILE", "PRIVATE_FILE", "write_key_dir", "seal_private",
+    "open_private", "SEALED_CONTENT",
 ]
 
 MAGIC = b"CVHE"
@@ -58,6 +65,7 @@ KINDS = {"public_key": 1, "private_key": 2, "vector": 4}
 SCHEMES = {"paillier": 1, "ckks": 2, "bfv": 3}
 PUBLIC_FILE = "public.cvhe"
 PRIVATE_FILE = "private.cvhe"
+SEALED_CONTENT = "he-private-key"
 _HEAD = struct.Struct(">4sBBB32sH")
 
 
@@ -74,8 +82,10 @@ class Container:
         """The JSON ``meta`` field."""
         try:
             out = json.loads(self.fields["meta"].decode("utf-8"))
-        except (KeyError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SerializationError("HE file has no readable metadata") from exc
+        except (KeyError, ValueError, RecursionError) as exc:  # also too deep, too many digits
+            raise SerializationError("HE file has no readable metadata (the 'meta' field "
+                                     "is missing or not UTF-8 JSON of sane size and depth)"
+                                     ) from exc
         if not isinstance(out, dict):
             raise SerializationError("HE file metadata is not an object")
         return out
@@ -189,6 +199,7 @@ def dump_vector(vec: Any) -> bytes:
     meta: dict[str, Any] = {"length": vec.length, "weight": vec.weight,
                             "contributors": list(vec.contributors), "name": vec.name,
                             "layout": vec.layout.to_dict()}
+    ids = _rows(vec, meta)
     if isinstance(vec, EncryptedVector):
         width = 2 * (-(-vec.public_key.bits // 8))
         blob = b"".join(int(c).to_bytes(width, "big") for c in vec.ciphertexts)
@@ -197,13 +208,59 @@ def dump_vector(vec: Any) -> bytes:
         return pack_container("vector", "paillier", vec.public_key.fingerprint,
                               {"meta": _meta(meta), "n": _ib(vec.public_key.n),
                                "hs": _ib(vec.public_key.hs), "ciphertexts": blob,
-                               **_endorsements(vec)})
+                               **_endorsements(vec), **ids})
     chunks = [c.serialize() for c in vec.chunks]
     meta.update(params=vec.params.name, n_limbs=vec.n_limbs,
                 multiplications=vec.multiplications, chunk_sizes=[len(c) for c in chunks])
     return pack_container("vector", vec.scheme, vec.fingerprint,
                           {"meta": _meta(meta), "chunks": b"".join(chunks),
-                           **_endorsements(vec)})
+                           **_endorsements(vec), **ids})
+
+
+def _rows(vec: Any, meta: dict[str, Any]) -> dict[str, bytes]:
+    """The id field of the vector's row ids (none when only the digest travels); their
+    header goes into ``meta``."""
+    rows = getattr(vec, "rows", None)
+    if rows is None:
+        return {}
+    meta["rows"] = rows.to_meta()
+    if rows.ids is None:
+        return {}
+    return {"ids": json.dumps(list(rows.ids), ensure_ascii=False).encode("utf-8")}
+
+
+def _read_rows(c: Container, meta: dict[str, Any], length: int) -> Any:
+    """The vector's :class:`~privacy.he.rows.RowIds` (``None`` without), checked: count
+    equal to the length, digest recomputed from the ids when they travel."""
+    head = meta.get("rows")
+    if head is None:
+        if "ids" in c.fields:
+            raise _Malformed("ids without a row header")
+        return None
+    from privacy.he.rows import RowIds, rows_digest
+
+    if not isinstance(head, dict) or not isinstance(head.get("column"), str) \
+            or not isinstance(head.get("digest"), str) or len(head["digest"]) != 64:
+        raise _Malformed("malformed row header")
+    if _int(head, "count") != length:
+        raise _Malformed(f"row header names {head['count']} rows for {length} values")
+    if bool(head.get("ids")) != ("ids" in c.fields):
+        raise _Malformed("row header and id field disagree")
+    if "ids" not in c.fields:
+        return RowIds(head["column"], length, head["digest"])
+    try:
+        ids = json.loads(c.fields["ids"].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _Malformed("unreadable id field") from None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise _Malformed("id field is not a list of strings")
+    try:
+        rows = RowIds.of(head["column"], ids)
+    except HEError as exc:
+        raise _Malformed(str(exc)) from None
+    if rows.count != length or rows.digest != head["digest"] or rows_digest(ids) != rows.digest:
+        raise _Malformed("ids do not match the digest in the row header (altered?)")
+    return rows
 
 
 def _endorsements(vec: Any) -> dict[str, bytes]:
@@ -278,7 +335,10 @@ def load(data: bytes, *, source: str = "HE file", kind: str | None = None,
         ``context`` belongs to another key than the vector.
     """
     c = unpack_container(data, source=source, kind=kind)
-    meta = c.meta()
+    try:
+        meta = c.meta()
+    except SerializationError as exc:
+        raise SerializationError(f"{source}: {exc}") from None
     try:
         return _load(c, meta, source, context)
     except _Malformed as exc:
@@ -342,7 +402,8 @@ def _load(c: Container, meta: dict[str, Any], source: str, context: Any) -> Any:
                 raise SerializationError(f"{source}: a ciphertext lies outside 0 < c < n**2")
             return EncryptedVector(pub, lay, cts, length, int(meta["weight"]),
                                    tuple(meta["contributors"]), meta.get("name"),
-                                   _read_endorsements(c, int(meta["weight"])))
+                                   _read_endorsements(c, int(meta["weight"])),
+                                   rows=_read_rows(c, meta, length))
         raise SerializationError(f"{source}: unexpected {c.kind} for Paillier")
     import tenseal as ts
 
@@ -420,7 +481,8 @@ def _load(c: Container, meta: dict[str, Any], source: str, context: Any) -> Any:
                                      f"expected {want}")
     return TensealVector(params, c.fingerprint, lay, chunks, length, n_limbs,
                          int(meta["weight"]), mults, tuple(meta["contributors"]),
-                         meta.get("name"), _read_endorsements(c, int(meta["weight"])))
+                         meta.get("name"), _read_endorsements(c, int(meta["weight"])),
+                         rows=_read_rows(c, meta, length))
 
 
 # ------------------------------------------------------------------------ files
@@ -431,24 +493,77 @@ def save(path: str | os.PathLike[str], data: bytes, *, private: bool = False) ->
         fh.write(data)
 
 
-def read_file(path: str | os.PathLike[str], *, kind: str | None = None, context: Any = None
-              ) -> Any:
-    """Load the object stored in ``path`` (a file, or a key folder for keys)."""
+def seal_private(private: bytes, kek: Kek) -> bytes:
+    """A private key container (:func:`dump_private_key`, :func:`dump_context`) sealed
+    under ``kek``; its scheme and key id stay readable (:func:`privacy.sealed.read_public`).
+    """
+    from privacy.sealed import seal
+
+    c = unpack_container(private, source="private key", kind="private_key")
+    return seal(private, kek, content=SEALED_CONTENT,
+                public={"scheme": c.scheme, "key_id": c.fingerprint.hex()})
+
+
+def open_private(data: bytes, kek: KekSource, *, source: str, warn: bool = True) -> bytes:
+    """The plain container of a private key file: unsealed with ``kek`` (a KEK, or a
+    function returning one) when sealed, as it is otherwise (warning unless not ``warn``).
+
+    Raises
+    ------
+    KeyfileError
+        A sealed file without a KEK, with a wrong one, or altered.
+    SerializationError
+        The sealed container's key id is not the one its envelope names.
+    """
+    from privacy.sealed import is_sealed, read_public, unseal
+
+    plain = unseal(data, kek, content=SEALED_CONTENT, source=source, warn=False)
+    if is_sealed(data):
+        named = read_public(data, content=SEALED_CONTENT, source=source).get("key_id")
+        c = unpack_container(plain, source=source, kind="private_key")
+        if named != c.fingerprint.hex():
+            raise SerializationError(f"{source}: the sealed key is not the key its "
+                                     "envelope names")
+    elif warn:
+        import warnings
+
+        from privacy.sealed import PlaintextKeyWarning
+
+        warnings.warn(PlaintextKeyWarning(f"{source}: private key is not encrypted at rest"),
+                      stacklevel=2)
+    return plain
+
+
+def read_file(path: str | os.PathLike[str], *, kind: str | None = None, context: Any = None,
+              kek: KekSource = None) -> Any:
+    """Load the object stored in ``path`` (a file, or a key folder for keys).
+
+    A sealed private key is opened with ``kek``; a plain one is read with a
+    :class:`~privacy.sealed.PlaintextKeyWarning`.
+    """
     p = Path(path)
     if p.is_dir():
         p = p / (PRIVATE_FILE if kind == "private_key" else PUBLIC_FILE)
-    return load(p.read_bytes(), source=str(p), kind=kind, context=context)
+    data = p.read_bytes()
+    if kind == "private_key":
+        data = open_private(data, kek, source=str(p))
+    return load(data, source=str(p), kind=kind, context=context)
 
 
 def write_key_dir(
-    folder: str | os.PathLike[str], public: bytes, private: bytes
+    folder: str | os.PathLike[str], public: bytes, private: bytes, *, kek: Kek | None = None
 ) -> tuple[Path, Path]:
     """Write ``public.cvhe`` (0644) and ``private.cvhe`` (0600) into ``folder``.
+
+    With ``kek`` the private key is sealed under it (:func:`seal_private`); without, it is
+    written in the clear (mode 0600 only).
 
     Both files are written in full (and the private one synced) beside their targets
     before either replaces an existing one, so a failure while writing leaves an old pair
     as it was; then the public key is renamed into place, the private key last.
     """
+    if kek is not None:
+        private = seal_private(private, kek)
     d = Path(folder)
     d.mkdir(parents=True, exist_ok=True)
     with atomic_output(d / PRIVATE_FILE, "wb") as priv_fh, \

@@ -182,10 +182,14 @@ def _key_id(vec: Any) -> str:
 
 
 def _facts(vec: Any) -> dict[str, Any]:
-    return {"key_id": _key_id(vec), "scheme": _scheme(vec), "layout": vec.layout.to_dict(),
-            "length": int(vec.length), "name": vec.name, "weight": int(vec.weight),
-            "multiplications": int(getattr(vec, "multiplications", 0)),
-            "ciphertexts": ciphertext_digest(vec)}
+    facts = {"key_id": _key_id(vec), "scheme": _scheme(vec), "layout": vec.layout.to_dict(),
+             "length": int(vec.length), "name": vec.name, "weight": int(vec.weight),
+             "multiplications": int(getattr(vec, "multiplications", 0)),
+             "ciphertexts": ciphertext_digest(vec)}
+    rows = getattr(vec, "rows", None)
+    if rows is not None:  # the row ids are signed with the values (absent: as before)
+        facts["rows"] = {"column": rows.column, "count": rows.count, "digest": rows.digest}
+    return facts
 
 
 def contribution_statement(vec: Any) -> bytes:
@@ -323,6 +327,9 @@ def check_aggregate(vec: Any, *, signers: Iterable[Ed25519PublicKey | Ed25519Pri
         st = e.verified()
         same = all(st.get(k) == facts[k] for k in ("key_id", "scheme", "layout", "length",
                                                    "name", "multiplications"))
+        signed_rows = st.get("rows")
+        same = same and (signed_rows.get("digest") if isinstance(signed_rows, dict)
+                         else signed_rows) == facts.get("rows", {}).get("digest")
         if st.get("type") != CONTRIBUTION or st.get("weight") != 1 or not same:
             raise SignatureError(f"contribution signed by key {e.signer_id} is not one of "
                                  "this aggregate")

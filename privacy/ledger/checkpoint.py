@@ -6,8 +6,11 @@ time, then one Ed25519 signature line per signer. A party that keeps a checkpoin
 the ledger can later prove the log still contains everything it contained then
 (:meth:`privacy.ledger.Ledger.verify`).
 
-Keys are Ed25519 (``cryptography``): PKCS#8 PEM private key files (mode 0600), optionally
-password-encrypted, and SubjectPublicKeyInfo PEM public key files.
+Keys are Ed25519 (``cryptography``). Private key files (mode 0600) are PKCS#8 PEM, sealed
+under a key-encryption key as keysets are (:mod:`privacy.sealed`, with the public key
+readable) when saved with ``kek``, or password-encrypted PKCS#8 (``password``), or plain;
+a plain one is read with a :class:`~privacy.sealed.PlaintextKeyWarning`. Public key files
+are SubjectPublicKeyInfo PEM.
 
 The public names are re-exported by :mod:`privacy.ledger`.
 """
@@ -31,7 +34,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from privacy.atomic import atomic_output, atomic_write_text
 from privacy.errors import InputError, IntegrityError, KeyfileError, SerializationError
+from privacy.keys import Kek
 from privacy.ledger import merkle
+from privacy.sealed import KekSource, is_sealed, read_public, seal, unseal
 
 __all__ = [
     "Checkpoint",
@@ -57,6 +62,7 @@ PrivateKeySource: TypeAlias = Ed25519PrivateKey | bytes | StrPath
 PublicKeySource: TypeAlias = Ed25519PublicKey | Ed25519PrivateKey | bytes | StrPath
 
 _sha256 = hashlib.sha256
+SEALED_CONTENT = "ledger-signing-key"
 
 
 def check_name(value: object, what: str) -> str:
@@ -80,18 +86,28 @@ def generate_signing_key() -> Ed25519PrivateKey:
 
 
 def save_signing_key(key: Ed25519PrivateKey, path: StrPath, *,
-                     password: bytes | None = None) -> None:
-    """Write ``key`` as a PKCS#8 PEM file readable by its owner only (mode 0600).
+                     password: bytes | None = None, kek: Kek | None = None) -> None:
+    """Write ``key`` as a private key file readable by its owner only (mode 0600).
+
+    With ``kek``: a PKCS#8 PEM sealed under the key-encryption key (AES-256-GCM, scrypt or
+    key-file KEK, as keysets; :mod:`privacy.sealed`). With ``password``: PKCS#8 PEM
+    encrypted by ``cryptography`` (OpenSSL can read it). Not both.
 
     Warnings
     --------
-    Without ``password`` the key is stored unencrypted; protect the file accordingly.
+    With neither, the key is stored unencrypted; protect the file accordingly.
     """
+    if password and kek is not None:
+        raise InputError("save_signing_key: give a password or a KEK, not both")
     enc: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password) if password
         else serialization.NoEncryption())
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             enc)
+    if kek is not None:
+        pem = seal(pem, kek, content=SEALED_CONTENT,
+                   public={"ed25519": base64.b64encode(raw_public_key(key.public_key()))
+                           .decode()})
     with atomic_output(path, "wb") as fh:
         os.fchmod(fh.fileno(), stat.S_IRUSR | stat.S_IWUSR)
         fh.write(pem)
@@ -114,19 +130,43 @@ def _read_key_file(source: StrPath) -> bytes:
         raise KeyfileError(f"{source}: cannot read key file: {exc.strerror}") from None
 
 
-def load_signing_key(source: PrivateKeySource, *,
-                     password: bytes | None = None) -> Ed25519PrivateKey:
-    """Return an Ed25519 private key from a key object, 32 raw bytes, PEM bytes or a file.
+def load_signing_key(source: PrivateKeySource, *, password: bytes | None = None,
+                     kek: KekSource = None, warn: bool = True) -> Ed25519PrivateKey:
+    """Return an Ed25519 private key from a key object, 32 raw bytes, PEM bytes, sealed
+    bytes or a file.
+
+    A sealed key (:func:`save_signing_key` with ``kek``) is opened with ``kek`` (a KEK or a
+    function returning one). A plain (unencrypted) key file is read with a
+    :class:`~privacy.sealed.PlaintextKeyWarning` unless ``warn`` is false.
 
     Raises
     ------
     KeyfileError
-        Unreadable file, wrong password, or not an Ed25519 private key.
+        Unreadable file, a sealed key without its KEK or with a wrong one, an altered sealed
+        file, a wrong password, or not an Ed25519 private key.
     """
     if isinstance(source, Ed25519PrivateKey):
         return source
     where = "key bytes" if isinstance(source, bytes) else str(source)
     data = source if isinstance(source, bytes) else _read_key_file(source)
+    if is_sealed(data):
+        named = read_public(data, content=SEALED_CONTENT, source=where).get("ed25519")
+        key = _parse_private(unseal(data, kek, content=SEALED_CONTENT, source=where),
+                             None, where)
+        if named != base64.b64encode(raw_public_key(key.public_key())).decode():
+            raise KeyfileError(f"{where}: the sealed key is not the key its envelope names")
+        return key
+    if warn and not isinstance(source, bytes) and b"ENCRYPTED" not in data[:64]:
+        import warnings
+
+        from privacy.sealed import PlaintextKeyWarning
+
+        warnings.warn(PlaintextKeyWarning(f"{where}: private key is not encrypted at rest"),
+                      stacklevel=2)
+    return _parse_private(data, password, where)
+
+
+def _parse_private(data: bytes, password: bytes | None, where: str) -> Ed25519PrivateKey:
     if len(data) == 32:
         return Ed25519PrivateKey.from_private_bytes(data)
     try:

@@ -78,11 +78,15 @@ from privacy.ledger.store import (
 )
 from privacy.ledger.verify import VerifyReport, verify_database
 from privacy.readonly import connect_read_only
+from privacy.sealed import KekSource
 
 __all__ = ["Ledger"]
 
 _BATCH = 4096
 _fail = verification_failed
+#: What SQLite and the sqlite3 module raise on a damaged file: a malformed page, or text
+#: that does not decode as UTF-8.
+_CORRUPT = (sqlite3.DatabaseError, UnicodeDecodeError)
 
 
 class Ledger:
@@ -139,7 +143,7 @@ class Ledger:
             else:
                 self._db = sqlite3.connect(str(self._path), timeout=30.0, isolation_level=None)
                 self.origin = initialise(self._db, self._path, origin)
-        except sqlite3.DatabaseError:
+        except _CORRUPT:
             self.close()
             raise SerializationError(f"{path}: not a readable covault ledger (truncated, corrupt "
                                      "or not SQLite)") from None
@@ -172,6 +176,16 @@ class Ledger:
         if self.read_only and mode != "DEFERRED":
             raise InputError(f"{self._path}: ledger is opened read-only")
         return transaction(self._conn(), mode)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Turn what a damaged file makes SQLite raise while reading (a malformed page,
+        text that is not UTF-8) into the error :meth:`__init__` gives for it."""
+        try:
+            yield
+        except _CORRUPT:
+            raise SerializationError(f"{self._path}: not a readable covault ledger "
+                                     "(truncated, corrupt or not SQLite)") from None
 
     # -- writing
     def append(self, kind: str, payload: Mapping[str, Any]) -> int:
@@ -220,24 +234,26 @@ class Ledger:
         return list(range(start, n))
 
     def checkpoint(self, signing_key: PrivateKeySource, *, key_name: str | None = None,
-                   password: bytes | None = None) -> Checkpoint:
+                   password: bytes | None = None, kek: KekSource = None) -> Checkpoint:
         """Sign the current tree head and record the checkpoint in the log.
 
         Parameters
         ----------
         signing_key:
-            An Ed25519 private key, its 32 raw bytes, PEM bytes or a PEM file path.
+            An Ed25519 private key, its 32 raw bytes, PEM bytes or a key file path.
         key_name:
             The signer's name on the signature line (default: the log's origin).
         password:
-            For an encrypted PEM key.
+            For a password-encrypted PEM key.
+        kek:
+            For a key sealed under a key-encryption key (:mod:`privacy.sealed`).
 
         Warnings
         --------
         Store the returned checkpoint (``Checkpoint.save``) outside the database and its
         folder; a copy kept only in the ledger proves nothing against its administrator.
         """
-        key = load_signing_key(signing_key, password=password)
+        key = load_signing_key(signing_key, password=password, kek=kek)
         name = check_name(key_name if key_name is not None else self.origin, "key name")
         with self._txn("IMMEDIATE") as db:
             size, root, _ = read_head(db)
@@ -254,11 +270,13 @@ class Ledger:
     @property
     def size(self) -> int:
         """Number of records (the current tree size)."""
-        return read_head(self._conn())[0]
+        with self._reading():
+            return read_head(self._conn())[0]
 
     def root(self) -> bytes:
         """The current tree head (RFC 6962 MTH of all records), from the stored state."""
-        return read_head(self._conn())[1]
+        with self._reading():
+            return read_head(self._conn())[1]
 
     def _check_size(self, value: int, current: int, what: str) -> None:
         if not isinstance(value, int) or not 0 <= value <= current:
@@ -266,7 +284,7 @@ class Ledger:
 
     def root_at(self, size: int) -> bytes:
         """The tree head the log had at ``size`` records (O(size) hashing)."""
-        with self._txn("DEFERRED") as db:
+        with self._reading(), self._txn("DEFERRED") as db:
             current, root, _ = read_head(db)
             self._check_size(size, current, "size")
             return root if size == current else merkle.root_of(leaf_hashes(db, size))
@@ -281,8 +299,9 @@ class Ledger:
         IntegrityError
             The record's content does not match its stored leaf hash.
         """
-        row = self._conn().execute("SELECT idx, ts, kind, payload, leaf_hash FROM records "
-                                   "WHERE idx = ?", (index,)).fetchone()
+        with self._reading():
+            row = self._conn().execute("SELECT idx, ts, kind, payload, leaf_hash FROM records "
+                                       "WHERE idx = ?", (index,)).fetchone()
         if row is None:
             raise InputError(f"no ledger record with index {index!r}")
         return decode_record(row)
@@ -292,9 +311,10 @@ class Ledger:
         where = "idx >= ?" + ("" if kind is None else " AND kind = ?")
         while True:
             params: tuple[Any, ...] = (start,) if kind is None else (start, kind)
-            rows = self._conn().execute(
-                f"SELECT idx, ts, kind, payload, leaf_hash FROM records WHERE {where} "
-                "ORDER BY idx LIMIT 1000", params).fetchall()
+            with self._reading():
+                rows = self._conn().execute(
+                    f"SELECT idx, ts, kind, payload, leaf_hash FROM records WHERE {where} "
+                    "ORDER BY idx LIMIT 1000", params).fetchall()
             for row in rows:
                 yield decode_record(row)
             if len(rows) < 1000:
@@ -306,7 +326,7 @@ class Ledger:
 
         Check it with :func:`verify_inclusion` against ``root_at(size)``.
         """
-        with self._txn("DEFERRED") as db:
+        with self._reading(), self._txn("DEFERRED") as db:
             current = read_head(db)[0]
             size = current if size is None else size
             self._check_size(size, current, "size")
@@ -319,7 +339,7 @@ class Ledger:
 
         Check it with :func:`verify_consistency`.
         """
-        with self._txn("DEFERRED") as db:
+        with self._reading(), self._txn("DEFERRED") as db:
             current = read_head(db)[0]
             new_size = current if new_size is None else new_size
             self._check_size(new_size, current, "new size")
@@ -355,5 +375,5 @@ class Ledger:
         try:
             with self._txn("DEFERRED") as db:
                 return verify_database(db, self.origin, cp, public_key)
-        except sqlite3.DatabaseError:
+        except _CORRUPT:
             raise _fail("the database is unreadable or corrupt") from None

@@ -64,6 +64,9 @@ def verify_database(db: sqlite3.Connection, origin: str, cp: Checkpoint | None,
     """
     size, root, frontier_stored = read_head(db)
     stored = db.execute("SELECT size, root, note FROM checkpoints").fetchall()
+    if any(type(s) is not int or s < 0 or not isinstance(r, bytes) or not isinstance(t, str)
+           for s, r, t in stored):
+        raise _fail("a stored checkpoint row has fields of the wrong type")
     signers = _stored_signers(db)
     targets = sorted({s for s, _, _ in stored} | ({cp.size} if cp else set()))
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}

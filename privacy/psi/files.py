@@ -12,6 +12,11 @@ The flow, with the frames of :mod:`privacy.psi.wire` written to files::
 State files hold the party's secret scalar (and the Paillier private key): they are
 written with mode 0600 and must never be sent to the peer. Every output is atomic.
 
+Every file (messages and state) ends with a ``DIGEST`` frame, the SHA-256 of all its
+bytes before it (:mod:`privacy.psi.wire`). Readers check it before anything read from
+the file is used for a result, so a truncated or corrupted file is refused with an error
+naming it, and files without a digest (older covault) are refused too.
+
 Warnings
 --------
 A state file resumes exactly one session: running ``finish`` twice against different
@@ -20,8 +25,10 @@ responses, or reusing a request for several responders, links the sessions.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from privacy.atomic import atomic_output
@@ -33,6 +40,7 @@ from privacy.psi.wire import (
     Frame,
     FrameReader,
     decode_json,
+    encode_frame,
     encode_json,
     iter_stream_frames,
 )
@@ -50,19 +58,39 @@ Path = str | os.PathLike[str]
 
 
 def _end(reader: FrameReader) -> None:
-    if reader.next(allow_eof=True) is not None:
-        raise PSIError(f"{reader.name}: unexpected data after the message")
+    reader.expect_digest()
+
+
+@contextlib.contextmanager
+def _message(path: Path, *, private: bool = False) -> Iterator[Callable[[bytes], None]]:
+    """Write frames to ``path`` atomically (mode 0600 if ``private``) and close the file
+    with their ``DIGEST`` frame."""
+    digest = hashlib.sha256()
+    with atomic_output(path, "wb") as fh:
+        if private:
+            os.fchmod(fh.fileno(), 0o600)
+
+        def put(frame: bytes) -> None:
+            digest.update(frame)
+            fh.write(frame)
+
+        yield put
+        fh.write(encode_frame(Frame.DIGEST, digest.digest()))
+
+
+def _reader(fh: Any, path: Path) -> FrameReader:
+    return FrameReader(fh, str(path), digest=True)
 
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:
-    with atomic_output(path, "wb") as fh:
-        fh.write(encode_json(Frame.STATE, state))
+    with _message(path, private=True) as put:
+        put(encode_json(Frame.STATE, state))
 
 
 def read_state(path: Path) -> dict[str, Any]:
     """Read a state file written by :func:`write_request` or :func:`write_response`."""
     with open(path, "rb") as fh:
-        reader = FrameReader(fh, str(path))
+        reader = _reader(fh, path)
         state = reader.expect_json(Frame.STATE)
         _end(reader)
     return state
@@ -72,10 +100,10 @@ def write_request(party: PsiParty, message: Path, state: Path) -> None:
     """Initiator, step 1: write the request message and the private state file."""
     points = party.points()
     _write_state(state, party.export_state())
-    with atomic_output(message, "wb") as fh:
-        fh.write(encode_json(Frame.HELLO, party.hello()))
+    with _message(message) as put:
+        put(encode_json(Frame.HELLO, party.hello()))
         for frame in iter_stream_frames(Frame.INITIATOR_CHUNK, points, POINT_BYTES, PER_FRAME):
-            fh.write(frame)
+            put(frame)
 
 
 def write_response(
@@ -86,7 +114,7 @@ def write_response(
     if party.mode == "intersection-sum" and state is None:
         raise PSIError("intersection-sum: the responder needs a state file for the reveal step")
     with open(request, "rb") as fh:
-        reader = FrameReader(fh, str(request))
+        reader = _reader(fh, request)
         hello = reader.expect_json(Frame.HELLO)
         accept = party.accept(hello)
         points = reader.read_stream(Frame.INITIATOR_CHUNK, POINT_BYTES, limit=hello["size"])
@@ -95,13 +123,13 @@ def write_response(
     reply = party.reply(points)
     if state is not None:
         _write_state(state, party.export_state())
-    with atomic_output(message, "wb") as out:
-        out.write(encode_json(Frame.ACCEPT, accept))
+    with _message(message) as put:
+        put(encode_json(Frame.ACCEPT, accept))
         record = int(accept["record"])
         for frame in iter_stream_frames(Frame.RESPONDER_CHUNK, records, record, PER_FRAME):
-            out.write(frame)
+            put(frame)
         for frame in iter_stream_frames(Frame.REPLY_CHUNK, reply, POINT_BYTES, PER_FRAME):
-            out.write(frame)
+            put(frame)
 
 
 def finish_files(
@@ -121,7 +149,7 @@ def finish_files(
     if party.mode == "intersection-sum" and sum_message is None:
         raise PSIError("intersection-sum: finish needs an output file for the SUM message")
     with open(response, "rb") as fh:
-        reader = FrameReader(fh, str(response))
+        reader = _reader(fh, response)
         accept = reader.expect_json(Frame.ACCEPT)
         peer_size = party._check_peer(accept, f"{response}: accept")
         records = reader.read_stream(
@@ -131,8 +159,8 @@ def finish_files(
         _end(reader)
     result = party.finish(accept, records, reply)
     if sum_message is not None and party.mode == "intersection-sum":
-        with atomic_output(sum_message, "wb") as out:
-            out.write(encode_json(Frame.SUM, party.encrypted_sum()))
+        with _message(sum_message) as put:
+            put(encode_json(Frame.SUM, party.encrypted_sum()))
     return result
 
 
@@ -157,7 +185,7 @@ def reveal_files(state: Path, sum_message: Path, *, min_count: int = 1) -> PsiRe
     own, peer = _state_int(data, "size", state), _state_int(data, "peer_size", state)
     max_abs = _state_int(data, "max_abs", state)
     with open(sum_message, "rb") as fh:
-        reader = FrameReader(fh, str(sum_message))
+        reader = _reader(fh, sum_message)
         message = decode_json(Frame.SUM, reader.expect(Frame.SUM))
         _end(reader)
     total, count = decrypt_sum(import_private(data["paillier"]), message,

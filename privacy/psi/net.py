@@ -24,11 +24,20 @@ only: the peer gets an ``ERROR`` frame and the server goes on. Every session end
 :class:`ServeReport` (``outcome`` ``ok``, ``refused``, ``failed``, ``deadline``,
 ``error`` or ``busy``) handed to ``on_session`` on the serving thread.
 
+With ``tls`` (an :class:`ssl.SSLContext` from :func:`privacy.tls.server_context` and
+:func:`privacy.tls.client_context`) every session runs over mutually authenticated TLS
+1.2+: the server requires a client certificate signed by its CA, the client checks the
+server's certificate and host name. The server's handshake runs on the session's thread,
+under its deadline; a failed one ends that session (outcome ``failed``), and the client
+certificate's common name is reported (``ServeReport.identity``).
+
 Warnings
 --------
-The channel is neither encrypted nor authenticated: run it inside a TLS tunnel or VPN
-between known hosts. Anyone who can connect can hold ``max_sessions`` sessions open
-until their deadline. Semi-honest security only (see :mod:`privacy.psi`; what a
+Without ``tls`` the channel is neither encrypted nor authenticated (the command line
+refuses that unless ``--insecure-plaintext`` is given). With TLS, a busy server closes a
+connection beyond ``max_sessions`` without an ``ERROR`` frame. Anyone who can connect
+(with TLS: anyone holding a certificate from the CA) can hold ``max_sessions`` sessions
+open until their deadline. Semi-honest security only (see :mod:`privacy.psi`; what a
 deviating joiner can still learn in ``intersection-sum`` is in :mod:`privacy.psi.sums`).
 """
 
@@ -37,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -90,6 +100,8 @@ class ServeReport:
     claimed_count, sum_sha256:
         ``intersection-sum``: the count the peer's SUM message claimed and the SHA-256
         of its ciphertext (:func:`privacy.psi.sums.sum_message_digest`), refused or not.
+    identity:
+        With TLS, the common name of the peer's verified client certificate.
     """
 
     peer: str
@@ -103,6 +115,7 @@ class ServeReport:
     seconds: float = 0.0
     claimed_count: int | None = None
     sum_sha256: str | None = None
+    identity: str | None = None
 
     def record(self) -> dict[str, Any]:
         """The session as a ledger record: sizes, outcome, error, digest - never the sum
@@ -113,6 +126,8 @@ class ServeReport:
         if self.mode == "intersection-sum":
             out.update(intersection_size=self.size, claimed_count=self.claimed_count,
                        sum_sha256=self.sum_sha256)
+        if self.identity is not None:
+            out["identity"] = self.identity
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -189,17 +204,39 @@ def _session(conn: socket.socket, party: PsiParty, name: str, say: Progress,
                        claimed_count=result.size, sum_sha256=digest)
 
 
+def _tls_accept(conn: socket.socket, tls: ssl.SSLContext, name: str,
+                live: list[socket.socket]) -> tuple[ssl.SSLSocket, str | None]:
+    """The server side of the TLS handshake on ``conn`` (``live[0]`` becomes the TLS
+    socket, for the deadline); the client certificate's common name."""
+    from privacy.tls import peer_name
+
+    try:
+        wrapped = tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        live[0] = wrapped
+        wrapped.do_handshake()
+    except (ssl.SSLError, OSError) as exc:
+        raise PSIError(f"{name}: TLS handshake failed: {_tls_reason(exc)}") from exc
+    return wrapped, peer_name(wrapped)
+
+
+def _tls_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason) if reason else (str(exc) or type(exc).__name__)
+
+
 def _run_session(conn: socket.socket, name: str, party: PsiParty, *, timeout: float,
-                 session_timeout: float, say: Progress) -> ServeReport:
+                 session_timeout: float, say: Progress,
+                 tls: ssl.SSLContext | None = None) -> ServeReport:
     """One whole session on ``conn``; never raises: every ending is a report."""
     start = time.monotonic()
     expired = threading.Event()
     seen: dict[str, Any] = {}
+    live = [conn]  # the socket to shut down at the deadline (the TLS one once wrapped)
 
     def expire() -> None:
         expired.set()
-        with contextlib.suppress(OSError):
-            conn.shutdown(socket.SHUT_RDWR)  # wakes the session's blocked reads and writes
+        with contextlib.suppress(OSError, ValueError):
+            live[0].shutdown(socket.SHUT_RDWR)  # wakes the session's blocked reads/writes
 
     timer = threading.Timer(session_timeout, expire)
     timer.daemon = True
@@ -208,7 +245,10 @@ def _run_session(conn: socket.socket, name: str, party: PsiParty, *, timeout: fl
     try:
         conn.settimeout(timeout)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            conn, seen["identity"] = _tls_accept(conn, tls, name, live)
         report = _session(conn, party, name, say, seen)
+        report = replace(report, identity=seen.get("identity"))
     except Exception as exc:  # noqa: BLE001 - a session never takes the server down
         if expired.is_set():
             outcome = "deadline"
@@ -221,15 +261,17 @@ def _run_session(conn: socket.socket, name: str, party: PsiParty, *, timeout: fl
             outcome = "error"
             error = f"{name}: internal error: {type(exc).__name__}: {exc}"
             tell = f"internal error ({type(exc).__name__}); session dropped"
-        _abort(conn, tell or error)
+        if tls is None or "identity" in seen:  # never plaintext into a TLS handshake
+            _abort(live[0], tell or error)
         report = ServeReport(name, party.mode, party.size, seen.get("peer_size"),
                              outcome=outcome, error=clean_text(error),
                              claimed_count=seen.get("claimed_count"),
-                             sum_sha256=seen.get("sum_sha256"))
+                             sum_sha256=seen.get("sum_sha256"),
+                             identity=seen.get("identity"))
     finally:
         timer.cancel()
         with contextlib.suppress(OSError):
-            conn.close()
+            live[0].close()
     return replace(report, seconds=time.monotonic() - start)
 
 
@@ -246,6 +288,7 @@ def serve(
     on_session: Callable[[ServeReport], None] | None = None,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> list[ServeReport]:
     """Answer PSI sessions as the responder on ``host:port``.
 
@@ -273,6 +316,9 @@ def serve(
     stop:
         Set it to stop accepting; running sessions are finished (within their
         deadline) and reported before :func:`serve` returns.
+    tls:
+        A server context (:func:`privacy.tls.server_context`): mutual TLS for every
+        session. ``None`` is plaintext, unauthenticated.
 
     Returns
     -------
@@ -307,7 +353,7 @@ def serve(
     def work(conn: socket.socket, name: str, session_party: PsiParty) -> None:
         try:
             finished.put(_run_session(conn, name, session_party, timeout=timeout,
-                                      session_timeout=session_timeout, say=say))
+                                      session_timeout=session_timeout, say=say, tls=tls))
         finally:
             slots.release()
 
@@ -326,15 +372,16 @@ def serve(
                 name = f"peer {addr[0]}:{addr[1]}"
                 if once:
                     report = _run_session(conn, name, party.fresh(), timeout=timeout,
-                                          session_timeout=session_timeout, say=say)
+                                          session_timeout=session_timeout, say=say, tls=tls)
                     finished.put(report)
                     deliver()
                     if report.outcome != "ok":
                         raise PSIError(report.error or f"{name}: session failed")
                     return reports
                 if not slots.acquire(blocking=False):
-                    _abort(conn, f"server busy ({max_sessions} sessions running); "
-                                 "try again later")
+                    if tls is None:  # no handshake on the accepting thread: just close
+                        _abort(conn, f"server busy ({max_sessions} sessions running); "
+                                     "try again later")
                     with contextlib.suppress(OSError):
                         conn.close()
                     finished.put(ServeReport(name, party.mode, party.size, None,
@@ -366,6 +413,16 @@ def _connect(host: str, port: int, connect_timeout: float) -> socket.socket:
             raise PSIError(f"cannot connect to {host}:{port}: {exc}") from exc
 
 
+def _tls_connect(conn: socket.socket, tls: ssl.SSLContext, server_hostname: str,
+                 name: str) -> ssl.SSLSocket:
+    try:
+        return tls.wrap_socket(conn, server_hostname=server_hostname)
+    except (ssl.SSLError, OSError) as exc:
+        with contextlib.suppress(OSError):
+            conn.close()
+        raise PSIError(f"{name}: TLS handshake failed: {_tls_reason(exc)}") from exc
+
+
 def join(
     party: PsiParty,
     host: str,
@@ -374,24 +431,33 @@ def join(
     timeout: float = DEFAULT_TIMEOUT,
     connect_timeout: float = 30.0,
     progress: Progress | None = None,
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
 ) -> PsiResult:
     """Run one PSI session as the initiator against :func:`serve` at ``host:port``.
 
     Retries a refused connection for up to ``connect_timeout`` seconds (the responder
     may still be starting). In ``intersection-sum`` the result's ``sum`` is the value
-    the responder decrypted and reported.
+    the responder decrypted and reported. With ``tls`` (a client context,
+    :func:`privacy.tls.client_context`) the session runs over mutual TLS and the
+    server's certificate must name ``server_hostname`` (default ``host``).
 
     Raises
     ------
     PSIError
-        On connection failure, timeout, a malformed or rejected message.
+        On connection failure, a failed TLS handshake (or a server refusing this
+        client's certificate), timeout, a malformed or rejected message.
     """
     say = progress or (lambda _msg: None)
     name = f"peer {host}:{port}"
-    with _connect(host, port, connect_timeout) as conn:
-        conn.settimeout(timeout)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = _connect(host, port, connect_timeout)
+    conn.settimeout(timeout)
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls is not None:
+        conn = _tls_connect(conn, tls, server_hostname or host, name)
+    with conn:
         reader = FrameReader(conn, name)
+        accept = None
         try:
             _send(conn, encode_json(Frame.HELLO, party.hello()), name)
             accept = reader.expect_json(Frame.ACCEPT)
@@ -416,6 +482,12 @@ def join(
             done = reader.expect_json(Frame.SUM_RESULT)
         except PSIError as exc:
             _abort(conn, str(exc))
+            if tls is not None and accept is None and isinstance(exc.__cause__, OSError):
+                # TLS 1.3: the server checks the client certificate after the handshake
+                raise PSIError(
+                    f"{name}: the server ended the TLS session before answering "
+                    f"({_tls_reason(exc.__cause__)}): does it trust this client's "
+                    "certificate (signed by its --ca)?") from exc
             raise
     total, count = done.get("sum"), done.get("count")
     if not isinstance(total, int) or count != result.size:

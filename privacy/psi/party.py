@@ -30,9 +30,14 @@ Modes
 
 Ids are normalised (:func:`normalize_id`: NFKC, all whitespace removed, casefold;
 pluggable), empty ids dropped and duplicates merged before hashing with a tag naming
-the protocol and the session ``context``. Each party's blinded set is shuffled with a
-CSPRNG before it leaves. Transport: :mod:`privacy.psi.net` (TCP) and
-:mod:`privacy.psi.files` (message files), both in the framing of :mod:`privacy.psi.wire`.
+the protocol and the session ``context``. With ``id_type`` (``mobile``,
+``resident_id``, ``card``, ``email``, ``uscc``, ``generic`` or ``auto``) ids are
+brought to their canonical identifier form instead (:mod:`privacy.normalize`), so
+``+86 187 8161 8495`` on one side meets ``187-8161-8495`` on the other; the id type is
+announced in the hello and accept, and a peer normalising differently is refused.
+Each party's blinded set is shuffled with a CSPRNG before it leaves. Transport:
+:mod:`privacy.psi.net` (TCP) and :mod:`privacy.psi.files` (message files), both in the
+framing of :mod:`privacy.psi.wire`.
 
 Warnings
 --------
@@ -54,6 +59,7 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from privacy.errors import PSIError
+from privacy.normalize import IDENTIFIER_CHOICES, normalizer
 from privacy.psi.group import POINT_BYTES, blind, hash_to_group, random_scalar
 from privacy.psi.sums import (
     accept_fields,
@@ -88,8 +94,9 @@ def normalize_id(value: str) -> str:
     """The default id normalisation: NFKC, remove every whitespace character, casefold.
 
     ``" AbC 123\\u3000"`` and ``"abc１２３"`` both become ``"abc123"``. Pass another
-    callable as ``normalize=`` to :class:`PsiParty` to change it; both parties must use
-    the same one.
+    callable as ``normalize=`` to :class:`PsiParty` to change it, or an ``id_type`` for
+    identifiers (a mobile's written forms differ beyond whitespace and case); both
+    parties must use the same one.
     """
     return "".join(unicodedata.normalize("NFKC", value).split()).casefold()
 
@@ -167,6 +174,11 @@ class PsiParty:
         are summed.
     normalize:
         Id normalisation (default :func:`normalize_id`).
+    id_type:
+        Normalise ids as identifiers of this kind instead (:mod:`privacy.normalize`:
+        ``mobile``, ``resident_id``, ``card``, ``email``, ``uscc``, ``generic``,
+        ``auto``; lenient: an invalid id gets the generic form). Sent to the peer,
+        which must use the same; exclusive with ``normalize``.
     workers:
         Processes for the group operations (default: the usable CPU cores).
     paillier_bits:
@@ -192,7 +204,8 @@ class PsiParty:
         mode: str = "intersection",
         context: str = "covault-psi",
         values: Sequence[int] | None = None,
-        normalize: Callable[[str], str] = normalize_id,
+        normalize: Callable[[str], str] | None = None,
+        id_type: str | None = None,
         workers: int | None = None,
         paillier_bits: int = 3072,
         max_peer_size: int = DEFAULT_MAX_PEER,
@@ -205,6 +218,15 @@ class PsiParty:
             raise PSIError(f"paillier_bits must be at least {MIN_PAILLIER_BITS}")
         if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
             raise PSIError(f"min_count must be a positive integer, not {min_count!r}")
+        if id_type is not None:
+            if id_type not in IDENTIFIER_CHOICES or id_type == "none":
+                choices = ", ".join(c for c in IDENTIFIER_CHOICES if c != "none")
+                raise PSIError(f"unknown id type {id_type!r}; expected one of {choices}")
+            if normalize is not None:
+                raise PSIError("pass either normalize= or id_type=, not both")
+            normalize = normalizer(id_type)
+        normalize = normalize or normalize_id
+        self.id_type = id_type
         self.mode: Mode = cast(Mode, mode)
         self.context = context
         self.normalize = normalize
@@ -279,6 +301,10 @@ class PsiParty:
             raise PSIError(f"{what}: peer mode {obj.get('mode')!r}, ours is {self.mode!r}")
         if obj.get("context") != self.context:
             raise PSIError(f"{what}: peer context {obj.get('context')!r}, ours {self.context!r}")
+        if obj.get("id_type") != self.id_type:
+            raise PSIError(f"{what}: peer normalises ids as {obj.get('id_type') or 'text'!r}, "
+                           f"ours as {self.id_type or 'text'!r}; both parties must give the "
+                           "same id type")
         size = obj.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise PSIError(f"{what}: malformed set size {size!r}")
@@ -291,7 +317,12 @@ class PsiParty:
     def hello(self) -> dict[str, Any]:
         """The initiator's opening message."""
         return {"protocol": PROTOCOL, "mode": self.mode, "context": self.context,
-                "size": self.size}
+                "size": self.size, **self._id_field()}
+
+    def _id_field(self) -> dict[str, str]:
+        """``{"id_type": ...}`` in hello, accept and state when set (else nothing, so
+        sessions without it look as before)."""
+        return {} if self.id_type is None else {"id_type": self.id_type}
 
     def finish(self, accept: dict[str, Any], records: bytes, reply: bytes) -> PsiResult:
         """Compute the result from the responder's accept, records and reply
@@ -365,7 +396,7 @@ class PsiParty:
         self._peer_size = self._check_peer(hello, "hello")
         out: dict[str, Any] = {"protocol": PROTOCOL, "mode": self.mode,
                                "context": self.context, "size": self.size,
-                               "record": POINT_BYTES}
+                               "record": POINT_BYTES, **self._id_field()}
         if self.mode == "intersection-sum":
             if self.values_ is None:
                 raise PSIError("intersection-sum: the responder needs values")
@@ -432,6 +463,7 @@ class PsiParty:
             "scalar": self._scalar.hex(), "seed": self._seed.hex(), "size": self.size,
             "ids_digest": self.ids_digest(),
             "peer_size": self._peer_size,
+            **self._id_field(),
         }
         if self._paillier is not None:
             state["paillier"] = export_private(self._paillier)
@@ -465,6 +497,11 @@ class PsiParty:
             raise PSIError("malformed PSI state") from exc
         if state.get("protocol") != PROTOCOL or len(scalar) != 32 or len(seed) != 32:
             raise PSIError("malformed PSI state")
+        id_type = state.get("id_type")
+        if id_type is not None and not isinstance(id_type, str):
+            raise PSIError("malformed PSI state")
+        if id_type is not None:
+            kwargs = {**kwargs, "id_type": id_type}
         party = cls(ids, mode=mode, context=context, _secrets=(scalar, seed), **kwargs)
         if party.ids_digest() != state.get("ids_digest"):
             raise PSIError("the ids differ from those this session was started with")

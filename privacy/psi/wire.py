@@ -13,13 +13,18 @@ carries the stream's frame type and its element count, so a million ids never ne
 giant frame and a truncated stream is detected. Control messages (``HELLO``, ``ACCEPT``,
 ``SUM``, ``ERROR``) carry UTF-8 JSON objects.
 
-A message file is the same frames written one after another; :class:`FrameReader`
-reads either a socket or a binary file.
+A message file is the same frames written one after another, closed by one ``DIGEST``
+frame: the SHA-256 of every byte before it (:func:`encode_digest`), recomputed as the
+file is read (``FrameReader(..., digest=True)``, :meth:`FrameReader.expect_digest`), so a
+truncated or corrupted file is refused naming it. Like the HE files' trailer it detects
+accidents, not forgery: whoever can rewrite a file can rewrite its digest.
+:class:`FrameReader` reads either a socket or a binary file.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import socket
 import struct
@@ -40,6 +45,7 @@ __all__ = [
     "encode_end",
     "decode_json",
     "decode_end",
+    "encode_digest",
     "iter_stream_frames",
     "FrameReader",
     "clean_text",
@@ -67,6 +73,7 @@ class Frame(enum.IntEnum):
     SUM_RESULT = 8  # responder -> initiator: the decrypted sum and count
     ERROR = 9  # either side: the peer aborted, with a message
     STATE = 10  # local state file of the file-based flow (never sent to the peer)
+    DIGEST = 11  # last frame of a message file: SHA-256 of all the bytes before it
 
 
 _CHUNKS = {Frame.INITIATOR_CHUNK, Frame.RESPONDER_CHUNK, Frame.REPLY_CHUNK}
@@ -118,6 +125,11 @@ def encode_end(stream: Frame, count: int) -> bytes:
     return encode_frame(Frame.END, _END.pack(int(stream), count))
 
 
+def encode_digest(data: bytes) -> bytes:
+    """The ``DIGEST`` frame closing a message file whose frames before it are ``data``."""
+    return encode_frame(Frame.DIGEST, hashlib.sha256(data).digest())
+
+
 def decode_json(kind: Frame, payload: bytes) -> dict[str, Any]:
     """Parse a control frame's JSON object, or raise :class:`PSIError`."""
     if len(payload) > MAX_JSON:
@@ -164,14 +176,18 @@ class FrameReader:
         How errors name the source (``"peer 127.0.0.1:9000"`` or a file name).
     max_payload:
         Frames announcing a larger payload are rejected before it is read.
+    digest:
+        Hash every byte read (SHA-256), for :meth:`expect_digest` at the end of a file.
     """
 
     def __init__(
-        self, source: socket.socket | IO[bytes], name: str, *, max_payload: int = MAX_PAYLOAD
+        self, source: socket.socket | IO[bytes], name: str, *, max_payload: int = MAX_PAYLOAD,
+        digest: bool = False,
     ) -> None:
         self._source = source
         self.name = name
         self.max_payload = max_payload
+        self._hash = hashlib.sha256() if digest else None
 
     def _read(self, n: int, *, allow_eof: bool = False) -> bytes:
         parts: list[bytes] = []
@@ -192,7 +208,10 @@ class FrameReader:
                 raise PSIError(f"{self.name}: truncated message ({got} of {n} bytes)")
             parts.append(part)
             got += len(part)
-        return b"".join(parts)
+        data = b"".join(parts)
+        if self._hash is not None:
+            self._hash.update(data)
+        return data
 
     def next(self, *, allow_eof: bool = False) -> tuple[Frame, bytes] | None:
         """Return the next (type, payload), or ``None`` at a clean end when allowed.
@@ -237,6 +256,32 @@ class FrameReader:
         if frame is not kind:
             raise PSIError(f"{self.name}: expected a {kind.name} frame, got {frame.name}")
         return payload
+
+    def expect_digest(self) -> None:
+        """Check the end of a message file: one ``DIGEST`` frame holding the SHA-256 of
+        every byte read before it, then nothing.
+
+        Raises
+        ------
+        PSIError
+            Naming the file: no digest (truncated, or written by a covault from before
+            message digests), a digest that does not match, or data after it.
+        """
+        if self._hash is None:
+            raise PSIError(f"{self.name}: reader was not created with digest=True")
+        expected = self._hash.digest()
+        got = self.next(allow_eof=True)
+        if got is None:
+            raise PSIError(f"{self.name}: no integrity digest at the end of the message "
+                           "(truncated, or written by an older covault: write it again)")
+        frame, payload = got
+        if frame is not Frame.DIGEST:
+            raise PSIError(f"{self.name}: unexpected {frame.name} frame after the message")
+        if payload != expected:
+            raise PSIError(f"{self.name}: integrity digest mismatch: the message was "
+                           "corrupted, truncated or altered")
+        if self.next(allow_eof=True) is not None:
+            raise PSIError(f"{self.name}: unexpected data after the message digest")
 
     def expect_json(self, kind: Frame) -> dict[str, Any]:
         """Return the JSON object of the next frame, which must be of type ``kind``."""

@@ -232,8 +232,10 @@ def test_tenseal_contributions_are_signed_too(signers: dict[str, Any]) -> None:
 # ------------------------------------------------------------------ command line
 def test_cli_signed_end_to_end_and_relabel_refused(signers: dict[str, Any],
                                                    tmp_path: Path) -> None:
+    kek = Path(__file__).resolve().parents[1] / "vectors" / "test.kek"  # seals the HE key
+
     def run(*args: str) -> tuple[int, str]:
-        res = CliRunner().invoke(he, list(args))
+        res = CliRunner().invoke(he, list(args), env={"COVAULT_KEK_FILE": str(kek)})
         return res.exit_code, res.output
 
     keys = tmp_path / "keys"
@@ -248,7 +250,8 @@ def test_cli_signed_end_to_end_and_relabel_refused(signers: dict[str, Any],
         src.write_text("amount\n10\n-3\n")
         out = tmp_path / f"{p}.cvhe"
         code, msg = run("encrypt", "--public", str(keys), "--column", "amount", "--party", p,
-                        "--signing-key", str(tmp_path / f"{p}.pem"), str(src), "-o", str(out))
+                        "--no-ids", "--signing-key", str(tmp_path / f"{p}.pem"), str(src),
+                        "-o", str(out))
         assert code == 0, msg
         files.append(str(out))
     trust = [x for p in "abc" for x in ("--signer", str(tmp_path / f"{p}.pub"))]

@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 
 from covault.cli import main
 from privacy.he import serial
+from privacy.keys import Kek
 
 ENV = {"COVAULT_PASSPHRASE": "adversarial-test-passphrase"}
 
@@ -100,7 +101,8 @@ def test_keygen_force_replaces_the_pair_atomically(tmp_path: Path,
     assert new[serial.PRIVATE_FILE][1] & 0o777 == 0o600
     assert new[serial.PUBLIC_FILE][1] & 0o777 == 0o644
     pub = serial.read_file(folder, kind="public_key")
-    priv = serial.read_file(folder, kind="private_key")
+    priv = serial.read_file(folder, kind="private_key",
+                            kek=Kek.from_passphrase(ENV["COVAULT_PASSPHRASE"]))
     assert pub.key_id == priv.public_key.key_id  # the new files are one pair
 
 

@@ -37,7 +37,7 @@ from privacy.psi import PsiParty, ServeReport, join, reveal_files, serve
 from privacy.psi.files import finish_files, write_request, write_response
 from privacy.psi.group import POINT_BYTES
 from privacy.psi.sums import ciphertext_bytes, public_key_from_accept
-from privacy.psi.wire import Frame, FrameReader, encode_frame, encode_json
+from privacy.psi.wire import Frame, FrameReader, encode_digest, encode_frame, encode_json
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from covault.cli import main; main()", "psi"]
@@ -68,6 +68,11 @@ def packed_message(accept: dict[str, Any], records: bytes, count: int = 0) -> di
     for j, c in enumerate(cts):
         total = total * pow(c, 1 << (SLOT * j), nsq) % nsq
     return {"count": count, "ciphertext": format(total, "x")}
+
+
+def with_digest(frames: bytes) -> bytes:
+    """A message file: the frames and their SHA-256 digest frame (anyone can compute it)."""
+    return frames + encode_digest(frames)
 
 
 def unpack(plain: int, n: int) -> list[int]:
@@ -193,8 +198,8 @@ def test_file_flow_reveal_refuses_packed_product(tmp_path: Path) -> None:
         reader = FrameReader(fh, "resp")
         accept = reader.expect_json(Frame.ACCEPT)
         records = reader.read_stream(Frame.RESPONDER_CHUNK, int(accept["record"]), limit=4)
-    (tmp_path / "evil.msg").write_bytes(
-        encode_json(Frame.SUM, packed_message(accept, records, count=0)))
+    (tmp_path / "evil.msg").write_bytes(  # the digest only catches accidents: recomputed
+        with_digest(encode_json(Frame.SUM, packed_message(accept, records, count=0))))
     with pytest.raises(PSIError, match="refused") as caught:
         reveal_files(tmp_path / "b.state", tmp_path / "evil.msg")
     assert_no_value(str(caught.value))
@@ -450,7 +455,8 @@ def test_cli_serve_refuses_attack_logs_outcomes_keeps_values_out_of_ledger(
     server = subprocess.Popen(
         [*CLI, "serve", "--ids", str(table), "--column", "id", "--port", str(port),
          "--mode", "intersection-sum", "--value-column", "amount", "--paillier-bits",
-         str(BITS), "--ledger", str(db), "--format", "json", "--timeout", "30"],
+         str(BITS), "--ledger", str(db), "--format", "json", "--timeout", "30",
+         "--insecure-plaintext"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with pytest.raises(PSIError, match="refused") as caught:  # (1) the packed product
@@ -497,7 +503,7 @@ def test_cli_slow_client_does_not_block_a_second(tmp_path: Path) -> None:
     port = _free_port()
     server = subprocess.Popen(
         [*CLI, "serve", "--ids", str(table), "--column", "id", "--port", str(port),
-         "--mode", "cardinality", "--format", "json"],
+         "--mode", "cardinality", "--format", "json", "--insecure-plaintext"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         slow = _connect(port)
@@ -536,12 +542,12 @@ def test_cli_honest_sum_ledgers_hold_no_sum(sum_tables: tuple[Path, Path],
     server = subprocess.Popen(
         [*CLI, "serve", "--ids", str(b), "--column", "id", "--port", str(port), "--once",
          "--mode", "intersection-sum", "--value-column", "amount", "--paillier-bits",
-         str(BITS), "--ledger", str(b_db), "--format", "json"],
+         str(BITS), "--ledger", str(b_db), "--format", "json", "--insecure-plaintext"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         joined = _cli("join", "--ids", str(a), "--column", "cust", "--connect",
                       f"127.0.0.1:{port}", "--mode", "intersection-sum", "--ledger", str(a_db),
-                      "--format", "json")
+                      "--format", "json", "--insecure-plaintext")
         s_out, s_err = server.communicate(timeout=60)
     finally:
         server.kill()
@@ -575,7 +581,8 @@ def test_cli_reveal_refusal_is_recorded_without_values(sum_tables: tuple[Path, P
         reader = FrameReader(fh, "resp")
         accept = reader.expect_json(Frame.ACCEPT)
         records = reader.read_stream(Frame.RESPONDER_CHUNK, int(accept["record"]), limit=4)
-    Path(f["evil"]).write_bytes(encode_json(Frame.SUM, packed_message(accept, records)))
+    Path(f["evil"]).write_bytes(with_digest(encode_json(Frame.SUM,
+                                                        packed_message(accept, records))))
     evil = _cli("reveal", "--state", f["b.st"], "--in-message", f["evil"], "--ledger",
                 f["l.db"], "--format", "json")
     assert evil.returncode == 2 and "refused" in evil.stderr and evil.stdout == ""

@@ -350,9 +350,10 @@ def test_he_encrypt_reads_long_fields(tmp_path: Path) -> None:
     src = tmp_path / "big.csv"
     _big_csv(src, 5 << 20)
     keys = tmp_path / "keys"
-    assert run("he", "keygen", "--bits", "2048", "--parties", "3", "-o", keys).exit_code == 0
-    args = ["he", "encrypt", "--public", keys, "--column", "amount", src, "-o",
-            tmp_path / "a.cvhe"]
+    assert run("he", "keygen", "--bits", "2048", "--parties", "3", "--unencrypted-key",
+               "-o", keys).exit_code == 0
+    args = ["he", "encrypt", "--public", keys, "--column", "amount", "--id-column", "id",
+            src, "-o", tmp_path / "a.cvhe"]
     res = run(*args)
     assert res.exit_code == 2 and "--max-field-bytes" in res.stderr, res.output
     res = run("--max-field-bytes", "6M", *args)
@@ -381,7 +382,7 @@ def test_he_keygen_fast_randomness_is_opt_in(tmp_path: Path) -> None:
     for flag, bits in (([], 1024), (["--fast-randomness"], 224)):
         out = tmp_path / f"k{bits}"
         res = run("he", "keygen", "--bits", "2048", "--parties", "3", *flag, "-o", out,
-                  "--format", "json")
+                  "--format", "json", "--unencrypted-key")
         assert res.exit_code == 0, res.output
         assert f"{bits}-bit DJN exponent" in json.loads(res.stdout)["detail"]
         pub = serial.read_file(out / serial.PUBLIC_FILE, kind="public_key")
