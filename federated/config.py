@@ -36,6 +36,24 @@
     name = "bank_1"
     data = "bank_1.csv"            # CSV or Parquet; empty cells are missing values
 
+Gradient-boosted trees (``model = "gbdt"``, horizontal only): ``rounds`` is the number
+of trees, the histograms are summed securely (``method`` "secagg", the default, or
+"ckks"), and a ``[gbdt]`` table holds the boosting parameters:
+
+.. code-block:: toml
+
+    model = "gbdt"
+    rounds = 100                   # trees (fewer with early stopping)
+
+    [gbdt]                         # optional; XGBoost's names and defaults
+    max_depth = 6
+    learning_rate = 0.3
+    min_child_weight = 1.0
+    reg_lambda = 1.0               # L2 on leaf weights
+    gamma = 0.0                    # the smallest loss change that makes a split
+    max_bins = 256                 # global quantile bins per numeric column
+    early_stopping = false         # on a validation split (validation = 0.1, patience = 5)
+
 A vertical run (``kind = "vertical"``: one guest holding the label, hosts holding other
 features of the same customers, aligned by PSI on ``id``):
 
@@ -87,7 +105,8 @@ from privacy.errors import ConfigError
 
 __all__ = [
     "PLAIN_METHODS", "SECURE_METHODS", "METHODS", "TrainingConfig", "AggregationConfig",
-    "DPConfig", "DeploymentConfig", "PartyConfig", "FLConfig", "load_config", "parse_config",
+    "DPConfig", "DeploymentConfig", "PartyConfig", "GBDTConfig", "FLConfig", "load_config",
+    "parse_config",
 ]
 
 #: Aggregations the server computes on the clients' plaintext updates (Flower strategies).
@@ -141,6 +160,20 @@ class AggregationConfig(_Strict):
         if v not in METHODS:
             raise ValueError(f"unknown method {v!r}; expected one of {', '.join(METHODS)}")
         return v
+
+
+class GBDTConfig(_Strict):
+    """Gradient-boosted trees (``model = "gbdt"``): XGBoost's parameter names."""
+
+    max_depth: int = Field(6, ge=1, le=10)
+    learning_rate: float = Field(0.3, gt=0, le=10)
+    min_child_weight: float = Field(1.0, ge=0)
+    reg_lambda: float = Field(1.0, ge=0)
+    gamma: float = Field(0.0, ge=0)
+    max_bins: int = Field(256, ge=2, le=256)
+    early_stopping: bool = False
+    validation: float = Field(0.1, gt=0, lt=0.5)
+    patience: int = Field(5, ge=1, le=1000)
 
 
 class DPConfig(_Strict):
@@ -206,7 +239,7 @@ class FLConfig(_Strict):
 
     kind: Literal["horizontal", "vertical"]
     mode: Literal["simulation", "deployment"] = "simulation"
-    model: Literal["logistic"] = "logistic"
+    model: Literal["logistic", "gbdt"] = "logistic"
     label: str
     positive: str | int | bool | None = None
     rounds: int = Field(30, ge=1, le=10000)
@@ -222,6 +255,7 @@ class FLConfig(_Strict):
     test_party_column: str | None = None
     round_timeout: float = Field(600, gt=0)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    gbdt: GBDTConfig = Field(default_factory=GBDTConfig)
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
     dp: DPConfig | None = None
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
@@ -243,8 +277,16 @@ class FLConfig(_Strict):
             raise ValueError(f"party[{i}]: party {name!r} has no 'data' file (only a "
                              f"federation with deployment.superlink keeps the data on the "
                              f"banks' nodes)")
+        if "gbdt" in self.model_fields_set and self.model != "gbdt":
+            raise ValueError("a [gbdt] table needs model = \"gbdt\"")
+        if self.model == "gbdt":
+            return self._gbdt()
         if self.kind == "vertical":
             return self._vertical()
+        return self._horizontal()
+
+    def _horizontal(self) -> FLConfig:
+        names = [p.name for p in self.party]
         horizontal_only = [(i, p.name, k) for i, p in enumerate(self.party)
                            for k in ("role", "test", "model", "score")
                            if getattr(p, k) is not None]
@@ -273,6 +315,22 @@ class FLConfig(_Strict):
             raise ValueError(f"dp works with fedavg, fedprox, ckks or secagg (a plain mean of "
                              f"clipped updates), not {agg.method!r}")
         return self
+
+    def _gbdt(self) -> FLConfig:
+        if self.kind != "horizontal":
+            raise ValueError("model = \"gbdt\" is available for kind = \"horizontal\" only "
+                             "(vertical SecureBoost is not built yet)")
+        if self.dp is not None:
+            raise ValueError("dp is not available for model = \"gbdt\"")
+        agg = self.aggregation
+        if agg.method not in SECURE_METHODS:
+            if "method" in agg.model_fields_set:
+                raise ValueError(f"aggregation.method: model = \"gbdt\" sums histograms "
+                                 f"securely: use \"secagg\" or \"ckks\", not {agg.method!r}")
+            cfg = self.model_copy(update={"aggregation": agg.model_copy(
+                update={"method": "secagg"})})
+            return cfg._horizontal()
+        return self._horizontal()
 
     def _vertical(self) -> FLConfig:
         if self.id is None:

@@ -285,8 +285,9 @@ def _run_job(config: FLConfig | str | Path, *, ledger: str | Path | None = None,
         plan_path.write_text(json.dumps(plan, indent=1), encoding="utf-8")
         from federated.deploy import write_app_dir
 
-        app_dir = write_app_dir(work / "app", f"federated.{cfg.kind}.server:app",
-                                f"federated.{cfg.kind}.client:app", {"plan": ""})
+        pkg = "federated.trees" if cfg.model == "gbdt" else f"federated.{cfg.kind}"
+        app_dir = write_app_dir(work / "app", f"{pkg}.server:app", f"{pkg}.client:app",
+                                {"plan": ""})
         with _federation(cfg, plan, work) as fed:
             if on_start is not None:
                 on_start(fed)

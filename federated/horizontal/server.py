@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-import traceback
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from federated.horizontal import protocol as P
 from federated.horizontal.grid import PartyGrid
-from federated.horizontal.party import load_plan
 from federated.horizontal.securesum import SecureSum
 from federated.horizontal.strategies import SecureFedAvg, make_strategy
 from federated.model import initial_weights
@@ -31,8 +28,8 @@ from federated.preprocess import (
     merge_schemas,
     narrow_grid,
 )
-from privacy.atomic import atomic_output
-from privacy.errors import CovaultError, FederationError
+from federated.serverapp import run_plan_job
+from privacy.errors import FederationError
 
 __all__ = ["app", "Coordinator"]
 
@@ -202,11 +199,6 @@ def _rate(value: Any) -> float:
     return 0.0 if value == "auto" else float(value)
 
 
-def _write(path: str, payload: dict[str, Any]) -> None:
-    with atomic_output(path, "w") as fh:
-        json.dump(payload, fh, indent=1, default=float)
-
-
 def _make_app() -> Any:
     from flwr.serverapp import ServerApp
 
@@ -219,18 +211,9 @@ app = _make_app()
 @app.main()
 def main(grid: Any, context: Any) -> None:
     """Entry point Flower calls in the ServerApp process."""
-    plan_path = str(context.run_config["plan"])
-    plan = load_plan(plan_path)
-    result_path = str(plan["result"])
-    np.random.seed(int(plan["config"].get("seed", 0)) % (2**32))
-    try:
-        result = Coordinator(grid, plan).run()
-    except CovaultError as exc:
-        _write(result_path, {"error": str(exc), "type": type(exc).__name__})
-        return
-    except Exception as exc:  # unexpected: keep the traceback for the runner's message
-        _write(result_path, {"error": f"{type(exc).__name__}: {exc}", "type": "internal",
-                             "traceback": traceback.format_exc()})
-        raise
-    _write(result_path, result)
-    Path(result_path).with_suffix(".done").touch()
+
+    def job(plan: dict[str, Any]) -> dict[str, Any]:
+        np.random.seed(int(plan["config"].get("seed", 0)) % (2**32))
+        return Coordinator(grid, plan).run()
+
+    run_plan_job(context, job)

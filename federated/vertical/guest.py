@@ -245,14 +245,6 @@ class Guest(Party):
         p = sigmoid(z)
         return {"loss": logloss(y, p), "auc": auc(y, z), "ks": ks(y, z)}
 
-    def snapshot(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Keep the current weights as the best (early stopping) or restore them."""
-        if payload.get("restore"):
-            self.store.put_weights("w", **self.store.weights("best"))
-        else:
-            self.store.put_weights("best", **self.store.weights("w"))
-        return {}
-
     def guest_only(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The guest's features alone (its standardised and one-hot columns, not
         whitened: scikit-learn's view): a logistic regression on its training rows,

@@ -204,14 +204,6 @@ class Host(Party):
                for c in (idx[i:i + SLOTS] for i in range(0, idx.size, SLOTS))]
         return {"z": pack_blobs(out)}
 
-    def snapshot(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Keep the current share as the best (early stopping) or restore it."""
-        if payload.get("restore"):
-            self.store.put_weights("w", **self.store.weights("best"))
-        else:
-            self.store.put_weights("best", **self.store.weights("w"))
-        return {}
-
     # -- information value ------------------------------------------------------------
 
     def iv_layout(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -181,6 +181,15 @@ class Party:
         whitening = Whitening.from_json(self.store.blob("whitening").decode())
         return whitening.apply(transform.features(self.aligned(split)))
 
+    def snapshot(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Keep the current weights (or share) as the best (early stopping), or restore
+        them (``restore``)."""
+        if payload.get("restore"):
+            self.store.put_weights("w", **self.store.weights("best"))
+        else:
+            self.store.put_weights("best", **self.store.weights("w"))
+        return {}
+
     @staticmethod
     def shuffle(n: int) -> npt.NDArray[np.int64]:
         """A fresh random order (CSPRNG-seeded)."""

@@ -8,19 +8,15 @@ error) to the file the runner named.
 
 from __future__ import annotations
 
-import json
 import time
-import traceback
-from pathlib import Path
 from typing import Any
 
 from federated.horizontal.grid import PartyGrid
-from federated.horizontal.party import load_plan
+from federated.serverapp import run_plan_job
 from federated.vertical import wire
 from federated.vertical.client import message_type
 from federated.vertical.protocol import iv_vertical, run_vertical, score_vertical
-from privacy.atomic import atomic_output
-from privacy.errors import CovaultError, FederationError
+from privacy.errors import FederationError
 
 __all__ = ["app"]
 
@@ -87,11 +83,6 @@ def run_plan(grid: Any, plan: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _write(path: str, payload: dict[str, Any]) -> None:
-    with atomic_output(path, "w") as fh:
-        json.dump(payload, fh, indent=1, default=float)
-
-
 def _make_app() -> Any:
     from flwr.serverapp import ServerApp
 
@@ -104,16 +95,4 @@ app = _make_app()
 @app.main()
 def main(grid: Any, context: Any) -> None:
     """Entry point Flower calls in the ServerApp process."""
-    plan = load_plan(str(context.run_config["plan"]))
-    result_path = str(plan["result"])
-    try:
-        result = run_plan(grid, plan)
-    except CovaultError as exc:
-        _write(result_path, {"error": str(exc), "type": type(exc).__name__})
-        return
-    except Exception as exc:  # unexpected: keep the traceback for the runner's message
-        _write(result_path, {"error": f"{type(exc).__name__}: {exc}", "type": "internal",
-                             "traceback": traceback.format_exc()})
-        raise
-    _write(result_path, result)
-    Path(result_path).with_suffix(".done").touch()
+    run_plan_job(context, lambda plan: run_plan(grid, plan))

@@ -206,7 +206,7 @@ def test_data_path_is_a_directory(tmp_path: Path) -> None:
 CONFIG_CASES = {
     "unknown key": ('lables = "z"', "unknown key 'lables'"),
     "unknown method": ('[aggregation]\nmethod = "fedsgd"', "aggregation.method"),
-    "vertical": (None, 'kind = "vertical" is not available'),
+    "vertical without id": (None, "a vertical run needs 'id'"),
     "key holder": ('[aggregation]\nmethod = "ckks"\nkey_holder = "bank_9"', "'bank_9'"),
     "fixed clipping": ('[dp]\nnoise_multiplier = 1.0\nclipping = "fixed"', "clipping_norm"),
     "dp with krum": ('[aggregation]\nmethod = "krum"\n[dp]\nnoise_multiplier = 1.0', "'krum'"),
@@ -218,7 +218,7 @@ CONFIG_CASES = {
 def test_bad_config_exits_2(tmp_path: Path, case: str, no_flower: list[str]) -> None:
     extra, text = CONFIG_CASES[case]
     cfg = setup_run(tmp_path, {"bank_1.csv": GOOD, "bank_2.csv": GOOD}, extra=extra or "")
-    if case == "vertical":
+    if case == "vertical without id":
         cfg.write_text(cfg.read_text().replace('"horizontal"', '"vertical"'))
     stderr = cli_error(cfg, no_flower)
     assert text in stderr and str(cfg) in stderr
