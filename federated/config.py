@@ -63,6 +63,7 @@ features of the same customers, aligned by PSI on ``id``):
     mode = "simulation"            # or "deployment" (SuperLink + SuperNodes, TLS)
     label = "y"
     id = "cust_id"                 # the customer key column in every party's files
+    id_type = "mobile"             # optional: normalise ids of that kind before PSI
     epochs = 20
     iv = true                      # information value of every column (iv_bins = 10)
 
@@ -245,6 +246,7 @@ class FLConfig(_Strict):
     rounds: int = Field(30, ge=1, le=10000)
     epochs: int = Field(20, ge=1, le=10000)
     id: str | None = None
+    id_type: Literal["mobile", "resident_id", "card", "email", "uscc", "generic"] | None = None
     iv: bool = True
     iv_bins: int = Field(10, ge=2, le=100)
     seed: int = 0

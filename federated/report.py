@@ -8,7 +8,7 @@ Sections, each shown when its data is there: run summary; learning curves (globa
 per-party AUC by round, or loss and AUC by epoch for vertical runs); cost per round
 (seconds, bytes up and down, privacy budget); ROC and calibration curves; guest-only
 versus joint model (vertical); information value (vertical); per-party results with the
-gain of federation over each party's local-only model.
+gain of federation over each party's local-only model; feature importance (trees).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ _LABELS = {"auc": "AUC", "ks": "KS", "logloss": "log loss", "loss": "loss"}
 
 _KNOWN = {"kind", "mode", "rounds", "epochs", "aggregation", "global", "parties", "history",
           "epsilon", "delta", "curves", "features", "intersection", "test_intersection",
-          "guest_only", "iv"}
+          "guest_only", "iv", "importance"}
 
 
 # --------------------------------------------------------------------------- formatting
@@ -313,8 +313,16 @@ def _curves(history: list[Mapping[str, Any]], x_key: str, result: Mapping[str, A
         out.append(_line_chart(series, title=f"AUC by {label}", x_label=label, y_label="AUC"))
         if many:
             out.append(f"<p class='muted'>grey: each of the {len(names)} parties</p>")
+    split = [_Series(name, [(x, _num(h.get(key))) for x, h in pairs], _PALETTE[5 + i])
+             for i, (key, name) in enumerate((("train_loss", "training rows"),
+                                               ("valid_loss", "validation rows")))]
+    split = [s for s in split if any(y is not None for _, y in s.points)]
     losses = [(x, _num(h.get("loss"))) for x, h in pairs]
-    if any(y is not None for _, y in losses):
+    if split:  # trees: the log loss on the training and the validation rows
+        out.append("<h3>Log loss by " + _e(label) + "</h3>")
+        out.append(_line_chart(split, title=f"log loss by {label}", x_label=label,
+                               y_label="log loss"))
+    elif any(y is not None for _, y in losses):
         out.append("<h3>Training loss by " + _e(label) + "</h3>")
         out.append(_line_chart([_Series("loss", losses, _PALETTE[5])],
                                title=f"loss by {label}", x_label=label, y_label="loss"))
@@ -461,6 +469,23 @@ def _iv(iv: Mapping[str, Any]) -> str:
             + _table(["feature", "IV", "", "strength"], rows))
 
 
+def _importance(importance: Mapping[str, Any]) -> str:
+    gain = _dict(importance.get("gain"))
+    splits = _dict(importance.get("splits"))
+    vals = sorted(((str(k), _num(v)) for k, v in gain.items()), key=lambda kv: -(kv[1] or 0.0))
+    total = sum(v or 0.0 for _, v in vals) or 1.0
+    top = max((v or 0.0 for _, v in vals), default=0.0) or 1.0
+    rows = [[_e(name), f"n:{_plain(v)}", f"n:{_plain(None if v is None else v / total)}",
+             f"n:{_count(splits.get(name))}",
+             "" if v is None else f"<span class='bar' style='width:{max(v, 0) / top * 200:.0f}"
+                                  "px'></span>"] for name, v in vals]
+    return ("<h2>Feature importance</h2><p class='muted'>Total gain (loss reduction) of the "
+            "splits on each feature over the model's trees, its share, and the number of "
+            "splits. Every bank holds every feature in a horizontal run, so the gain is not "
+            "split by party.</p>"
+            + _table(["feature", "gain", "share", "splits", ""], rows))
+
+
 def render_report(result: Mapping[str, Any], *, title: str | None = None) -> str:
     """The report of one federated run, as one self-contained HTML document.
 
@@ -501,6 +526,8 @@ def render_report(result: Mapping[str, Any], *, title: str | None = None) -> str
         out.append(_guest(result))
     if isinstance(result.get("iv"), Mapping) and result["iv"]:
         out.append(_iv(result["iv"]))
+    if isinstance(result.get("importance"), Mapping) and result["importance"]:
+        out.append(_importance(result["importance"]))
     if isinstance(result.get("parties"), Mapping) and result["parties"]:
         out.append(_parties(result["parties"]))
     out.append("</body></html>")

@@ -343,3 +343,23 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path: Path) -> None:
     assert len(losses) == best + 1  # patience 1: one epoch without a 1 % gain
     assert losses[best - 1] <= min(losses) * 1.01
     assert result["evaluated_on"] == "test"
+
+
+def test_id_type_aligns_mobiles_written_differently(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 120, seed=8)
+
+    def as_mobile(rows: list[dict[str, str]], style: str) -> None:
+        for r in rows:
+            n = f"187{int(r['cust_id'][1:]):08d}"
+            r["cust_id"] = n if style == "plain" else f"+86 {n[:3]} {n[3:7]} {n[7:]}"
+
+    _rewrite(tmp_path / "bank.csv", lambda rows: as_mobile(rows, "plain"))
+    _rewrite(tmp_path / "partner_1.csv", lambda rows: as_mobile(rows, "spaced"))
+    setups = _setups(config, tmp_path / "work")
+    with pytest.raises(InputError, match="only 0 customers shared"):
+        iv_vertical(LocalSend(setups), _cfg(1), "bank", ["partner_1"])
+    text = config.read_text().replace('id = "cust_id"', 'id = "cust_id"\nid_type = "mobile"')
+    config.write_text(text)
+    out = iv_vertical(LocalSend(_setups(config, tmp_path / "work2")), _cfg(1), "bank",
+                      ["partner_1"])
+    assert out["intersection"] > 80

@@ -58,7 +58,8 @@ class Guest(Party):
         from privacy.psi import PsiParty
 
         ids = self._ids(self.table(split))
-        return ids, PsiParty(ids, context=self._psi_context(split, self.name, host))
+        return ids, PsiParty(ids, context=self._psi_context(split, self.name, host),
+                             normalize=self.same)
 
     def psi_start(self, payload: dict[str, Any]) -> dict[str, Any]:
         """PSI with one host, step 1: hello and blinded ids."""
@@ -73,7 +74,8 @@ class Guest(Party):
 
         split, host = str(payload["split"]), str(payload["host"])
         ids = self._ids(self.table(split))
-        party = PsiParty.from_state(ids, self.store.json(f"psi_{split}_{host}"))
+        party = PsiParty.from_state(ids, self.store.json(f"psi_{split}_{host}"),
+                                    normalize=self.same)
         result = party.finish(payload["accept"], bytes(payload["records"]),
                               bytes(payload["reply"]))
         self.store.put_json(f"shared_{split}_{host}", list(result.ids or []))

@@ -67,7 +67,7 @@ class Host(Party):
 
         split, guest = str(payload["split"]), str(payload["guest"])
         party = PsiParty(self._ids(self.table(split)),
-                         context=self._psi_context(split, guest, self.name))
+                         context=self._psi_context(split, guest, self.name), normalize=self.same)
         accept = party.accept(payload["hello"])
         reply = party.reply(bytes(payload["points"]))
         return {"accept": accept, "records": party.records(), "reply": reply}

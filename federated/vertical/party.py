@@ -83,8 +83,17 @@ class Party:
         return self.store.cached(f"table:{split}", lambda: read_table(path, party=self.name))
 
     def _ids(self, pt_: PartyTable) -> list[str | None]:
+        """Normalised ids per row (``id_type`` of the config: mobile, resident_id, card,
+        email, uscc; default: NFKC, whitespace removed, case folded); None when empty."""
         from privacy.psi import normalize_id
 
+        kind = self.setup.get("id_type")
+        if kind:
+            from privacy.normalize import normalizer
+
+            normalize = normalizer(str(kind))
+        else:
+            normalize = normalize_id
         col = str(self.setup["id"])
         if col not in pt_.columns:
             raise pt_.error(f"id column {col!r} is missing (key 'id' of the config)")
@@ -92,7 +101,7 @@ class Party:
         ids: list[str | None] = []
         seen: dict[str, int] = {}
         for row, v in enumerate(raw):
-            key = normalize_id(str(v)) if v is not None else ""
+            key = normalize(str(v)) if v is not None else ""
             if not key:
                 ids.append(None)
                 continue
@@ -142,6 +151,11 @@ class Party:
         if peer not in pairs:
             raise FederationError(f"party {peer!r}: no shared key with it")
         return bytes.fromhex(pairs[peer])
+
+    @staticmethod
+    def same(value: str) -> str:
+        """PSI's normalisation of ids that :meth:`_ids` already normalised."""
+        return value
 
     def _psi_context(self, split: str, guest: str, host: str) -> str:
         return f"covault-vfl/{self.setup['run']}/{split}/{guest}/{host}"
