@@ -278,10 +278,11 @@ def test_column_both_numeric_and_categorical(tmp_path: Path) -> None:
     assert "both numeric and categorical" in str(err) and "x" in str(err)
 
 
-def test_vertical_refused_with_a_clear_message(tmp_path: Path) -> None:
+def test_vertical_without_id_or_roles_says_what_is_missing(tmp_path: Path) -> None:
     err = error_of(tmp_path, MINIMAL.replace('"horizontal"', '"vertical"'))
-    assert 'kind = "vertical"' in str(err) and "not available" in str(err)
-    assert 'kind = "horizontal"' in str(err)  # says what to use instead
+    assert "a vertical run needs 'id'" in str(err)
+    err = error_of(tmp_path, MINIMAL.replace('"horizontal"', '"vertical"\nid = "cid"'))
+    assert "needs a role" in str(err)
 
 
 def test_unknown_kind(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ __all__ = ["SKETCH_BINS", "Binner", "grid_edges", "sketch_vector", "binner_from_
            "validation_mask"]
 
 SKETCH_BINS = 2048
+_PARSED: dict[str, Binner] = {}
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -100,8 +101,7 @@ class Binner:
     categorical: list[str]
     levels: list[list[str]]
 
-    @property
-    def layout(self) -> Layout:
+    def _layout(self) -> Layout:
         """The binned columns (numeric first) as the booster sees them."""
         return Layout(self.numeric + self.categorical,
                       [len(c) + 1 for c in self.cuts] + [len(lv) for lv in self.levels],
@@ -110,11 +110,24 @@ class Binner:
 
     def to_json(self) -> str:
         """Canonical JSON (floats round-trip exactly)."""
-        return json.dumps(asdict(self), sort_keys=True)
+        if "_json" not in self.__dict__:  # frozen: cache beside the fields
+            self.__dict__["_json"] = json.dumps(
+                {"categorical": self.categorical, "cuts": self.cuts, "levels": self.levels,
+                 "numeric": self.numeric}, sort_keys=True)
+        return str(self.__dict__["_json"])
 
     @classmethod
     def from_json(cls, text: str) -> Binner:
-        """Inverse of :meth:`to_json`, with bounds checked."""
+        """Inverse of :meth:`to_json`, with bounds checked (parsed once per process)."""
+        key = hashlib.sha256(text.encode()).hexdigest()
+        if key not in _PARSED:
+            if len(_PARSED) >= 32:
+                _PARSED.clear()
+            _PARSED[key] = cls._parse(text)
+        return _PARSED[key]
+
+    @classmethod
+    def _parse(cls, text: str) -> Binner:
         try:
             d = json.loads(text)
             b = cls([str(x) for x in d["numeric"]],
@@ -134,7 +147,16 @@ class Binner:
     @property
     def digest(self) -> str:
         """SHA-256 of the canonical JSON (every party must hold the same bins)."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()
+        if "_digest" not in self.__dict__:
+            self.__dict__["_digest"] = hashlib.sha256(self.to_json().encode()).hexdigest()
+        return str(self.__dict__["_digest"])
+
+    @property
+    def layout(self) -> Layout:
+        """The binned columns (numeric first) as the booster sees them (cached)."""
+        if "_layout" not in self.__dict__:
+            self.__dict__["_layout"] = self._layout()
+        return self.__dict__["_layout"]  # type: ignore[no-any-return]
 
     def codes(self, pt: PartyTable) -> npt.NDArray[np.uint16]:
         """The table's rows as bin codes (rows x columns, numeric columns first)."""

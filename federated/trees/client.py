@@ -12,7 +12,6 @@ from typing import Any
 
 from federated.horizontal import client as H
 from federated.horizontal import protocol as P
-from federated.horizontal.party import Party
 from federated.horizontal.protect import protect
 from federated.trees import party as T
 from federated.trees import protocol as TP
@@ -59,8 +58,7 @@ def level(msg: Any, context: Any) -> Any:
     """Gradient and hessian histograms of one tree level, protected for secure sum."""
     cfg = P.config_of(msg)
     vec, info = T.level(cfg, context)
-    party = Party.from_context(context)
-    return H._reply(msg, config=info, secure=protect(vec, cfg, context, party=party.name))
+    return H._reply(msg, config=info, secure=protect(vec, cfg, context, party=info["party"]))
 
 
 @app.query(TP.LOCAL.removeprefix("query."))

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from privacy.errors import InputError
+from privacy.errors import FederationError, InputError
 
 __all__ = ["InProcessGrid", "run_in_process"]
 
@@ -43,6 +44,8 @@ class InProcessGrid:
         self.drop = dict(drop or {})
         self.tamper = tamper
         self.sent = {p: 0 for p in parties}
+        #: per exchange: (action, seconds of all parties' handlers, of the slowest one)
+        self.log: list[tuple[str, float, float]] = []
 
     def get_node_ids(self) -> list[int]:
         """Node ids, one per party."""
@@ -51,7 +54,10 @@ class InProcessGrid:
     def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> list[Any]:
         """Deliver each message and collect the replies (a dropped party gives none)."""
         out = []
+        times = [0.0]
+        action = ""
         for msg in messages:
+            action = msg.metadata.message_type
             node = msg.metadata.dst_node_id
             party = self.names[node]
             self.sent[party] += 1
@@ -59,14 +65,19 @@ class InProcessGrid:
                 continue
             if self.tamper is not None:
                 self.tamper(party, msg)
+            t0 = time.perf_counter()
             out.append(self.app(msg, self.contexts[node]))
+            times.append(time.perf_counter() - t0)
+        self.log.append((action, sum(times), max(times)))
         return out
 
 
 def run_in_process(config: Any, *, ledger: str | Path | None = None,
                    drop: Mapping[str, int] | None = None,
-                   tamper: Callable[[str, Any], None] | None = None) -> Any:
+                   tamper: Callable[[str, Any], None] | None = None,
+                   log: list[tuple[str, float, float]] | None = None) -> Any:
     """Train a ``model = "gbdt"`` horizontal config in this process; an ``FLResult``.
+    ``log`` receives the grid's per-exchange party timings (see :class:`InProcessGrid`).
 
     Raises
     ------
@@ -74,7 +85,7 @@ def run_in_process(config: Any, *, ledger: str | Path | None = None,
         As :func:`federated.run` does.
     """
     from federated.config import FLConfig, load_config
-    from federated.runner import FLResult, _plan, preflight
+    from federated.runner import FLResult, _party_input_error, _plan, preflight
     from federated.trees.client import app as client_app
     from federated.trees.server import TreeCoordinator
 
@@ -92,7 +103,13 @@ def run_in_process(config: Any, *, ledger: str | Path | None = None,
         coordinator = TreeCoordinator(grid, plan)
         try:
             result = coordinator.run()
+        except FederationError as exc:  # as the runner: a party's own bad input
+            if _party_input_error(str(exc)):
+                raise InputError(str(exc)) from None
+            raise
         finally:
+            if log is not None:
+                log.extend(grid.log)
             if coordinator.ledger is not None:
                 coordinator.ledger.close()
     return FLResult.from_dict(result)

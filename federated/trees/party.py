@@ -128,7 +128,8 @@ def _margin(context: Any, rows: int, config: dict[str, Any], binner: Binner,
 
 
 def level(config: dict[str, Any], context: Any) -> tuple[FloatArray, dict[str, Any]]:
-    """Histograms of the requested nodes (and loss sums when asked), for secure sum."""
+    """Histograms of the requested nodes (and loss sums when asked), for secure sum;
+    the reply config holds the party's name, its bins' digest and trees applied."""
     party = Party.from_context(context)
     binner, codes, y, train = _data(party, context)
     margin, applied = _margin(context, codes.shape[0], config, binner, codes)
@@ -147,7 +148,7 @@ def level(config: dict[str, Any], context: Any) -> tuple[FloatArray, dict[str, A
         depth = int(config["level"])
         ct, mt, yt = codes[train], margin[train], y[train]
         g, h = gradients(mt, yt)
-        pos = positions(tree, ct, upto=depth)
+        pos = _positions(party, binner, tree, ct, depth, int(config.get("trees-done", 0)))
         G, H = histogram(ct, layout, pos, build, g, h)
         out += [G.ravel() / scale, H.ravel() / scale]
     if config.get("losses"):
@@ -155,7 +156,35 @@ def level(config: dict[str, Any], context: Any) -> tuple[FloatArray, dict[str, A
         out.append(np.array([logloss_sum(margin[train], y[train]) / max(n_train, 1.0),
                              logloss_sum(margin[~train], y[~train]) / max(n_valid, 1.0)]))
     vec = np.concatenate(out) if out else np.zeros(0)
-    return vec, {"digest": binner.digest, "applied": applied}
+    return vec, {"digest": binner.digest, "applied": applied, "party": party.name}
+
+
+_POS: dict[tuple[Any, ...], npt.NDArray[np.int64]] = {}
+
+
+def _positions(party: Party, binner: Binner, tree: Tree, codes: Any, depth: int, done: int
+               ) -> npt.NDArray[np.int64]:
+    """Rows' nodes at ``depth``: one step down from the previous level's (cached in this
+    process), else from the root."""
+    key = (party._key(), binner.digest, done)
+    prev = _POS.get(key + (depth - 1,))
+    if prev is not None and prev.shape == (codes.shape[0],):
+        pos = prev.copy()
+        split = tree.split[pos]
+        if split.any():
+            rows = np.flatnonzero(split)
+            p = pos[rows]
+            code = codes[rows, tree.column[p]].astype(np.int32)
+            thr = tree.threshold[p]
+            right = np.where(tree.categorical[p], code == thr,
+                             np.where(code == 0, ~tree.default_left[p], code > thr))
+            pos[rows] = 2 * p + 1 + right
+    else:
+        pos = positions(tree, codes, upto=depth)
+    for k in [k for k in _POS if k[:2] == key[:2]]:
+        del _POS[k]
+    _POS[key + (depth,)] = pos
+    return pos
 
 
 def local_scores(msg: Any, context: Any) -> dict[str, Any]:
