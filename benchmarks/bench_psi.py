@@ -50,14 +50,23 @@ def bench_covault(n: int, tmp: Path) -> dict[str, float]:
     write_ids(a, 0, n)
     write_ids(b, n // 2, n)
     port = free_port()
+    pki = tmp / "pki"  # sessions run over mutual TLS, as in production
+    subprocess.run([*CLI, "certs", str(pki), "--client", "bank-a"], cwd=ROOT, check=True,
+                   capture_output=True)
+    server_tls = ["--cert", str(pki / "server.pem"), "--key", str(pki / "server.key"),
+                  "--ca", str(pki / "ca.crt")]
+    client_tls = ["--cert", str(pki / "bank-a.pem"), "--key", str(pki / "bank-a.key"),
+                  "--ca", str(pki / "ca.crt")]
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     server = subprocess.Popen(
         [*CLI, "serve", "--ids", str(b), "-c", "cust_id", "--port", str(port), "--once",
-         "--format", "json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         *server_tls, "--format", "json"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     joined = subprocess.run(
         [*CLI, "join", "--ids", str(a), "-c", "cust_id", "--connect", f"127.0.0.1:{port}",
-         "-o", str(out), "--format", "json"], cwd=ROOT, capture_output=True, text=True)
+         *client_tls, "-o", str(out), "--format", "json"],
+        cwd=ROOT, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
     s_out, s_err = server.communicate(timeout=600)
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)

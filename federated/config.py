@@ -449,7 +449,11 @@ def parse_config(data: dict[str, Any], *, source: str | Path | None = None,
         line = _key_line(text, loc) if text is not None and loc else None
         raise ConfigError(f"{where}: {msg}" if where else msg, file=src, line=line) from None
     base = Path(source).resolve().parent if source is not None else Path.cwd()
-    return _resolve(cfg, base)
+    try:
+        return _resolve(cfg, base)
+    except ValueError as exc:  # pathlib: a path holding a NUL character
+        raise ConfigError(f"a file path in the config cannot be used ({exc})",
+                          file=src) from None
 
 
 def load_config(path: str | Path) -> FLConfig:

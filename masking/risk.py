@@ -16,7 +16,9 @@ or per class.
 
 :func:`apply_gate` checks a view's gate on masked output: rows in classes that violate
 a criterion are suppressed when they are at most ``max_suppression`` of the rows, else
-:class:`~privacy.errors.RiskGateError` is raised.
+:class:`~privacy.errors.RiskGateError` is raised; for k-anonymity its message lists the
+smallest classes and the single changes that would pass (:mod:`masking.risk_advice`), also
+on the exception as ``advice`` (a dict).
 """
 
 from __future__ import annotations
@@ -234,12 +236,23 @@ def apply_gate(table: pa.Table, gate: Any) -> tuple[pa.Table, dict[str, Any]]:
         if n_bad == 0:
             continue
         if report["suppressed"] + n_bad > crit.max_suppression * total:
-            raise RiskGateError(
+            message = (
                 f"{name.replace('_', '-')} gate not met: {target} required, found "
                 f"{measure}; {n_bad} rows ({share:.1%}) are in violating classes, more than "
                 f"max_suppression {crit.max_suppression:.1%} allows (quasi: "
                 f"{', '.join(crit.quasi)})"
             )
+            advice = None
+            if name == "k_anonymity":
+                from masking.risk_advice import k_anonymity_advice
+
+                left = max(crit.max_suppression * total - report["suppressed"], 0.0)
+                advice = k_anonymity_advice(table, list(crit.quasi), crit.k,
+                                            left / table.num_rows)
+                message += "\n" + "\n".join(advice.lines())
+            error = RiskGateError(message)
+            error.advice = advice.as_dict() if advice else None  # type: ignore[attr-defined]
+            raise error
         table = table.filter(pa.array(~bad_rows))
         report["suppressed"] += n_bad
     report["rows_out"] = table.num_rows

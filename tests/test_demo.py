@@ -57,3 +57,48 @@ def test_demo_vertical_step(tmp_path: Path) -> None:
     assert v["model_parts"] == ["bank.model.json", "partner_1.model.json"]
     report = (out / v["report"]).read_text()
     assert "Information value" in report and "Guest only vs joint" in report
+
+
+def _no_reprs(text: str) -> None:
+    """No Python reprs: dicts, lists, quoted strings, True/False/None."""
+    for bad in ("{'", "['", "': ", "True", "False", "None"):
+        assert bad not in text, f"{bad!r} in\n{text}"
+
+
+def test_demo_summary_reads_as_a_report_with_an_index(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--step", "fields",
+                                       "--step", "masking"])
+    assert result.exit_code == 0, result.output
+    _no_reprs(result.output)
+    assert "  example:\n    id_no: " in result.output  # nested values indented
+    assert "decrypts after rotation: yes" in result.output
+    summary_md = (out / "summary.md").read_text()
+    _no_reprs(summary_md)
+    assert "- **views**:\n  - **display**:\n" in summary_md
+    assert "[masking/policy.yaml](masking/policy.yaml)" in summary_md
+    index = (out / "index.html").read_text()
+    assert index.startswith("<!DOCTYPE html>")
+    for rel in ("fields/customers_encrypted.csv", "masking/policy.yaml",
+                "masking/customers_partner.parquet", "ledger.db", "summary.md"):
+        assert f'href="{rel}"' in index
+    assert 'href="keys/demo.kek"' not in index  # the KEK is named, not linked
+    assert "<script" not in index and "http://" not in index and "https://" not in index
+    _no_reprs(index)
+
+
+def test_demo_index_escapes_values(tmp_path: Path) -> None:
+    from covault.demo.report import index_html, markdown, text_lines
+
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / '<b onload="x">.csv').write_text("x")
+    summary = {"evil": {"title": "<script>alert(1)</script>", "seconds": 0.5,
+                        "note": '"><img src=x onerror=alert(1)>',
+                        "nested": {"<k>": ["a&b", 1.25, None, True]}}}
+    page = index_html(summary, tmp_path)
+    assert "<script>" not in page and "<img" not in page and "<b onload" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "a&amp;b, 1.25, —, yes" in page
+    assert 'href="evil/%3Cb%20onload%3D%22x%22%3E.csv"' in page
+    assert "a&b, 1.25, —, yes" in "\n".join(text_lines(summary["evil"]))
+    assert "\\<script\\>" in markdown(summary, tmp_path)

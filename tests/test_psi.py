@@ -261,7 +261,7 @@ def test_server_rejects_mismatched_peer_and_joiner_sees_why() -> None:
     thread = threading.Thread(target=run)
     thread.start()
     assert ready.wait(10)
-    with pytest.raises(PSIError, match="peer aborted: hello: peer mode"):
+    with pytest.raises(PSIError, match="peer aborted: hello: PSI modes differ"):
         join(PsiParty(["a"], mode="cardinality", workers=1), "127.0.0.1", port[0], timeout=10)
     thread.join(10)
     assert errors

@@ -31,8 +31,10 @@ STEPS = ["fields", "masking", "joint", "audit", "federated", "vertical"]
 @format_option
 @handle_errors
 def demo(out_dir: str, steps: tuple[str, ...], fmt: str) -> None:
-    """Run every step on built-in sample data; outputs and summary.md go to OUT."""
+    """Run every step on built-in sample data; outputs, summary.md and index.html (links
+    to every step's files) go to OUT."""
     from covault.demo.context import DemoContext
+    from covault.demo.report import index_html, markdown, text_lines
 
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -50,16 +52,13 @@ def demo(out_dir: str, steps: tuple[str, ...], fmt: str) -> None:
         result["seconds"] = round(time.perf_counter() - started, 2)
         summary[name] = {"title": module.TITLE, **result}
         if fmt == "text":
-            for key, value in result.items():
-                out.print(f"  {key}: {value}", markup=False)
+            for line in text_lines(result):
+                out.print(line, markup=False)
     atomic_write_text(root / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
-    lines = ["# covault demo", ""]
-    for res in summary.values():
-        lines += [f"## {res['title']}", ""]
-        lines += [f"- **{k}**: {v}" for k, v in res.items() if k != "title"]
-        lines.append("")
-    atomic_write_text(root / "summary.md", "\n".join(lines))
+    atomic_write_text(root / "summary.md", markdown(summary, root))
+    atomic_write_text(root / "index.html", index_html(summary, root))
     if fmt == "json":
         emit_json(summary)
     else:
-        out.print(f"[green]demo finished[/]: summary in {root / 'summary.md'}")
+        out.print(f"[green]demo finished[/]: {root / 'index.html'} links every output; "
+                  f"summary in {root / 'summary.md'}", markup=True)

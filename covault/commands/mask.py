@@ -257,8 +257,13 @@ def risk(input_path: str, quasi: str, sensitive: str | None, k: int | None,
     table = pa.Table.from_batches(batches)
     report = risk_report(table, cols, sensitive, k=k).as_dict()
     failed = []
+    advice = None
     if k is not None and report["k"] < k:
+        from masking.risk_advice import k_anonymity_advice
+
         failed.append(f"k = {report['k']} < {k}")
+        advice = k_anonymity_advice(table, cols, k)
+        report["advice"] = advice.as_dict()
     if l_req is not None and (report["l"] or 0) < l_req:
         failed.append(f"l = {report['l']} < {l_req}")
     if t_req is not None and (report["t"] or 0) > t_req:
@@ -272,7 +277,8 @@ def risk(input_path: str, quasi: str, sensitive: str | None, k: int | None,
                     [(key, report[key]) for key in ("rows", "classes", "k", "rows_below_k",
                                                     "l", "t") if report[key] is not None])
     if failed:
-        raise RiskGateError("; ".join(failed))
+        lines = advice.lines() if advice is not None else []
+        raise RiskGateError("\n".join(["; ".join(failed), *lines]))
 
 
 @mask.command("reveal")

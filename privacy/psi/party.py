@@ -298,7 +298,7 @@ class PsiParty:
         if obj.get("protocol") != PROTOCOL:
             raise PSIError(f"{what}: protocol {obj.get('protocol')!r}, expected {PROTOCOL!r}")
         if obj.get("mode") != self.mode:
-            raise PSIError(f"{what}: peer mode {obj.get('mode')!r}, ours is {self.mode!r}")
+            raise PSIError(self._mode_mismatch(obj.get("mode"), what))
         if obj.get("context") != self.context:
             raise PSIError(f"{what}: peer context {obj.get('context')!r}, ours {self.context!r}")
         if obj.get("id_type") != self.id_type:
@@ -311,6 +311,16 @@ class PsiParty:
         if size > self.max_peer_size:
             raise PSIError(f"{what}: peer set of {size} ids exceeds the limit {self.max_peer_size}")
         return size
+
+    def _mode_mismatch(self, peer: object, what: str) -> str:
+        """Both sides' modes by role (the message may be relayed to the peer, where
+        "ours" would read the wrong way round) and the option that fixes it."""
+        responder = what.endswith("hello")  # a hello reaches the responder
+        theirs = peer if peer in MODES else repr(peer)  # a peer's text, shown as data
+        initiator_mode, responder_mode = (theirs, self.mode) if responder else (self.mode, theirs)
+        return (f"{what}: PSI modes differ: the initiator (psi join / psi request) runs "
+                f"--mode {initiator_mode}, the responder (psi serve / psi respond) --mode "
+                f"{responder_mode}; both parties must give the same --mode")
 
     # -- initiator --------------------------------------------------------------------
 
