@@ -260,10 +260,10 @@ def _csv_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
 
     delimiter = "\t" if ".tsv" in [s.lower() for s in Path(name).suffixes] else ","
 
-    def handler(_row: Any) -> str:
-        return "error"
-
-    parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=handler)
+    # no invalid_row_handler: one that returns "error" is Arrow's default, but Arrow first
+    # decodes the row for it, and a row that is not UTF-8 printed "Exception ignored ...
+    # Traceback" on stderr
+    parse = pacsv.ParseOptions(delimiter=delimiter)
     read = csv_read_options(use_threads=False)
     try:
         head = pacsv.open_csv(name, read_options=read, parse_options=parse)
@@ -332,7 +332,7 @@ def _parquet_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
         for batch in pf.iter_batches(batch_size=batch_size):
             batch.validate(full=True)  # Parquet readers do not check that strings are UTF-8
             yield batch
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:  # any Arrow error: not only ArrowInvalid
         raise InputError(f"cannot read Parquet: {exc}", file=name) from None
     except UnicodeDecodeError:
         raise InputError("cannot read Parquet: a column name is not UTF-8 text",

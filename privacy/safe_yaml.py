@@ -53,7 +53,8 @@ class _GuardedLoader(yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise self.fail("YAML anchors and aliases (&name, *name) are not allowed",
                             event.start_mark)
-        if isinstance(event, yaml.ScalarEvent) and _SURROGATE.search(event.value):
+        scalar = event.value if isinstance(event, yaml.ScalarEvent) else None
+        if scalar is not None and _SURROGATE.search(scalar):
             raise self.fail("a \\u escape stands for a surrogate code point (U+D800 to "
                             "U+DFFF), which is not text; write the character itself",
                             event.start_mark)

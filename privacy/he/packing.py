@@ -105,10 +105,15 @@ class PackingLayout:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PackingLayout:
         """Inverse of :meth:`to_dict`."""
+        values: list[Any] = [d.get(k) for k in ("value_bits", "parties", "scale")] \
+            if isinstance(d, dict) else [None]
+        if any(type(v) is not int for v in values):  # no floats: int(inf) raised OverflowError
+            raise HEError(f"malformed packing layout {d!r:.200} (value_bits, parties and "
+                          "scale must be integers)")
         try:
-            return cls(int(d["value_bits"]), int(d["parties"]), int(d["scale"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise HEError(f"malformed packing layout {d!r}") from exc
+            return cls(values[0], values[1], values[2])
+        except (TypeError, ValueError) as exc:
+            raise HEError(f"malformed packing layout {d!r:.200}") from exc
 
     def check_metadata(self, weight: object, contributors: object) -> None:
         """Range-check an encrypted vector's ``weight`` and contributor list against
@@ -279,6 +284,10 @@ def unpack(
         return np.zeros(0, dtype=np.int64 if layout.result_fits_int64 else object)
     d = sum(1 << (w - 1 + w * i) for i in range(k))
     nbytes = -(-k * w // 8)
+    if any(not 0 <= p + d < 1 << (8 * nbytes) for p in plaintexts):
+        raise PackingOverflowError(
+            "a decrypted plaintext does not fit the packing layout: the ciphertexts were "
+            "altered, or made under another layout or key")
     raw = b"".join((p + d).to_bytes(nbytes, "little") for p in plaintexts)
     byt = np.frombuffer(raw, dtype=np.uint8).reshape(len(plaintexts), nbytes)
     bits = np.unpackbits(byt, axis=1, bitorder="little")[:, : k * w].reshape(-1, w)[:count]

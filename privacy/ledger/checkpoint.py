@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeAlias
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -171,7 +171,7 @@ def _parse_private(data: bytes, password: bytes | None, where: str) -> Ed25519Pr
         return Ed25519PrivateKey.from_private_bytes(data)
     try:
         key = serialization.load_pem_private_key(data, password=password)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # the last: an unknown key type
         raise KeyfileError(f"{where}: not a readable PEM private key (or wrong password)"
                            ) from None
     if not isinstance(key, Ed25519PrivateKey):
@@ -193,11 +193,11 @@ def load_public_key(source: PublicKeySource) -> Ed25519PublicKey:
         return source.public_key()
     where = "key bytes" if isinstance(source, bytes) else str(source)
     data = source if isinstance(source, bytes) else _read_key_file(source)
-    if len(data) == 32:
-        return Ed25519PublicKey.from_public_bytes(data)
     try:
+        if len(data) == 32:
+            return Ed25519PublicKey.from_public_bytes(data)
         key = serialization.load_pem_public_key(data)
-    except ValueError:
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # the last: an unknown key type
         raise KeyfileError(f"{where}: not a readable PEM public key") from None
     if not isinstance(key, Ed25519PublicKey):
         raise KeyfileError(f"{where}: not an Ed25519 public key")

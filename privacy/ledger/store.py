@@ -83,9 +83,12 @@ def check_ledger(db: sqlite3.Connection, path: Path, origin: str | None) -> str:
     if meta.get("version") != VERSION:
         raise SerializationError(f"{path}: unsupported ledger version "
                                  f"{meta.get('version')!r} (expected {VERSION})")
-    if origin is not None and origin != meta["origin"]:
-        raise InputError(f"{path}: ledger origin is {meta['origin']!r}, not {origin!r}")
-    return str(meta["origin"])
+    stored = meta.get("origin")
+    if not isinstance(stored, str):
+        raise SerializationError(f"{path}: not a covault ledger (no origin recorded)")
+    if origin is not None and origin != stored:
+        raise InputError(f"{path}: ledger origin is {stored!r}, not {origin!r}")
+    return stored
 
 
 def initialise(db: sqlite3.Connection, path: Path, origin: str | None) -> str:

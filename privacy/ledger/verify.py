@@ -41,10 +41,13 @@ class VerifyReport:
 
 
 def _stored_signers(db: sqlite3.Connection) -> list[Ed25519PublicKey]:
+    rows = db.execute("SELECT public_key FROM signers").fetchall()
+    # raw 32-byte keys only: bytes(n) of an integer n would allocate n bytes
+    if any(not isinstance(r[0], bytes) or len(r[0]) != 32 for r in rows):
+        raise _fail("a stored signer key is malformed")
     try:
-        return [load_public_key(bytes(r[0])) for r in
-                db.execute("SELECT public_key FROM signers").fetchall()]
-    except (ValueError, TypeError):
+        return [load_public_key(r[0]) for r in rows]
+    except ValueError:
         raise _fail("a stored signer key is malformed") from None
 
 

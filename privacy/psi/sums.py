@@ -228,7 +228,9 @@ def import_private(data: Any) -> tuple[Any, Any]:
 
     try:
         p, q = int(data["p"], 16), int(data["q"], 16)
-    except (KeyError, TypeError, ValueError) as exc:
+        if p < 3 or q < 3 or p == q:
+            raise ValueError("p and q must be distinct odd primes")
+        public = phe.PaillierPublicKey(p * q)
+        return public, phe.PaillierPrivateKey(public, p, q)
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:  # no inverse: not primes
         raise PSIError("malformed Paillier key in PSI state") from exc
-    public = phe.PaillierPublicKey(p * q)
-    return public, phe.PaillierPrivateKey(public, p, q)
