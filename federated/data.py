@@ -93,7 +93,7 @@ def read_table(path: str | os.PathLike[str], *, party: str) -> PartyTable:
                 p, convert_options=pcsv.ConvertOptions(
                     null_values=["", "NA", "NaN", "nan", "null", "NULL"],
                     strings_can_be_null=True))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, UnicodeDecodeError) as exc:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # any Arrow error
         raise InputError(f"party {party!r}: cannot read table: {exc}", **where) from None
     try:
         names = list(table.column_names)
