@@ -306,3 +306,14 @@ def test_found_unknown_key_algorithm_is_a_keyfile_error(world: World) -> None:
     pem[35] ^= 1
     with pytest.raises(KeyfileError, match="not a readable PEM public key"):
         load_public_key(bytes(pem))
+
+
+def test_found_ledger_without_origin_is_a_serialization_error(world: World) -> None:
+    """Found by this campaign: a ``meta`` table without its ``origin`` row raised
+    ``KeyError`` when the ledger was opened; now "not a covault ledger" (exit 2)."""
+    from privacy.errors import SerializationError
+
+    path = _tampered(world, "DELETE FROM meta WHERE key = 'origin'")
+    with pytest.raises(SerializationError, match="no origin"):
+        Ledger(path, read_only=True)
+    assert cli("ledger", main, ["ledger", "show", str(path)]).exit_code == 2
