@@ -64,6 +64,9 @@ def _detector_options(fn: Any) -> Any:
                      help="YAML file with 'holidays' and 'workdays' lists (YYYY-MM-DD or "
                           "A..B) overriding the calendar's public holidays and make-up "
                           "working days (from chinese-calendar) date by date."),
+        click.option("--rota", "rota_file", type=click.Path(exists=True, dir_okay=False),
+                     help="Rota YAML (shifts, and who works which when): OFF_HOURS takes "
+                          "rostered hours as working hours."),
         kek_options,
         click.option("--dialect", default=None, help="SQL dialect (default: try several)."),
         click.option("--no-model", is_flag=True,
@@ -170,8 +173,9 @@ def _reader(file: str, fmt: str, prefix: str | None, tzs: tuple[str, ...],
 def ingest(file: str, log_format: str, db_path: str, prefix: str | None,
            tzmap: tuple[str, ...], maps: tuple[str, ...], max_quarantine_share: float,
            with_detect: bool, rules: str | None, lists: str | None, catalog: str | None,
-           keyset: str | None, holidays_file: str | None, kek_file: str | None,
-           passphrase_env: str, dialect: str | None, no_model: bool, fmt_json: bool) -> None:
+           keyset: str | None, holidays_file: str | None, rota_file: str | None,
+           kek_file: str | None, passphrase_env: str, dialect: str | None, no_model: bool,
+           fmt_json: bool) -> None:
     """Store the events of FILE; malformed lines are quarantined with their numbers.
 
     Ingesting the same file again adds nothing (events are unique by id). An ingest
@@ -188,7 +192,7 @@ def ingest(file: str, log_format: str, db_path: str, prefix: str | None,
     fmt = _resolve_format(file, log_format)
     records, used_prefix = _reader(file, fmt, prefix, tzmap, maps)
     det = (_detector(rules, lists, catalog, keyset, kek_file, passphrase_env, dialect,
-                     holidays_file) if with_detect else None)
+                     holidays_file, rota_file) if with_detect else None)
     store = _open(db_path)
     scorer = None
     try:
@@ -317,7 +321,7 @@ def _quarantine_hints(file: str, fmt: str, prefix: str | None,
 
 def _detector(rules: str | None, lists: str | None, catalog: str | None, keyset: str | None,
               kek_file: str | None, passphrase_env: str, dialect: str | None,
-              holidays_file: str | None = None) -> Any:
+              holidays_file: str | None = None, rota_file: str | None = None) -> Any:
     from privacy.audit.catalog import Catalog
     from privacy.audit.detect import Detector
     from privacy.audit.lists import ListSet
@@ -327,6 +331,8 @@ def _detector(rules: str | None, lists: str | None, catalog: str | None, keyset:
     r = Rules.load(rules, cat) if rules else Rules.default(cat)
     if holidays_file:
         r = r.with_holidays_file(holidays_file)
+    if rota_file:
+        r = r.with_rota(rota_file)
     tok = None
     if keyset:
         from privacy.fields import Tokenizer
@@ -384,19 +390,24 @@ def _calendar_note(calendar: Any, day_features: Any) -> None:
 @audit.command("detect")
 @_DB
 @_detector_options
+@click.option("--budget", type=click.IntRange(0), default=None, metavar="N",
+              help="Also build the queue: N incidents a day (see `audit queue`); each "
+                   "alert then says its incident and whether it is queued, and why not.")
 @format_option
 @handle_errors
 def detect(db_path: str, rules: str | None, lists: str | None, catalog: str | None,
-           keyset: str | None, holidays_file: str | None, kek_file: str | None,
-           passphrase_env: str, dialect: str | None, no_model: bool, fmt: str) -> None:
+           keyset: str | None, holidays_file: str | None, rota_file: str | None,
+           kek_file: str | None, passphrase_env: str, dialect: str | None, no_model: bool,
+           budget: int | None, fmt: str) -> None:
     """Score every stored event and store the alerts (known alerts keep their state).
 
     Use it to re-score with other rules or lists; `audit ingest --detect` scores while
     ingesting. --format json prints one alert object per line, as `audit alerts` does
-    (the same score).
+    (the same score); with --budget each also carries incident_id, incident_score,
+    queued and queue_reason.
     """
     det = _detector(rules, lists, catalog, keyset, kek_file, passphrase_env, dialect,
-                    holidays_file)
+                    holidays_file, rota_file)
     store = _open(db_path)
     try:
         total = store.count()
@@ -415,13 +426,27 @@ def detect(db_path: str, rules: str | None, lists: str | None, catalog: str | No
         from privacy.audit.pipeline import Detection
 
         found, saved = _save_detection(store, Detection.of(det), no_model)
+        q = None
+        if budget is not None:
+            from covault.commands.audit_queue import load_queue
+
+            q = load_queue(store, budget, 86400.0)
     finally:
         store.close()
     if fmt == "json":
-        for a in found.alerts:
-            click.echo(json.dumps(a.to_dict(), ensure_ascii=False))
+        rows = [a.to_dict() for a in found.alerts]
+        if q is not None:
+            from covault.commands.audit_queue import annotate
+
+            rows = annotate(rows, q)
+        for a in rows:
+            click.echo(json.dumps(a, ensure_ascii=False))
         return
     _print_alerts(found, saved, calendar=det.rules.calendar)
+    if q is not None:
+        from covault.commands.audit_queue import print_queue
+
+        print_queue(q, limit=30)
 
 
 def _model_review(store: Any, det: Any) -> None:
@@ -645,8 +670,11 @@ def checkpoint_cmd(db_path: str, key_path: str, generate: bool, cp_out: str,
 @_DB
 @click.option("-o", "--out", "report_out", required=True, type=click.Path(dir_okay=False))
 @click.option("--all", "include_suppressed", is_flag=True, help="Include suppressed alerts.")
+@click.option("--budget", type=click.IntRange(0), default=None, metavar="N",
+              help="Add the queue: N incidents a day, and every incident left out with why.")
 @handle_errors
-def report_cmd(db_path: str, report_out: str, include_suppressed: bool) -> None:
+def report_cmd(db_path: str, report_out: str, include_suppressed: bool,
+               budget: int | None) -> None:
     """Write one self-contained HTML report (inline SVG, no scripts)."""
     from privacy.audit.report import write_report
     from privacy.audit.triage import Triage
@@ -665,7 +693,13 @@ def report_cmd(db_path: str, report_out: str, include_suppressed: bool) -> None:
 
         summary = {"events": f"{store.count():,}", "ledger size": store.ledger.size,
                    "ledger root": store.ledger.root().hex()[:32]}
-        write_report(report_out, rows, events=lookup, summary=summary, model_findings=findings)
+        queue = None
+        if budget is not None:
+            from covault.commands.audit_queue import load_queue
+
+            queue = load_queue(store, budget, 86400.0).to_dict()
+        write_report(report_out, rows, events=lookup, summary=summary, model_findings=findings,
+                     queue=queue)
     finally:
         store.close()
     out.print(f"report with {len(rows)} alerts written to {report_out}", markup=False)
@@ -901,3 +935,10 @@ def users_list(db_path: str, users_path: str | None, fmt: str) -> None:
     print_table("console accounts", ["name", "role", "created", "locked"],
                 [(r["name"], r["role"], r["created"], "yes" if r["locked"] else "")
                  for r in rows])
+
+
+from covault.commands.audit_catalog import catalog_cmd  # noqa: E402
+from covault.commands.audit_queue import queue_cmd  # noqa: E402
+
+audit.add_command(queue_cmd)
+audit.add_command(catalog_cmd)

@@ -72,6 +72,11 @@ class Alert:
     role: str | None = None
     department: str | None = None
     _last: float = field(default=0.0, repr=False)
+    # provisional support (see Detector): code -> events whose signal awaits judgement,
+    # codes confirmed at least once, events that brought only provisional signals
+    _pending: dict[str, set[str]] = field(default_factory=dict, repr=False, compare=False)
+    _confirmed: set[str] = field(default_factory=set, repr=False, compare=False)
+    _only: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (reasons as a list, timestamps ISO 8601)."""

@@ -278,6 +278,10 @@ class ActorBaseline:
     """Active days per hour-of-day bucket (decayed): the actor's learned rota."""
     day_buckets: int = 0
     """Bit mask of the buckets active on the current day."""
+    pop_day: int = -1
+    """The last day this actor was counted in the day's population."""
+    active_days: int = 0
+    """Local days with at least one event (the learning period needs enough of them)."""
     ips: Novelty = field(default_factory=lambda: Novelty(256))
     clients: Novelty = field(default_factory=lambda: Novelty(64))
     templates: Novelty = field(default_factory=lambda: Novelty(4096))
@@ -286,6 +290,8 @@ class ActorBaseline:
     hour_set: DistinctCounter = field(default_factory=DistinctCounter)
     hour_flagged: bool = False
     hour_threshold: float = 0.0
+    hour_ref: float = 0.0
+    """max(own, peer p99 of customers per hour) when the last hour closed."""
     cur_day: int = -1
     day_set: DistinctCounter = field(default_factory=DistinctCounter)
     day_flagged: bool = False

@@ -13,6 +13,18 @@ while events keep coming within the scenario's ``window``. A more specific scena
 *subsumes* generic ones (rules ``subsumes``): an injection's errors and novel template
 join the injection alert as supporting codes instead of raising their own.
 
+Some judgements need what happens next. A look-up of a watch-listed customer is only an
+incident if nothing explains it within the explanation window (:mod:`privacy.audit.explain`:
+a record naming the customer written by the same actor, session or department, the
+actor's portfolio); activity on a calendar day off is only off hours if the bank did not
+work that day. Such signals raise their alert at once, *provisionally*: when the window
+has passed (or at :meth:`Detector.alerts`, the end of the data) the alert is confirmed,
+or the signal is withdrawn from it and an alert left with nothing is dropped. Heavy
+statements (ranges over customer keys, bulk reads, exports, mass changes) are judged
+against the account's learned routine (:mod:`privacy.audit.routine`), hours against the
+actor's, its peers' and its role's rotas and the rota file (:mod:`privacy.audit.rota`),
+privilege changes by who, to whom, what and when (:mod:`privacy.audit.privilege`).
+
 Detection reads only what an event carries, the catalogue, the rules and the lists.
 """
 
@@ -46,6 +58,8 @@ from privacy.audit.rules import SCENARIOS, Rules
 from privacy.audit.sql import Lexed, SqlAnalyzer
 
 __all__ = ["Detector", "Signal", "Alert", "EventScore", "PRIORITY", "MODEL_VERSION"]
+
+_NO_VERDICT: tuple[bool | None, str] = (None, "")
 
 
 class Detector(DetectorChecks):
@@ -84,6 +98,8 @@ class Detector(DetectorChecks):
         self.events_scored = 0
         r = self.rules
         self._learn = r.learning_days * 86400.0
+        self._learn_days = (math.ceil(r.learning_days * 5 / 7) if r.learning_active_days is None
+                            else r.learning_active_days)
         self._merge_within = r.merge_within
         self._thr = r.alert_threshold
         self._p = {c: r.scenarios[c] for c in SCENARIOS}
@@ -99,9 +115,14 @@ class Detector(DetectorChecks):
         self._explainer: Explainer | None = None
         if self.lists.has_kind("customer", "watch") and "WATCHLIST" in self._on:
             self._explainer = Explainer(r.explain, self._watched)
-        # deferred judgements: (deadline, seq, kind, t, event, data)
+        self._explain_reads = any("read" in x.access for x in r.explain.rules)
+        # provisional signals (WATCHLIST awaiting an explanation, OFF_HOURS on a day off
+        # awaiting the day's population): (deadline, seq, code, t, event, data); their
+        # alerts are raised at once and confirmed or withdrawn when the deadline passes
         self._pending: list[tuple[float, int, str, float, QueryEvent, Any]] = []
         self._seq = 0
+        self._prov: dict[tuple[str, str], str] = {}
+        self._prov_now: set[str] = set()
         ro = r.routines
         self._routines = RoutineBook(min_days=int(ro["min_days"]),
                                      hour_slack=int(ro["hour_slack"]), factor=ro["factor"])
@@ -136,7 +157,9 @@ class Detector(DetectorChecks):
         return any(not m.expired for m in self.lists.lookup("customer", cid, when, "watch"))
 
     def _defer(self, deadline: float, kind: str, t: float, e: QueryEvent, data: Any) -> None:
+        """Judge the provisional ``kind`` signal of ``e`` at ``deadline``."""
         self._seq += 1
+        self._prov_now.add(kind)
         heappush(self._pending, (deadline, self._seq, kind, t, e, data))
 
     def _resolve(self, now: float | None) -> None:
@@ -144,17 +167,55 @@ class Detector(DetectorChecks):
         pending = self._pending
         while pending and (now is None or pending[0][0] <= now):
             _, _, kind, t, e, data = heappop(pending)
-            if kind == "watch":
-                cid, sig = data
-                assert self._explainer is not None
-                if self._explainer.explain(e, cid, t, final=True) is not None:
-                    continue
+            keep = True
+            if kind == "WATCHLIST":
+                cid, list_name, new, learning = data
+                ex = self._explainer
+                assert ex is not None
+                if ex.explain(e, cid, t, final=True) is not None:
+                    if new:
+                        ex.credit(e.actor, list_name)
+                    keep = False
+                else:
+                    q = self._p["WATCHLIST"]
+                    st = self._actors.get(e.actor)
+                    keep = not learning and (st is None or ex.habitual(
+                        e.actor, list_name, st.active_days, per_day=q["routine_per_day"],
+                        explained=q["routine_explained"]) is None)
             else:
-                day, sig = data
                 q = self._p["OFF_HOURS"]
-                if self._pop.populated(day, e.role, q["population_share"], q["role_share"]):
-                    continue
-            self._alert(e, t, [sig], self._boost(e))
+                keep = not self._pop.populated(data, e.role, q["population_share"],
+                                               q["role_share"])
+            self._settle(kind, e.event_id, keep)
+
+    def _settle(self, code: str, event_id: str, keep: bool) -> None:
+        """Confirm or withdraw the provisional ``code`` signal of ``event_id`` in its alert;
+        an alert left with no scenario is dropped."""
+        aid = self._prov.pop((code, event_id), None)
+        a = None if aid is None else self._alerts.get(aid)
+        if a is None:
+            return
+        waiting = a._pending.get(code)
+        if waiting is not None:
+            waiting.discard(event_id)
+        if keep:
+            a._confirmed.add(code)
+            return
+        if event_id in a._only:
+            a._only.discard(event_id)
+            if event_id in a.event_ids:
+                a.event_ids.remove(event_id)
+            a.event_count -= 1
+        if code in a._confirmed or waiting:
+            return
+        if code in a.scenarios:
+            a.scenarios.remove(code)
+            a.reasons.pop(code, None)
+        if not a.scenarios:
+            del self._alerts[a.alert_id]
+            for key, open_ in list(self._open.items()):
+                if open_ is a:
+                    del self._open[key]
 
     def _boost(self, e: QueryEvent) -> float:
         if self.lists.has_kind("actor", "watch"):
@@ -174,6 +235,8 @@ class Detector(DetectorChecks):
         t = event.ts.timestamp()
         if self._pending and self._pending[0][0] <= t:
             self._resolve(t)
+        if self._prov_now:
+            self._prov_now = set()
         an = self.analyzer.analyze(event.bound_statement, lexed)
         st = self._actors.get(event.actor)
         if st is None:
@@ -192,19 +255,30 @@ class Detector(DetectorChecks):
             self._close_hour(st, peer, hour_key)
         if day != st.cur_day:
             self._close_day(event.actor, st, peer, day)
-        learning = t - st.first_ts < self._learn
+            st.active_days += 1
         human = event.actor_kind != "service"
+        # a person also needs enough working days (a first week cut short by a holiday is
+        # no baseline); a job account's schedule is learned in calendar time (a weekly job)
+        learning = t - st.first_ts < self._learn or (human and st.active_days < self._learn_days)
         ok = event.status in (None, "ok")
         self._hour = hour_key % 24
         self._day = day
         pop = self._pop
         if day > pop.day:
             pop.roll(day, self.rules.calendar.is_workday(event.ts.astimezone(self._tz).date()))
-        if human and day == pop.day:
+        if human and st.pop_day != day and day == pop.day:
+            st.pop_day = day
             pop.add(event.actor, event.role)
-        if ok and an.customer_ids and self._explainer is not None:
+        ti = an.template_info
+        if (ok and self._explainer is not None and an.customer_ids
+                and (ti.kind != "select" or self._explain_reads)):
             self._explainer.observe(event, an, t)
-        self._verdict = self._judge_routine(event, an, st, learning, t) if ok else (None, "")
+        rows = event.rows
+        if ok and (ti.export or ti.mass_change or ti.select_star_no_where or an.key_ranges
+                   or (rows is not None and rows >= self._heavy_rows)):
+            self._verdict = self._judge_routine(event, an, st, learning, t)
+        else:
+            self._verdict = _NO_VERDICT
         sig: list[Signal] = []
         feats = self.day_features.get((event.actor, day))
         if feats is None:
@@ -242,9 +316,8 @@ class Detector(DetectorChecks):
             n = len(st.hour_set)
             # an hour far above the own and peers' p99 is not learned, flagged or not, so
             # a slow pull spread over hours cannot raise its own threshold
-            ref = max(st.hour_customers.quantile(0.99), _peer_q(peer, peer.hour_customers))
             if not st.hour_flagged and (st.hour_customers.total < 20
-                                        or n <= p["factor"] * max(ref, 1.0)):
+                                        or n <= p["factor"] * max(st.hour_ref, 1.0)):
                 st.hour_customers.add(n)
             peer.hour_customers.add(n)
         st.cur_hour = hour_key
@@ -252,7 +325,8 @@ class Detector(DetectorChecks):
         st.hour_flagged = False
         self_p99 = st.hour_customers.quantile(0.99)
         peer_p99 = _peer_q(peer, peer.hour_customers)
-        st.hour_threshold = max(p["min_customers"], p["factor"] * max(self_p99, peer_p99))
+        st.hour_ref = max(self_p99, peer_p99)
+        st.hour_threshold = max(p["min_customers"], p["factor"] * st.hour_ref)
 
     def _close_day(self, actor: str, st: ActorBaseline, peer: PeerBaseline, day: int) -> None:
         if st.cur_day >= 0:
@@ -283,6 +357,8 @@ class Detector(DetectorChecks):
     def _alert(self, e: QueryEvent, t: float, sig: list[Signal], boost: float) -> tuple[str, ...]:
         fired = sorted((s for s in sig if s.score >= self._thr), key=lambda s: _RANK[s.code])
         touched: list[str] = []
+        prov = self._prov_now
+        brought: dict[str, list[str]] = {}
         for s in fired:
             target = None
             for parent in self._subsumed_by.get(s.code, ()):
@@ -299,6 +375,17 @@ class Detector(DetectorChecks):
             self._attach(target, e, t, s, boost)
             if target.alert_id not in touched:
                 touched.append(target.alert_id)
+            brought.setdefault(target.alert_id, []).append(s.code)
+            if s.code in prov:
+                self._prov[(s.code, e.event_id)] = target.alert_id
+                target._pending.setdefault(s.code, set()).add(e.event_id)
+            else:
+                target._confirmed.add(s.code)
+        if prov:
+            for aid, codes in brought.items():
+                a = self._alerts.get(aid)  # None: merged into a later one meanwhile
+                if a is not None and all(c in prov for c in codes):
+                    a._only.add(e.event_id)
         return tuple(touched)
 
     def _new_alert(self, e: QueryEvent, code: str, t: float) -> Alert:

@@ -9,105 +9,28 @@ costs no extra call layers.
 from __future__ import annotations
 
 import math
-import re
-from datetime import tzinfo
 from typing import Any
 
 from privacy.audit.alerts import Signal, _fmt
-from privacy.audit.baseline import (
-    ActorBaseline,
-    DayPopulation,
-    PeerBaseline,
-    hash64,
-    hour_days,
-    peer_hour_share,
-)
+from privacy.audit.baseline import ActorBaseline, PeerBaseline, hash64
+from privacy.audit.detect_context import _NUM, ContextChecks, _int
 from privacy.audit.events import QueryEvent
-from privacy.audit.explain import Explainer
-from privacy.audit.lists import ListSet
-from privacy.audit.privilege import PrivilegeJudge
-from privacy.audit.routine import RoutineBook
-from privacy.audit.rules import Rules
 from privacy.audit.sql import SqlAnalysis
 
 __all__ = ["DetectorChecks"]
 
 _CLASS_RANK = {"C1": 1, "C2": 2, "C3": 3}
-_NUM = re.compile(r"^(.*?)(\d{1,18})$")
 
 
-class DetectorChecks:
+class DetectorChecks(ContextChecks):
     """Checks mixed into :class:`~privacy.audit.detect.Detector` (which sets the state).
 
     Warnings
     --------
-    Not usable on its own: the attributes below are set by ``Detector.__init__``.
+    Not usable on its own: the attributes (declared in
+    :class:`~privacy.audit.detect_context.ContextChecks`) are set by ``Detector.__init__``.
     """
 
-    rules: Rules
-    lists: ListSet
-    _p: dict[str, dict[str, Any]]
-    _on: set[str]
-    _learn: float
-    _thr: float
-    _tz: tzinfo
-    _off_cache: dict[int, bool]
-    _min_class: int
-    _deny_kinds: frozenset[str]
-    _explainer: Explainer | None
-    _routines: RoutineBook
-    _priv: PrivilegeJudge
-    _hour: int
-    _day: int
-    _pop: DayPopulation
-
-    def _defer(self, deadline: float, kind: str, t: float, e: QueryEvent, data: Any) -> None:
-        raise NotImplementedError
-
-    _verdict: tuple[bool | None, str] = (None, "")
-
-    def _judge_routine(self, e: QueryEvent, an: SqlAnalysis, st: ActorBaseline,
-                       learning: bool, t: float) -> tuple[bool | None, str]:
-        """The routine verdict of a heavy statement (export, mass change, ``SELECT *``
-        without WHERE, many rows, a wide range over customer keys); ``(None, "")`` for
-        the others. Computed once per event, before the checks read it."""
-        rows = e.rows
-        width: int | None = None
-        heavy = bool(an.export or an.mass_change or an.select_star_no_where or (
-            rows is not None and rows >= self._heavy_rows))
-        if an.key_ranges:
-            q = self._p["ID_ENUMERATION"]
-            for kr in an.key_ranges:
-                lo, hi = _int(kr.low), _int(kr.high)
-                if lo is None or hi is None:
-                    heavy = True
-                elif hi - lo + 1 >= q["min_range"]:
-                    heavy = True
-                    width = max(width or 0, hi - lo + 1)
-        if not heavy:
-            return None, ""
-        first = st.templates.see(an.fingerprint, t)
-        established = learning or (first is not None and first - st.first_ts < self._learn)
-        return self._routine(e, an, _peer_key(e), rows, width, established)
-
-    _heavy_rows: float = 1000.0
-
-    def _routine(self, e: QueryEvent, an: SqlAnalysis, peer_key: str, rows: int | None,
-                 width: int | None, established: bool = False) -> tuple[bool | None, str]:
-        """Judge this run of the template against the actor's routine (else its peer
-        group's), then record it. A template the actor ran in its learning period
-        needs one earlier day (a weekly job), others ``min_days``. See
-        :class:`~privacy.audit.routine.RoutineBook`."""
-        book, fp, day, hour = self._routines, an.fingerprint, self._day, self._hour
-        verdict, why = book.judge(e.actor, fp, day, hour, rows, width,
-                                  min_days=1 if established else None)
-        if verdict is None:
-            pv, pwhy = book.judge(peer_key, fp, day, hour, rows, width, exclude=e.actor)
-            if pv:
-                verdict, why = pv, f"peers' {pwhy}"
-        book.add(e.actor, fp, day, hour, rows, width)
-        book.add(peer_key, fp, day, hour, rows, width, e.actor)
-        return verdict, why
 
     def _check_lists(self, e: QueryEvent, an: SqlAnalysis, sig: list[Signal]) -> None:
         if "DENY_LIST" not in self._on or not self._deny_kinds:
@@ -174,10 +97,9 @@ class DetectorChecks:
         rows = e.rows
         if kind in ("update", "delete", "ddl") and "MASS_MODIFY" in self._on:
             q = p["MASS_MODIFY"]
-            why = ""
-            if an.mass_change or (rows is not None and rows >= q["min_rows"]):
-                verdict, why = self._verdict
-                routine = (routine and verdict is not False) or bool(verdict)
+            verdict, why = self._verdict
+            if verdict is not None:
+                routine = (routine and verdict is not False) or verdict
                 why = f"; {why}" if verdict is False else ""
             if an.mass_change and not routine:
                 sig.append(Signal("MASS_MODIFY", q["score"],
@@ -206,10 +128,9 @@ class DetectorChecks:
                     sig: list[Signal]) -> None:
         q = self._p["BULK_EXPORT"]
         rows = e.rows
-        why = ""
-        if an.export or an.select_star_no_where or (rows is not None and rows >= q["min_rows"]):
-            verdict, why = self._verdict
-            routine = (routine and verdict is not False) or bool(verdict)
+        verdict, why = self._verdict
+        if verdict is not None:
+            routine = (routine and verdict is not False) or verdict
             why = f"; {why}" if verdict is False else ""
         if an.export and not routine:
             sig.append(Signal("BULK_EXPORT", q["score"], f"export to a file ({an.export}) of "
@@ -325,78 +246,21 @@ class DetectorChecks:
                                   f"list '{m.entry.name}' ({m.entry.reason}; owner "
                                   f"{m.entry.owner}); no allow-list entry for {e.actor}{note}"))
                 continue
-            # warm-up: a new actor's portfolio is learned from its records, not alerted on
-            if ex.explain(e, cid, t, final=False) is None and not learning:
-                self._defer(ex.deadline(t), "watch", t, e, (cid, Signal(
-                    "WATCHLIST", q["score"], f"looked up a customer on watch list "
-                    f"'{m.entry.name}' ({m.entry.reason}; owner {m.entry.owner}) with no "
-                    f"explanation; tried: {ex.config.describe()}; no allow-list entry for "
-                    f"{e.actor}{note}")))
-            ex.note_access(e, cid, t)
+            why = ex.explain(e, cid, t, final=False)
+            new = ex.note_access(e, cid, t, m.entry.name)
+            if why is not None:
+                if new:
+                    ex.credit(e.actor, m.entry.name)
+                return
+            # provisional: judged once the window after the access has passed (withdrawn
+            # if explained then, or in the warm-up, where a new actor's portfolio is
+            # learned from its records, or when serving this list is the actor's routine)
+            sig.append(Signal("WATCHLIST", q["score"], f"looked up a customer on watch list "
+                              f"'{m.entry.name}' ({m.entry.reason}; owner {m.entry.owner}) "
+                              f"with no explanation; tried: {ex.config.describe()}; no "
+                              f"allow-list entry for {e.actor}{note}"))
+            self._defer(ex.deadline(t), "WATCHLIST", t, e, (cid, m.entry.name, new, learning))
             return
-
-    def _check_time(self, e: QueryEvent, st: ActorBaseline, peer: PeerBaseline,
-                    learning: bool, hour_key: int, sig: list[Signal], feats: list[float]) -> None:
-        off = self._off_cache.get(hour_key)
-        if off is None:
-            if len(self._off_cache) > 100_000:
-                self._off_cache.clear()
-            off = self._off_cache[hour_key] = self.rules.calendar.is_off_hours(e.ts)
-        workday = self.rules.calendar.is_workday(e.ts.astimezone(self._tz).date()) if off else True
-        q = self._p["OFF_HOURS"]
-        if (not off and self._hour >= 10 and e.actor_kind != "service"
-                and self._pop.quiet(self._day, q["quiet_share"])):
-            off, workday = True, False  # a working day on which the bank does not work
-        bucket = (0 if workday else 24) + hour_key % 24
-        bit = 1 << bucket
-        if off:
-            feats[4] += 1
-            if (not learning and "OFF_HOURS" in self._on
-                    and (e.actor_kind or "human") in q["actor_kinds"]):
-                self._judge_hours(e, st, peer, bucket, bool(st.day_buckets & bit), workday, sig)
-        if not st.day_buckets & bit:
-            st.day_buckets |= bit
-            st.hour_days[bucket] += 1
-            peer.hour_days[bucket] += 1
-            role = self._pop.role_hours(e.role) if e.actor_kind != "service" else None
-            if role is not None:
-                role[bucket] += 1
-        st.hours[bucket] += 1
-        st.hours_total += 1
-        peer.hours[bucket] += 1
-
-    def _judge_hours(self, e: QueryEvent, st: ActorBaseline, peer: PeerBaseline, bucket: int,
-                     today: bool, workday: bool, sig: list[Signal]) -> None:
-        """OFF_HOURS: outside the calendar's working hours and outside both the actor's own
-        rota (learned: days it worked this hour; or the rota file) and its peers'."""
-        q = self._p["OFF_HOURS"]
-        own = st.hour_share(bucket)
-        pp = peer_hour_share(peer, bucket)
-        if own >= q["self_share"] or pp >= q["peer_share"]:
-            return
-        own_days = hour_days(st.hour_days, bucket) - (1.0 if today else 0.0)
-        peer_days = hour_days(peer.hour_days, bucket) - hour_days(st.hour_days, bucket)
-        if own_days >= q["own_days"] or peer_days >= q["peer_days"]:
-            return
-        role = self._pop.role_hours(e.role)
-        role_days = 0.0 if role is None else role[bucket] - st.hour_days[bucket]
-        if role_days >= q["role_days"]:
-            return
-        rota = self.rules.rota
-        if rota is not None and rota.shift_at(e.actor, e.role, e.department,
-                                              e.ts.astimezone(self._tz)) is not None:
-            return
-        sig_ = Signal("OFF_HOURS", q["score"], f"active {self.rules.calendar.describe(e.ts)}; "
-                      f"{own:.1%} of own activity and {pp:.1%} of peers' falls in this hour; "
-                      f"worked this hour on {max(own_days, 0):.0f} recent days, peers on "
-                      f"{max(peer_days, 0):.0f}, others of role {e.role or '?'} on "
-                      f"{max(role_days, 0):.0f}" + ("" if rota is None else
-                                                    "; not on the rota"))
-        if workday:
-            sig.append(sig_)
-        else:  # a day off for the calendar: judged once the bank's day shows who worked
-            t = e.ts.timestamp()
-            self._defer(t + q.get("population_wait", 7200.0), "off", t, e, (self._day, sig_))
 
     def _check_columns(self, e: QueryEvent, an: SqlAnalysis, st: ActorBaseline,
                        peer: PeerBaseline, learning: bool, t: float, sig: list[Signal],
@@ -452,12 +316,12 @@ class DetectorChecks:
                 continue
             peer_known = value in pk
             first = known.see(value, t)
-            pk.see(value, t)
-            if kind == "address":
+            if not peer_known and kind == "address":  # a new address for the peer group
                 net = _subnet(value)
-                peer_known = peer_known or net in peer.subnets
+                peer_known = net in peer.subnets  # ... in one of its networks
                 if len(peer.subnets) < 1024:
                     peer.subnets.add(net)
+            pk.see(value, t)
             if learning or "NEW_SOURCE" not in self._on:
                 continue
             if first is None or (first - st.first_ts >= self._learn
@@ -519,10 +383,6 @@ class DetectorChecks:
                               f"{_fmt(own)} per {int(within // 60)} min"))
 
 
-def _peer_key(e: QueryEvent) -> str:
-    return f"\x00peer\x1f{e.role or '?'}\x1f{e.department or '?'}"
-
-
 def _peer_q(peer: PeerBaseline, sketch: Any) -> float:
     """Peer p99, only once the group has 3+ members and 50+ observations."""
     if len(peer.members) < 3 or sketch.total < 50:
@@ -532,13 +392,6 @@ def _peer_q(peer: PeerBaseline, sketch: Any) -> float:
 
 def _rows_note(rows: int | None) -> str:
     return "" if rows is None else f" ({_fmt(rows)} rows)"
-
-
-def _int(text: str | None) -> int | None:
-    if text is None:
-        return None
-    m = _NUM.match(text)
-    return int(m.group(2)) if m is not None else None
 
 
 def _subnet(ip: str) -> str:

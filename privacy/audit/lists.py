@@ -50,7 +50,8 @@ from datetime import date, datetime, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from privacy.audit.rules import SCENARIOS, _compose, _Doc, _read_text
+from privacy.audit.ruledoc import _compose, _Doc, _read_text
+from privacy.audit.rules import SCENARIOS
 from privacy.errors import ConfigError
 from privacy.normalize import IDENTIFIER_CHOICES, canonical
 

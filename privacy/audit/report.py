@@ -1,7 +1,8 @@
 """One self-contained HTML report: inline SVG charts, inline CSS, no scripts, no links out.
 
 Sections: summary, alerts per day, alerts by scenario, top actors, model review (when
-given), then one section per alert with its reasons (numbers included), scenario codes,
+given), the queue (when given: incidents kept and every one left out, with why), then one
+section per alert with its reasons (numbers included), scenario codes,
 versions, triage history and evidence (statement *templates*: literal values such as
 customer ids are replaced by ``?``).
 """
@@ -82,6 +83,7 @@ def render_report(alerts: Sequence[Mapping[str, Any]], *,
                   events: Callable[[str], Mapping[str, Any] | None] | None = None,
                   summary: Mapping[str, Any] | None = None,
                   model_findings: Sequence[Mapping[str, Any]] = (),
+                  queue: Mapping[str, Any] | None = None,
                   title: str = "covault query-audit report") -> str:
     """The report as one HTML string.
 
@@ -95,6 +97,9 @@ def render_report(alerts: Sequence[Mapping[str, Any]], *,
         Key/value lines for the summary table (counts, versions, verification).
     model_findings:
         Rows from :func:`privacy.audit.model.review`.
+    queue:
+        :meth:`privacy.audit.queue.Queue.to_dict`: the incidents kept in the queue, and
+        every one left out with the reason.
     """
     from privacy.audit.sql import normalize
 
@@ -127,6 +132,8 @@ def render_report(alerts: Sequence[Mapping[str, Any]], *,
             out.append(f"<tr><td>{_e(f['actor'])}</td><td>{_e(f['day'])}</td>"
                        f"<td>{f['score']:.3f}</td><td>{_e(f.get('why', ''))}</td></tr>")
         out.append("</table>")
+    if queue is not None:
+        out += _queue_section(queue)
     out.append("<h2>Alerts</h2>")
     for a in alerts:
         score = int(a["score"])
@@ -166,6 +173,33 @@ def render_report(alerts: Sequence[Mapping[str, Any]], *,
         out.append("</section>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _queue_section(queue: Mapping[str, Any]) -> list[str]:
+    budget = queue.get("budget")
+    out = [f"<h2>Queue</h2><p>{len(queue['queued'])} incidents in the queue "
+           f"({'no budget' if budget is None else f'budget {_e(budget)} a day'}); "
+           f"{len(queue['suppressed'])} not in it, each with the reason below.</p>",
+           "<table><tr><th>day</th><th>incident</th><th>score</th><th>actor</th>"
+           "<th>scenarios</th><th>alerts</th><th>calibration</th></tr>"]
+    for inc in queue["queued"]:
+        out.append(f"<tr><td>{_e(inc['day'])}</td><td>{_e(inc['incident_id'])}</td>"
+                   f"<td>{_e(inc['score'])}</td><td>{_e(inc['actor'])}</td>"
+                   f"<td>{_e(', '.join(inc['scenarios']))}</td>"
+                   f"<td>{_e(', '.join(inc['alert_ids']))}</td><td>{_e(inc['why'])}</td></tr>")
+    out.append("</table><h3>Not in the queue</h3>")
+    if not queue["suppressed"]:
+        out.append("<p class='muted'>none</p>")
+        return out
+    out.append("<table><tr><th>day</th><th>incident</th><th>score</th><th>actor</th>"
+               "<th>scenarios</th><th>why not</th></tr>")
+    for inc in queue["suppressed"]:
+        out.append(f"<tr><td>{_e(inc['day'])}</td><td>{_e(inc['incident_id'])}</td>"
+                   f"<td>{_e(inc['score'])}</td><td>{_e(inc['actor'])}</td>"
+                   f"<td>{_e(', '.join(inc['scenarios']))}</td>"
+                   f"<td>{_e(inc['suppressed'])}</td></tr>")
+    out.append("</table>")
+    return out
 
 
 def write_report(path: str | os.PathLike[str], alerts: Sequence[Mapping[str, Any]],

@@ -7,7 +7,7 @@ missing ones take the defaults of :data:`DEFAULT_RULES_YAML`. Example::
 
     version: 1
     rule_version: "bank-a-2026.04"
-    learning_days: 7
+    learning_days: 7                    # and as many active days as working days in them
     calendar:
       timezone: "+08:00"
       working_hours: {start: "08:00", end: "19:00"}
@@ -45,11 +45,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
-from privacy.audit._logio import read_utf8
 from privacy.audit.catalog import Catalog
 from privacy.audit.explain import ExplainConfig, parse_explain
 from privacy.audit.privilege import PrivilegeConfig, parse_privileges
 from privacy.audit.rota import Rota
+from privacy.audit.ruledoc import _compose, _Doc, _duration, _read_text
 from privacy.errors import ConfigError
 
 __all__ = ["Rules", "Calendar", "CustomRule", "SCENARIOS", "DEFAULT_RULES_YAML",
@@ -131,7 +131,8 @@ scenarios:
               quiet_share: 0.25, population_wait: 2h, actor_kinds: [human]}
   ID_ENUMERATION: {score: 80, window: 2h, min_run: 15, max_gap: 2, within: 1h,
                    min_range: 1000, departure_score: 75}
-  WATCHLIST: {score: 85, window: 24h, expired_score: 40, actor_kinds: [human]}
+  WATCHLIST: {score: 85, window: 24h, expired_score: 40, routine_per_day: 2,
+              routine_explained: 0.5, actor_kinds: [human]}
   SENSITIVE_FIRST_TOUCH: {score: 60, window: 24h, min_class: C3, peer_share: 0.2,
                           peer_score: 25, probation: 24h}
   SERVICE_INTERACTIVE: {score: 80, window: 12h}
@@ -167,7 +168,7 @@ _SCENARIO_PARAMS: dict[str, set[str]] = {
                   "population_share", "role_share", "quiet_share", "population_wait",
                   "actor_kinds"},
     "ID_ENUMERATION": {"min_run", "max_gap", "within", "min_range", "departure_score"},
-    "WATCHLIST": {"expired_score", "actor_kinds"},
+    "WATCHLIST": {"expired_score", "routine_per_day", "routine_explained", "actor_kinds"},
     "SENSITIVE_FIRST_TOUCH": {"min_class", "peer_share", "peer_score", "probation"},
     "SERVICE_INTERACTIVE": set(),
     "NEW_SOURCE": {"known_subnet_score", "peer_known_score", "probation"},
@@ -180,65 +181,16 @@ _SCENARIO_PARAMS: dict[str, set[str]] = {
     "UNPARSEABLE": set(),
 }
 _COMMON = {"score", "window", "enabled"}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _TOP = {"version", "rule_version", "learning_days", "alert_threshold", "merge_within", "calendar",
         "interactive_clients", "workstation_networks", "scenarios", "subsumes", "custom",
-        "explain", "privileges", "routines"}
+        "explain", "privileges", "routines", "learning_active_days"}
 _CALENDAR_KEYS = {"timezone", "working_hours", "weekend", "holidays", "workdays",
                   "holidays_from", "holidays_file", "rota_file"}
 _ROUTINE_KEYS = {"min_days", "hour_slack", "factor"}
 
 
 # --------------------------------------------------------------------------- YAML with lines
-class _Doc:
-    """Plain Python values of a YAML document plus the line of every path."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.lines: dict[tuple[Any, ...], int] = {}
-
-    def load(self, node: Any, path: tuple[Any, ...] = ()) -> Any:
-        from yaml import MappingNode, ScalarNode, SequenceNode
-
-        from privacy.safe_yaml import construct_yaml
-
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, MappingNode):
-            out: dict[str, Any] = {}
-            for k, v in node.value:
-                if not isinstance(k, ScalarNode):
-                    raise self.err(path, "keys must be strings")
-                if k.value in out:
-                    raise ConfigError(f"duplicate key {k.value!r}", file=self.file,
-                                      line=k.start_mark.line + 1)
-                out[k.value] = self.load(v, (*path, k.value))
-            return out
-        if isinstance(node, SequenceNode):
-            return [self.load(v, (*path, i)) for i, v in enumerate(node.value)]
-        assert isinstance(node, ScalarNode)
-        return construct_yaml(node, file=self.file)
-
-    def line(self, path: tuple[Any, ...]) -> int | None:
-        while path and path not in self.lines:
-            path = path[:-1]
-        return self.lines.get(path)
-
-    def err(self, path: tuple[Any, ...], msg: str) -> ConfigError:
-        where = ".".join(str(p) for p in path)
-        return ConfigError(f"{where}: {msg}" if where else msg, file=self.file,
-                           line=self.line(path))
-
-
-def _compose(text: str, file: str) -> tuple[Any, _Doc]:
-    from privacy.safe_yaml import compose_yaml
-
-    doc = _Doc(file)
-    node = compose_yaml(text, file=file)
-    return (doc.load(node) if node is not None else {}), doc
-
-
 # --------------------------------------------------------------------------- calendar
 def _dates(items: Any, doc: _Doc, path: tuple[Any, ...]) -> set[date]:
     if not isinstance(items, list):
@@ -273,11 +225,6 @@ def _tz(value: Any, doc: _Doc, path: tuple[Any, ...]) -> tzinfo:
     except (KeyError, ValueError, OSError):
         raise doc.err(path, f"unknown time zone {text!r} (use '+08:00' or an IANA name)"
                       ) from None
-
-
-def _read_text(name: str, what: str) -> str:
-    """The text of a UTF-8 configuration file (:class:`ConfigError` naming the file)."""
-    return read_utf8(name, what, ConfigError)
 
 
 def _holiday_file(path: str, base: str | None) -> tuple[set[date], set[date]]:
@@ -394,6 +341,11 @@ class Rules:
     rota: Rota | None = None
     routines: dict[str, float] = field(default_factory=lambda: {
         "min_days": 3, "hour_slack": 1, "factor": 3.0})
+    learning_active_days: float | None = None
+    """Days with activity a human actor needs besides ``learning_days`` of calendar time
+    before it leaves its learning period (None: the working days in ``learning_days``, 5
+    of 7): a first week cut short by a holiday is no baseline. Service accounts learn in
+    calendar time only (a weekly job)."""
 
     @classmethod
     def default(cls, catalog: Catalog | None = None) -> Rules:
@@ -458,15 +410,6 @@ def _in_networks(ip: str, networks: tuple[Any, ...]) -> bool:
     except ValueError:
         return False
     return any(addr in net for net in networks)
-
-
-def _duration(value: Any, doc: _Doc, path: tuple[Any, ...]) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    m = _DURATION.match(str(value).strip())
-    if not m:
-        raise doc.err(path, f"bad duration {value!r} (expected e.g. 30m, 1h, 7d)")
-    return float(m.group(1)) * _UNITS[m.group(2)]
 
 
 def _number(value: Any, doc: _Doc, path: tuple[Any, ...], lo: float = 0.0) -> float:
@@ -588,6 +531,8 @@ def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
 
     custom = tuple(_custom(data.get("custom", []), doc, catalog))
     learning = _number(data.get("learning_days", base["learning_days"]), doc, ("learning_days",))
+    active = (None if "learning_active_days" not in data else
+              _number(data["learning_active_days"], doc, ("learning_active_days",)))
     threshold = _number(data.get("alert_threshold", base["alert_threshold"]), doc,
                         ("alert_threshold",))
     pattern = re.compile("|".join(re.escape(c.lower()) for c in clients)) if clients else None
@@ -614,7 +559,7 @@ def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
                  calendar, tuple(clients), tuple(nets), scenarios, subsumes, custom, merge,
                  file, pattern, explain=parse_explain(data.get("explain"), doc, catalog),
                  privileges=parse_privileges(data.get("privileges"), doc), rota=rota,
-                 routines=routines)
+                 routines=routines, learning_active_days=active)
 
 
 def _custom(items: Any, doc: _Doc, catalog: Catalog | None) -> list[CustomRule]:
