@@ -278,8 +278,6 @@ class ActorBaseline:
     """Active days per hour-of-day bucket (decayed): the actor's learned rota."""
     day_buckets: int = 0
     """Bit mask of the buckets active on the current day."""
-    pop_day: int = -1
-    """The last day this actor was counted in the day's population."""
     active_days: int = 0
     """Local days with at least one event (the learning period needs enough of them)."""
     ips: Novelty = field(default_factory=lambda: Novelty(256))

@@ -154,6 +154,7 @@ class Detector(DetectorChecks):
         return sorted(self._alerts.values(), key=lambda a: (a.first_ts, a.alert_id))
 
     def _watched(self, cid: str, when: datetime) -> bool:
+        """Whether ``cid`` is on a watch list in force."""
         return any(not m.expired for m in self.lists.lookup("customer", cid, when, "watch"))
 
     def _defer(self, deadline: float, kind: str, t: float, e: QueryEvent, data: Any) -> None:
@@ -253,25 +254,25 @@ class Detector(DetectorChecks):
         day = int(local // 86400)
         if hour_key != st.cur_hour:
             self._close_hour(st, peer, hour_key)
+        human = event.actor_kind != "service"
         if day != st.cur_day:
             self._close_day(event.actor, st, peer, day)
             st.active_days += 1
-        human = event.actor_kind != "service"
+            pop = self._pop
+            if day > pop.day:
+                pop.roll(day, self.rules.calendar.is_workday(
+                    event.ts.astimezone(self._tz).date()))
+            if human and day == pop.day:
+                pop.add(event.actor, event.role)
         # a person also needs enough working days (a first week cut short by a holiday is
         # no baseline); a job account's schedule is learned in calendar time (a weekly job)
         learning = t - st.first_ts < self._learn or (human and st.active_days < self._learn_days)
         ok = event.status in (None, "ok")
         self._hour = hour_key % 24
         self._day = day
-        pop = self._pop
-        if day > pop.day:
-            pop.roll(day, self.rules.calendar.is_workday(event.ts.astimezone(self._tz).date()))
-        if human and st.pop_day != day and day == pop.day:
-            st.pop_day = day
-            pop.add(event.actor, event.role)
         ti = an.template_info
-        if (ok and self._explainer is not None and an.customer_ids
-                and (ti.kind != "select" or self._explain_reads)):
+        if ((ti.kind != "select" or self._explain_reads) and ok and an.customer_ids
+                and self._explainer is not None):
             self._explainer.observe(event, an, t)
         rows = event.rows
         if ok and (ti.export or ti.mass_change or ti.select_star_no_where or an.key_ranges
