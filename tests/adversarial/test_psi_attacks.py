@@ -33,11 +33,13 @@ from typing import Any
 import pytest
 
 from privacy.errors import PSIError
-from privacy.psi import PsiParty, ServeReport, join, reveal_files, serve
+from privacy.psi import PsiParty, join, reveal_files
 from privacy.psi.files import finish_files, write_request, write_response
 from privacy.psi.group import POINT_BYTES
 from privacy.psi.sums import ciphertext_bytes, public_key_from_accept
 from privacy.psi.wire import Frame, FrameReader, encode_digest, encode_frame, encode_json
+
+from ._psiserver import Server
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from covault.cli import main; main()", "psi"]
@@ -203,46 +205,6 @@ def test_file_flow_reveal_refuses_packed_product(tmp_path: Path) -> None:
     with pytest.raises(PSIError, match="refused") as caught:
         reveal_files(tmp_path / "b.state", tmp_path / "evil.msg")
     assert_no_value(str(caught.value))
-
-
-# -- in-process server helpers ----------------------------------------------------------
-
-class Server:
-    """``serve(once=False)`` on a thread, stopped at the end of the test."""
-
-    def __init__(self, party: PsiParty, **kw: Any) -> None:
-        self.reports: list[ServeReport] = []
-        self.stop = threading.Event()
-        ready = threading.Event()
-        self.port = 0
-        self.error: BaseException | None = None
-
-        def listening(_h: str, p: int) -> None:
-            self.port = p
-            ready.set()
-
-        def run() -> None:
-            try:
-                serve(party, port=0, once=False, on_listen=listening,
-                      on_session=self.reports.append, stop=self.stop, **kw)
-            except BaseException as exc:  # noqa: BLE001 - checked by the test
-                self.error = exc
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
-
-    def wait_reports(self, n: int, limit: float = 30) -> list[ServeReport]:
-        deadline = time.monotonic() + limit
-        while len(self.reports) < n and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(self.reports) >= n, self.reports
-        return self.reports
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert self.error is None, self.error
 
 
 @pytest.fixture()

@@ -15,18 +15,18 @@ import json
 import ssl
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from privacy.errors import KeyfileError, PSIError
-from privacy.psi import PsiParty, ServeReport, join, serve
+from privacy.psi import PsiParty, join
 from privacy.psi.files import finish_files, read_state, write_request, write_response
 from privacy.psi.wire import Frame, FrameReader, encode_frame, encode_json
 from privacy.tls import TestPki, client_context, make_test_pki, server_context
+
+from ._psiserver import Server
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from covault.cli import main; main()", "psi"]
@@ -58,48 +58,14 @@ def client_ctx(pki: TestPki, trust: TestPki | None = None) -> ssl.SSLContext:
     return client_context(cert, key, (trust or pki).ca_cert)
 
 
-class Server:
-    """``serve(once=False, tls=...)`` on a thread, stopped at the end of the test."""
-
-    def __init__(self, tls: ssl.SSLContext | None) -> None:
-        self.reports: list[ServeReport] = []
-        self.stop = threading.Event()
-        ready = threading.Event()
-        self.port = 0
-        self.error: BaseException | None = None
-
-        def listening(_h: str, p: int) -> None:
-            self.port = p
-            ready.set()
-
-        def run() -> None:
-            try:
-                serve(PsiParty(IDS, workers=1), port=0, once=False, on_listen=listening,
-                      on_session=self.reports.append, stop=self.stop, timeout=10,
-                      session_timeout=30, tls=tls)
-            except BaseException as exc:  # noqa: BLE001 - checked by close()
-                self.error = exc
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
-
-    def wait_reports(self, n: int, limit: float = 30) -> list[ServeReport]:
-        deadline = time.monotonic() + limit
-        while len(self.reports) < n and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(self.reports) >= n, self.reports
-        return self.reports
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert self.error is None, self.error
+def tls_psi_server(tls: ssl.SSLContext) -> Server:
+    """A plain-intersection PSI server speaking TLS with ``tls``."""
+    return Server(PsiParty(IDS, workers=1), timeout=10, session_timeout=30, tls=tls)
 
 
 @pytest.fixture()
 def tls_server(pki: TestPki) -> Iterator[Server]:
-    server = Server(server_ctx(pki))
+    server = tls_psi_server(server_ctx(pki))
     yield server
     server.close()
 
@@ -151,14 +117,14 @@ def test_client_certificate_from_another_ca_is_refused(pki: TestPki, other_pki: 
 
 def test_client_refuses_a_server_it_does_not_trust_or_that_names_another_host(
         pki: TestPki, other_pki: TestPki) -> None:
-    impostor = Server(server_ctx(other_pki))  # a server certificate from another CA
+    impostor = tls_psi_server(server_ctx(other_pki))  # a server certificate from another CA
     try:
         with pytest.raises(PSIError, match="TLS handshake failed.*CERTIFICATE_VERIFY_FAILED"):
             join(joiner(), "127.0.0.1", impostor.port, timeout=10, connect_timeout=5,
                  tls=client_ctx(pki))
     finally:
         impostor.close()
-    real = Server(server_ctx(pki))
+    real = tls_psi_server(server_ctx(pki))
     try:  # the right CA, but the certificate names 127.0.0.1/localhost, not this host
         with pytest.raises(PSIError, match="CERTIFICATE_VERIFY_FAILED"):
             join(joiner(), "127.0.0.1", real.port, timeout=10, connect_timeout=5,
