@@ -25,13 +25,35 @@ from federated.horizontal.grid import PartyGrid
 from federated.model import predict_proba
 from federated.preprocess import PartySchema, Transform
 
-__all__ = ["Evaluator"]
+__all__ = ["Evaluator", "auc_or_none", "score_globally"]
 
 FloatArray = npt.NDArray[np.float64]
 
 
-def _auc(y: FloatArray, p: FloatArray) -> float | None:
+def auc_or_none(y: FloatArray, p: FloatArray) -> float | None:
+    """AUC, or None when the rows hold one class only."""
     return M.auc(y, p) if 0 < float(y.sum()) < len(y) else None
+
+
+
+def score_globally(out: dict[str, Any], y: FloatArray | None, p: FloatArray | None, *,
+                   curves: bool, local: dict[str, Any], rows: dict[str, int],
+                   rows_note: str) -> None:
+    """``out["global"]`` (and ``test_rows``, ``curves``) from the test file's scores, or
+    without a test file the row-weighted mean of each party's own AUC."""
+    if y is not None and p is not None:
+        s = M.summary(y, p)
+        out["global"] = {"auc": s["auc"], "ks": s["ks"], "logloss": s["logloss"]}
+        out["test_rows"] = int(len(y))
+        if curves:
+            out["curves"] = {"roc": M.roc_points(y, p), "calibration": M.calibration(y, p)}
+        return
+    scored = {q: v for q, v in local.items() if v.get("auc") is not None}
+    n = sum(rows[q] for q in scored)
+    mean = (sum(rows[q] * float(v["auc"]) for q, v in scored.items()) / n) if n else None
+    out["global"] = {"auc": mean, "ks": None, "logloss": None,
+                     "note": f"no test file: row-weighted mean of each party's AUC on "
+                             f"{rows_note}"}
 
 
 class Evaluator:
@@ -74,8 +96,8 @@ class Evaluator:
         if self.owner is not None:
             for party in self.pgrid.nodes:
                 mask = self.owner == party
-                per[party] = _auc(self.y[mask], p[mask]) if mask.any() else None
-        return _auc(self.y, p), per
+                per[party] = auc_or_none(self.y[mask], p[mask]) if mask.any() else None
+        return auc_or_none(self.y, p), per
 
     def hook(self, grid: Any, strategy: Any) -> Any:
         """The ``evaluate_fn`` for ``Strategy.start``: one history entry per round."""
@@ -153,19 +175,7 @@ class Evaluator:
                 info["auc"] = local[party].get("auc")
             parties[party] = info
         out["parties"] = parties
-        if self.X is not None and self.y is not None:
-            p = predict_proba(w, self.X)
-            s = M.summary(self.y, p)
-            out["global"] = {"auc": s["auc"], "ks": s["ks"], "logloss": s["logloss"]}
-            out["test_rows"] = int(len(self.y))
-            if overall is not None:
-                out["curves"] = {"roc": M.roc_points(self.y, p),
-                                 "calibration": M.calibration(self.y, p)}
-        else:
-            scored = {q: v for q, v in local.items() if v.get("auc") is not None}
-            n = sum(rows[q] for q in scored)
-            mean = (sum(rows[q] * float(v["auc"]) for q, v in scored.items()) / n) if n else None
-            out["global"] = {"auc": mean, "ks": None, "logloss": None,
-                             "note": "no test file: row-weighted mean of each party's AUC "
-                                     "on its own training rows"}
+        p = predict_proba(w, self.X) if self.X is not None and self.y is not None else None
+        score_globally(out, self.y, p, curves=overall is not None, local=local, rows=rows,
+                       rows_note="its own training rows")
         return out

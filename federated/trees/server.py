@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from federated import metrics as M
 from federated.data import read_table, text_values
 from federated.horizontal import protocol as P
+from federated.horizontal.evaluation import auc_or_none, score_globally
 from federated.horizontal.grid import PartyGrid
 from federated.horizontal.securesum import SecureSum
 from federated.horizontal.server import Coordinator, _content
@@ -265,29 +265,16 @@ class TreeCoordinator(Coordinator):
             if test.owner is not None and p_test is not None and test.y is not None:
                 mask = test.owner == party
                 info["test_rows"] = int(mask.sum())
-                info["auc"] = _auc(test.y[mask], p_test[mask])
+                info["auc"] = auc_or_none(test.y[mask], p_test[mask])
             elif party in local:
                 info["auc"] = local[party].get("auc")
             parties[party] = info
         out["parties"] = parties
-        if p_test is not None and test.y is not None:
-            s = M.summary(test.y, p_test)
-            out["global"] = {"auc": s["auc"], "ks": s["ks"], "logloss": s["logloss"]}
-            out["test_rows"] = int(len(test.y))
-            out["curves"] = {"roc": M.roc_points(test.y, p_test),
-                             "calibration": M.calibration(test.y, p_test)}
-        else:
-            scored = {q: v for q, v in local.items() if v.get("auc") is not None}
-            n = sum(rows[q] for q in scored)
-            mean = (sum(rows[q] * float(v["auc"]) for q, v in scored.items()) / n) if n else None
-            out["global"] = {"auc": mean, "ks": None, "logloss": None,
-                             "note": "no test file: row-weighted mean of each party's AUC "
-                                     "on its own rows"}
+        score_globally(out, test.y if p_test is not None else None, p_test, curves=True,
+                       local=local, rows=rows, rows_note="its own rows")
         return out
 
 
-def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
-    return M.auc(y, p) if 0 < float(y.sum()) < len(y) else None
 
 
 class _Test:
@@ -325,8 +312,8 @@ class _Test:
         if self.owner is not None:
             for party in self.parties:
                 mask = self.owner == party
-                per[party] = _auc(self.y[mask], p[mask]) if mask.any() else None
-        return {"auc": _auc(self.y, p), "parties": per}
+                per[party] = auc_or_none(self.y[mask], p[mask]) if mask.any() else None
+        return {"auc": auc_or_none(self.y, p), "parties": per}
 
 
 def _make_app() -> Any:
