@@ -309,13 +309,7 @@ class Keyset:
     def load(cls, path: str | os.PathLike[str], kek: Kek) -> Keyset:
         """Read a keyset file written by :meth:`save`."""
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise KeyfileError(f"{p}: no such keyset file") from None
-        except UnicodeDecodeError:
-            raise KeyfileError(f"{p}: not a keyset file (not UTF-8 text)") from None
-        return cls.from_json(text, kek, source=str(p))
+        return cls.from_json(_keyset_text(p), kek, source=str(p))
 
     @staticmethod
     def read_info(path: str | os.PathLike[str]) -> tuple[str, list[KeyInfo]]:
@@ -326,13 +320,7 @@ class Keyset:
         Unverified: only :meth:`load` with the KEK proves the metadata was not altered.
         """
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise KeyfileError(f"{p}: no such keyset file") from None
-        except UnicodeDecodeError:
-            raise KeyfileError(f"{p}: not a keyset file (not UTF-8 text)") from None
-        doc = _parse_document(text, str(p))
+        doc = _parse_document(_keyset_text(p), str(p))
         primary = int(doc["primary_key_id"])
         return doc["template"], [
             KeyInfo(int(e["key_id"]), e["status"], e["created"], int(e["key_id"]) == primary)
@@ -349,6 +337,16 @@ def _new_key_id(taken: set[int]) -> int:
 
 def _canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _keyset_text(p: Path) -> str:
+    """A keyset file's text (:class:`KeyfileError` when missing or not UTF-8)."""
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KeyfileError(f"{p}: no such keyset file") from None
+    except UnicodeDecodeError:
+        raise KeyfileError(f"{p}: not a keyset file (not UTF-8 text)") from None
 
 
 def _parse_document(text: str, source: str) -> dict[str, Any]:

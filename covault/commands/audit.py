@@ -597,13 +597,18 @@ def suppress_cmd(db_path: str, actor: str | None, scenario: str | None, reason: 
         out.print(f"suppression {sid} recorded", markup=False)
 
 
+def _checkpoint_options(fn: Any) -> Any:
+    """``--checkpoint``, ``--public-key`` and ``--unpinned``: how the ledger is verified."""
+    fn = unpinned_option(fn)
+    fn = click.option("--public-key", type=click.Path(exists=True, dir_okay=False),
+                      help="Key that must have signed the checkpoint.")(fn)
+    return click.option("--checkpoint", "cp", type=click.Path(exists=True, dir_okay=False),
+                        help="A ledger checkpoint kept outside the database.")(fn)
+
+
 @audit.command("verify")
 @_DB
-@click.option("--checkpoint", "cp", type=click.Path(exists=True, dir_okay=False),
-              help="A checkpoint kept outside the database.")
-@click.option("--public-key", type=click.Path(exists=True, dir_okay=False),
-              help="Key that must have signed the checkpoint.")
-@unpinned_option
+@_checkpoint_options
 @format_option
 @handle_errors
 def verify_cmd(db_path: str, cp: str | None, public_key: str | None, unpinned: bool,
@@ -802,11 +807,7 @@ def _accounts(db_path: str, users_path: str | None, *, create: bool) -> Any:
 @click.option("--allowed-host", "allowed_hosts", multiple=True,
               help="Extra Host header name clients use (repeatable); loopback names are "
                    "always allowed.")
-@click.option("--checkpoint", "cp", type=click.Path(exists=True, dir_okay=False),
-              help="A ledger checkpoint kept outside the database, for verification.")
-@click.option("--public-key", type=click.Path(exists=True, dir_okay=False),
-              help="Key that must have signed the checkpoint.")
-@unpinned_option
+@_checkpoint_options
 @handle_errors
 def serve_cmd(db_path: str, users_path: str | None, host: str, port: int, allow_remote: bool,
               tls_cert: str | None, tls_key: str | None, allowed_hosts: tuple[str, ...],

@@ -186,14 +186,6 @@ class Guest(Party):
             out["xg"] = pack_blobs(self._keys().encrypt_rows(X, pow2(X.shape[1])))
         return out
 
-    def _batch(self, payload: dict[str, Any]) -> Any:
-        rows = np.asarray(payload["rows"], dtype=np.int64)
-        n = self.store.array("X_train").shape[0]
-        if rows.ndim != 1 or rows.size == 0 or rows.size > SLOTS or rows.min() < 0 \
-                or rows.max() >= n:
-            raise FederationError("malformed batch")
-        return rows
-
     def backward(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Step 2: decrypt the masked partial scores, update the guest's weights, and send
         the guest's share of the residual."""

@@ -145,14 +145,6 @@ class Host(Party):
         total = sum((self._rho(h, e, b, n) for h in hosts), np.zeros(n))
         return mine, total
 
-    def _batch(self, payload: dict[str, Any]) -> npt.NDArray[np.int64]:
-        rows = np.asarray(payload["rows"], dtype=np.int64)
-        n = self.store.array("X_train").shape[0]
-        if rows.ndim != 1 or rows.size == 0 or rows.size > SLOTS or rows.min() < 0 \
-                or rows.max() >= n:
-            raise FederationError("malformed batch")
-        return rows
-
     # -- training ---------------------------------------------------------------------
 
     def forward(self, payload: dict[str, Any]) -> dict[str, Any]:

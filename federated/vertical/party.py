@@ -195,6 +195,15 @@ class Party:
         whitening = Whitening.from_json(self.store.blob("whitening").decode())
         return whitening.apply(transform.features(self.aligned(split)))
 
+    def _batch(self, payload: dict[str, Any]) -> npt.NDArray[np.int64]:
+        """The mini-batch's aligned training rows, checked."""
+        rows = np.asarray(payload["rows"], dtype=np.int64)
+        n = self.store.array("X_train").shape[0]
+        if rows.ndim != 1 or rows.size == 0 or rows.size > SLOTS or rows.min() < 0 \
+                or rows.max() >= n:
+            raise FederationError("malformed batch")
+        return rows
+
     def snapshot(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Keep the current weights (or share) as the best (early stopping), or restore
         them (``restore``)."""
