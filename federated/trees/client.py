@@ -12,6 +12,7 @@ from typing import Any
 
 from federated.horizontal import client as H
 from federated.horizontal import protocol as P
+from federated.horizontal.message_ledger import ledger_mod
 from federated.horizontal.protect import protect
 from federated.trees import party as T
 from federated.trees import protocol as TP
@@ -22,7 +23,7 @@ __all__ = ["app"]
 def _make_app() -> Any:
     from flwr.clientapp import ClientApp
 
-    app = ClientApp(mods=[H.ledger_mod])
+    app = ClientApp(mods=[ledger_mod])
     for name, fn in (("schema", H.schema), ("stat", H.stat),
                      ("ckks_keygen", H.ckks_keygen_handler),
                      ("ckks_setup", H.ckks_setup_handler),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from federated.horizontal.client import ledger_mod
+from federated.horizontal.message_ledger import ledger_mod
 from federated.horizontal.party import Party as NodeParty
 from federated.horizontal.party import load_plan
 from federated.vertical import wire

@@ -123,11 +123,9 @@ class Guest(Party):
         X = ones(self.features("train"))
         self.store.put_array("X_train", X)
         self.store.put_array("y_train", encode_label(pt_, label, positive))
-        for split in ("test",):
-            if self.store.has(f"rows_{split}"):
-                self.store.put_array(f"X_{split}", ones(self.features(split)))
-                self.store.put_array(f"y_{split}", encode_label(self.aligned(split), label,
-                                                                positive))
+        if self.store.has("rows_test"):
+            self.store.put_array("X_test", ones(self.features("test")))
+            self.store.put_array("y_test", encode_label(self.aligned("test"), label, positive))
         width = X.shape[1]
         if width > SLOTS:
             raise InputError(f"party {self.name!r}: {width} feature components (at most "
