@@ -180,9 +180,15 @@ class Detector(DetectorChecks):
                 else:
                     q = self._p["WATCHLIST"]
                     st = self._actors.get(e.actor)
-                    keep = not learning and (st is None or ex.habitual(
-                        e.actor, list_name, st.active_days, per_day=q["routine_per_day"],
-                        explained=q["routine_explained"]) is None)
+                    # in the warm-up, a new actor's unexplained look-up is forgiven only
+                    # once it has served this list with records; one that never has
+                    # (an insider's first days) alerts
+                    if learning:
+                        keep = not ex.serves(e.actor, list_name)
+                    else:
+                        keep = st is None or ex.habitual(
+                            e.actor, list_name, st.active_days, per_day=q["routine_per_day"],
+                            explained=q["routine_explained"]) is None
             else:
                 q = self._p["OFF_HOURS"]
                 keep = not self._pop.populated(data, e.role, q["population_share"],

@@ -25,8 +25,9 @@ Rules YAML (``explain:``; every key optional)::
           by: [actor]
           window: 2h
 
-``session`` means the same source address and client program (canonical events carry
-no session id). Only records naming watch-listed customers are remembered, so the state
+``session`` means the same actor from the same source address and client program
+(canonical events carry no session id; a session is one user's, so two users behind one
+address -- a terminal server, a jump host -- never explain each other's accesses). Only records naming watch-listed customers are remembered, so the state
 is bounded by the lists, not by the traffic.
 """
 
@@ -169,7 +170,7 @@ def _scope_value(e: QueryEvent, scope: str) -> str | None:
     if scope == "actor":
         return e.actor
     if scope == "session":
-        return f"{e.source_ip}\x1f{e.client}" if e.source_ip else None
+        return f"{e.actor}\x1f{e.source_ip}\x1f{e.client}" if e.source_ip else None
     return e.department
 
 
@@ -269,6 +270,12 @@ class Explainer:
         habit = self._habit.get((actor, list_name))
         if habit is not None:
             habit[1] += 1
+
+    def serves(self, actor: str, list_name: str) -> bool:
+        """Whether ``actor`` has had at least one explained visit to a customer of
+        ``list_name`` (it serves that list with records)."""
+        habit = self._habit.get((actor, list_name))
+        return habit is not None and habit[1] > 0
 
     def habitual(self, actor: str, list_name: str, days_active: int, *, per_day: float,
                  explained: float) -> str | None:

@@ -165,6 +165,9 @@ def _check(world: World, which: str, blob: bytes) -> None:
         return
     original = serial.load(world["files"][which], context=context)
     if isinstance(got, PaillierPublicKey):
+        # a private key's file mutated into a public key's: compare with its public half
+        if isinstance(original, PaillierPrivateKey):
+            original = original.public_key
         if got.fingerprint == original.fingerprint:
             assert (got.n, got.hs, got.exponent_bits) == (original.n, original.hs,
                                                           original.exponent_bits)
