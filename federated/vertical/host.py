@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from federated.data import PartyTable
 from federated.vertical import channel
-from federated.vertical.binning import bin_columns, indicator_matrix
+from federated.vertical.binning import ColumnBins, bin_columns, indicator_matrix
 from federated.vertical.party import Party, pad, pow2
 from privacy.errors import FederationError, InputError
 from privacy.he.linear import SLOTS, LinearEvaluator, baby_steps, pack_blobs, unpack_blobs
@@ -211,12 +211,10 @@ class Host(Party):
     def iv_sum(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Add one block's encrypted per-bin label sums to the running totals."""
         rows = self._batch(payload)
-        index = self.store.array("iv_index")[rows]
-        widths = [len(labels) for _, labels in self.store.json("iv_bins")]
-        M = np.zeros((rows.size, sum(widths)))
-        offsets = np.cumsum([0, *widths[:-1]])
-        for j, off in enumerate(offsets):
-            M[np.arange(rows.size), off + index[:, j]] = 1.0
+        index = self.store.array("iv_index")
+        bins = [ColumnBins(str(c), list(labels), index[:, j])
+                for j, (c, labels) in enumerate(self.store.json("iv_bins"))]
+        M = indicator_matrix(bins, rows)
         y = unpack_blobs(payload["y"], what="labels")
         ev = self._evaluator()
         sums = [ev.rmatvec(M[:, c:c + IV_CHUNK], y[:baby_steps(IV_CHUNK)], columns=IV_CHUNK,
