@@ -27,8 +27,9 @@ Rules YAML (``explain:``; every key optional)::
 
 ``session`` means the same actor from the same source address and client program
 (canonical events carry no session id; a session is one user's, so two users behind one
-address -- a terminal server, a jump host -- never explain each other's accesses). Only records naming watch-listed customers are remembered, so the state
-is bounded by the lists, not by the traffic.
+address -- a terminal server, a jump host -- never explain each other's accesses). Only
+records naming watch-listed customers are remembered, so the state is bounded by the
+lists, not by the traffic.
 """
 
 from __future__ import annotations

@@ -57,7 +57,14 @@ from privacy.errors import PSIError
 from privacy.psi.group import POINT_BYTES
 from privacy.psi.party import PsiParty, PsiResult
 from privacy.psi.sums import SumRefusedError, sum_message_digest
-from privacy.psi.wire import Frame, FrameReader, clean_text, encode_json, iter_stream_frames
+from privacy.psi.wire import (
+    Frame,
+    FrameReader,
+    PeerClosedError,
+    clean_text,
+    encode_json,
+    iter_stream_frames,
+)
 
 __all__ = [
     "serve",
@@ -482,7 +489,8 @@ def join(
             done = reader.expect_json(Frame.SUM_RESULT)
         except PSIError as exc:
             _abort(conn, str(exc))
-            if tls is not None and accept is None and isinstance(exc.__cause__, OSError):
+            closed = isinstance(exc, PeerClosedError) or isinstance(exc.__cause__, OSError)
+            if tls is not None and accept is None and closed:
                 # TLS 1.3: the server checks the client certificate after the handshake
                 raise PSIError(
                     f"{name}: the server ended the TLS session before answering "

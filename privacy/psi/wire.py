@@ -34,6 +34,10 @@ from typing import IO, Any
 
 from privacy.errors import PSIError
 
+
+class PeerClosedError(PSIError):
+    """The peer closed the connection between frames (nothing of a frame arrived)."""
+
 __all__ = [
     "MAGIC",
     "FRAME_VERSION",
@@ -205,6 +209,8 @@ class FrameReader:
             if not part:
                 if allow_eof and got == 0:
                     return b""
+                if got == 0 and isinstance(self._source, socket.socket):
+                    raise PeerClosedError(f"{self.name}: the peer closed the connection")
                 raise PSIError(f"{self.name}: truncated message ({got} of {n} bytes)")
             parts.append(part)
             got += len(part)
