@@ -494,7 +494,7 @@ def join(
                 # TLS 1.3: the server checks the client certificate after the handshake
                 raise PSIError(
                     f"{name}: the server ended the TLS session before answering "
-                    f"({_tls_reason(exc.__cause__)}): does it trust this client's "
+                    f"({_tls_reason(exc.__cause__ or exc)}): does it trust this client's "
                     "certificate (signed by its --ca)?") from exc
             raise
     total, count = done.get("sum"), done.get("count")
