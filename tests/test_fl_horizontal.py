@@ -154,15 +154,18 @@ def _check_party_records(records: list[Any], weights: int) -> None:
 
 
 def test_dp_reports_the_accountants_epsilon(books: Path, fedavg: dict[str, Any]) -> None:
-    dp = '\n[dp]\nnoise_multiplier = 1.0\nclipping = "fixed"\nclipping_norm = 5.0\n'
+    # The noise on the average is sigma * C / 3 per coordinate whatever C is, so with three
+    # banks and ~20 features sigma = 1 drowns the clipped update (AUC anywhere in 0.44-0.66
+    # over runs); sigma = 0.3 leaves a model every run while still costing accuracy.
+    dp = '\n[dp]\nnoise_multiplier = 0.3\nclipping = "fixed"\nclipping_norm = 1.0\n'
     result = run(_config(books, "dp", "fedavg", dp))
-    expected = epsilon_spent(1.0, ROUNDS, 1e-5)
+    expected = epsilon_spent(0.3, ROUNDS, 1e-5)
     assert result.epsilon == pytest.approx(expected)
     eps = [h["epsilon"] for h in result.history]
     assert eps == sorted(eps) and eps[-1] == pytest.approx(expected)
-    assert eps[0] == pytest.approx(epsilon_spent(1.0, 1, 1e-5))
+    assert eps[0] == pytest.approx(epsilon_spent(0.3, 1, 1e-5))
     # noise costs accuracy, but the model is still a model
-    assert 0.5 < result.global_["auc"] <= fedavg["global"]["auc"] + 0.02
+    assert 0.6 < result.global_["auc"] <= fedavg["global"]["auc"] + 0.02
 
 
 def test_unknown_method_is_exit_2_naming_the_key(books: Path) -> None:
