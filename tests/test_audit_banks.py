@@ -102,6 +102,24 @@ def test_portfolio_and_warm_up(tmp_path: Path) -> None:
     assert det.alerts() == []
 
 
+def test_a_new_hires_unexplained_lookup_alerts_the_first_weeks_does_not(
+        tmp_path: Path) -> None:
+    """In the deployment's own warm-up every portfolio is still being learned: an
+    unrecorded look-up is forgiven. An actor new to an established deployment (a hire,
+    a transfer) is forgiven only once it has served the list with records."""
+    det = _det(tmp_path, "learning_days: 2\n", LISTS.replace("['C900']", "[C900, C901]"))
+    det.score(ev(1, LOOK.format("C900"), actor="a1", day=0))  # nobody has history yet
+    for d in range(3, 8):  # the bank runs on
+        det.score(ev(10 + d, LOOK.format(f"C{d}"), actor="a2", day=d))
+    det.score(ev(20, LOOK.format("C900"), actor="n1", day=8))  # a hire's first day
+    n2 = {"actor": "n2", "dept": "br2", "ip": "10.2.1.6"}  # another hire, who serves VIPs
+    det.score(ev(21, LOOK.format("C900"), day=8, hour=11, **n2))
+    det.score(ev(22, NOTE.format("C900"), day=8, hour=11.1, **n2))
+    det.score(ev(23, LOOK.format("C901"), day=9, **n2))  # unrecorded, but it serves the list
+    det.score(ev(24, LOOK.format("C1"), actor="a2", day=10))  # time passes: judged
+    assert [a.actor for a in det.alerts()] == ["n1"]
+
+
 def test_declared_explanation_rules(tmp_path: Path) -> None:
     rules = ("learning_days: 0\nexplain:\n  defaults: false\n  rules:\n"
              "    - {id: contact, table: crm.contact_log, column: client_no, "
@@ -196,15 +214,68 @@ def test_late_hours_worked_by_peers_are_learned(tmp_path: Path) -> None:
     det = _det(tmp_path, "learning_days: 1\n")
     i = 0
     for d in range(10):
-        for who in ("b1", "b2", "b3", "b4"):  # evening duty in turn
+        for who in ("b1", "b2", "b3", "b4"):
             i += 1
             det.score(ev(i, "SELECT 1", actor=who, day=d, hour=10))
-            if who == f"b{d % 3 + 1}":
-                det.score(ev(i + 5000, "SELECT 1", actor=who, day=d, hour=20.5))
+        i += 1  # evening duty in turn
+        det.score(ev(i + 5000, "SELECT 1", actor=f"b{d % 3 + 1}", day=d, hour=20.5))
     det.score(ev(9000, "SELECT 1", actor="b4", day=10, hour=20.5))  # first evening duty
     assert det.alerts() == []
     det.score(ev(9001, "SELECT 1", actor="b4", day=11, hour=2.5))  # nobody works at 02:30
     assert [a.scenarios[0] for a in det.alerts()] == ["OFF_HOURS"]
+
+
+def test_a_return_after_a_day_shift_is_not_excused_by_the_roles_late_shift(
+        tmp_path: Path) -> None:
+    det = _det(tmp_path, "learning_days: 1\n")
+    events = []
+    for d in (0, 1, 2, 3, 4, 7, 8, 9, 10):  # weekdays: 2026-06-01 is a Monday
+        for who in ("b1", "b2", "b3"):  # the role's late shift, 13:00-22:00
+            events += [(d, h + 0.5, who) for h in range(13, 22)]
+        events += [(d, h + 0.2, "b4") for h in range(9, 18)]  # b4 works days, 09:00-18:00
+    for i, (d, h, who) in enumerate(sorted(events), 1):  # as a log has them: in time order
+        det.score(ev(i, "SELECT 1", actor=who, day=d, hour=h))
+    assert det.alerts() == []
+    for h in range(9, 18):  # its day shift again
+        det.score(ev(90_000 + h, "SELECT 1", actor="b4", day=11, hour=h + 0.2))
+    det.score(ev(90_100, "SELECT 1", actor="b1", day=11, hour=21.5))  # its own shift
+    assert det.alerts() == []
+    det.score(ev(90_101, "SELECT 1", actor="b4", day=11, hour=22.6))  # back at 22:36
+    (a,) = det.alerts()
+    assert a.actor == "b4" and a.scenarios[0] == "OFF_HOURS"
+    assert "back after 5.4 h away, 13.4 h after its working day began at 09:1" in (
+        a.reasons["OFF_HOURS"])
+
+
+def test_a_saturday_rota_excuses_the_saturday_not_the_sunday(tmp_path: Path) -> None:
+    det = _det(tmp_path, "learning_days: 1\n")
+    i = 0
+    tellers = [f"t{k}" for k in range(9)]
+    for d in range(26):  # 2026-06-01 is a Monday
+        if d % 7 == 6:
+            continue  # Sundays closed
+        if d % 7 == 5:  # Saturday opening: a third of the tellers in turn
+            on = [t for k, t in enumerate(tellers) if (d // 7 + k) % 3 == 0]
+        else:
+            on = tellers
+        for h in (10, 12, 14):  # in time order, as a log has them
+            for t in on:
+                i += 1
+                det.score(ev(i, "SELECT 1", actor=t, day=d, hour=h + 0.3))
+    assert det.alerts() == []  # a teller's first Saturday is excused by its colleagues
+    i += 1
+    det.score(ev(i, "SELECT 1", actor="t1", day=27, hour=11))  # Sunday 28 June
+    det.score(ev(i + 1, "SELECT 1", actor="t2", day=28, hour=9))  # Monday: the day after
+    (a,) = det.alerts()
+    assert (a.actor, a.first_ts.date().isoformat()) == ("t1", "2026-06-28")
+    assert "Sunday" in a.reasons["OFF_HOURS"]
+
+
+def test_a_return_gap_as_long_as_the_rest_is_an_error_naming_the_line() -> None:
+    text = "scenarios:\n  OFF_HOURS: {rest: 2h,\n              return_gap: 3h}\n"
+    with pytest.raises(ConfigError, match=r"rules.yaml:3: .*return_gap \(3 h\) must be "
+                                          r"shorter than rest \(2 h\)"):
+        Rules.from_text(text, "rules.yaml", CAT)
 
 
 def test_overlapping_shifts_are_an_error_naming_the_line(tmp_path: Path) -> None:

@@ -280,6 +280,10 @@ class ActorBaseline:
     """Bit mask of the buckets active on the current day."""
     active_days: int = 0
     """Local days with at least one event (the learning period needs enough of them)."""
+    last_ts: float = 0.0
+    """The actor's previous event (for OFF_HOURS: a return after hours)."""
+    period_start: float = 0.0
+    """Start of the actor's current working period (its first event after a rest)."""
     ips: Novelty = field(default_factory=lambda: Novelty(256))
     clients: Novelty = field(default_factory=lambda: Novelty(64))
     templates: Novelty = field(default_factory=lambda: Novelty(4096))
@@ -425,9 +429,11 @@ class DayPopulation:
         return (day == self.day and self.workday.n >= 3
                 and len(self.today) < share * self.workday.mean)
 
-    def populated(self, day: int, role: str | None, share: float, role_share: float) -> bool:
+    def populated(self, day: int, role: str | None, share: float, role_share: float,
+                  exclude: str | None = None) -> bool:
         """Whether ``day`` looks like a working day: ``share`` of the usual humans, or
-        ``role_share`` of the role's usual members (at least 3), worked on it."""
+        ``role_share`` of the role's usual members (at least 2 besides ``exclude``, an
+        actor who worked that day: a team, not one colleague), worked on it."""
         n = len(self.today) if day == self.day else self.counts.get(day, 0)
         if self.workday.n >= 3 and n >= share * self.workday.mean:
             return True
@@ -438,7 +444,9 @@ class DayPopulation:
             return False
         members = self.roles.get(role) if day == self.day else None
         m = len(members) if members is not None else self.role_counts.get((day, role), 0)
-        return m >= max(3.0, role_share * ew.mean)
+        if exclude is not None and (members is None or exclude in members):
+            m -= 1
+        return m >= max(2.0 if exclude is not None else 3.0, role_share * ew.mean)
 
     def role_hours(self, role: str | None) -> list[float] | None:
         """The role's hour-of-day active days (created on first use)."""

@@ -120,6 +120,8 @@ class Detector(DetectorChecks):
         # awaiting the day's population): (deadline, seq, code, t, event, data); their
         # alerts are raised at once and confirmed or withdrawn when the deadline passes
         self._pending: list[tuple[float, int, str, float, QueryEvent, Any]] = []
+        self._first_t: float | None = None
+        """The first event scored: the deployment's own warm-up runs from it."""
         self._seq = 0
         self._prov: dict[tuple[str, str], str] = {}
         self._prov_now: set[str] = set()
@@ -180,11 +182,13 @@ class Detector(DetectorChecks):
                 else:
                     q = self._p["WATCHLIST"]
                     st = self._actors.get(e.actor)
-                    # in the warm-up, a new actor's unexplained look-up is forgiven only
-                    # once it has served this list with records; one that never has
-                    # (an insider's first days) alerts
+                    # in the deployment's own warm-up every portfolio is still being
+                    # learned from its records: forgiven. Later, a new actor's (a hire,
+                    # a transfer) is forgiven only once it has served this list with
+                    # records; one that never has (an insider's first days) alerts
                     if learning:
-                        keep = not ex.serves(e.actor, list_name)
+                        fresh = self._first_t is not None and t - self._first_t < self._learn
+                        keep = not fresh and not ex.serves(e.actor, list_name)
                     else:
                         keep = st is None or ex.habitual(
                             e.actor, list_name, st.active_days, per_day=q["routine_per_day"],
@@ -192,7 +196,7 @@ class Detector(DetectorChecks):
             else:
                 q = self._p["OFF_HOURS"]
                 keep = not self._pop.populated(data, e.role, q["population_share"],
-                                               q["role_share"])
+                                               q["role_share"], exclude=e.actor)
             self._settle(kind, e.event_id, keep)
 
     def _settle(self, code: str, event_id: str, keep: bool) -> None:
@@ -240,6 +244,8 @@ class Detector(DetectorChecks):
         not)."""
         self.events_scored += 1
         t = event.ts.timestamp()
+        if self._first_t is None:
+            self._first_t = t
         if self._pending and self._pending[0][0] <= t:
             self._resolve(t)
         if self._prov_now:
@@ -296,7 +302,7 @@ class Detector(DetectorChecks):
         self._check_statement(event, an, st, peer, learning, human, ok, t, sig)
         if ok and (an.customer_ids or an.key_ranges):
             self._check_customers(event, an, st, peer, learning, human, t, sig)
-        self._check_time(event, st, peer, learning, hour_key, sig, feats)
+        self._check_time(event, st, peer, learning, hour_key, t, sig, feats)
         if ok:
             self._check_columns(event, an, st, peer, learning, t, sig, feats)
         self._check_source(event, an, st, peer, learning, human, t, sig, feats)

@@ -9,7 +9,7 @@ works (:class:`~privacy.audit.baseline.DayPopulation`).
 from __future__ import annotations
 
 import re
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from privacy.audit.alerts import Signal
@@ -108,7 +108,8 @@ class ContextChecks:
         return verdict, why
 
     def _check_time(self, e: QueryEvent, st: ActorBaseline, peer: PeerBaseline,
-                    learning: bool, hour_key: int, sig: list[Signal], feats: list[float]) -> None:
+                    learning: bool, hour_key: int, t: float, sig: list[Signal],
+                    feats: list[float]) -> None:
         off = self._off_cache.get(hour_key)
         if off is None:
             if len(self._off_cache) > 100_000:
@@ -127,7 +128,11 @@ class ContextChecks:
             feats[4] += 1
             if (not learning and "OFF_HOURS" in self._on
                     and (e.actor_kind or "human") in self._p["OFF_HOURS"]["actor_kinds"]):
-                self._judge_hours(e, st, peer, bucket, bool(st.day_buckets & bit), workday, sig)
+                self._judge_hours(e, st, peer, bucket, bool(st.day_buckets & bit), workday, t,
+                                  sig)
+        if t - st.last_ts >= self._p["OFF_HOURS"]["rest"]:
+            st.period_start = t  # a new working period after a rest
+        st.last_ts = t
         if not st.day_buckets & bit:
             st.day_buckets |= bit
             st.hour_days[bucket] += 1
@@ -140,32 +145,51 @@ class ContextChecks:
         peer.hours[bucket] += 1
 
     def _judge_hours(self, e: QueryEvent, st: ActorBaseline, peer: PeerBaseline, bucket: int,
-                     today: bool, workday: bool, sig: list[Signal]) -> None:
-        """OFF_HOURS: outside the calendar's working hours and outside both the actor's own
-        rota (learned: days it worked this hour; or the rota file) and its peers'."""
+                     today: bool, workday: bool, t: float, sig: list[Signal]) -> None:
+        """OFF_HOURS: outside the calendar's working hours and outside the actor's own rota
+        (learned: days it worked this hour; or the rota file).
+
+        The share of its own activity in this hour, and its peers' and role's hours,
+        excuse it on a working day (a late shift the actor takes in turn), unless the actor
+        comes back after hours: ``return_gap`` or more since its last event and
+        ``return_span`` or more into a working period that began after a ``rest`` (a day
+        shift, then lookups at 23:00). On a day off only the days the actor itself worked
+        this hour on days off excuse it, or the role working that day, which the deferred
+        population check judges (a Saturday opening excuses its rota, not the Sunday)."""
         q = self._p["OFF_HOURS"]
         own = st.hour_share(bucket)
-        pp = peer_hour_share(peer, bucket)
-        if own >= q["self_share"] or pp >= q["peer_share"]:
-            return
         own_days = hour_days(st.hour_days, bucket) - (1.0 if today else 0.0)
-        peer_days = hour_days(peer.hour_days, bucket) - hour_days(st.hour_days, bucket)
-        if own_days >= q["own_days"] or peer_days >= q["peer_days"]:
-            return
-        role = self._pop.role_hours(e.role)
-        role_days = 0.0 if role is None else role[bucket] - st.hour_days[bucket]
-        if role_days >= q["role_days"]:
+        away = t - st.last_ts
+        back = (q["return_gap"] <= away < q["rest"]
+                and t - st.period_start >= q["return_span"])
+        if own_days >= q["own_days"] or (own >= q["self_share"] and workday and not back):
             return
         rota = self.rules.rota
         if rota is not None and rota.shift_at(e.actor, e.role, e.department,
                                               e.ts.astimezone(self._tz)) is not None:
             return
+        pp = peer_hour_share(peer, bucket)
+        peer_days = hour_days(peer.hour_days, bucket) - hour_days(st.hour_days, bucket)
+        role = self._pop.role_hours(e.role)
+        role_days = 0.0 if role is None else role[bucket] - st.hour_days[bucket]
+        if workday and not back and (pp >= q["peer_share"] or peer_days >= q["peer_days"]
+                                     or role_days >= q["role_days"]):
+            return
+        if not workday and self._pop.populated(self._day, e.role, q["population_share"],
+                                               q["role_share"], exclude=e.actor):
+            return  # the bank, or the role, already works today as on a working day
+        came_back = ""
+        if back:
+            began = datetime.fromtimestamp(st.period_start, self._tz)
+            came_back = (f"; back after {away / 3600:.1f} h away, "
+                         f"{(t - st.period_start) / 3600:.1f} h after its working day began "
+                         f"at {began:%H:%M}")
         sig_ = Signal("OFF_HOURS", q["score"], f"active {self.rules.calendar.describe(e.ts)}; "
                       f"{own:.1%} of own activity and {pp:.1%} of peers' falls in this hour; "
                       f"worked this hour on {max(own_days, 0):.0f} recent days, peers on "
                       f"{max(peer_days, 0):.0f}, others of role {e.role or '?'} on "
-                      f"{max(role_days, 0):.0f}" + ("" if rota is None else
-                                                    "; not on the rota"))
+                      f"{max(role_days, 0):.0f}{came_back}" + ("" if rota is None else
+                                                               "; not on the rota"))
         sig.append(sig_)
         if not workday:  # a day off for the calendar: withdrawn if the bank worked that day
             t = e.ts.timestamp()

@@ -127,8 +127,9 @@ scenarios:
   SLOW_DRIP: {score: 65, window: 3d, min_daily: 20, ratio: 1.5, sigmas: 3, days: 3,
               of_last: 4, min_history: 5}
   OFF_HOURS: {score: 60, window: 12h, self_share: 0.01, peer_share: 0.01, own_days: 2,
-              peer_days: 3, role_days: 5, population_share: 0.5, role_share: 0.3,
-              quiet_share: 0.25, population_wait: 2h, actor_kinds: [human]}
+              peer_days: 3, role_days: 5, population_share: 0.5, role_share: 0.1,
+              quiet_share: 0.25, population_wait: 2h, rest: 8h, return_gap: 3h,
+              return_span: 12h, actor_kinds: [human]}
   ID_ENUMERATION: {score: 80, window: 2h, min_run: 15, max_gap: 2, within: 1h,
                    min_range: 1000, departure_score: 75}
   WATCHLIST: {score: 85, window: 24h, expired_score: 40, routine_per_day: 2,
@@ -166,7 +167,7 @@ _SCENARIO_PARAMS: dict[str, set[str]] = {
     "SLOW_DRIP": {"min_daily", "ratio", "sigmas", "days", "of_last", "min_history"},
     "OFF_HOURS": {"self_share", "peer_share", "own_days", "peer_days", "role_days",
                   "population_share", "role_share", "quiet_share", "population_wait",
-                  "actor_kinds"},
+                  "rest", "return_gap", "return_span", "actor_kinds"},
     "ID_ENUMERATION": {"min_run", "max_gap", "within", "min_range", "departure_score"},
     "WATCHLIST": {"expired_score", "routine_per_day", "routine_explained", "actor_kinds"},
     "SENSITIVE_FIRST_TOUCH": {"min_class", "peer_share", "peer_score", "probation"},
@@ -489,7 +490,8 @@ def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
     for code, params in scenarios.items():
         for name, value in list(params.items()):
             p = ("scenarios", code, name)
-            if name in ("window", "within", "probation", "population_wait"):
+            if name in ("window", "within", "probation", "population_wait", "rest",
+                        "return_gap", "return_span"):
                 params[name] = _duration(value, doc, p)
             elif name == "actor_kinds":
                 if not isinstance(value, list) or not set(value) <= {"human", "service"}:
@@ -505,6 +507,12 @@ def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
                 params[name] = _number(value, doc, p)
         if not 0 <= params["score"] <= 100:
             raise doc.err(("scenarios", code, "score"), "score must be within 0..100")
+    off = scenarios["OFF_HOURS"]
+    if not off["return_gap"] < off["rest"]:
+        raise doc.err(("scenarios", "OFF_HOURS", "return_gap"),
+                      f"return_gap ({off['return_gap'] / 3600:g} h) must be shorter than rest "
+                      f"({off['rest'] / 3600:g} h): a return after hours is a gap shorter "
+                      "than a rest")
 
     subs_in = data.get("subsumes", base["subsumes"])
     if not isinstance(subs_in, dict):

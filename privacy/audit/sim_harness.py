@@ -30,11 +30,13 @@ if TYPE_CHECKING:
 
 __all__ = ["BankRun", "generate", "TUNING_SEEDS", "HELD_OUT_SEEDS", "VARIANTS", "random_bank"]
 
-TUNING_SEEDS = (101, 102, 103, 201, 202, 203, 204, 205, 206, 301, 302, 303, 304, 305, 306)
-"""Banks looked at while building detection: 201-206 and 301-306 were held-out sets in
-turn; a flaw each showed was fixed (warm-up counted in calendar days across a holiday;
-then a weekly job account kept in its warm-up), so they count as seen."""
-HELD_OUT_SEEDS = (401, 402, 403, 404, 405, 406)
+TUNING_SEEDS = (101, 102, 103, 201, 202, 203, 204, 205, 206, 301, 302, 303, 304, 305, 306,
+                401, 402, 403, 404, 405, 406)
+"""Banks looked at while building detection: 201-206, 301-306 and 401-406 were held-out
+sets in turn; a flaw each showed was fixed (warm-up counted in calendar days across a
+holiday; then a weekly job account kept in its warm-up; then a day-shift clerk's return
+late at night excused by the role's late shift), so they count as seen."""
+HELD_OUT_SEEDS = (501, 502, 503, 504, 505, 506)
 """Banks only ever evaluated."""
 
 
