@@ -271,6 +271,27 @@ def test_a_saturday_rota_excuses_the_saturday_not_the_sunday(tmp_path: Path) -> 
     assert "Sunday" in a.reasons["OFF_HOURS"]
 
 
+def test_a_deployment_that_starts_in_a_holiday_learns_who_works_it(tmp_path: Path) -> None:
+    """Started on National Day (2026-10-01..07, no working day seen yet), a contact centre
+    working the holiday in three shifts is judged against the days it has seen; a lone
+    agent at 21:00 on a later closed Sunday and Saturday still alerts."""
+    det = _det(tmp_path, "learning_days: 1\n")
+    agents = [f"c{k}" for k in range(9)]
+    oct1 = 122  # days after 2026-06-01
+    events = []
+    for d in range(7):  # the holiday: each agent on an early, middle or late shift in turn
+        for k, who in enumerate(agents):
+            start = 8 + 4 * ((d + k) % 3)
+            events += [(oct1 + d, start + h + 0.25, who) for h in range(4)]
+    for d in (7, 8, 9, 11, 12, 13, 14, 15):  # Oct 8-10 (10th a make-up day), Oct 12-16
+        events += [(oct1 + d, h + 0.5, who) for who in agents for h in range(9, 17)]
+    events += [(oct1 + 10, 21.0, "c0"), (oct1 + 16, 21.0, "c1")]  # Sun 11th, Sat 17th
+    for i, (d, h, who) in enumerate(sorted(events), 1):
+        det.score(ev(i, "SELECT 1", actor=who, day=d, hour=h, role="agent", dept="cc"))
+    got = [(a.actor, a.first_ts.date().isoformat()) for a in det.alerts()]
+    assert got == [("c0", "2026-10-11"), ("c1", "2026-10-17")]
+
+
 def test_a_return_gap_as_long_as_the_rest_is_an_error_naming_the_line() -> None:
     text = "scenarios:\n  OFF_HOURS: {rest: 2h,\n              return_gap: 3h}\n"
     with pytest.raises(ConfigError, match=r"rules.yaml:3: .*return_gap \(3 h\) must be "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -435,18 +436,30 @@ class DayPopulation:
         ``role_share`` of the role's usual members (at least 2 besides ``exclude``, an
         actor who worked that day: a team, not one colleague), worked on it."""
         n = len(self.today) if day == self.day else self.counts.get(day, 0)
-        if self.workday.n >= 3 and n >= share * self.workday.mean:
+        usual = self._usual(self.workday, day, lambda d: self.counts.get(d, 0))
+        if usual is not None and n >= share * usual:
             return True
         if role is None:
             return False
         ew = self.role_workday.get(role)
-        if ew is None or ew.n < 3:
+        usual = self._usual(ew, day, lambda d: self.role_counts.get((d, role), 0))
+        if usual is None:
             return False
         members = self.roles.get(role) if day == self.day else None
         m = len(members) if members is not None else self.role_counts.get((day, role), 0)
         if exclude is not None and (members is None or exclude in members):
             m -= 1
-        return m >= max(2.0 if exclude is not None else 3.0, role_share * ew.mean)
+        return m >= max(2.0 if exclude is not None else 3.0, role_share * usual)
+
+    @staticmethod
+    def _usual(workday: Ewma | None, day: int, count: Callable[[int], int]) -> float | None:
+        """The usual working-day head count; before three working days were seen (a
+        deployment that starts in a holiday), the mean over the recent days anyone
+        worked; None with no history at all."""
+        if workday is not None and workday.n >= 3:
+            return workday.mean
+        seen = [c for c in (count(d) for d in range(day - 14, day)) if c]
+        return sum(seen) / len(seen) if seen else None
 
     def role_hours(self, role: str | None) -> list[float] | None:
         """The role's hour-of-day active days (created on first use)."""
