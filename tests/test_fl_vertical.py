@@ -120,9 +120,10 @@ def test_joint_model_beats_the_guest_alone_and_matches_pooled_lr(two_hosts: Any)
     auc = roc_auc_score(yt, pooled.decision_function((Xt - mu) / sd))
     # The guest orders the aligned rows with a CSPRNG (hosts must not learn it), so the
     # mini-batches differ run to run: over runs the six-epoch joint AUC sits 0.003-0.011
-    # above the converged pooled model on these 441 test rows. The 0.005 bar is
-    # measured on Lending Club by benchmarks/bench_vfl.py.
-    assert abs(result["global"]["auc"] - auc) < 0.015
+    # above the converged pooled model on these 441 test rows (the early-stopped model
+    # generalises a little better). The 0.005 bar is measured on Lending Club by
+    # benchmarks/bench_vfl.py.
+    assert -0.01 < result["global"]["auc"] - auc < 0.02
     assert set(result["iv"]) == set(cols)
     assert result["iv"]["h0_0"] > result["iv"]["g3"]  # signal columns over noise
 
