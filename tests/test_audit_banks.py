@@ -102,13 +102,17 @@ def test_portfolio_and_warm_up(tmp_path: Path) -> None:
     assert det.alerts() == []
 
 
-def test_a_new_hires_unexplained_lookup_alerts_the_first_weeks_does_not(
+def test_an_unrecorded_lookup_in_the_warm_up_waits_for_the_actor_to_serve_the_list(
         tmp_path: Path) -> None:
-    """In the deployment's own warm-up every portfolio is still being learned: an
-    unrecorded look-up is forgiven. An actor new to an established deployment (a hire,
-    a transfer) is forgiven only once it has served the list with records."""
+    """In the warm-up an unrecorded look-up is forgiven once the actor serves the list
+    with records; in the deployment's own warm-up, where every portfolio is still being
+    learned, it has until the warm-up ends to show it. A hire in an established
+    deployment must have served the list before."""
     det = _det(tmp_path, "learning_days: 2\n", LISTS.replace("['C900']", "[C900, C901]"))
     det.score(ev(1, LOOK.format("C900"), actor="a1", day=0))  # nobody has history yet
+    det.score(ev(2, LOOK.format("C900"), actor="a3", day=0, dept="br3", ip="10.3.1.5"))
+    det.score(ev(3, LOOK.format("C901"), actor="a1", day=1))  # a1 serves the list
+    det.score(ev(4, NOTE.format("C901"), actor="a1", day=1, hour=10.1))
     for d in range(3, 8):  # the bank runs on
         det.score(ev(10 + d, LOOK.format(f"C{d}"), actor="a2", day=d))
     det.score(ev(20, LOOK.format("C900"), actor="n1", day=8))  # a hire's first day
@@ -117,7 +121,7 @@ def test_a_new_hires_unexplained_lookup_alerts_the_first_weeks_does_not(
     det.score(ev(22, NOTE.format("C900"), day=8, hour=11.1, **n2))
     det.score(ev(23, LOOK.format("C901"), day=9, **n2))  # unrecorded, but it serves the list
     det.score(ev(24, LOOK.format("C1"), actor="a2", day=10))  # time passes: judged
-    assert [a.actor for a in det.alerts()] == ["n1"]
+    assert [a.actor for a in det.alerts()] == ["a3", "n1"]  # a3 never served the list
 
 
 def test_declared_explanation_rules(tmp_path: Path) -> None:

@@ -182,13 +182,16 @@ class Detector(DetectorChecks):
                 else:
                     q = self._p["WATCHLIST"]
                     st = self._actors.get(e.actor)
-                    # in the deployment's own warm-up every portfolio is still being
-                    # learned from its records: forgiven. Later, a new actor's (a hire,
-                    # a transfer) is forgiven only once it has served this list with
-                    # records; one that never has (an insider's first days) alerts
+                    # in the warm-up a new actor's look-up is forgiven once it serves
+                    # this list with records; one that never has (an insider's first
+                    # days) alerts. In the deployment's own warm-up every portfolio is
+                    # still being learned, so the actor has until its end to show it
                     if learning:
-                        fresh = self._first_t is not None and t - self._first_t < self._learn
-                        keep = not fresh and not ex.serves(e.actor, list_name)
+                        keep = not ex.serves(e.actor, list_name)
+                        until = (self._first_t or t) + self._learn
+                        if keep and now is not None and t < until and now < until:
+                            self._defer(until, kind, t, e, data)  # judged when it ends
+                            continue
                     else:
                         keep = st is None or ex.habitual(
                             e.actor, list_name, st.active_days, per_day=q["routine_per_day"],
