@@ -31,7 +31,7 @@ def _config(folder: Path, *, mode: str, extra: str = "", rounds: int = ROUNDS) -
     config = write_loan_books(folder, [150, 300, 450], test_rows=300, rounds=rounds, seed=3,
                               mode=mode, method="secagg")
     text = config.read_text(encoding="utf-8").replace(
-        "[aggregation]", "round_timeout = 12\n\n[aggregation]" + extra)
+        "[aggregation]", "round_timeout = 25\n\n[aggregation]" + extra)
     config.write_text(text, encoding="utf-8")
     return config
 
