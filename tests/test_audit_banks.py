@@ -229,16 +229,21 @@ def test_late_hours_worked_by_peers_are_learned(tmp_path: Path) -> None:
     assert [a.scenarios[0] for a in det.alerts()] == ["OFF_HOURS"]
 
 
+def _replay(det: Detector, events: list[tuple[int, float, str]], **kw: Any) -> None:
+    """Score ``(day, hour, actor)`` activity as a log has it: in time order."""
+    for i, (d, h, who) in enumerate(sorted(events), 1):
+        det.score(ev(i, "SELECT 1", actor=who, day=d, hour=h, **kw))
+
+
 def test_a_return_after_a_day_shift_is_not_excused_by_the_roles_late_shift(
         tmp_path: Path) -> None:
     det = _det(tmp_path, "learning_days: 1\n")
-    events = []
+    events: list[tuple[int, float, str]] = []
     for d in (0, 1, 2, 3, 4, 7, 8, 9, 10):  # weekdays: 2026-06-01 is a Monday
         for who in ("b1", "b2", "b3"):  # the role's late shift, 13:00-22:00
             events += [(d, h + 0.5, who) for h in range(13, 22)]
         events += [(d, h + 0.2, "b4") for h in range(9, 18)]  # b4 works days, 09:00-18:00
-    for i, (d, h, who) in enumerate(sorted(events), 1):  # as a log has them: in time order
-        det.score(ev(i, "SELECT 1", actor=who, day=d, hour=h))
+    _replay(det, events)
     assert det.alerts() == []
     for h in range(9, 18):  # its day shift again
         det.score(ev(90_000 + h, "SELECT 1", actor="b4", day=11, hour=h + 0.2))
@@ -282,7 +287,7 @@ def test_a_deployment_that_starts_in_a_holiday_learns_who_works_it(tmp_path: Pat
     det = _det(tmp_path, "learning_days: 1\n")
     agents = [f"c{k}" for k in range(9)]
     oct1 = 122  # days after 2026-06-01
-    events = []
+    events: list[tuple[int, float, str]] = []
     for d in range(7):  # the holiday: each agent on an early, middle or late shift in turn
         for k, who in enumerate(agents):
             start = 8 + 4 * ((d + k) % 3)
@@ -290,8 +295,7 @@ def test_a_deployment_that_starts_in_a_holiday_learns_who_works_it(tmp_path: Pat
     for d in (7, 8, 9, 11, 12, 13, 14, 15):  # Oct 8-10 (10th a make-up day), Oct 12-16
         events += [(oct1 + d, h + 0.5, who) for who in agents for h in range(9, 17)]
     events += [(oct1 + 10, 21.0, "c0"), (oct1 + 16, 21.0, "c1")]  # Sun 11th, Sat 17th
-    for i, (d, h, who) in enumerate(sorted(events), 1):
-        det.score(ev(i, "SELECT 1", actor=who, day=d, hour=h, role="agent", dept="cc"))
+    _replay(det, events, role="agent", dept="cc")
     got = [(a.actor, a.first_ts.date().isoformat()) for a in det.alerts()]
     assert got == [("c0", "2026-10-11"), ("c1", "2026-10-17")]
 

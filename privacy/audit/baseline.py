@@ -431,10 +431,10 @@ class DayPopulation:
                 and len(self.today) < share * self.workday.mean)
 
     def populated(self, day: int, role: str | None, share: float, role_share: float,
-                  exclude: str | None = None) -> bool:
+                  exclude: str) -> bool:
         """Whether ``day`` looks like a working day: ``share`` of the usual humans, or
-        ``role_share`` of the role's usual members (at least 2 besides ``exclude``, an
-        actor who worked that day: a team, not one colleague), worked on it."""
+        ``role_share`` of the role's usual members (at least 2 besides ``exclude``, the
+        actor judged: a team, not one colleague), worked on it."""
         n = len(self.today) if day == self.day else self.counts.get(day, 0)
         usual = self._usual(self.workday, day, lambda d: self.counts.get(d, 0))
         if usual is not None and n >= share * usual:
@@ -447,9 +447,9 @@ class DayPopulation:
             return False
         members = self.roles.get(role) if day == self.day else None
         m = len(members) if members is not None else self.role_counts.get((day, role), 0)
-        if exclude is not None and (members is None or exclude in members):
+        if members is None or exclude in members:
             m -= 1
-        return m >= max(2.0 if exclude is not None else 3.0, role_share * usual)
+        return m >= max(2.0, role_share * usual)
 
     @staticmethod
     def _usual(workday: Ewma | None, day: int, count: Callable[[int], int]) -> float | None:

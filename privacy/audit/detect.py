@@ -103,6 +103,7 @@ class Detector(DetectorChecks):
         self._merge_within = r.merge_within
         self._thr = r.alert_threshold
         self._p = {c: r.scenarios[c] for c in SCENARIOS}
+        self._rest = float(self._p["OFF_HOURS"]["rest"])
         self._on = {c for c in SCENARIOS if r.enabled(c)}
         self._tz = r.calendar.tz
         self._subsumed_by: dict[str, list[str]] = {}
@@ -197,9 +198,7 @@ class Detector(DetectorChecks):
                             e.actor, list_name, st.active_days, per_day=q["routine_per_day"],
                             explained=q["routine_explained"]) is None
             else:
-                q = self._p["OFF_HOURS"]
-                keep = not self._pop.populated(data, e.role, q["population_share"],
-                                               q["role_share"], exclude=e.actor)
+                keep = not self._bank_works(data, e)
             self._settle(kind, e.event_id, keep)
 
     def _settle(self, code: str, event_id: str, keep: bool) -> None:

@@ -57,6 +57,8 @@ class ContextChecks:
     _hour: int
     _day: int
     _pop: DayPopulation
+    _rest: float
+    """``OFF_HOURS.rest`` (read on every event)."""
 
     def _defer(self, deadline: float, kind: str, t: float, e: QueryEvent, data: Any) -> None:
         raise NotImplementedError
@@ -130,7 +132,7 @@ class ContextChecks:
                     and (e.actor_kind or "human") in self._p["OFF_HOURS"]["actor_kinds"]):
                 self._judge_hours(e, st, peer, bucket, bool(st.day_buckets & bit), workday, t,
                                   sig)
-        if t - st.last_ts >= self._p["OFF_HOURS"]["rest"]:
+        if t - st.last_ts >= self._rest:
             st.period_start = t  # a new working period after a rest
         st.last_ts = t
         if not st.day_buckets & bit:
@@ -175,8 +177,7 @@ class ContextChecks:
         if workday and not back and (pp >= q["peer_share"] or peer_days >= q["peer_days"]
                                      or role_days >= q["role_days"]):
             return
-        if not workday and self._pop.populated(self._day, e.role, q["population_share"],
-                                               q["role_share"], exclude=e.actor):
+        if not workday and self._bank_works(self._day, e):
             return  # the bank, or the role, already works today as on a working day
         came_back = ""
         if back:
@@ -192,8 +193,14 @@ class ContextChecks:
                                                                "; not on the rota"))
         sig.append(sig_)
         if not workday:  # a day off for the calendar: withdrawn if the bank worked that day
-            t = e.ts.timestamp()
             self._defer(t + q["population_wait"], "OFF_HOURS", t, e, self._day)
+
+    def _bank_works(self, day: int, e: QueryEvent) -> bool:
+        """Whether the bank, or ``e``'s role besides its actor, works on ``day`` (a
+        calendar day off) as on a working day."""
+        q = self._p["OFF_HOURS"]
+        return self._pop.populated(day, e.role, q["population_share"], q["role_share"],
+                                   exclude=e.actor)
 
 
 def _peer_key(e: QueryEvent) -> str:
