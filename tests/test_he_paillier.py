@@ -254,3 +254,32 @@ def test_secure_sum_threshold_and_ledger(keys: Any) -> None:
     assert led.records[-1][1]["contributors"] == ["bank1", "bank2", "bank3"]
     with pytest.raises(HEError, match="more than once"):
         aggregate([parts[0], parts[0]])
+
+
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(min_value=-(2 ** 60), max_value=2 ** 60), min_size=1, max_size=23))
+def test_ciphertexts_pack_into_slots(keys: Any, ms: list[int]) -> None:
+    """``pack`` puts m_j at bit j*s of one plaintext (Horner on ciphertexts), in this
+    process and in workers alike; signed slots decode by centring."""
+    pub, priv = keys
+    bits, per = 64, 7
+    cts = pub.encrypt_raw(ms, workers=1)
+    packed = pub.pack(cts, bits, per, workers=1)
+    assert packed == pub.pack(cts, bits, per, workers=2)
+    assert len(packed) == -(-len(ms) // per)
+    got = []
+    half, mask = 1 << (bits - 1), (1 << bits) - 1
+    for v in priv.decrypt_raw(packed, workers=1):
+        for _ in range(per):
+            lo = ((v + half) & mask) - half
+            got.append(lo)
+            v = (v - lo) >> bits
+        assert v == 0
+    assert got[:len(ms)] == ms and not any(got[len(ms):])
+
+
+def test_pack_refuses_slots_beyond_the_key(keys: Any) -> None:
+    pub, _ = keys
+    with pytest.raises(HEError, match="do not fit a 2048-bit key"):
+        pub.pack([1], 300, 7)

@@ -210,17 +210,10 @@ class Host:
         for ct, row_cells in zip(cts, cells.tolist(), strict=True):
             for k in row_cells:
                 acc[k] = acc[k] * ct % nsq
-        # k sums to a ciphertext (Horner: c_0 * c_1^(2^w) * c_2^(2^2w) ...), so the guest
-        # decrypts k times fewer; then fresh randomness hides which rows were multiplied
-        k = packing.per_ciphertext(self._public.bits)
-        shift = gmpy2.mpz(1) << (2 * packing.slot)
-        packed = []
-        for i in range(0, len(acc), k):
-            group = acc[i:i + k]
-            c = group[-1]
-            for ct in reversed(group[:-1]):
-                c = gmpy2.powmod(c, shift, nsq) * ct % nsq
-            packed.append(c)
+        # k sums to a ciphertext, so the guest decrypts k times fewer; then fresh
+        # randomness hides which rows were multiplied into each sum
+        packed = self._public.pack(acc, 2 * packing.slot,
+                                   packing.per_ciphertext(self._public.bits))
         return list(self._public.rerandomise(packed))
 
     def go_right(self, column: int, threshold: int, categorical: bool, default_left: bool,

@@ -66,6 +66,7 @@ from privacy.he.paillier_workers import (
     Progress,
     decrypt_chunk,
     encrypt_chunk,
+    pack_chunk,
     rerandomise_chunk,
     run_chunked,
 )
@@ -314,6 +315,23 @@ class PaillierPublicKey:
     def encrypt_int(self, m: int) -> int:
         """Encrypt one integer ``-n/2 < m < n/2`` (phe-compatible, exponent 0)."""
         return int(self.encrypt_raw([m], workers=1)[0])
+
+    def pack(self, ciphertexts: Sequence[Any], slot_bits: int, per: int, *,
+             workers: int | None = None) -> list[Any]:
+        """Pack ``per`` ciphertexts into one, lowest first: ``Enc(sum m_j * 2**(j *
+        slot_bits))`` by homomorphic scalar multiplication and addition (no new
+        randomness: re-randomise before sending). The caller keeps every ``m_j`` within
+        its slot and the packed value below ``n / 2``.
+
+        Raises
+        ------
+        HEError
+            ``per * slot_bits`` does not fit below ``n / 2``.
+        """
+        if per < 1 or slot_bits < 1 or per * slot_bits > self.bits - 2:
+            raise HEError(f"{per} slots of {slot_bits} bits do not fit a {self.bits}-bit key")
+        groups = [list(ciphertexts[i:i + per]) for i in range(0, len(ciphertexts), per)]
+        return run_chunked(pack_chunk, (int(self.n), slot_bits), groups, workers, None)
 
     def rerandomise(self, ciphertexts: Sequence[Any], *, workers: int | None = None) -> list[Any]:
         """Multiply each ciphertext by a fresh encryption of zero."""

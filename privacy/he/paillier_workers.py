@@ -94,6 +94,21 @@ def rerandomise_chunk(args: tuple[int, int, int, list[Any]]) -> list[Any]:
     return [c * r % n2 for c, r in zip(cts, rs, strict=True)]
 
 
+def pack_chunk(args: tuple[int, int, list[list[Any]]]) -> list[Any]:
+    """Pack each group of ``(n, slot bits, groups)``: ``c_0 * c_1**(2**s) * c_2**(2**2s)
+    ... mod n**2`` (Horner), an encryption of ``sum m_j * 2**(j*s)``."""
+    n, bits, groups = args
+    n2 = gmpy2.mpz(n) * n
+    shift = gmpy2.mpz(1) << bits
+    out = []
+    for group in groups:
+        c = gmpy2.mpz(group[-1])
+        for ct in reversed(group[:-1]):
+            c = gmpy2.powmod(c, shift, n2) * ct % n2
+        out.append(c)
+    return out
+
+
 def _crt(p: int, q: int) -> tuple[Any, ...]:
     """CRT decryption constants of ``n = p*q``; not cached (they are key material).
 
