@@ -283,3 +283,25 @@ def test_pack_refuses_slots_beyond_the_key(keys: Any) -> None:
     pub, _ = keys
     with pytest.raises(HEError, match="do not fit a 2048-bit key"):
         pub.pack([1], 300, 7)
+
+
+def test_scatter_sum_in_workers_equals_one_process(keys: Any) -> None:
+    """Each ciphertext is added into the sums its row of cells names; the rows split over
+    two worker processes give the same sums (50,000 cells: the size that uses workers)."""
+    pub, priv = keys
+    rng = np.random.default_rng(4)
+    ms = rng.integers(-1000, 1000, 500).tolist()
+    cells = rng.integers(0, 37, (500, 100))
+    cts = pub.encrypt_raw(ms, workers=1)
+    one = pub.scatter_sum(cts, cells, 40, workers=1)
+    assert one == pub.scatter_sum(cts, cells, 40, workers=2)
+    want = [0] * 40
+    for m, row in zip(ms, cells.tolist(), strict=True):
+        for k in row:
+            want[k] += m
+    assert priv.decrypt_raw(one, workers=1) == want
+    assert one[38] == 1 and one[39] == 1  # untouched: re-randomise before sending
+    with pytest.raises(HEError, match="one row per ciphertext"):
+        pub.scatter_sum(cts[:3], cells, 40)
+    with pytest.raises(HEError, match="outside 0..9"):
+        pub.scatter_sum(cts, cells, 10)

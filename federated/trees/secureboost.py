@@ -199,17 +199,13 @@ class Host:
         if len(enc_gh) != self.codes.shape[0] or len(pos) != self.codes.shape[0]:
             raise FederationError(f"host {self.name!r}: the guest sent {len(enc_gh)} "
                                   f"ciphertexts for {self.codes.shape[0]} aligned rows")
-        nsq = gmpy2.mpz(self._public.nsquare)
         width = self.layout.width
         slot = {node: i for i, node in enumerate(build)}
-        acc = [gmpy2.mpz(1)] * (len(build) * width)
         rows = np.flatnonzero(np.isin(pos, np.asarray(list(build), dtype=np.int64)))
         base = np.asarray([slot[int(n)] for n in pos[rows]], dtype=np.int64) * width
         cells = base[:, None] + self.layout.offsets[None, :] + self.codes[rows]
-        cts = [gmpy2.mpz(enc_gh[r]) for r in rows.tolist()]
-        for ct, row_cells in zip(cts, cells.tolist(), strict=True):
-            for k in row_cells:
-                acc[k] = acc[k] * ct % nsq
+        acc = self._public.scatter_sum([gmpy2.mpz(enc_gh[r]) for r in rows.tolist()],
+                                       cells, len(build) * width)
         # k sums to a ciphertext, so the guest decrypts k times fewer; then fresh
         # randomness hides which rows were multiplied into each sum
         packed = self._public.pack(acc, 2 * packing.slot,

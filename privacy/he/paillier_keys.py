@@ -64,11 +64,14 @@ import gmpy2
 from privacy.errors import HEError
 from privacy.he.paillier_workers import (
     Progress,
+    _pool,
     decrypt_chunk,
+    default_workers,
     encrypt_chunk,
     pack_chunk,
     rerandomise_chunk,
     run_chunked,
+    scatter_chunk,
 )
 
 __all__ = [
@@ -332,6 +335,41 @@ class PaillierPublicKey:
             raise HEError(f"{per} slots of {slot_bits} bits do not fit a {self.bits}-bit key")
         groups = [list(ciphertexts[i:i + per]) for i in range(0, len(ciphertexts), per)]
         return run_chunked(pack_chunk, (int(self.n), slot_bits), groups, workers, None)
+
+    def scatter_sum(self, ciphertexts: Sequence[Any], cells: Any, size: int, *,
+                    workers: int | None = None) -> list[Any]:
+        """``size`` homomorphic sums: ciphertext ``i`` is added into every sum named in row
+        ``i`` of the integer array ``cells`` (``(len(ciphertexts), k)``, values below
+        ``size``); a sum nothing was added to is ``1`` (a trivial encryption of 0, so
+        re-randomise before sending). Rows are split over ``workers`` processes whose
+        partial sums are then added.
+
+        Raises
+        ------
+        HEError
+            ``cells`` does not have one row per ciphertext, or names a sum out of range.
+        """
+        import numpy as np
+
+        grid = np.asarray(cells, dtype=np.int64)
+        if grid.ndim != 2 or grid.shape[0] != len(ciphertexts):
+            raise HEError(f"cells must have one row per ciphertext ({len(ciphertexts)}), "
+                          f"not shape {grid.shape}")
+        if grid.size and (int(grid.min()) < 0 or int(grid.max()) >= size):
+            raise HEError(f"cells name sums outside 0..{size - 1}")
+        n = int(self.n)
+        w = default_workers() if workers is None else max(1, workers)
+        if w == 1 or grid.size < 50_000:
+            return scatter_chunk((n, size, list(ciphertexts), grid))
+        step = -(-len(ciphertexts) // w)
+        parts = [(n, size, list(ciphertexts[i:i + step]), grid[i:i + step])
+                 for i in range(0, len(ciphertexts), step)]
+        n2 = gmpy2.mpz(n) * n
+        total: list[Any] | None = None
+        for acc in _pool(w).map(scatter_chunk, parts):
+            total = acc if total is None else [a * b % n2 for a, b in zip(total, acc,
+                                                                          strict=True)]
+        return total if total is not None else [gmpy2.mpz(1)] * size
 
     def rerandomise(self, ciphertexts: Sequence[Any], *, workers: int | None = None) -> list[Any]:
         """Multiply each ciphertext by a fresh encryption of zero."""

@@ -109,6 +109,19 @@ def pack_chunk(args: tuple[int, int, list[list[Any]]]) -> list[Any]:
     return out
 
 
+def scatter_chunk(args: tuple[int, int, list[Any], Any]) -> list[Any]:
+    """``(n, size, ciphertexts, cells)``: ``size`` accumulators (encryptions of 0 to begin
+    with); ciphertext ``i`` is multiplied into every accumulator in row ``i`` of the
+    integer array ``cells``."""
+    n, size, cts, cells = args
+    n2 = gmpy2.mpz(n) * n
+    acc = [gmpy2.mpz(1)] * size
+    for ct, row in zip(cts, cells.tolist(), strict=True):
+        for k in row:
+            acc[k] = acc[k] * ct % n2
+    return acc
+
+
 def _crt(p: int, q: int) -> tuple[Any, ...]:
     """CRT decryption constants of ``n = p*q``; not cached (they are key material).
 
