@@ -80,6 +80,35 @@ def test_booster_equals_xgboost_with_missing_values_and_categories() -> None:
         assert np.max(np.abs(ours.predict_proba(codes[5000:]) - theirs)) < TOL
 
 
+def test_a_tree_grown_a_level_per_message_is_the_same_tree() -> None:
+    """``Grower.start``/``GrowStep.receive`` (a guest answering histograms in messages)
+    grows exactly the tree ``Grower.grow`` does; a step refuses what does not fit."""
+    from federated.trees.booster import Grower, gradients, histogram, positions
+
+    rng = np.random.default_rng(5)
+    n, bins = 3000, [16, 9]
+    codes = np.column_stack([rng.integers(0, b + 1, n) for b in bins]
+                            + [rng.integers(0, 4, n)]).astype(np.uint16)
+    layout = Layout(["a", "b", "k"], bins + [3], [False, False, True], {"k": list("xyz")})
+    y = (rng.random(n) < 1 / (1 + np.exp(-(codes[:, 0] / 8.0 - 1 - (codes[:, 2] == 1))))
+         ).astype(float)
+    g, h = gradients(np.zeros(n, dtype=np.float32), y)
+    grower = Grower(layout, Params(max_depth=4, min_child_weight=2.0))
+    whole = grower.grow(lambda t, build: histogram(codes, layout, positions(t, codes), build,
+                                                   g, h))
+    step = grower.start()
+    levels = 0
+    while step.build:
+        step.receive(*histogram(codes, layout, positions(step.tree, codes), step.build, g, h))
+        levels += 1
+    assert levels >= 3
+    assert step.tree.to_dict() == whole.to_dict()
+    with pytest.raises(InputError, match="already grown"):
+        step.receive(np.zeros((1, layout.width)), np.zeros((1, layout.width)))
+    with pytest.raises(InputError, match="for 1 nodes"):
+        grower.start().receive(np.zeros((2, layout.width)), np.zeros((2, layout.width)))
+
+
 def test_tree_from_a_peer_is_checked() -> None:
     tree = Tree.empty(2)
     d = tree.to_dict()

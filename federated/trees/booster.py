@@ -40,8 +40,8 @@ import numpy.typing as npt
 from privacy.errors import InputError
 
 __all__ = [
-    "Params", "Layout", "Tree", "Model", "Grower", "gradients", "positions", "histogram",
-    "logloss_sum", "train_local", "sigmoid",
+    "Params", "Layout", "Tree", "Model", "Grower", "GrowStep", "gradients", "positions",
+    "histogram", "logloss_sum", "train_local", "sigmoid",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -397,51 +397,94 @@ class Grower:
     def grow(self, histograms: Callable[[Tree, list[int]], tuple[FloatArray, FloatArray]]
              ) -> Tree:
         """Grow one tree; node values are already multiplied by the learning rate."""
-        p = self.p
-        tree = Tree.empty(p.max_depth)
-        G0, H0 = histograms(tree, [0])
-        o, b = int(self.offsets[0]), self.layout.bins[0]
-        stats: dict[int, tuple[float, float]] = {
-            0: (float(G0[0, o: o + b + 1].sum()), float(H0[0, o: o + b + 1].sum()))}
-        hists: dict[int, tuple[FloatArray, FloatArray]] = {0: (G0[0], H0[0])}
-        level = [0]
-        for depth in range(p.max_depth):
-            splits: list[int] = []
-            Gl = np.stack([hists[n][0] for n in level])
-            Hl = np.stack([hists[n][1] for n in level])
-            bests = self._level_best(Gl, Hl, np.asarray([stats[n] for n in level]))
-            for node, best in zip(level, bests, strict=True):
-                if (best.feature < 0 or best.loss <= RT_EPS or best.loss < p.gamma
-                        or best.left[1] == 0 or best.right[1] == 0):
-                    continue
-                c, k = self.features[best.feature]
-                tree.split[node] = True
-                tree.feature[node] = best.feature
-                tree.column[node] = c
-                tree.categorical[node] = bool(k)
-                tree.threshold[node] = k if k else best.threshold
-                tree.default_left[node] = True if k else best.default_left
-                tree.gain[node] = best.loss
-                left, right = 2 * node + 1, 2 * node + 2
-                tree.exists[[left, right]] = True
-                stats[left], stats[right] = best.left, best.right
-                splits.append(node)
-            if not splits or depth + 1 >= p.max_depth:
-                break
-            build = [2 * n + 1 if stats[2 * n + 1][1] <= stats[2 * n + 2][1] else 2 * n + 2
-                     for n in splits]
-            Gb, Hb = histograms(tree, build)
+        step = self.start()
+        while step.build:
+            step.receive(*histograms(step.tree, step.build))
+        return step.tree
+
+    def start(self) -> GrowStep:
+        """Begin a tree to grow step by step: a party that answers histograms in
+        messages (the vertical guest) calls :meth:`GrowStep.receive` once per level
+        with the histograms of :attr:`GrowStep.build` until that is empty."""
+        return GrowStep(self)
+
+
+class GrowStep:
+    """One tree being grown by a :class:`Grower`, a level at a time.
+
+    ``build`` lists the nodes whose histograms are needed next (``[0]`` first, then the
+    smaller child of each split, as XGBoost does); ``tree`` is the tree so far, its leaf
+    values set once ``build`` is empty.
+    """
+
+    def __init__(self, grower: Grower) -> None:
+        self._g = grower
+        self.tree = Tree.empty(grower.p.max_depth)
+        self.build: list[int] = [0]
+        self._depth = 0
+        self._stats: dict[int, tuple[float, float]] = {}
+        self._hists: dict[int, tuple[FloatArray, FloatArray]] = {}
+        self._splits: list[int] = []
+
+    def receive(self, G: FloatArray, H: FloatArray) -> list[int]:
+        """The ``(len(build), width)`` histograms of :attr:`build`; returns the next
+        ``build`` (empty: the tree is done)."""
+        if not self.build:
+            raise InputError("the tree is already grown")
+        if G.shape != H.shape or G.shape[0] != len(self.build):
+            raise InputError(f"histograms of shape {G.shape} for {len(self.build)} nodes")
+        if self.build == [0] and not self._hists:
+            o, b = int(self._g.offsets[0]), self._g.layout.bins[0]
+            self._stats[0] = (float(G[0, o: o + b + 1].sum()), float(H[0, o: o + b + 1].sum()))
+            self._hists = {0: (G[0], H[0])}
+        else:
             nxt: dict[int, tuple[FloatArray, FloatArray]] = {}
-            for i, (parent, child) in enumerate(zip(splits, build, strict=True)):
+            for i, (parent, child) in enumerate(zip(self._splits, self.build, strict=True)):
                 sib = child + 1 if child % 2 == 1 else child - 1
-                nxt[child] = (Gb[i], Hb[i])
-                nxt[sib] = (hists[parent][0] - Gb[i], hists[parent][1] - Hb[i])
-            hists = nxt
-            level = sorted(nxt)
-        for node, (Gs, Hs) in stats.items():
-            tree.cover[node] = Hs
-            tree.value[node] = F32(F32(_weight(Gs, Hs, p)) * F32(p.learning_rate))
-        return tree
+                nxt[child] = (G[i], H[i])
+                nxt[sib] = (self._hists[parent][0] - G[i], self._hists[parent][1] - H[i])
+            self._hists = nxt
+        self.build = self._split_level()
+        if not self.build:
+            self._finish()
+        return self.build
+
+    def _split_level(self) -> list[int]:
+        """Split the nodes whose histograms are known; the next nodes to build."""
+        g, p, tree, stats = self._g, self._g.p, self.tree, self._stats
+        level = sorted(self._hists)
+        Gl = np.stack([self._hists[n][0] for n in level])
+        Hl = np.stack([self._hists[n][1] for n in level])
+        bests = g._level_best(Gl, Hl, np.asarray([stats[n] for n in level]))
+        splits: list[int] = []
+        for node, best in zip(level, bests, strict=True):
+            if (best.feature < 0 or best.loss <= RT_EPS or best.loss < p.gamma
+                    or best.left[1] == 0 or best.right[1] == 0):
+                continue
+            c, k = g.features[best.feature]
+            tree.split[node] = True
+            tree.feature[node] = best.feature
+            tree.column[node] = c
+            tree.categorical[node] = bool(k)
+            tree.threshold[node] = k if k else best.threshold
+            tree.default_left[node] = True if k else best.default_left
+            tree.gain[node] = best.loss
+            left, right = 2 * node + 1, 2 * node + 2
+            tree.exists[[left, right]] = True
+            stats[left], stats[right] = best.left, best.right
+            splits.append(node)
+        self._depth += 1
+        self._splits = splits
+        if not splits or self._depth >= p.max_depth:
+            return []
+        return [2 * n + 1 if stats[2 * n + 1][1] <= stats[2 * n + 2][1] else 2 * n + 2
+                for n in splits]
+
+    def _finish(self) -> None:
+        p = self._g.p
+        for node, (Gs, Hs) in self._stats.items():
+            self.tree.cover[node] = Hs
+            self.tree.value[node] = F32(F32(_weight(Gs, Hs, p)) * F32(p.learning_rate))
 
 
 @dataclass
