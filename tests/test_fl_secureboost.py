@@ -127,3 +127,24 @@ def test_bad_host_columns_name_the_party_and_column() -> None:
     short = Host("shop", hosts[1].codes[:40], hosts[1].layout)
     with pytest.raises(InputError, match=r"host 'shop' has 40 aligned rows, the guest 50"):
         train_vertical(guest, y, g_layout, [short], Params(trees=1), key_bits=2048)
+
+
+def test_guest_steps_out_of_order_or_short_answers_name_the_host() -> None:
+    from federated.trees.secureboost import Guest
+    from privacy.errors import FederationError
+
+    guest, y, g_layout, hosts, _ = _parties(4, 300)
+    g = Guest(guest, y, g_layout, [(h.name, h.layout) for h in hosts],
+              Params(trees=1, max_depth=2), key_bits=2048)
+    with pytest.raises(FederationError, match="no tree level is waiting"):
+        g.level({})
+    enc = g.begin_tree()
+    for h in hosts:
+        h.receive_key(g.public)
+    sums = {h.name: h.encrypted_histograms(enc, g.pos, g.build, g.pack) for h in hosts}
+    with pytest.raises(FederationError, match="host 'shop' sent no histogram sums"):
+        g.level({"telco": sums["telco"]})
+    asks = g.level(sums)
+    (host,) = asks  # the root splits on a host column
+    with pytest.raises(FederationError, match=rf"host '{host}' answered 0 of 1 routing"):
+        g.routed({})

@@ -57,7 +57,8 @@ from federated.trees.booster import (
 )
 from privacy.errors import FederationError, InputError
 
-__all__ = ["GHPacking", "Host", "VerticalModel", "joint_layout", "train_vertical"]
+__all__ = ["GHPacking", "Host", "Guest", "RouteAsk", "VerticalModel", "joint_layout",
+           "train_vertical"]
 
 Codes = npt.NDArray[np.uint16]
 
@@ -286,11 +287,141 @@ class VerticalModel:
         return out
 
 
+@dataclass(frozen=True)
+class RouteAsk:
+    """The guest asks a host which of ``rows`` go right at ``node``'s split on its
+    ``column`` (``threshold`` a bin code; the host applies it to its own codes)."""
+
+    node: int
+    column: int
+    threshold: int
+    categorical: bool
+    default_left: bool
+    rows: npt.NDArray[np.int64]
+
+
+class Guest:
+    """The guest's side of training, one protocol step per method (what its handlers of
+    a transport call; :func:`train_vertical` drives it in one process).
+
+    Per tree: :meth:`begin_tree` (encrypted gradients and the first node to build, for
+    the hosts) -> per level, the hosts' :meth:`Host.encrypted_histograms` ->
+    :meth:`level` (splits; :class:`RouteAsk` per host split) -> the hosts'
+    :meth:`Host.go_right` -> :meth:`routed` (the next nodes to build, or the tree is done).
+    """
+
+    def __init__(self, codes: Codes, y: FloatArray, layout: Layout,
+                 hosts: Sequence[tuple[str, Layout]], params: Params, *,
+                 key_bits: int = 3072, packing: GHPacking | None = None) -> None:
+        from privacy.he.paillier_keys import generate_keypair
+
+        if len({name for name, _ in hosts}) != len(hosts):
+            raise InputError("two hosts have the same name")
+        self.codes, self.y, self.layout, self.params = codes, y, layout, params
+        self.pack = packing or GHPacking()
+        self.joint, self.owner = joint_layout(layout, hosts)
+        self.hosts = [name for name, _ in hosts]
+        self._widths = {name: lay.width for name, lay in hosts}
+        self.public, self._private = generate_keypair(key_bits, fast_randomness=True)
+        self.model = Model(self.joint, base_score(y), [])
+        self._grower = Grower(self.joint, params)
+        self.margin = np.full(codes.shape[0], self.model.base_margin, dtype=F32)
+        self.losses: list[float] = []
+        self.pos = np.zeros(codes.shape[0], dtype=np.int64)
+        self._step: Any = None
+        self._gh: tuple[Any, Any] | None = None
+        self._asked: dict[str, list[RouteAsk]] = {}
+
+    def begin_tree(self) -> list[Any]:
+        """Gradients of the current margins, packed and encrypted (for every host)."""
+        g, h = gradients(self.margin, self.y)
+        self._gh = (g, h)
+        self._step = self._grower.start()
+        self.pos[:] = 0
+        return list(self.public.encrypt_raw(self.pack.encode(g, h)))
+
+    @property
+    def build(self) -> list[int]:
+        """The nodes whose histograms the hosts compute next (empty: no tree growing)."""
+        return list(self._step.build) if self._step is not None else []
+
+    def level(self, sums: dict[str, list[Any]]) -> dict[str, list[RouteAsk]]:
+        """The hosts' packed sums for :attr:`build` -> this level's splits; the rows to
+        route at each split on a host column, per host.
+
+        Raises
+        ------
+        FederationError
+            A host's sums are missing or do not decode to its histogram size.
+        """
+        if self._gh is None or self._step is None or not self._step.build:
+            raise FederationError("no tree level is waiting for host sums")
+        build = self._step.build
+        g, h = self._gh
+        Gs, Hs = histogram(self.codes, self.layout, self.pos, build, g, h)
+        parts_g, parts_h = [Gs], [Hs]
+        for host in self.hosts:
+            if host not in sums:
+                raise FederationError(f"host {host!r} sent no histogram sums")
+            flat = self.pack.unpack(self._private.decrypt_raw(sums[host]),
+                                    len(build) * self._widths[host], self.public.bits)
+            Gh, Hh = self.pack.decode(flat)
+            parts_g.append(Gh.reshape(len(build), -1))
+            parts_h.append(Hh.reshape(len(build), -1))
+        tree = self._step.tree
+        before = tree.split.copy()
+        self._step.receive(np.concatenate(parts_g, axis=1), np.concatenate(parts_h, axis=1))
+        asks: dict[str, list[RouteAsk]] = {}
+        for node in (int(n) for n in np.flatnonzero(tree.split & ~before)):
+            party, col = self.owner[int(tree.column[node])]
+            rows = np.flatnonzero(self.pos == node)
+            if party:
+                asks.setdefault(party, []).append(RouteAsk(
+                    node, col, int(tree.threshold[node]), bool(tree.categorical[node]),
+                    bool(tree.default_left[node]), rows))
+            else:
+                code = self.codes[rows, col].astype(np.int32)
+                thr, dleft = int(tree.threshold[node]), bool(tree.default_left[node])
+                right = (code == thr) if tree.categorical[node] else \
+                    np.where(code == 0, not dleft, code > thr)
+                self.pos[rows] = 2 * node + 1 + right.astype(np.int64)
+        self._asked = asks
+        return asks
+
+    def routed(self, rights: dict[str, list[npt.NDArray[np.bool_]]]) -> bool:
+        """The hosts' answers to :meth:`level`'s asks (in order); True when the tree is
+        done (its values added to the margins)."""
+        for host, asks in self._asked.items():
+            answers = rights.get(host, [])
+            if len(answers) != len(asks):
+                raise FederationError(f"host {host!r} answered {len(answers)} of "
+                                      f"{len(asks)} routing requests")
+            for ask, right in zip(asks, answers, strict=True):
+                if np.shape(right) != ask.rows.shape:
+                    raise FederationError(f"host {host!r} routed {np.shape(right)} rows at "
+                                          f"node {ask.node}, asked {ask.rows.shape}")
+                self.pos[ask.rows] = 2 * ask.node + 1 + np.asarray(right, dtype=np.int64)
+        self._asked = {}
+        if self._step.build:
+            return False
+        tree = self._step.tree
+        self.model.trees.append(tree)
+        self.margin = self.margin + tree.value[self.pos]
+        self.losses.append(logloss_sum(self.margin, self.y) / max(len(self.y), 1))
+        self._step, self._gh = None, None
+        return True
+
+    def result(self) -> VerticalModel:
+        """The model grown so far."""
+        return VerticalModel(self.model, list(self.owner))
+
+
 def train_vertical(guest_codes: Codes, y: FloatArray, guest_layout: Layout,
                    hosts: Sequence[Host], params: Params, *, key_bits: int = 3072,
                    packing: GHPacking | None = None) -> tuple[VerticalModel, list[float]]:
-    """Train SecureBoost trees (see the module docstring); returns the model and the
-    training loss after each tree.
+    """Train SecureBoost trees with every party in this process (see the module
+    docstring and :class:`Guest`); returns the model and the training loss after each
+    tree.
 
     Raises
     ------
@@ -298,45 +429,25 @@ def train_vertical(guest_codes: Codes, y: FloatArray, guest_layout: Layout,
         Rows differ between the parties, or a host column is unusable (constant,
         all missing, codes beyond its bins).
     """
-    from privacy.he.paillier_keys import generate_keypair
-
-    pack = packing or GHPacking()
     n = guest_codes.shape[0]
     for h in hosts:
         if h.codes.shape[0] != n:
             raise InputError(f"host {h.name!r} has {h.codes.shape[0]} aligned rows, the "
                              f"guest {n}")
-    if len({h.name for h in hosts}) != len(hosts):
-        raise InputError("two hosts have the same name")
-    layout, owner = joint_layout(guest_layout, [(h.name, h.layout) for h in hosts])
-    by_name = {h.name: h for h in hosts}
-    public, private = generate_keypair(key_bits, fast_randomness=True)
+    guest = Guest(guest_codes, y, guest_layout, [(h.name, h.layout) for h in hosts], params,
+                  key_bits=key_bits, packing=packing)
     for h in hosts:
-        h.receive_key(public)
-    model = Model(layout, base_score(y), [])
-    grower = Grower(layout, params)
-    margin = np.full(n, model.base_margin, dtype=F32)
-    losses: list[float] = []
+        h.receive_key(guest.public)
     for _ in range(params.trees):
-        g, hs = gradients(margin, y)
-        enc = public.encrypt_raw(pack.encode(g, hs))
-
-        def hist(tree: Tree, build: list[int], g: Any = g, hs: Any = hs, enc: Any = enc
-                 ) -> tuple[FloatArray, FloatArray]:
-            pos = _route(tree, guest_codes, owner, by_name)
-            Gs, Hs = histogram(guest_codes, guest_layout, pos, build, g, hs)
-            parts_g, parts_h = [Gs], [Hs]
-            for host in hosts:
-                sums = host.encrypted_histograms(enc, pos, build, pack)
-                flat = pack.unpack(private.decrypt_raw(sums), len(build) * host.layout.width,
-                                   public.bits)
-                Gh, Hh = pack.decode(flat)
-                parts_g.append(Gh.reshape(len(build), -1))
-                parts_h.append(Hh.reshape(len(build), -1))
-            return np.concatenate(parts_g, axis=1), np.concatenate(parts_h, axis=1)
-
-        tree = grower.grow(hist)
-        model.trees.append(tree)
-        margin = margin + tree.value[_route(tree, guest_codes, owner, by_name)]
-        losses.append(logloss_sum(margin, y) / max(n, 1))
-    return VerticalModel(model, owner), losses
+        enc = guest.begin_tree()
+        done = False
+        while not done:
+            sums = {h.name: h.encrypted_histograms(enc, guest.pos, guest.build, guest.pack)
+                    for h in hosts}
+            asks = guest.level(sums)
+            by_name = {h.name: h for h in hosts}
+            done = guest.routed({
+                host: [by_name[host].go_right(a.column, a.threshold, a.categorical,
+                                              a.default_left, a.rows) for a in host_asks]
+                for host, host_asks in asks.items()})
+    return guest.result(), guest.losses
