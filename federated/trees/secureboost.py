@@ -216,18 +216,26 @@ class Host:
     def go_right(self, column: int, threshold: int, categorical: bool, default_left: bool,
                  rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """Which of ``rows`` go right at a split on this host's ``column``."""
-        code = self.codes[rows, column].astype(np.int32)
-        if categorical:
-            return np.asarray(code == threshold)
-        return np.where(code == 0, not default_left, code > threshold)
+        return _goes_right(self.codes[rows, column], threshold, categorical, default_left)
+
+
+def _goes_right(codes: Codes, threshold: int, categorical: bool, default_left: bool
+                ) -> npt.NDArray[np.bool_]:
+    """The split rule of :func:`federated.trees.booster.positions` for one node's rows:
+    a level goes right alone; a numeric code above the threshold goes right, a missing
+    one (code 0) the default way."""
+    code = codes.astype(np.int32)
+    if categorical:
+        return np.asarray(code == threshold)
+    return np.where(code == 0, not default_left, code > threshold)
 
 
 def _route(tree: Tree, guest_codes: Codes, owner: Sequence[tuple[str, int]],
-           hosts: dict[str, Host], upto: int | None = None) -> npt.NDArray[np.int64]:
+           hosts: dict[str, Host]) -> npt.NDArray[np.int64]:
     """The node every row reaches, asking a split's owner which rows go right."""
     n = guest_codes.shape[0]
     pos = np.zeros(n, dtype=np.int64)
-    for _ in range(tree.depth if upto is None else upto):
+    for _ in range(tree.depth):
         moved = False
         nxt = pos.copy()
         for node in np.unique(pos).tolist():
@@ -237,11 +245,8 @@ def _route(tree: Tree, guest_codes: Codes, owner: Sequence[tuple[str, int]],
             party, col = owner[int(tree.column[node])]
             thr, cat = int(tree.threshold[node]), bool(tree.categorical[node])
             dleft = bool(tree.default_left[node])
-            if party:
-                right = hosts[party].go_right(col, thr, cat, dleft, rows)
-            else:
-                code = guest_codes[rows, col].astype(np.int32)
-                right = (code == thr) if cat else np.where(code == 0, not dleft, code > thr)
+            right = (hosts[party].go_right(col, thr, cat, dleft, rows) if party else
+                     _goes_right(guest_codes[rows, col], thr, cat, dleft))
             nxt[rows] = 2 * node + 1 + right.astype(np.int64)
             moved = True
         pos = nxt
@@ -380,10 +385,9 @@ class Guest:
                     node, col, int(tree.threshold[node]), bool(tree.categorical[node]),
                     bool(tree.default_left[node]), rows))
             else:
-                code = self.codes[rows, col].astype(np.int32)
-                thr, dleft = int(tree.threshold[node]), bool(tree.default_left[node])
-                right = (code == thr) if tree.categorical[node] else \
-                    np.where(code == 0, not dleft, code > thr)
+                right = _goes_right(self.codes[rows, col], int(tree.threshold[node]),
+                                    bool(tree.categorical[node]),
+                                    bool(tree.default_left[node]))
                 self.pos[rows] = 2 * node + 1 + right.astype(np.int64)
         self._asked = asks
         return asks
