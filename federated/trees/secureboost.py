@@ -440,6 +440,7 @@ def train_vertical(guest_codes: Codes, y: FloatArray, guest_layout: Layout,
                              f"guest {n}")
     guest = Guest(guest_codes, y, guest_layout, [(h.name, h.layout) for h in hosts], params,
                   key_bits=key_bits, packing=packing)
+    by_name = {h.name: h for h in hosts}
     for h in hosts:
         h.receive_key(guest.public)
     for _ in range(params.trees):
@@ -449,7 +450,6 @@ def train_vertical(guest_codes: Codes, y: FloatArray, guest_layout: Layout,
             sums = {h.name: h.encrypted_histograms(enc, guest.pos, guest.build, guest.pack)
                     for h in hosts}
             asks = guest.level(sums)
-            by_name = {h.name: h for h in hosts}
             done = guest.routed({
                 host: [by_name[host].go_right(a.column, a.threshold, a.categorical,
                                               a.default_left, a.rows) for a in host_asks]

@@ -64,14 +64,12 @@ import gmpy2
 from privacy.errors import HEError
 from privacy.he.paillier_workers import (
     Progress,
-    _pool,
     decrypt_chunk,
-    default_workers,
     encrypt_chunk,
     pack_chunk,
     rerandomise_chunk,
     run_chunked,
-    scatter_chunk,
+    scatter_sum,
 )
 
 __all__ = [
@@ -357,19 +355,7 @@ class PaillierPublicKey:
                           f"not shape {grid.shape}")
         if grid.size and (int(grid.min()) < 0 or int(grid.max()) >= size):
             raise HEError(f"cells name sums outside 0..{size - 1}")
-        n = int(self.n)
-        w = default_workers() if workers is None else max(1, workers)
-        if w == 1 or grid.size < 50_000:
-            return scatter_chunk((n, size, list(ciphertexts), grid))
-        step = -(-len(ciphertexts) // w)
-        parts = [(n, size, list(ciphertexts[i:i + step]), grid[i:i + step])
-                 for i in range(0, len(ciphertexts), step)]
-        n2 = gmpy2.mpz(n) * n
-        total: list[Any] | None = None
-        for acc in _pool(w).map(scatter_chunk, parts):
-            total = acc if total is None else [a * b % n2 for a, b in zip(total, acc,
-                                                                          strict=True)]
-        return total if total is not None else [gmpy2.mpz(1)] * size
+        return scatter_sum(int(self.n), size, ciphertexts, grid, workers)
 
     def rerandomise(self, ciphertexts: Sequence[Any], *, workers: int | None = None) -> list[Any]:
         """Multiply each ciphertext by a fresh encryption of zero."""

@@ -198,3 +198,19 @@ def run_chunked(
             progress(len(res))
     return out
 
+
+def scatter_sum(n: int, size: int, ciphertexts: Sequence[Any], cells: Any,
+                workers: int | None) -> list[Any]:
+    """:func:`scatter_chunk` over ``ciphertexts`` (rows of ``cells``), split into one part
+    per worker process when worth it; the parts' partial sums are then multiplied."""
+    w = default_workers() if workers is None else max(1, workers)
+    if w == 1 or cells.size < 50_000:
+        return scatter_chunk((n, size, list(ciphertexts), cells))
+    step = -(-len(ciphertexts) // w)
+    parts = [(n, size, list(ciphertexts[i:i + step]), cells[i:i + step])
+             for i in range(0, len(ciphertexts), step)]
+    n2 = gmpy2.mpz(n) * n
+    total: list[Any] | None = None
+    for acc in _pool(w).map(scatter_chunk, parts):
+        total = acc if total is None else [a * b % n2 for a, b in zip(total, acc, strict=True)]
+    return total if total is not None else [gmpy2.mpz(1)] * size
