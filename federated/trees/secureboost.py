@@ -101,32 +101,39 @@ class GHPacking:
         """The first ``count`` pairs of decrypted ciphertexts that each carry
         :meth:`per_ciphertext` pairs, lowest first (each a signed ``2 * slot``-bit
         value, as :meth:`decode` takes)."""
-        k, width = self.per_ciphertext(key_bits), 2 * self.slot
-        half, mask = 1 << (width - 1), (1 << width) - 1
+        k = self.per_ciphertext(key_bits)
         out: list[int] = []
         for v in values:
-            v = int(v)
-            for _ in range(k):
-                chunk = ((v + half) & mask) - half
-                out.append(chunk)
-                v = (v - chunk) >> width
-            if v:
+            digits, rest = _balanced_digits(int(v), 2 * self.slot, k)
+            if rest:
                 raise FederationError("a packed sum overflowed its slots")
+            out.extend(digits)
         if len(out) < count:
             raise FederationError(f"{len(out)} packed sums received, expected {count}")
         return out[:count]
 
     def decode(self, values: Sequence[int]) -> tuple[FloatArray, FloatArray]:
         """Sums back to float64 ``(G, H)`` (each rounded once, from the exact integer)."""
-        half, mask = 1 << (self.slot - 1), (1 << self.slot) - 1
         G = np.empty(len(values))
         H = np.empty(len(values))
         for i, v in enumerate(values):
-            v = int(v)
-            lo = ((v + half) & mask) - half
-            G[i] = math.ldexp(lo, -self.scale) if lo else 0.0
-            H[i] = math.ldexp((v - lo) >> self.slot, -self.scale)
+            (g,), h = _balanced_digits(int(v), self.slot, 1)
+            G[i] = math.ldexp(g, -self.scale) if g else 0.0
+            H[i] = math.ldexp(h, -self.scale)
         return G, H
+
+
+def _balanced_digits(value: int, width: int, count: int) -> tuple[list[int], int]:
+    """The lowest ``count`` signed ``width``-bit digits of ``value`` (each centred in
+    ``[-2**(width-1), 2**(width-1))``, so that ``value = sum d_j 2**(j*width) + rest *
+    2**(count*width)``) and the ``rest``."""
+    half, mask = 1 << (width - 1), (1 << width) - 1
+    digits = []
+    for _ in range(count):
+        d = ((value + half) & mask) - half
+        digits.append(d)
+        value = (value - d) >> width
+    return digits, value
 
 
 def joint_layout(guest: Layout, hosts: Sequence[tuple[str, Layout]]) -> tuple[Layout, list[
