@@ -54,15 +54,15 @@ def main() -> None:
     print(f"guest {n:,} x {args.guest_cols}, host {n:,} x {args.host_cols}, depth "
           f"{args.depth}, {b} bins, {args.trees} trees, Paillier {args.key_bits} bits")
     t0 = time.perf_counter()
-    model, _ = train_vertical(guest, y, g_layout, [Host("host", host, h_layout)], params,
-                              key_bits=args.key_bits)
+    trained = Host("host", host, h_layout)
+    model, _ = train_vertical(guest, y, g_layout, [trained], params, key_bits=args.key_bits)
     vertical = (time.perf_counter() - t0) / args.trees
     layout, _ = joint_layout(g_layout, [("host", h_layout)])
     joined = np.hstack([guest, host])
     t0 = time.perf_counter()
     pooled, _ = train_local(joined, y, layout, params)
     base = (time.perf_counter() - t0) / args.trees
-    diff = float(np.max(np.abs(model.predict_proba(guest, {"host": Host("host", host, h_layout)})
+    diff = float(np.max(np.abs(model.predict_proba(guest, {"host": trained})
                                - pooled.predict_proba(joined))))
     print(table([("vertical SecureBoost, in process (key generation included)", f"{vertical:.2f}"),
                  ("covault trainer on the joined columns (baseline)", f"{base:.3f}")],

@@ -36,9 +36,10 @@
     name = "bank_1"
     data = "bank_1.csv"            # CSV or Parquet; empty cells are missing values
 
-Gradient-boosted trees (``model = "gbdt"``, horizontal only): ``rounds`` is the number
-of trees, the histograms are summed securely (``method`` "secagg", the default, or
-"ckks"), and a ``[gbdt]`` table holds the boosting parameters:
+Gradient-boosted trees (``model = "gbdt"``): ``rounds`` is the number of trees and a
+``[gbdt]`` table holds the boosting parameters. Horizontally the histograms are summed
+securely (``method`` "secagg", the default, or "ckks"); vertically (SecureBoost) the
+hosts sum the guest's Paillier-encrypted gradients (``paillier_bits``, default 3072):
 
 .. code-block:: toml
 
@@ -53,6 +54,7 @@ of trees, the histograms are summed securely (``method`` "secagg", the default, 
     gamma = 0.0                    # the smallest loss change that makes a split
     max_bins = 256                 # global quantile bins per numeric column
     early_stopping = false         # on a validation split (validation = 0.1, patience = 5)
+    paillier_bits = 3072           # vertical only: the guest's Paillier key size
 
 A vertical run (``kind = "vertical"``: one guest holding the label, hosts holding other
 features of the same customers, aligned by PSI on ``id``):
@@ -175,6 +177,7 @@ class GBDTConfig(_Strict):
     early_stopping: bool = False
     validation: float = Field(0.1, gt=0, lt=0.5)
     patience: int = Field(5, ge=1, le=1000)
+    paillier_bits: int | None = Field(None, ge=2048, le=4096)
 
 
 class DPConfig(_Strict):
@@ -319,9 +322,14 @@ class FLConfig(_Strict):
         return self
 
     def _gbdt(self) -> FLConfig:
-        if self.kind != "horizontal":
-            raise ValueError("model = \"gbdt\" is available for kind = \"horizontal\" only "
-                             "(vertical SecureBoost is not built yet)")
+        if self.kind == "vertical":
+            if "aggregation" in self.model_fields_set:
+                raise ValueError("aggregation: a vertical gbdt run sums under the guest's "
+                                 "Paillier key (gbdt.paillier_bits); it takes no "
+                                 "[aggregation] table")
+            return self._vertical()
+        if self.gbdt.paillier_bits is not None:
+            raise ValueError("gbdt.paillier_bits is for kind = \"vertical\" runs")
         if self.dp is not None:
             raise ValueError("dp is not available for model = \"gbdt\"")
         agg = self.aggregation

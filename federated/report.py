@@ -315,7 +315,8 @@ def _curves(history: list[Mapping[str, Any]], x_key: str, result: Mapping[str, A
             out.append(f"<p class='muted'>grey: each of the {len(names)} parties</p>")
     split = [_Series(name, [(x, _num(h.get(key))) for x, h in pairs], _PALETTE[5 + i])
              for i, (key, name) in enumerate((("train_loss", "training rows"),
-                                               ("valid_loss", "validation rows")))]
+                                               ("valid_loss", "validation rows"),
+                                               ("test_loss", "test rows")))]
     split = [s for s in split if any(y is not None for _, y in s.points)]
     losses = [(x, _num(h.get("loss"))) for x, h in pairs]
     if split:  # trees: the log loss on the training and the validation rows
@@ -470,20 +471,34 @@ def _iv(iv: Mapping[str, Any]) -> str:
 
 
 def _importance(importance: Mapping[str, Any]) -> str:
-    gain = _dict(importance.get("gain"))
-    splits = _dict(importance.get("splits"))
-    vals = sorted(((str(k), _num(v)) for k, v in gain.items()), key=lambda kv: -(kv[1] or 0.0))
-    total = sum(v or 0.0 for _, v in vals) or 1.0
-    top = max((v or 0.0 for _, v in vals), default=0.0) or 1.0
-    rows = [[_e(name), f"n:{_plain(v)}", f"n:{_plain(None if v is None else v / total)}",
-             f"n:{_count(splits.get(name))}",
-             "" if v is None else f"<span class='bar' style='width:{max(v, 0) / top * 200:.0f}"
-                                  "px'></span>"] for name, v in vals]
+    """Gain per feature: one table (horizontal: every bank holds every feature), or one
+    per party (vertical: ``{party: {gain, splits}}``)."""
+    per_party = all(isinstance(v, Mapping) and "gain" in v for v in importance.values())
+    parts = ({str(p): _dict(v) for p, v in importance.items()} if per_party
+             else {"": importance})
+    total = sum(_num(v) or 0.0 for part in parts.values()
+                for v in _dict(part.get("gain")).values()) or 1.0
+    top = max((_num(v) or 0.0 for part in parts.values()
+               for v in _dict(part.get("gain")).values()), default=0.0) or 1.0
+    rows = []
+    for party, part in parts.items():
+        splits = _dict(part.get("splits"))
+        vals = sorted(((str(k), _num(v)) for k, v in _dict(part.get("gain")).items()),
+                      key=lambda kv: -(kv[1] or 0.0))
+        rows += [([_e(party)] if per_party else []) + [
+            _e(name), f"n:{_plain(v)}", f"n:{_plain(None if v is None else v / total)}",
+            f"n:{_count(splits.get(name))}",
+            "" if v is None else f"<span class='bar' style='width:{max(v, 0) / top * 200:.0f}"
+                                 "px'></span>"] for name, v in vals]
+    note = ("Each party's features, under the names its own files use: a host's split "
+            "thresholds stay with that host." if per_party else
+            "Every bank holds every feature in a horizontal run, so the gain is not split "
+            "by party.")
     return ("<h2>Feature importance</h2><p class='muted'>Total gain (loss reduction) of the "
             "splits on each feature over the model's trees, its share, and the number of "
-            "splits. Every bank holds every feature in a horizontal run, so the gain is not "
-            "split by party.</p>"
-            + _table(["feature", "gain", "share", "splits", ""], rows))
+            f"splits. {note}</p>"
+            + _table((["party"] if per_party else []) + ["feature", "gain", "share",
+                                                         "splits", ""], rows))
 
 
 def render_report(result: Mapping[str, Any], *, title: str | None = None) -> str:
@@ -510,7 +525,8 @@ def render_report(result: Mapping[str, Any], *, title: str | None = None) -> str
     history = _rows(result.get("history"))
     by_epoch = any("epoch" in h and "round" not in h for h in history) or (
         result.get("kind") == "vertical" and not any("round" in h for h in history))
-    x_key = "epoch" if by_epoch else "round"
+    by_tree = any("tree" in h and "round" not in h for h in history)
+    x_key = "tree" if by_tree else "epoch" if by_epoch else "round"
     title = title or f"covault federated learning report ({result['kind']})"
     csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
     out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",

@@ -55,8 +55,10 @@ class FLResult:
     def from_dict(cls, d: dict[str, Any]) -> FLResult:
         """Rebuild from the ServerApp's result file."""
         if d.get("kind") == "vertical":
-            known = {"kind", "epochs", "global", "parties", "history"}
-            return cls("vertical", int(d.get("epochs", 0)), "ckks", dict(d.get("global", {})),
+            known = {"kind", "epochs", "rounds", "global", "parties", "history"}
+            aggregation = "paillier" if d.get("model") == "gbdt" else "ckks"
+            return cls("vertical", int(d.get("epochs", d.get("rounds", 0))), aggregation,
+                       dict(d.get("global", {})),
                        dict(d.get("parties", {})), list(d.get("history", [])), None,
                        {k: v for k, v in d.items() if k not in known})
         known = {"kind", "rounds", "aggregation", "global", "parties", "history", "epsilon"}
@@ -72,7 +74,8 @@ class FLResult:
                     "test_intersection": d.pop("test_intersection", None),
                     "global": self.global_, "guest_only": d.pop("guest_only", None),
                     "history": self.history, "iv": d.pop("iv", {})}
-            return {**head, "epochs": self.rounds, "parties": self.parties, **d}
+            steps = "rounds" if d.get("model") == "gbdt" else "epochs"  # trees or epochs
+            return {**head, steps: self.rounds, "parties": self.parties, **d}
         return {"kind": self.kind, "rounds": self.rounds, "aggregation": self.aggregation,
                 "global": self.global_, "parties": self.parties, "history": self.history,
                 "epsilon": self.epsilon, **self.details}
@@ -286,7 +289,8 @@ def _run_job(config: FLConfig | str | Path, *, ledger: str | Path | None = None,
         plan_path.write_text(json.dumps(plan, indent=1), encoding="utf-8")
         from federated.deploy import write_app_dir
 
-        pkg = "federated.trees" if cfg.model == "gbdt" else f"federated.{cfg.kind}"
+        pkg = ("federated.trees" if cfg.model == "gbdt" and cfg.kind == "horizontal"
+               else f"federated.{cfg.kind}")
         app_dir = write_app_dir(work / "app", f"{pkg}.server:app", f"{pkg}.client:app",
                                 {"plan": ""})
         with _federation(cfg, plan, work) as fed:
@@ -294,7 +298,8 @@ def _run_job(config: FLConfig | str | Path, *, ledger: str | Path | None = None,
                 on_start(fed)
             run_id = fed.submit(app_dir, {"plan": str(plan_path)})
             _follow(fed, run_id, work / "result.json", cfg, progress,
-                    total=cfg.epochs if cfg.kind == "vertical" else cfg.rounds)
+                    total=cfg.epochs if cfg.kind == "vertical" and cfg.model != "gbdt"
+                    else cfg.rounds)
             status = fed.wait(run_id, timeout=cfg.deployment.timeout, check=False)
         result_file = work / "result.json"
         if not result_file.exists():

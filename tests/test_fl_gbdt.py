@@ -244,7 +244,7 @@ def test_constant_feature_is_refused(books: Path) -> None:
                                   40.0))
 
 
-def test_config_refuses_plain_aggregation_and_vertical(books: Path) -> None:
+def test_config_refuses_plain_aggregation_and_misplaced_keys(books: Path) -> None:
     bad = _gbdt(books, "fedavg", method="fedavg")
     result = CliRunner().invoke(cli, ["fl", "run", str(bad), "--format", "json"])
     assert result.exit_code == 2 and "aggregation.method" in result.output
@@ -254,8 +254,14 @@ def test_config_refuses_plain_aggregation_and_vertical(books: Path) -> None:
     base = {"kind": "horizontal", "model": "gbdt", "label": "y",
             "party": [{"name": "a", "data": "a.csv"}, {"name": "b", "data": "b.csv"}]}
     assert parse_config(base).aggregation.method == "secagg"  # the default for trees
-    with pytest.raises(ConfigError, match="horizontal\" only"):
-        parse_config({**base, "kind": "vertical"})
+    with pytest.raises(ConfigError, match="paillier_bits is for kind = \"vertical\""):
+        parse_config({**base, "gbdt": {"paillier_bits": 2048}})
+    vertical = {**base, "kind": "vertical", "id": "cid",
+                "party": [{"name": "a", "data": "a.csv", "role": "guest"},
+                          {"name": "b", "data": "b.csv", "role": "host"}]}
+    assert parse_config(vertical).model == "gbdt"
+    with pytest.raises(ConfigError, match="Paillier key"):
+        parse_config({**vertical, "aggregation": {"method": "secagg"}})
     with pytest.raises(ConfigError, match="needs model"):
         parse_config({**base, "model": "logistic", "gbdt": {"max_depth": 3}})
 

@@ -61,15 +61,16 @@ def test_packing_round_trips_signed_sums_exactly() -> None:
 def test_vertical_model_equals_the_pooled_trainers() -> None:
     guest, y, g_layout, hosts, joined = _parties(0, 900)
     p = Params(trees=3, max_depth=3, learning_rate=0.3, min_child_weight=1.0)
-    model, losses = train_vertical(guest[:700], y[:700], g_layout,
-                                   [Host(h.name, h.codes[:700], h.layout) for h in hosts], p,
-                                   key_bits=2048)
+    trained = [Host(h.name, h.codes[:700], h.layout) for h in hosts]
+    model, losses = train_vertical(guest[:700], y[:700], g_layout, trained, p, key_bits=2048)
     assert losses == sorted(losses, reverse=True)
     layout, owner = joint_layout(g_layout, [(h.name, h.layout) for h in hosts])
     assert [o for o, _ in owner] == ["", "", "telco", "telco", "telco", "shop"]
     assert layout.names[2:] == ["telco/0", "telco/1", "telco/2", "shop/0"]
     pooled, _ = train_local(joined[:700], y[:700], layout, p)
-    test_hosts = {h.name: Host(h.name, h.codes[700:], h.layout) for h in hosts}
+    # each host routes new rows with its own lookup table of splits
+    test_hosts = {h.name: h.with_rows(o.codes[700:]) for h, o in zip(trained, hosts, strict=True)}
+    assert all(h.splits for h in trained)
     ours = model.predict_proba(guest[700:], test_hosts)
     assert np.max(np.abs(ours - pooled.predict_proba(joined[700:]))) < TOL
     for a, b in zip(model.model.trees, pooled.trees, strict=True):

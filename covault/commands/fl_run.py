@@ -56,7 +56,7 @@ def run(config_path: str, ledger_path: str | None, out_path: str | None, force: 
     cfg = load_config(config_path)
     if out_path is not None and Path(out_path).exists() and not force:
         raise InputError(f"{out_path} exists; pass --force to overwrite it")
-    with _progress(cfg.epochs if cfg.kind == "vertical" else cfg.rounds,
+    with _progress(cfg.epochs if cfg.kind == "vertical" and cfg.model != "gbdt" else cfg.rounds,
                    fmt == "json") as progress:
         result = run_job(cfg, ledger=ledger_path, progress=progress)
     data = result.to_dict()
@@ -80,7 +80,9 @@ def run(config_path: str, ledger_path: str | None, out_path: str | None, force: 
 
 def _print_vertical(data: dict[str, Any]) -> None:
     g, alone = data["global"], data.get("guest_only") or {}
-    out.print(f"vertical, {data['epochs']} epochs on {data['intersection']} shared customers "
+    steps = (f"{data['rounds']} trees (kept {data.get('trees')})" if data.get("model") == "gbdt"
+             else f"{data['epochs']} epochs")
+    out.print(f"vertical, {steps} on {data['intersection']} shared customers "
               f"(test: {_fmt(data.get('test_intersection'))}): joint AUC {_fmt(g.get('auc'))}, "
               f"KS {_fmt(g.get('ks'))}; guest alone AUC {_fmt(alone.get('auc'))}, "
               f"KS {_fmt(alone.get('ks'))}")

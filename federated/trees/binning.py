@@ -36,7 +36,7 @@ from federated.trees.booster import Layout
 from privacy.errors import InputError
 
 __all__ = ["SKETCH_BINS", "Binner", "grid_edges", "sketch_vector", "binner_from_sketch",
-           "validation_mask"]
+           "local_binner", "validation_mask"]
 
 SKETCH_BINS = 2048
 _PARSED: dict[str, Binner] = {}
@@ -232,6 +232,51 @@ def binner_from_sketch(spec: FeatureSpec, total: FloatArray, *, max_bins: int,
     binner = Binner(list(spec.numeric), cuts, list(spec.categorical),
                     [list(v) for v in spec.categorical.values()])
     return binner, counts
+
+
+def local_binner(pt: PartyTable, kinds: dict[str, str], *, max_bins: int) -> Binner:
+    """Bins of one party's own columns from its rows (a vertical party bins alone: no
+    other party holds its columns).
+
+    A numeric column gets up to ``max_bins`` quantile bins, cut at values its rows hold
+    (so every bin holds rows; a column with at most ``max_bins`` distinct values gets a
+    bin per value); a categorical column one code per level, sorted.
+
+    Raises
+    ------
+    InputError
+        A feature column is all null or holds a single value on these rows: it cannot
+        split (the message names the party, its file and the column).
+    """
+    numeric = [c for c, k in kinds.items() if k == "numeric"]
+    categorical = [c for c, k in kinds.items() if k != "numeric"]
+    cuts: list[list[float]] = []
+    for c in numeric:
+        x = numeric_values(pt, c)
+        v = np.sort(x[~np.isnan(x)])
+        distinct = np.unique(v)
+        _check_usable(pt, c, distinct.size)
+        if distinct.size <= max_bins:
+            cut = distinct[1:]
+        else:
+            q = np.unique(v[(np.arange(1, max_bins) * v.size) // max_bins])
+            cut = q[q > v[0]]
+        cuts.append([float(a) for a in cut])
+    levels: list[list[str]] = []
+    for c in categorical:
+        values = sorted({str(v) for v in text_values(pt, c) if v is not None})
+        _check_usable(pt, c, len(values))
+        levels.append(values)
+    return Binner(numeric, cuts, categorical, levels)
+
+
+def _check_usable(pt: PartyTable, column: str, distinct: int) -> None:
+    if distinct == 0:
+        raise pt.error(f"feature column {column!r} has no values on the training rows (all "
+                       "null): the trees cannot use it; list it in exclude", column=column)
+    if distinct == 1:
+        raise pt.error(f"feature column {column!r} is constant on the training rows: the "
+                       "trees cannot split on it; list it in exclude", column=column)
 
 
 def as_json_counts(counts: dict[str, float]) -> dict[str, Any]:

@@ -86,6 +86,13 @@ class Params:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
+    def of_config(cls, cfg: dict[str, Any]) -> Params:
+        """The parameters of a run config (as a dict): ``rounds`` trees and the
+        ``[gbdt]`` table (less ``paillier_bits``, which is the vertical run's key size)."""
+        g = {k: v for k, v in (cfg.get("gbdt") or {}).items() if k != "paillier_bits"}
+        return cls(trees=int(cfg["rounds"]), **g)
+
+    @classmethod
     def from_json(cls, text: str) -> Params:
         """Inverse of :meth:`to_json`."""
         try:
@@ -425,6 +432,36 @@ class GrowStep:
         self._stats: dict[int, tuple[float, float]] = {}
         self._hists: dict[int, tuple[FloatArray, FloatArray]] = {}
         self._splits: list[int] = []
+
+    def state(self) -> tuple[dict[str, Any], dict[str, FloatArray]]:
+        """The step as a JSON document and its known histograms (``G``, ``H``: one row
+        per node of ``doc["nodes"]``), for a party that keeps it between messages."""
+        nodes = sorted(self._hists)
+        width = self._g.layout.width
+        doc = {"tree": self.tree.to_dict(), "build": list(self.build), "depth": self._depth,
+               "stats": [[n, s[0], s[1]] for n, s in sorted(self._stats.items())],
+               "splits": list(self._splits), "nodes": nodes}
+        G = np.stack([self._hists[n][0] for n in nodes]) if nodes else np.zeros((0, width))
+        H = np.stack([self._hists[n][1] for n in nodes]) if nodes else np.zeros((0, width))
+        return doc, {"G": G, "H": H}
+
+    @classmethod
+    def restore(cls, grower: Grower, doc: dict[str, Any], arrays: dict[str, FloatArray]
+                ) -> GrowStep:
+        """Inverse of :meth:`state`."""
+        step = cls(grower)
+        try:
+            step.tree = Tree.from_dict(doc["tree"], columns=len(grower.layout.names))
+            step.build = [int(n) for n in doc["build"]]
+            step._depth = int(doc["depth"])
+            step._stats = {int(n): (float(g), float(h)) for n, g, h in doc["stats"]}
+            step._splits = [int(n) for n in doc["splits"]]
+            step._hists = {int(n): (np.asarray(arrays["G"][i], dtype=np.float64),
+                                    np.asarray(arrays["H"][i], dtype=np.float64))
+                           for i, n in enumerate(doc["nodes"])}
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise InputError(f"malformed tree state ({exc})") from None
+        return step
 
     def receive(self, G: FloatArray, H: FloatArray) -> list[int]:
         """The ``(len(build), width)`` histograms of :attr:`build`; returns the next

@@ -46,6 +46,7 @@ from federated.trees.booster import (
     F32,
     FloatArray,
     Grower,
+    GrowStep,
     Layout,
     Model,
     Params,
@@ -57,8 +58,8 @@ from federated.trees.booster import (
 )
 from privacy.errors import FederationError, InputError
 
-__all__ = ["GHPacking", "Host", "Guest", "RouteAsk", "VerticalModel", "joint_layout",
-           "train_vertical"]
+__all__ = ["GHPacking", "Host", "HostSplit", "Guest", "RouteAsk", "VerticalModel",
+           "joint_layout", "route", "train_vertical"]
 
 Codes = npt.NDArray[np.uint16]
 
@@ -171,14 +172,16 @@ class Host:
     codes:
         Binned columns, ``(rows, columns)`` ``uint16`` (code 0 = missing).
     layout:
-        The columns' bins; a column must have at least two non-missing codes in use.
+        The columns' bins; a column must have at least two non-missing codes in use
+        (checked unless ``check`` is false: rows to score).
     """
 
-    def __init__(self, name: str, codes: Codes, layout: Layout) -> None:
+    def __init__(self, name: str, codes: Codes, layout: Layout, *, check: bool = True
+                 ) -> None:
         if codes.ndim != 2 or codes.shape[1] != len(layout.names):
             raise InputError(f"host {name!r}: codes have {codes.shape[-1]} columns, its "
                              f"layout {len(layout.names)}")
-        for c, col in enumerate(layout.names):
+        for c, col in enumerate(layout.names if check else []):
             used = np.unique(codes[:, c])
             if int(used.max(initial=0)) > layout.bins[c]:
                 raise InputError(f"host {name!r}: column {col!r} has codes above its "
@@ -190,6 +193,7 @@ class Host:
         self.codes = codes
         self.layout = layout
         self._public: Any = None
+        self.splits: dict[tuple[int, int], HostSplit] = {}
 
     def receive_key(self, public_key: Any) -> None:
         """The guest's Paillier public key (checked on construction by ``privacy.he``)."""
@@ -220,10 +224,39 @@ class Host:
                                    packing.per_ciphertext(self._public.bits))
         return list(self._public.rerandomise(packed))
 
-    def go_right(self, column: int, threshold: int, categorical: bool, default_left: bool,
-                 rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-        """Which of ``rows`` go right at a split on this host's ``column``."""
-        return _goes_right(self.codes[rows, column], threshold, categorical, default_left)
+    def go_right(self, tree: int, ask: RouteAsk) -> npt.NDArray[np.bool_]:
+        """Which of ``ask.rows`` go right at the guest's split on this host's column; the
+        split is kept in the host's lookup table (SecureBoost's: the host alone maps a
+        split to its column and bin, at training and at prediction)."""
+        if not 0 <= ask.column < self.codes.shape[1]:
+            raise FederationError(f"host {self.name!r}: the guest named column "
+                                  f"{ask.column}, this host has {self.codes.shape[1]}")
+        self.splits[(int(tree), int(ask.node))] = HostSplit(
+            ask.column, ask.threshold, ask.categorical, ask.default_left)
+        return _goes_right(self.codes[ask.rows, ask.column], ask.threshold, ask.categorical,
+                           ask.default_left)
+
+    def split_bits(self, tree: int) -> dict[int, npt.NDArray[np.bool_]]:
+        """For every split of ``tree`` in this host's table: which of its rows go right."""
+        return {node: _goes_right(self.codes[:, s.column], s.threshold, s.categorical,
+                                  s.default_left)
+                for (t, node), s in sorted(self.splits.items()) if t == tree}
+
+    def with_rows(self, codes: Codes) -> Host:
+        """The same host (layout, lookup table) over other rows: new customers to score."""
+        other = Host(self.name, codes, self.layout, check=False)
+        other.splits = dict(self.splits)
+        return other
+
+
+@dataclass(frozen=True)
+class HostSplit:
+    """One entry of a host's lookup table: a split on its ``column`` at a bin code."""
+
+    column: int
+    threshold: int
+    categorical: bool
+    default_left: bool
 
 
 def _goes_right(codes: Codes, threshold: int, categorical: bool, default_left: bool
@@ -237,9 +270,10 @@ def _goes_right(codes: Codes, threshold: int, categorical: bool, default_left: b
     return np.where(code == 0, not default_left, code > threshold)
 
 
-def _route(tree: Tree, guest_codes: Codes, owner: Sequence[tuple[str, int]],
-           hosts: dict[str, Host]) -> npt.NDArray[np.int64]:
-    """The node every row reaches, asking a split's owner which rows go right."""
+def route(tree: Tree, guest_codes: Codes, owner: Sequence[tuple[str, int]],
+          host_bits: dict[int, npt.NDArray[np.bool_]]) -> npt.NDArray[np.int64]:
+    """The node every row reaches: the guest applies its own splits; at a host's split
+    ``host_bits[node]`` (from :meth:`Host.split_bits`) says which rows go right."""
     n = guest_codes.shape[0]
     pos = np.zeros(n, dtype=np.int64)
     for _ in range(tree.depth):
@@ -250,10 +284,16 @@ def _route(tree: Tree, guest_codes: Codes, owner: Sequence[tuple[str, int]],
                 continue
             rows = np.flatnonzero(pos == node)
             party, col = owner[int(tree.column[node])]
-            thr, cat = int(tree.threshold[node]), bool(tree.categorical[node])
-            dleft = bool(tree.default_left[node])
-            right = (hosts[party].go_right(col, thr, cat, dleft, rows) if party else
-                     _goes_right(guest_codes[rows, col], thr, cat, dleft))
+            if party:
+                bits = host_bits.get(node)
+                if bits is None or bits.shape != (n,):
+                    raise FederationError(f"host {party!r} sent no routing of the rows at "
+                                          f"node {node}")
+                right = bits[rows]
+            else:
+                right = _goes_right(guest_codes[rows, col], int(tree.threshold[node]),
+                                    bool(tree.categorical[node]),
+                                    bool(tree.default_left[node]))
             nxt[rows] = 2 * node + 1 + right.astype(np.int64)
             moved = True
         pos = nxt
@@ -274,10 +314,15 @@ class VerticalModel:
 
     def margin(self, guest_codes: Codes, hosts: dict[str, Host], *,
                trees: int | None = None) -> npt.NDArray[np.float32]:
-        """Margins of aligned rows (guest codes here, host codes at the hosts)."""
+        """Margins of aligned rows (guest codes here; each host routes its own splits on
+        its rows, :meth:`Host.split_bits`)."""
         m = np.full(guest_codes.shape[0], self.model.base_margin, dtype=F32)
-        for t in self.model.trees[: trees if trees is not None else len(self.model.trees)]:
-            m += t.value[_route(t, guest_codes, self.owner, hosts)]
+        for i, t in enumerate(self.model.trees[: trees if trees is not None
+                                               else len(self.model.trees)]):
+            bits: dict[int, npt.NDArray[np.bool_]] = {}
+            for h in hosts.values():
+                bits.update(h.split_bits(i))
+            m += t.value[route(t, guest_codes, self.owner, bits)]
         return m
 
     def predict_proba(self, guest_codes: Codes, hosts: dict[str, Host]) -> FloatArray:
@@ -324,7 +369,8 @@ class Guest:
 
     def __init__(self, codes: Codes, y: FloatArray, layout: Layout,
                  hosts: Sequence[tuple[str, Layout]], params: Params, *,
-                 key_bits: int = 3072, packing: GHPacking | None = None) -> None:
+                 key_bits: int = 3072, packing: GHPacking | None = None,
+                 keys: tuple[Any, Any] | None = None) -> None:
         from privacy.he.paillier_keys import generate_keypair
 
         if len({name for name, _ in hosts}) != len(hosts):
@@ -334,7 +380,7 @@ class Guest:
         self.joint, self.owner = joint_layout(layout, hosts)
         self.hosts = [name for name, _ in hosts]
         self._widths = {name: lay.width for name, lay in hosts}
-        self.public, self._private = generate_keypair(key_bits, fast_randomness=True)
+        self.public, self._private = keys or generate_keypair(key_bits, fast_randomness=True)
         self.model = Model(self.joint, base_score(y), [])
         self._grower = Grower(self.joint, params)
         self.margin = np.full(codes.shape[0], self.model.base_margin, dtype=F32)
@@ -426,6 +472,58 @@ class Guest:
         """The model grown so far."""
         return VerticalModel(self.model, list(self.owner))
 
+    @property
+    def private_key(self) -> Any:
+        """The guest's Paillier private key (to keep it between messages)."""
+        return self._private
+
+    def state(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+        """Everything but the data, the parameters and the keys, as a JSON document and
+        arrays (:meth:`restore` rebuilds the guest from them)."""
+        doc: dict[str, Any] = {
+            "trees": [t.to_dict() for t in self.model.trees], "losses": self.losses,
+            "base_score": self.model.base_score,
+            "asked": {h: [[a.node, a.column, a.threshold, a.categorical, a.default_left]
+                          for a in asks] for h, asks in self._asked.items()},
+            "step": None}
+        arrays: dict[str, npt.NDArray[Any]] = {"margin": self.margin, "pos": self.pos}
+        if self._step is not None and self._gh is not None:
+            doc["step"], hists = self._step.state()
+            arrays.update(hists)
+            arrays["g"], arrays["h"] = self._gh
+        return doc, arrays
+
+    @classmethod
+    def restore(cls, codes: Codes, y: FloatArray, layout: Layout,
+                hosts: Sequence[tuple[str, Layout]], params: Params, keys: tuple[Any, Any],
+                doc: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], *,
+                packing: GHPacking | None = None) -> Guest:
+        """A guest from :meth:`state` (the same data, parameters and keys).
+
+        Raises
+        ------
+        InputError
+            The state does not fit the data (a malformed or foreign state).
+        """
+        g = cls(codes, y, layout, hosts, params, packing=packing, keys=keys)
+        try:
+            g.model.trees = [Tree.from_dict(t, columns=len(g.joint.names)) for t in doc["trees"]]
+            g.losses = [float(v) for v in doc["losses"]]
+            g.margin = np.asarray(arrays["margin"], dtype=F32)
+            g.pos = np.asarray(arrays["pos"], dtype=np.int64).copy()
+            if g.margin.shape != (codes.shape[0],) or g.pos.shape != (codes.shape[0],):
+                raise ValueError("row count")
+            if doc.get("step") is not None:
+                g._step = GrowStep.restore(g._grower, doc["step"], arrays)
+                g._gh = (np.asarray(arrays["g"], dtype=F32), np.asarray(arrays["h"], dtype=F32))
+            g._asked = {str(h): [RouteAsk(int(n), int(c), int(t), bool(k), bool(d),
+                                          np.flatnonzero(g.pos == int(n)))
+                                 for n, c, t, k, d in asks]
+                        for h, asks in doc["asked"].items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed guest state ({exc})") from None
+        return g
+
 
 def train_vertical(guest_codes: Codes, y: FloatArray, guest_layout: Layout,
                    hosts: Sequence[Host], params: Params, *, key_bits: int = 3072,
@@ -450,7 +548,7 @@ def train_vertical(guest_codes: Codes, y: FloatArray, guest_layout: Layout,
     by_name = {h.name: h for h in hosts}
     for h in hosts:
         h.receive_key(guest.public)
-    for _ in range(params.trees):
+    for t in range(params.trees):
         enc = guest.begin_tree()
         done = False
         while not done:
@@ -458,7 +556,6 @@ def train_vertical(guest_codes: Codes, y: FloatArray, guest_layout: Layout,
                     for h in hosts}
             asks = guest.level(sums)
             done = guest.routed({
-                host: [by_name[host].go_right(a.column, a.threshold, a.categorical,
-                                              a.default_left, a.rows) for a in host_asks]
+                host: [by_name[host].go_right(t, a) for a in host_asks]
                 for host, host_asks in asks.items()})
     return guest.result(), guest.losses

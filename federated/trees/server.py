@@ -106,8 +106,7 @@ class TreeCoordinator(Coordinator):
         secure = SecureSum(pgrid, method, key_holder=agg["key_holder"],
                            params=agg["ckks_params"], min_parties=agg["min_parties"])
         secure.setup()
-        g = dict(self.cfg.get("gbdt") or {})
-        params = Params(trees=int(self.cfg["rounds"]), **g)
+        params = Params.of_config(self.cfg)
         seed = int(self.cfg.get("seed", 0))
         spec = merge_schemas(schemas, label=self.cfg["label"], positive=self.cfg["positive"])
         k = len(spec.numeric)
@@ -236,8 +235,7 @@ class TreeCoordinator(Coordinator):
                 test: _Test, rows: dict[str, int], binner: Binner) -> dict[str, Any]:
         from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 
-        g = dict(self.cfg.get("gbdt") or {})
-        params = Params(trees=int(self.cfg["rounds"]), **g)
+        params = Params.of_config(self.cfg)
         model_json = json.dumps({"base_score": model.base_score,
                                  "trees": [t.to_dict() for t in model.trees]})
         contents = {}

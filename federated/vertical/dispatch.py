@@ -11,6 +11,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from federated.vertical import trees
 from federated.vertical.guest import Guest
 from federated.vertical.host import Host
 from federated.vertical.party import Party
@@ -30,6 +31,7 @@ _COMMON: dict[str, Step] = {
     "v.snapshot": lambda p, m: p.snapshot(m),
     "v.load_model": load_model,
     "v.finish": finish,
+    "v.gb_prepare": trees.prepare,
 }
 GUEST_ACTIONS: dict[str, Step] = {
     **_COMMON,
@@ -45,6 +47,13 @@ GUEST_ACTIONS: dict[str, Step] = {
     "v.iv_request": lambda p, m: p.iv_request(m),
     "v.iv_decrypt": lambda p, m: p.iv_decrypt(m),
     "v.write_scores": write_scores,
+    "v.gb_keygen": trees.keygen,
+    "v.gb_tree": trees.begin_tree,
+    "v.gb_level": trees.level,
+    "v.gb_routed": trees.routed,
+    "v.gb_eval": trees.evaluate,
+    "v.gb_guest_only": trees.guest_only,
+    "v.gb_importance": trees.importance,
 }
 HOST_ACTIONS: dict[str, Step] = {
     **_COMMON,
@@ -56,6 +65,10 @@ HOST_ACTIONS: dict[str, Step] = {
     "v.iv_layout": lambda p, m: p.iv_layout(m),
     "v.iv_sum": lambda p, m: p.iv_sum(m),
     "v.iv_result": lambda p, m: p.iv_result(m),
+    "v.gb_setup": trees.setup,
+    "v.gb_hist": trees.histograms,
+    "v.gb_route": trees.route_rows,
+    "v.gb_bits": trees.split_bits,
 }
 ACTIONS = sorted(set(GUEST_ACTIONS) | set(HOST_ACTIONS))
 

@@ -110,6 +110,24 @@ class Guest(Party):
         """Fit features on the training rows (less validation rows); labels; keys later."""
         train = np.asarray(payload["train_rows"], dtype=np.int64)
         self.store.put_json("lam", float(payload["lam"]))
+        self.store_labels()
+        transform, _ = self.fit_features(train)
+        ones = lambda X: np.column_stack([X, np.ones(len(X))])  # noqa: E731
+        X = ones(self.features("train"))
+        self.store.put_array("X_train", X)
+        if self.store.has("rows_test"):
+            self.store.put_array("X_test", ones(self.features("test")))
+        width = X.shape[1]
+        if width > SLOTS:
+            raise InputError(f"party {self.name!r}: {width} feature components (at most "
+                             f"{SLOTS}); exclude some columns")
+        self.store.put_weights("w", w=np.zeros(width))
+        return {"width": width, "features": transform.feature_names,
+                "columns": list(self.kinds())}
+
+    def store_labels(self) -> str:
+        """Check the label of the aligned training rows (two values); store the 0/1
+        labels of every aligned split (``y_train``, ``y_test``); the event value."""
         pt_ = self.aligned("train")
         label = str(self.setup["label"])
         levels = label_levels(pt_, label)
@@ -118,21 +136,10 @@ class Guest(Party):
             raise pt_.error(f"label {label!r} needs exactly 2 values on the aligned rows, "
                             f"found {len(levels)}: {levels[:10]}", column=label)
         self.store.put_json("label", {"positive": positive})
-        transform, _ = self.fit_features(train)
-        ones = lambda X: np.column_stack([X, np.ones(len(X))])  # noqa: E731
-        X = ones(self.features("train"))
-        self.store.put_array("X_train", X)
         self.store.put_array("y_train", encode_label(pt_, label, positive))
         if self.store.has("rows_test"):
-            self.store.put_array("X_test", ones(self.features("test")))
             self.store.put_array("y_test", encode_label(self.aligned("test"), label, positive))
-        width = X.shape[1]
-        if width > SLOTS:
-            raise InputError(f"party {self.name!r}: {width} feature components (at most "
-                             f"{SLOTS}); exclude some columns")
-        self.store.put_weights("w", w=np.zeros(width))
-        return {"width": width, "features": transform.feature_names,
-                "columns": list(self.kinds())}
+        return positive
 
     def keygen(self, payload: dict[str, Any]) -> dict[str, Any]:
         """A fresh CKKS key pair for the hosts' matrix widths; returns the public bundle."""

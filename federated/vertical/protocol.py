@@ -258,13 +258,25 @@ def score_vertical(send: Send, cfg: dict[str, Any], guest: str, hosts: list[str]
     job.hello(("score",))
     size = job.align("score")
     widths = {}
-    for p in job.parties:
-        widths.update(send(p, "v.load_model", {}).get("widths", {}))
+    loaded = {p: send(p, "v.load_model", {}) for p in job.parties}
+    if loaded[guest].get("model") == "gbdt":
+        from federated.vertical.boosting import score_vertical_gbdt
+
+        if any(loaded[h].get("model") != "gbdt" for h in hosts):
+            raise FederationError("the parties' model parts are of different models")
+        out = score_vertical_gbdt(job, int(loaded[guest]["trees"]))
+        return _written(job, size, out)
+    for reply in loaded.values():
+        widths.update(reply.get("widths", {}))
     bundle = send(guest, "v.keygen", {"widths": widths})["bundle"]
     for h in hosts:
         send(h, "v.setup", {"bundle": bundle, "hosts": [h], "guest_width": 1})
-    out = _evaluate(job, "score", None, {}, 0.0)
-    written = send(guest, "v.write_scores", {})
+    return _written(job, size, _evaluate(job, "score", None, {}, 0.0))
+
+
+def _written(job: _Job, size: int, scored: dict[str, Any]) -> dict[str, Any]:
+    """The guest writes the scores; every party forgets the job."""
+    written = job.send(job.guest, "v.write_scores", {})
     for p in job.parties:
-        send(p, "v.finish", {})
-    return {"kind": "vertical", "scored": size, "rows": out.get("rows"), **written}
+        job.send(p, "v.finish", {})
+    return {"kind": "vertical", "scored": size, "rows": scored.get("rows"), **written}

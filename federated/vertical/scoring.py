@@ -21,6 +21,7 @@ import numpy as np
 
 from federated.model import sigmoid
 from federated.preprocess import Transform
+from federated.vertical import trees
 from federated.vertical.features import Whitening
 from federated.vertical.party import Party
 from privacy.atomic import atomic_output
@@ -42,8 +43,9 @@ def finish(party: Party, payload: dict[str, Any]) -> dict[str, Any]:
     try:
         if path is not None and payload.get("write_model") \
                 and not party.store.json("scoring", default=False):
-            part = {"format": FORMAT, "run": party.setup.get("run"),
-                    **party.model_part()}  # type: ignore[attr-defined]
+            own = (trees.model_part(party, int(payload["trees"]))
+                   if party.store.has("gb_binner") else party.model_part())  # type: ignore[attr-defined]
+            part = {"format": FORMAT, "run": party.setup.get("run"), **own}
             with atomic_output(str(path), "w") as fh:
                 json.dump(part, fh, indent=1)
             os.chmod(path, 0o600)
@@ -61,9 +63,15 @@ def load_model(party: Party, payload: dict[str, Any]) -> dict[str, Any]:
                          file=str(path) if path else None)
     try:
         part = json.loads(path.read_text(encoding="utf-8"))
-        if part.get("format") != FORMAT or part.get("party") != party.name \
-                or part.get("role") != party.role:
+        if not isinstance(part, dict) or part.get("format") != FORMAT \
+                or part.get("party") != party.name or part.get("role") != party.role:
             raise ValueError("not this party's model part")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"party {party.name!r}: unreadable model part ({exc})",
+                         file=str(path)) from None
+    if part.get("model") == "gbdt":
+        return trees.load_part(party, part, str(path))
+    try:
         transform = Transform.from_json(part["transform"])
         whitening = Whitening.from_json(part["whitening"])
         weights = np.asarray(part["weights"], dtype=np.float64)

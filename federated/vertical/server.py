@@ -14,6 +14,7 @@ from typing import Any
 from federated.horizontal.grid import PartyGrid
 from federated.serverapp import run_plan_job
 from federated.vertical import wire
+from federated.vertical.boosting import run_vertical_gbdt
 from federated.vertical.client import message_type
 from federated.vertical.protocol import iv_vertical, run_vertical, score_vertical
 from privacy.errors import FederationError
@@ -73,6 +74,8 @@ def run_plan(grid: Any, plan: dict[str, Any]) -> dict[str, Any]:
             result = score_vertical(send, cfg, guest, hosts)
         elif plan.get("job") == "iv":
             result = iv_vertical(send, cfg, guest, hosts)
+        elif cfg.get("model") == "gbdt":
+            result = run_vertical_gbdt(send, cfg, guest, hosts, progress=progress)
         else:
             result = run_vertical(send, cfg, guest, hosts, progress=progress)
     finally:

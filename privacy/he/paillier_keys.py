@@ -357,6 +357,39 @@ class PaillierPublicKey:
             raise HEError(f"cells name sums outside 0..{size - 1}")
         return scatter_sum(int(self.n), size, ciphertexts, grid, workers)
 
+    @property
+    def ciphertext_width(self) -> int:
+        """Bytes of one ciphertext on the wire (``n**2`` big-endian, fixed width)."""
+        return 2 * (-(-self.bits // 8))
+
+    def ciphertexts_to_bytes(self, ciphertexts: Sequence[Any]) -> bytes:
+        """Ciphertexts as one block of fixed-width big-endian integers (the layout of
+        :mod:`privacy.he.serial` vectors)."""
+        w = self.ciphertext_width
+        return b"".join(int(c).to_bytes(w, "big") for c in ciphertexts)
+
+    def ciphertexts_from_bytes(self, data: bytes, *, what: str = "ciphertexts"
+                               ) -> list[Any]:
+        """Inverse of :meth:`ciphertexts_to_bytes` (gmpy2 ``mpz``), each checked to be a
+        unit-range value ``0 < c < n**2``.
+
+        Raises
+        ------
+        HEError
+            The block is not a whole number of ciphertexts, or a value is out of range;
+            the message starts with ``what``.
+        """
+        w = self.ciphertext_width
+        if len(data) % w:
+            raise HEError(f"{what}: {len(data)} bytes is not a whole number of "
+                          f"{w}-byte ciphertexts")
+        n2 = gmpy2.mpz(self.nsquare)
+        out = [gmpy2.mpz(int.from_bytes(data[i:i + w], "big")) for i in range(0, len(data), w)]
+        for i, c in enumerate(out):
+            if not 0 < c < n2:
+                raise HEError(f"{what}: ciphertext {i} is outside 1..n**2-1")
+        return out
+
     def rerandomise(self, ciphertexts: Sequence[Any], *, workers: int | None = None) -> list[Any]:
         """Multiply each ciphertext by a fresh encryption of zero."""
         return run_chunked(

@@ -1,0 +1,248 @@
+"""Vertical gradient-boosted trees through the vertical runner: every party's steps in
+process (LocalSend) against the pooled trainer on the joined columns, the model parts,
+scoring new customers, bad input naming the party, and the CLI on Flower's simulation."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from federated.config import load_config
+from federated.data import read_table
+from federated.runner import _vertical_setups
+from federated.trees.binning import Binner
+from federated.trees.booster import Params, Tree, train_local
+from federated.trees.secureboost import joint_layout
+from federated.vertical.boosting import run_vertical_gbdt
+from federated.vertical.dispatch import LocalSend
+from federated.vertical.protocol import score_vertical
+from federated.vertical.sample import write_vertical
+from privacy.errors import ConfigError, FederationError, InputError
+
+HOSTS = ["partner_1", "partner_2"]
+GBDT = {"max_depth": 3, "max_bins": 16, "paillier_bits": 2048}
+
+
+def _cfg(trees: int, **gbdt: Any) -> dict[str, Any]:
+    return {"seed": 1, "rounds": trees, "gbdt": {**GBDT, **gbdt}}
+
+
+def _send(config: Path, work: Path, *, record: bool = False) -> LocalSend:
+    (work / "state").mkdir(parents=True, exist_ok=True)
+    return LocalSend(_vertical_setups(load_config(config), work, None), record=record)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], LocalSend]:
+    folder = tmp_path_factory.mktemp("vgb")
+    config = write_vertical(folder, 900, test_customers=300, hosts=2, seed=3)
+    send = _send(config, folder / "work", record=True)
+    result = run_vertical_gbdt(send, _cfg(4), "bank", HOSTS)
+    return folder, result, send
+
+
+def _joined(folder: Path, suffix: str) -> tuple[list[str], np.ndarray, np.ndarray, Any]:
+    """Customers every party has (sorted), their codes under each party's saved bins
+    (guest first), labels, and the joint layout."""
+    parts = {p: json.loads((folder / f"{p}.model.json").read_text()) for p in ["bank", *HOSTS]}
+    tables = {p: read_table(folder / f"{p}{suffix}.csv", party=p) for p in parts}
+    ids = {p: t.table.column("cust_id").to_pylist() for p, t in tables.items()}
+    common = sorted(set.intersection(*(set(v) for v in ids.values())))
+    blocks, layouts = [], {}
+    for p, t in tables.items():
+        binner = Binner.from_json(parts[p]["bins"])
+        layouts[p] = binner.layout
+        where = {k: i for i, k in enumerate(ids[p])}
+        blocks.append(binner.codes(t)[[where[k] for k in common]])
+    label = tables["bank"].table.column("default").to_pylist()
+    where = {k: i for i, k in enumerate(ids["bank"])}
+    y = np.asarray([label[where[k]] == "yes" for k in common], dtype=np.float64)
+    layout, _ = joint_layout(layouts["bank"], [(h, layouts[h]) for h in HOSTS])
+    return common, np.hstack(blocks), y, layout
+
+
+def test_vertical_trees_equal_the_pooled_trainer_on_the_joined_columns(trained: Any) -> None:
+    folder, result, _ = trained
+    common, codes, y, layout = _joined(folder, "")
+    assert len(common) == result["intersection"]
+    pooled, _ = train_local(codes, y, layout, Params(trees=4, max_depth=3, max_bins=16))
+    guest = json.loads((folder / "bank.model.json").read_text())
+    ours = [Tree.from_dict(t) for t in guest["tree_list"]]
+    assert len(ours) == 4
+    for a, b in zip(ours, pooled.trees, strict=True):
+        assert np.array_equal(a.split, b.split) and np.array_equal(a.column, b.column)
+        assert np.array_equal(a.threshold[a.split], b.threshold[b.split])
+        assert np.allclose(a.value, b.value, rtol=0, atol=1e-6)
+    # the hosts' columns are used; importance is per party, by the hosts' own names
+    assert set(result["importance"]) & set(HOSTS)
+    assert all(f.startswith("h") for h in HOSTS for f in result["importance"].get(h, {})
+               .get("gain", {}))
+    # test metrics equal the pooled model's on the same customers
+    t_common, t_codes, t_y, _ = _joined(folder, "_test")
+    from federated.metrics import auc
+
+    assert result["test_intersection"] == len(t_common)
+    assert abs(result["global"]["auc"] - auc(t_y, pooled.margin(t_codes))) < 1e-9
+    assert [h["tree"] for h in result["history"]] == [1, 2, 3, 4]
+
+
+def test_scoring_new_customers_matches_the_pooled_model(trained: Any) -> None:
+    folder, result, _ = trained
+    common, codes, y, layout = _joined(folder, "")
+    pooled, _ = train_local(codes, y, layout, Params(trees=4, max_depth=3, max_bins=16))
+    t_common, t_codes, _, _ = _joined(folder, "_test")
+    out = folder / "scores.csv"
+    send = _send(folder / "vfl.toml", folder / "work_score")
+    send.setups["bank"]["scores"] = str(out)
+    got = score_vertical(send, {"seed": 1}, "bank", HOSTS)
+    assert got["scored"] == len(t_common)
+    scores = {r["cust_id"]: float(r["probability"]) for r in csv.DictReader(out.open())}
+    expect = pooled.predict_proba(t_codes)
+    assert max(abs(scores[k] - p) for k, p in zip(t_common, expect, strict=True)) < 1e-6
+
+
+def test_what_each_party_receives(trained: Any) -> None:
+    _, _, send = trained
+    for party, action, payload in send.log:
+        if party in HOSTS and action.startswith("v.gb_"):
+            # a host gets ciphertexts, node numbers, rows and bin codes: never labels
+            assert not {"y", "labels", "g", "h", "margin"} & set(payload)
+        if party == "bank" and action == "v.gb_level":
+            assert all(isinstance(v, bytes) for v in payload["sums"].values())
+    # each host keeps its own lookup table; the guest's model keeps bin codes only
+    folder = trained[0]
+    guest = json.loads((folder / "bank.model.json").read_text())
+    assert "splits" not in guest and "cuts" not in json.dumps(guest["tree_list"])
+    host = json.loads((folder / "partner_1.model.json").read_text())
+    assert host["splits"] and "tree_list" not in host
+    assert (folder / "partner_1.model.json").stat().st_mode & 0o077 == 0
+
+
+def _rewrite(path: Path, change: Any) -> None:
+    rows = list(csv.DictReader(path.open()))
+    change(rows)
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+@pytest.mark.parametrize("value, what", [("7", "constant"), ("", "all null")])
+def test_unusable_host_column_names_party_and_column(tmp_path: Path, value: str,
+                                                     what: str) -> None:
+    config = write_vertical(tmp_path, 200, seed=1)
+    _rewrite(tmp_path / "partner_1.csv", lambda rows: [r.update(h0_1=value) for r in rows])
+    send = _send(config, tmp_path / "work")
+    with pytest.raises(InputError, match=f"partner_1.*h0_1.*{what}"):
+        run_vertical_gbdt(send, _cfg(1), "bank", ["partner_1"])
+    assert not list(tmp_path.glob("*.model.json"))  # nothing half-trained saved
+
+
+def test_a_host_that_drops_out_is_named_and_nothing_is_saved(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 200, seed=1)
+    send = _send(config, tmp_path / "work")
+    calls = {"n": 0}
+
+    def flaky(party: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if party == "partner_1" and action == "v.gb_hist":
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise FederationError("party 'partner_1': no reply within 600 s")
+        return send(party, action, payload)
+
+    with pytest.raises(FederationError, match="partner_1"):
+        run_vertical_gbdt(flaky, _cfg(3), "bank", ["partner_1"])
+    assert not list(tmp_path.glob("*.model.json"))
+
+
+def test_forged_messages_are_refused(tmp_path: Path) -> None:
+    from privacy.errors import HEError
+    from privacy.he.paillier_keys import generate_keypair
+
+    config = write_vertical(tmp_path, 200, seed=1)
+    send = _send(config, tmp_path / "work")
+    with pytest.raises(FederationError, match="split"):
+        send("partner_1", "v.gb_bits", {"split": "../x", "trees": [0]})
+    public, _ = generate_keypair(2048)
+    with pytest.raises(HEError, match="sums: 7 bytes"):
+        public.ciphertexts_from_bytes(b"\x01" * 7, what="sums")
+    with pytest.raises(HEError, match="sums: ciphertext 0 is outside"):
+        public.ciphertexts_from_bytes(b"\x00" * public.ciphertext_width, what="sums")
+
+
+def test_early_stopping_keeps_the_best_tree(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 400, seed=2)
+    send = _send(config, tmp_path / "work")
+    result = run_vertical_gbdt(send, _cfg(6, early_stopping=True, patience=1,
+                                          learning_rate=1.5), "bank", ["partner_1"])
+    losses = [h["loss"] for h in result["history"]]
+    assert result["evaluated_on"] == "validation"
+    assert result["trees"] == result["best_tree"] == 1 + int(np.argmin(losses))
+    guest = json.loads((tmp_path / "bank.model.json").read_text())
+    assert len(guest["tree_list"]) == guest["trees"] == result["trees"]
+    host = json.loads((tmp_path / "partner_1.model.json").read_text())
+    assert all(s[0] < result["trees"] for s in host["splits"])
+
+
+def test_config_accepts_vertical_gbdt_and_refuses_misplaced_keys(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 50, seed=1)
+    head, parties = config.read_text().split("[[party]]", 1)
+    config.write_text(head.replace('kind = "vertical"', 'kind = "vertical"\nmodel = "gbdt"')
+                      + "[gbdt]\npaillier_bits = 2048\nmax_depth = 3\n\n[[party]]" + parties)
+    cfg = load_config(config)
+    assert cfg.model == "gbdt" and cfg.gbdt.paillier_bits == 2048
+    config.write_text(config.read_text().replace("paillier_bits = 2048", "paillier_bits = 1024"))
+    with pytest.raises(ConfigError, match="paillier_bits"):
+        load_config(config)
+
+
+# ------------------------------------------------------------------ CLI on Flower
+
+
+def _gbdt_config(folder: Path) -> Path:
+    config = write_vertical(folder, 800, test_customers=300, seed=4)
+    head, parties = config.read_text().split("[[party]]", 1)
+    head = head.replace('kind = "vertical"', 'kind = "vertical"\nmodel = "gbdt"\nrounds = 3')
+    config.write_text(head + "[gbdt]\nmax_depth = 3\nmax_bins = 32\npaillier_bits = 2048\n\n"
+                      "[[party]]" + parties)
+    return config
+
+
+def test_cli_run_score_and_report(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from covault.cli import main
+
+    config = _gbdt_config(tmp_path)
+    res = CliRunner().invoke(main, ["fl", "run", str(config), "--format", "json", "-o",
+                                    str(tmp_path / "result.json")])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert list(data)[:7] == ["kind", "intersection", "test_intersection", "global",
+                              "guest_only", "history", "iv"]
+    assert data["model"] == "gbdt" and data["rounds"] == 3 and set(data["global"]) >= {"auc", "ks"}
+    assert set(data["importance"]) <= {"bank", "partner_1"} and data["importance"]
+    assert [h["tree"] for h in data["history"]] == [1, 2, 3]
+    out = tmp_path / "scores.csv"
+    res = CliRunner().invoke(main, ["fl", "score", str(config), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == data["test_intersection"]
+    html = tmp_path / "report.html"
+    res = CliRunner().invoke(main, ["fl", "report", str(tmp_path / "result.json"), "-o",
+                                    str(html)])
+    assert res.exit_code == 0, res.output
+    text = html.read_text()
+    assert "Feature importance" in text and "<th>party</th>" in text
+    assert "Log loss by tree" in text
+    from covault.commands.fl_run import _print_vertical
+
+    with mock.patch("covault.commands.fl_run.out") as console:
+        _print_vertical(data)
+    assert "vertical, 3 trees (kept 3)" in console.print.call_args_list[0].args[0]
