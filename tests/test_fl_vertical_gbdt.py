@@ -191,12 +191,10 @@ def test_early_stopping_keeps_the_best_tree(tmp_path: Path) -> None:
 
 
 def test_config_accepts_vertical_gbdt_and_refuses_misplaced_keys(tmp_path: Path) -> None:
-    config = write_vertical(tmp_path, 50, seed=1)
-    head, parties = config.read_text().split("[[party]]", 1)
-    config.write_text(head.replace('kind = "vertical"', 'kind = "vertical"\nmodel = "gbdt"')
-                      + "[gbdt]\npaillier_bits = 2048\nmax_depth = 3\n\n[[party]]" + parties)
+    config = write_vertical(tmp_path, 50, seed=1, trees={"rounds": 2, "paillier_bits": 2048,
+                                                         "max_depth": 3})
     cfg = load_config(config)
-    assert cfg.model == "gbdt" and cfg.gbdt.paillier_bits == 2048
+    assert cfg.model == "gbdt" and cfg.gbdt.paillier_bits == 2048 and cfg.rounds == 2
     config.write_text(config.read_text().replace("paillier_bits = 2048", "paillier_bits = 1024"))
     with pytest.raises(ConfigError, match="paillier_bits"):
         load_config(config)
@@ -205,21 +203,14 @@ def test_config_accepts_vertical_gbdt_and_refuses_misplaced_keys(tmp_path: Path)
 # ------------------------------------------------------------------ CLI on Flower
 
 
-def _gbdt_config(folder: Path) -> Path:
-    config = write_vertical(folder, 800, test_customers=300, seed=4)
-    head, parties = config.read_text().split("[[party]]", 1)
-    head = head.replace('kind = "vertical"', 'kind = "vertical"\nmodel = "gbdt"\nrounds = 3')
-    config.write_text(head + "[gbdt]\nmax_depth = 3\nmax_bins = 32\npaillier_bits = 2048\n\n"
-                      "[[party]]" + parties)
-    return config
-
-
 def test_cli_run_score_and_report(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from covault.cli import main
 
-    config = _gbdt_config(tmp_path)
+    config = write_vertical(tmp_path, 800, test_customers=300, seed=4,
+                            trees={"rounds": 3, "max_depth": 3, "max_bins": 32,
+                                   "paillier_bits": 2048})
     res = CliRunner().invoke(main, ["fl", "run", str(config), "--format", "json", "-o",
                                     str(tmp_path / "result.json")])
     assert res.exit_code == 0, res.output

@@ -87,9 +87,11 @@ def _write(path: Path, cols: dict[str, list[object]]) -> None:
 def write_vertical(folder: str | Path, customers: int, *, test_customers: int = 0,
                    hosts: int = 1, epochs: int = 10, mode: str = "simulation",
                    iv: bool = True, fmt: str = "csv", seed: int = 0,
+                   trees: dict[str, int | float] | None = None,
                    **kwargs: int | float) -> Path:
     """Write ``guest.csv``, ``host_<k>.csv`` (and ``*_test`` files) and ``vfl.toml``;
-    return the config's path."""
+    return the config's path. ``trees`` makes it a gradient-boosted trees run: its
+    ``rounds`` (trees) and the rest as the ``[gbdt]`` table."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     total = customers + test_customers
@@ -112,6 +114,14 @@ def write_vertical(folder: str | Path, customers: int, *, test_customers: int = 
             lines.append(f'score = "{name}_test.{fmt}"')
         blocks.append("\n".join(lines) + "\n")
     config = out / "vfl.toml"
-    config.write_text(CONFIG.format(mode=mode, epochs=epochs, iv=str(iv).lower(),
-                                    parties="\n" + "\n".join(blocks)), encoding="utf-8")
+    text = CONFIG.format(mode=mode, epochs=epochs, iv=str(iv).lower(),
+                         parties="\n" + "\n".join(blocks))
+    if trees is not None:
+        gbdt = dict(trees)
+        head, parties = text.split("[[party]]", 1)
+        head = head.replace('kind = "vertical"', 'kind = "vertical"\nmodel = "gbdt"\n'
+                            f'rounds = {int(gbdt.pop("rounds", 10))}')
+        table = "".join(f"{k} = {v}\n" for k, v in gbdt.items())
+        text = f"{head}[gbdt]\n{table}\n[[party]]{parties}"
+    config.write_text(text, encoding="utf-8")
     return config
