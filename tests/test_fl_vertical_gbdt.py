@@ -90,6 +90,10 @@ def test_vertical_trees_equal_the_pooled_trainer_on_the_joined_columns(trained: 
     assert result["test_intersection"] == len(t_common)
     assert abs(result["global"]["auc"] - auc(t_y, pooled.margin(t_codes))) < 1e-9
     assert [h["tree"] for h in result["history"]] == [1, 2, 3, 4]
+    # each tree's evaluation adds to the ones before: the last is the final model's
+    assert result["history"][-1]["auc"] == pytest.approx(result["global"]["auc"], abs=1e-9)
+    assert result["history"][-1]["loss"] == pytest.approx(result["global"]["logloss"],
+                                                          abs=1e-6)
 
 
 def test_scoring_new_customers_matches_the_pooled_model(trained: Any) -> None:
@@ -115,6 +119,11 @@ def test_what_each_party_receives(trained: Any) -> None:
             assert not {"y", "labels", "g", "h", "margin"} & set(payload)
         if party == "bank" and action == "v.gb_level":
             assert all(isinstance(v, bytes) for v in payload["sums"].values())
+        # routing questions and answers pass the coordinator sealed
+        if action in ("v.gb_route", "v.gb_eval_route"):
+            assert isinstance(payload["asks"], bytes)
+        if action == "v.gb_routed":
+            assert all(isinstance(v, bytes) for v in payload["right"].values())
     # each host keeps its own lookup table; the guest's model keeps bin codes only
     folder = trained[0]
     guest = json.loads((folder / "bank.model.json").read_text())
@@ -161,19 +170,76 @@ def test_a_host_that_drops_out_is_named_and_nothing_is_saved(tmp_path: Path) -> 
     assert not list(tmp_path.glob("*.model.json"))
 
 
-def test_forged_messages_are_refused(tmp_path: Path) -> None:
+def _forging(send: LocalSend, action: str, call: int, change: Any) -> Any:
+    """A coordinator that runs the protocol but changes the ``call``-th ``action``."""
+    seen = {"n": 0}
+
+    def forge(party: str, act: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if act == action:
+            seen["n"] += 1
+            if seen["n"] == call:
+                payload = change(dict(payload))
+        return send(party, act, payload)
+
+    return forge
+
+
+def _flip(blob: bytes) -> bytes:
+    return blob[:-1] + bytes([blob[-1] ^ 1])
+
+
+@pytest.mark.parametrize("action, call, change, message", [
+    # a routing question the coordinator altered (or wrote) does not open
+    ("v.gb_route", 1, lambda p: {**p, "asks": _flip(p["asks"])}, "sealed message"),
+    # rows moved to a node that is not a child of theirs
+    ("v.gb_hist", 2, lambda p: {**p, "pos": np.where(np.arange(p["pos"].size) == 0, 100,
+                                                     p["pos"])}, "do not follow"),
+    # a tree's gradients replaced in the middle of the tree
+    ("v.gb_hist", 2, lambda p: {**p, "gh": b"\x01" * 512}, "start at the root"),
+    # more nodes to build than the tree can have at that level
+    ("v.gb_hist", 2, lambda p: {**p, "build": [1, 2]}, "do not follow"),
+    ("v.gb_eval_route", 1, lambda p: {**p, "split": "../x"}, "split"),
+])
+def test_a_host_refuses_forged_steps(tmp_path: Path, action: str, call: int, change: Any,
+                                     message: str) -> None:
+    config = write_vertical(tmp_path, 200, seed=1)
+    forge = _forging(_send(config, tmp_path / "work"), action, call, change)
+    with pytest.raises(FederationError, match=message):
+        run_vertical_gbdt(forge, _cfg(2), "bank", ["partner_1"])
+    assert not list(tmp_path.glob("*.model.json"))
+
+
+def test_a_host_answers_only_for_splits_that_fit_its_table() -> None:
+    from federated.trees.booster import Layout
+    from federated.trees.secureboost import Host, RouteAsk
+
+    codes = np.asarray([[1, 2], [2, 1], [3, 2], [0, 1]], dtype=np.uint16)
+    host = Host("telco", codes, Layout(["x", "plan"], [3, 2], [False, True]))
+    rows = np.arange(4)
+    assert host.go_right(0, RouteAsk(0, 0, 1, False, True, rows)).tolist() == \
+        [False, True, True, False]
+    with pytest.raises(FederationError, match="already split"):
+        host.go_right(0, RouteAsk(0, 1, 1, True, True, rows))
+    with pytest.raises(FederationError, match="does not fit"):  # kind differs
+        host.go_right(0, RouteAsk(1, 1, 1, False, True, rows))
+    with pytest.raises(FederationError, match="does not fit"):  # no such bin
+        host.go_right(0, RouteAsk(1, 0, 9, False, True, rows))
+    with pytest.raises(FederationError, match="no split at node 2"):
+        host.route_known(0, 2, rows)
+    assert host.route_known(0, 0, np.asarray([2])).tolist() == [True]
+
+
+def test_ciphertext_blocks_are_checked() -> None:
     from privacy.errors import HEError
     from privacy.he.paillier_keys import generate_keypair
 
-    config = write_vertical(tmp_path, 200, seed=1)
-    send = _send(config, tmp_path / "work")
-    with pytest.raises(FederationError, match="split"):
-        send("partner_1", "v.gb_bits", {"split": "../x", "trees": [0]})
     public, _ = generate_keypair(2048)
     with pytest.raises(HEError, match="sums: 7 bytes"):
         public.ciphertexts_from_bytes(b"\x01" * 7, what="sums")
     with pytest.raises(HEError, match="sums: ciphertext 0 is outside"):
         public.ciphertexts_from_bytes(b"\x00" * public.ciphertext_width, what="sums")
+    blob = public.ciphertexts_to_bytes([5, 7])
+    assert [int(c) for c in public.ciphertexts_from_bytes(blob)] == [5, 7]
 
 
 def test_early_stopping_keeps_the_best_tree(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from federated.data import PartyTable, numeric_values, text_values
+from federated.data import MAX_LEVELS, PartyTable, numeric_values, text_values
 from federated.preprocess import FeatureSpec
 from federated.trees.booster import Layout
 from privacy.errors import InputError
@@ -240,13 +240,15 @@ def local_binner(pt: PartyTable, kinds: dict[str, str], *, max_bins: int) -> Bin
 
     A numeric column gets up to ``max_bins`` quantile bins, cut at values its rows hold
     (so every bin holds rows; a column with at most ``max_bins`` distinct values gets a
-    bin per value); a categorical column one code per level, sorted.
+    bin per value); a categorical column one code per level, sorted (at most
+    ``MAX_LEVELS``).
 
     Raises
     ------
     InputError
-        A feature column is all null or holds a single value on these rows: it cannot
-        split (the message names the party, its file and the column).
+        A feature column is all null or holds a single value on these rows (it cannot
+        split), or a categorical one has too many levels; the message names the party,
+        its file and the column.
     """
     numeric = [c for c, k in kinds.items() if k == "numeric"]
     categorical = [c for c, k in kinds.items() if k != "numeric"]
@@ -266,6 +268,9 @@ def local_binner(pt: PartyTable, kinds: dict[str, str], *, max_bins: int) -> Bin
     for c in categorical:
         values = sorted({str(v) for v in text_values(pt, c) if v is not None})
         _check_usable(pt, c, len(values))
+        if len(values) > MAX_LEVELS:
+            raise pt.error(f"feature column {c!r} has {len(values)} levels (at most "
+                           f"{MAX_LEVELS}): list it in exclude, or as numeric", column=c)
         levels.append(values)
     return Binner(numeric, cuts, categorical, levels)
 

@@ -58,8 +58,8 @@ from federated.trees.booster import (
 )
 from privacy.errors import FederationError, InputError
 
-__all__ = ["GHPacking", "Host", "HostSplit", "Guest", "RouteAsk", "VerticalModel",
-           "joint_layout", "route", "train_vertical"]
+__all__ = ["GHPacking", "Host", "HostAsk", "HostSplit", "Guest", "RouteAsk", "Router",
+           "VerticalModel", "joint_layout", "train_vertical"]
 
 Codes = npt.NDArray[np.uint16]
 
@@ -226,21 +226,46 @@ class Host:
 
     def go_right(self, tree: int, ask: RouteAsk) -> npt.NDArray[np.bool_]:
         """Which of ``ask.rows`` go right at the guest's split on this host's column; the
-        split is kept in the host's lookup table (SecureBoost's: the host alone maps a
-        split to its column and bin, at training and at prediction)."""
-        if not 0 <= ask.column < self.codes.shape[1]:
-            raise FederationError(f"host {self.name!r}: the guest named column "
-                                  f"{ask.column}, this host has {self.codes.shape[1]}")
-        self.splits[(int(tree), int(ask.node))] = HostSplit(
-            ask.column, ask.threshold, ask.categorical, ask.default_left)
-        return _goes_right(self.codes[ask.rows, ask.column], ask.threshold, ask.categorical,
-                           ask.default_left)
+        split joins the host's lookup table (SecureBoost's: the host alone maps a split
+        to its column and bin, at training and at prediction).
 
-    def split_bits(self, tree: int) -> dict[int, npt.NDArray[np.bool_]]:
-        """For every split of ``tree`` in this host's table: which of its rows go right."""
-        return {node: _goes_right(self.codes[:, s.column], s.threshold, s.categorical,
-                                  s.default_left)
-                for (t, node), s in sorted(self.splits.items()) if t == tree}
+        Raises
+        ------
+        FederationError
+            The ask does not fit this host's columns (column, kind, bin) or names a node
+            already split in that tree.
+        """
+        c = ask.column
+        if not 0 <= c < self.codes.shape[1] or ask.categorical != self.layout.categorical[c] \
+                or not (1 if ask.categorical else 0) <= ask.threshold <= self.layout.bins[c]:
+            raise FederationError(f"host {self.name!r}: a split on column {c} at bin "
+                                  f"{ask.threshold} does not fit this host's columns")
+        if (tree, ask.node) in self.splits:
+            raise FederationError(f"host {self.name!r}: node {ask.node} of tree {tree} "
+                                  "is already split")
+        self.splits[(int(tree), int(ask.node))] = HostSplit(
+            c, ask.threshold, ask.categorical, ask.default_left)
+        return self.route_known(tree, ask.node, ask.rows)
+
+    def route_known(self, tree: int, node: int, rows: npt.NDArray[np.int64]
+                    ) -> npt.NDArray[np.bool_]:
+        """Which of ``rows`` go right at a split in this host's lookup table (the only
+        splits it answers for, to evaluate or score).
+
+        Raises
+        ------
+        FederationError
+            No such split in the table, or rows out of range.
+        """
+        s = self.splits.get((int(tree), int(node)))
+        if s is None:
+            raise FederationError(f"host {self.name!r}: it has no split at node {node} of "
+                                  f"tree {tree}")
+        if rows.size and (rows.min() < 0 or rows.max() >= self.codes.shape[0]):
+            raise FederationError(f"host {self.name!r}: rows outside its "
+                                  f"{self.codes.shape[0]} rows")
+        return _goes_right(self.codes[rows, s.column], s.threshold, s.categorical,
+                           s.default_left)
 
     def with_rows(self, codes: Codes) -> Host:
         """The same host (layout, lookup table) over other rows: new customers to score."""
@@ -270,36 +295,74 @@ def _goes_right(codes: Codes, threshold: int, categorical: bool, default_left: b
     return np.where(code == 0, not default_left, code > threshold)
 
 
-def route(tree: Tree, guest_codes: Codes, owner: Sequence[tuple[str, int]],
-          host_bits: dict[int, npt.NDArray[np.bool_]]) -> npt.NDArray[np.int64]:
-    """The node every row reaches: the guest applies its own splits; at a host's split
-    ``host_bits[node]`` (from :meth:`Host.split_bits`) says which rows go right."""
-    n = guest_codes.shape[0]
-    pos = np.zeros(n, dtype=np.int64)
-    for _ in range(tree.depth):
-        moved = False
-        nxt = pos.copy()
-        for node in np.unique(pos).tolist():
-            if not tree.split[node]:
-                continue
-            rows = np.flatnonzero(pos == node)
-            party, col = owner[int(tree.column[node])]
-            if party:
-                bits = host_bits.get(node)
-                if bits is None or bits.shape != (n,):
-                    raise FederationError(f"host {party!r} sent no routing of the rows at "
-                                          f"node {node}")
-                right = bits[rows]
-            else:
-                right = _goes_right(guest_codes[rows, col], int(tree.threshold[node]),
-                                    bool(tree.categorical[node]),
-                                    bool(tree.default_left[node]))
-            nxt[rows] = 2 * node + 1 + right.astype(np.int64)
+#: One routing question to a host: (tree number, node, rows waiting at that node).
+HostAsk = tuple[int, int, npt.NDArray[np.int64]]
+
+
+class Router:
+    """Rows going down trees, level by level: the guest applies its own splits; at a
+    host's split it asks that host which of the rows waiting there go right (each host
+    learns only which rows reach its own splits, as in SecureBoost's prediction).
+
+    ``pos`` (``(len(trees), rows)``) is the state to keep between messages.
+    """
+
+    def __init__(self, trees: Sequence[Tree], numbers: Sequence[int],
+                 owner: Sequence[tuple[str, int]], guest_codes: Codes,
+                 pos: npt.NDArray[np.int64] | None = None) -> None:
+        self.trees, self.numbers, self.owner, self.codes = list(trees), list(numbers), \
+            owner, guest_codes
+        shape = (len(self.trees), guest_codes.shape[0])
+        self.pos = np.zeros(shape, np.int64) if pos is None else np.array(pos, np.int64)
+        if self.pos.shape != shape:
+            raise FederationError(f"routing state of shape {self.pos.shape}, expected {shape}")
+
+    def asks(self) -> dict[str, list[HostAsk]]:
+        """Move rows through the guest's splits as far as they go; the rows waiting at
+        a host's split, per host (empty: every row is at a leaf)."""
+        out: dict[str, list[HostAsk]] = {}
+        for i, tree in enumerate(self.trees):
+            pos = self.pos[i]
             moved = True
-        pos = nxt
-        if not moved:
-            break
-    return pos
+            while moved:
+                moved = False
+                for node in np.unique(pos).tolist():
+                    if not tree.split[node] or self.owner[int(tree.column[node])][0]:
+                        continue
+                    rows = np.flatnonzero(pos == node)
+                    right = _goes_right(self.codes[rows, self.owner[int(tree.column[node])][1]],
+                                        int(tree.threshold[node]), bool(tree.categorical[node]),
+                                        bool(tree.default_left[node]))
+                    pos[rows] = 2 * node + 1 + right.astype(np.int64)
+                    moved = True
+            for node in np.unique(pos).tolist():
+                if tree.split[node]:
+                    host = self.owner[int(tree.column[node])][0]
+                    out.setdefault(host, []).append((self.numbers[i], node,
+                                                     np.flatnonzero(pos == node)))
+        return out
+
+    def answer(self, asks: dict[str, list[HostAsk]],
+               rights: dict[str, list[npt.NDArray[np.bool_]]]) -> None:
+        """The hosts' answers to :meth:`asks` (in order)."""
+        index = {t: i for i, t in enumerate(self.numbers)}
+        for host, host_asks in asks.items():
+            answers = rights.get(host, [])
+            if len(answers) != len(host_asks):
+                raise FederationError(f"host {host!r} answered {len(answers)} of "
+                                      f"{len(host_asks)} routing requests")
+            for (t, node, rows), right in zip(host_asks, answers, strict=True):
+                if np.shape(right) != rows.shape:
+                    raise FederationError(f"host {host!r} routed {np.shape(right)} rows at "
+                                          f"node {node}, asked {rows.shape}")
+                self.pos[index[t], rows] = 2 * node + 1 + np.asarray(right, dtype=np.int64)
+
+    def margin(self, base: np.float32) -> npt.NDArray[np.float32]:
+        """``base`` plus every tree's leaf value (call once :meth:`asks` is empty)."""
+        m = np.full(self.codes.shape[0], base, dtype=F32)
+        for i, tree in enumerate(self.trees):
+            m += tree.value[self.pos[i]]
+        return m
 
 
 @dataclass
@@ -314,16 +377,14 @@ class VerticalModel:
 
     def margin(self, guest_codes: Codes, hosts: dict[str, Host], *,
                trees: int | None = None) -> npt.NDArray[np.float32]:
-        """Margins of aligned rows (guest codes here; each host routes its own splits on
-        its rows, :meth:`Host.split_bits`)."""
-        m = np.full(guest_codes.shape[0], self.model.base_margin, dtype=F32)
-        for i, t in enumerate(self.model.trees[: trees if trees is not None
-                                               else len(self.model.trees)]):
-            bits: dict[int, npt.NDArray[np.bool_]] = {}
-            for h in hosts.values():
-                bits.update(h.split_bits(i))
-            m += t.value[route(t, guest_codes, self.owner, bits)]
-        return m
+        """Margins of aligned rows (guest codes here; each host routes the rows that
+        reach its own splits, :meth:`Host.route_known`)."""
+        kept = self.model.trees[: trees if trees is not None else len(self.model.trees)]
+        router = Router(kept, range(len(kept)), self.owner, guest_codes)
+        while asks := router.asks():
+            router.answer(asks, {h: [hosts[h].route_known(t, node, rows)
+                                     for t, node, rows in a] for h, a in asks.items()})
+        return router.margin(self.model.base_margin)
 
     def predict_proba(self, guest_codes: Codes, hosts: dict[str, Host]) -> FloatArray:
         """Probabilities of the event for aligned rows."""
@@ -421,6 +482,11 @@ class Guest:
         for host in self.hosts:
             if host not in sums:
                 raise FederationError(f"host {host!r} sent no histogram sums")
+            per = self.pack.per_ciphertext(self.public.bits)
+            want = -(-len(build) * self._widths[host] // per)
+            if len(sums[host]) != want:  # checked before paying for decryption
+                raise FederationError(f"host {host!r} sent {len(sums[host])} sum "
+                                      f"ciphertexts, expected {want}")
             flat = self.pack.unpack(self._private.decrypt_raw(sums[host]),
                                     len(build) * self._widths[host], self.public.bits)
             Gh, Hh = self.pack.decode(flat)
@@ -471,6 +537,11 @@ class Guest:
     def result(self) -> VerticalModel:
         """The model grown so far."""
         return VerticalModel(self.model, list(self.owner))
+
+    @property
+    def asked(self) -> dict[str, list[RouteAsk]]:
+        """The routing questions of the last :meth:`level`, per host, awaiting answers."""
+        return self._asked
 
     @property
     def private_key(self) -> Any:

@@ -1,9 +1,9 @@
 """The coordinator of vertical gradient-boosted trees: the order of the ``v.gb_*`` steps.
 
 Like :mod:`federated.vertical.protocol` (whose alignment it reuses), it relays
-messages over any transport and holds no key: it sees ciphertexts, node numbers, which
-rows go right at a host's split (as the guest does), the bins' counts and the
-evaluation metrics.
+messages over any transport and holds no key: it sees ciphertexts, the node every
+training row has reached (as the hosts do), routing questions and answers sealed between
+the guest and each host (unread), the bins' counts and the evaluation metrics.
 
 1. ``hello``/``peers``, PSI alignment of the train (and test) files.
 2. ``gb_prepare``: each party bins its own columns on the training rows (less the
@@ -11,8 +11,9 @@ evaluation metrics.
    each host (its public key).
 3. Per tree: ``gb_tree`` (the guest's encrypted gradients); per level ``gb_hist`` at each
    host -> ``gb_level`` at the guest -> ``gb_route`` at the hosts it asks ->
-   ``gb_routed``; then ``gb_bits`` (hosts) and ``gb_eval`` (guest) on the evaluation rows,
-   early stopping on their log-loss when asked.
+   ``gb_routed``; then the evaluation rows go down the new tree (``gb_eval`` at the
+   guest, then ``gb_eval_route`` at the hosts it asks and ``gb_eval_step``, until every
+   row is at a leaf), early stopping on their log-loss when asked.
 4. The final model on the test rows; the guest's columns alone as a baseline; gain
    importance; ``finish``: each party writes its own part of the model.
 """
@@ -26,36 +27,39 @@ import numpy as np
 import numpy.typing as npt
 
 from federated.trees.booster import Params
-from federated.vertical.protocol import Progress, Send, _Job, _validation
-from privacy.errors import InputError
+from federated.vertical.protocol import Job, Progress, Send, align_training
 
 __all__ = ["run_vertical_gbdt", "score_vertical_gbdt"]
 
 
-def _grow(job: _Job, tree: int) -> float:
+def _grow(job: Job) -> float:
     """One tree, level by level; the training loss after it."""
     nxt = job.send(job.guest, "v.gb_tree", {})
     gh: Any = nxt.pop("gh")
     while True:
-        sums = {h: job.send(h, "v.gb_hist", {"tree": tree, "gh": gh, "build": nxt["build"],
+        sums = {h: job.send(h, "v.gb_hist", {"gh": gh, "build": nxt["build"],
                                              "pos": nxt["pos"]})["sums"]
                 for h in job.hosts}
         gh = None
         asks = job.send(job.guest, "v.gb_level", {"sums": sums})["asks"]
-        right = {h: job.send(h, "v.gb_route", {"tree": tree, "asks": a})["right"]
-                 for h, a in asks.items()}
+        right = {h: job.send(h, "v.gb_route", {"asks": a})["right"] for h, a in asks.items()}
         nxt = job.send(job.guest, "v.gb_routed", {"right": right})
         if nxt["done"]:
             return float(nxt["loss"])
 
 
-def _evaluate(job: _Job, split: str, rows: npt.NDArray[np.int64] | None, trees: list[int],
+def _evaluate(job: Job, split: str, rows: npt.NDArray[np.int64] | None, trees: list[int],
               *, reset: bool = False) -> dict[str, Any]:
-    """Add ``trees`` to the guest's margins of a split's rows; the metrics."""
-    bits = {h: job.send(h, "v.gb_bits", {"split": split, "rows": rows, "trees": trees})
-            for h in job.hosts}
-    return job.send(job.guest, "v.gb_eval", {"split": split, "rows": rows, "trees": trees,
-                                             "bits": bits, "reset": reset})
+    """Add ``trees`` to the guest's margins of a split's rows (level by level: each host
+    is asked, sealed, about the rows at its own splits); the metrics."""
+    step = job.send(job.guest, "v.gb_eval", {"split": split, "rows": rows, "trees": trees,
+                                             "reset": reset})
+    while step.get("asks"):
+        answers = {h: job.send(h, "v.gb_eval_route", {"split": split, "rows": rows,
+                                                      "asks": a})["answers"]
+                   for h, a in step["asks"].items()}
+        step = job.send(job.guest, "v.gb_eval_step", {"answers": answers})
+    return step
 
 
 def _named(importance: dict[str, Any], prep: dict[str, dict[str, Any]], guest: str
@@ -84,22 +88,14 @@ def run_vertical_gbdt(send: Send, cfg: dict[str, Any], guest: str, hosts: list[s
                       progress: Progress | None = None) -> dict[str, Any]:
     """Align, grow the trees and evaluate; the result of ``covault fl run --format json``."""
     t_start = time.perf_counter()
-    job = _Job(send, cfg, guest, hosts)
+    job = Job(send, cfg, guest, hosts)
     params = Params.of_config(cfg)
-    hello = job.hello(("train", "test"))
-    has_test = "test" in hello[guest]["rows"]
-    t0 = time.perf_counter()
-    sizes = {"train": job.align("train")}
-    if has_test:
-        sizes["test"] = job.align("test")
-    psi_seconds = time.perf_counter() - t0
-    n = sizes["train"]
-    use_validation = params.early_stopping or not has_test
-    train, valid = _validation(n, params.validation if use_validation else 0.0,
-                               int(cfg.get("seed", 0)))
-    if train.size < 2 or (use_validation and valid.size < 2):
-        raise InputError(f"only {n} shared training customers: too few to train and validate")
-    prep = {p: send(p, "v.gb_prepare", {"train_rows": train, "params": params.to_json()})
+    aligned = align_training(job, early_stopping=params.early_stopping,
+                             fraction=params.validation, seed=int(cfg.get("seed", 0)))
+    hello, sizes, has_test = aligned.hello, aligned.sizes, aligned.has_test
+    train, valid, use_validation = aligned.train, aligned.valid, aligned.use_validation
+    prep = {p: send(p, "v.gb_prepare", {"train_rows": train, "params": params.to_json(),
+                                        "guest": guest})
             for p in job.parties}
     public = send(guest, "v.gb_keygen", {
         "hosts": {h: {"bins": prep[h]["bins"], "categorical": prep[h]["categorical"]}
@@ -113,7 +109,7 @@ def run_vertical_gbdt(send: Send, cfg: dict[str, Any], guest: str, hosts: list[s
     best, best_loss = 0, float("inf")
     for t in range(params.trees):
         t_tree = time.perf_counter()
-        train_loss = _grow(job, t)
+        train_loss = _grow(job)
         m = _evaluate(job, split, rows, [t])
         history.append({"tree": t + 1, "loss": m["loss"], "auc": m["auc"], "ks": m["ks"],
                         "train_loss": train_loss, f"{split_label}_loss": m["loss"],
@@ -127,7 +123,8 @@ def run_vertical_gbdt(send: Send, cfg: dict[str, Any], guest: str, hosts: list[s
     kept = best if params.early_stopping else len(history)
     final_split, final_rows = ("test", None) if has_test else (split, rows)
     final = _evaluate(job, final_split, final_rows, list(range(kept)), reset=True)
-    alone = send(guest, "v.gb_guest_only", {"split": final_split, "rows": final_rows})
+    alone = send(guest, "v.gb_guest_only", {"split": final_split, "rows": final_rows,
+                                            "trees": kept})
     importance = send(guest, "v.gb_importance", {"trees": kept})["importance"]
     for p in job.parties:
         send(p, "v.finish", {"write_model": True, "trees": kept})
@@ -144,12 +141,12 @@ def run_vertical_gbdt(send: Send, cfg: dict[str, Any], guest: str, hosts: list[s
                         "rows": hello[p]["rows"], "features": len(prep[p]["columns"])}
                     for p in job.parties},
         "features": {p: prep[p]["columns"] for p in job.parties},
-        "seconds": {"psi": round(psi_seconds, 3),
+        "seconds": {"psi": round(aligned.psi_seconds, 3),
                     "per_tree": round(float(np.mean([h["seconds"] for h in history])), 3),
                     "total": round(time.perf_counter() - t_start, 3)},
     }
 
 
-def score_vertical_gbdt(job: _Job, trees: int) -> dict[str, Any]:
+def score_vertical_gbdt(job: Job, trees: int) -> dict[str, Any]:
     """Score the aligned ``score`` rows with the parties' saved parts (loaded)."""
     return _evaluate(job, "score", None, list(range(trees)), reset=True)

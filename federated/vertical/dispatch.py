@@ -52,6 +52,7 @@ GUEST_ACTIONS: dict[str, Step] = {
     "v.gb_level": trees.level,
     "v.gb_routed": trees.routed,
     "v.gb_eval": trees.evaluate,
+    "v.gb_eval_step": trees.evaluate_step,
     "v.gb_guest_only": trees.guest_only,
     "v.gb_importance": trees.importance,
 }
@@ -68,7 +69,7 @@ HOST_ACTIONS: dict[str, Step] = {
     "v.gb_setup": trees.setup,
     "v.gb_hist": trees.histograms,
     "v.gb_route": trees.route_rows,
-    "v.gb_bits": trees.split_bits,
+    "v.gb_eval_route": trees.evaluate_route,
 }
 ACTIONS = sorted(set(GUEST_ACTIONS) | set(HOST_ACTIONS))
 

@@ -237,12 +237,18 @@ class Guest(Party):
                                       f"{len(chunks)}")
             z += np.concatenate([keys.decrypt(b, c.size, what=f"party {h!r}: scores")
                                  for b, c in zip(blobs, chunks, strict=True)])
+        return self.margin_metrics(split, idx, z)
+
+    def margin_metrics(self, split: str, idx: Any, z: Any) -> dict[str, Any]:
+        """Keep the joint margins of a split's rows ``idx`` (``z_score`` is what
+        :func:`~federated.vertical.scoring.write_scores` writes); their log-loss, AUC and
+        KS (the row count when scoring)."""
+        z = np.asarray(z, dtype=np.float64)
         self.store.put_array(f"z_{split}", z)
         if split == "score":
             return {"rows": int(z.size)}
         y = self.store.array(f"y_{split}")[idx]
-        p = sigmoid(z)
-        return {"loss": logloss(y, p), "auc": auc(y, z), "ks": ks(y, z)}
+        return {"loss": logloss(y, sigmoid(z)), "auc": auc(y, z), "ks": ks(y, z)}
 
     def guest_only(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The guest's features alone (its standardised and one-hot columns, not

@@ -29,7 +29,7 @@ from federated.vertical.store import Store
 from privacy.errors import FederationError, InputError
 from privacy.he.linear import SLOTS
 
-__all__ = ["Party", "batches", "pad", "pow2"]
+__all__ = ["Party", "batches", "checked_rows", "pad", "pow2"]
 
 FloatArray = npt.NDArray[np.float64]
 SPLITS = ("train", "test", "score")
@@ -48,6 +48,23 @@ def pad(x: FloatArray, size: int = SLOTS) -> FloatArray:
     v = np.asarray(x, dtype=np.float64).ravel()
     out[:v.size] = v
     return out
+
+
+def checked_rows(value: Any, n: int, *, what: str = "rows") -> npt.NDArray[np.int64]:
+    """Row numbers a message names, each in ``0..n-1``.
+
+    Raises
+    ------
+    FederationError
+        Not a flat list of integers in range.
+    """
+    try:
+        rows = np.asarray(value, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise FederationError(f"malformed message: {what}") from None
+    if rows.ndim != 1 or (rows.size and (int(rows.min()) < 0 or int(rows.max()) >= n)):
+        raise FederationError(f"malformed message: {what} outside 0..{n - 1}")
+    return rows
 
 
 def batches(n: int, batch_size: int, seed: int) -> list[npt.NDArray[np.int64]]:
@@ -197,11 +214,10 @@ class Party:
 
     def _batch(self, payload: dict[str, Any]) -> npt.NDArray[np.int64]:
         """The mini-batch's aligned training rows, checked."""
-        rows = np.asarray(payload["rows"], dtype=np.int64)
-        n = self.store.array("X_train").shape[0]
-        if rows.ndim != 1 or rows.size == 0 or rows.size > SLOTS or rows.min() < 0 \
-                or rows.max() >= n:
-            raise FederationError("malformed batch")
+        rows = checked_rows(payload.get("rows"), self.store.array("X_train").shape[0],
+                            what="batch")
+        if rows.size == 0 or rows.size > SLOTS:
+            raise FederationError("malformed message: batch")
         return rows
 
     def snapshot(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,8 @@ import numpy.typing as npt
 from federated.vertical.party import batches
 from privacy.errors import FederationError, InputError
 
-__all__ = ["Send", "run_vertical", "score_vertical", "iv_vertical", "LEARNS"]
+__all__ = ["Send", "Job", "Aligned", "align_training", "run_vertical", "score_vertical",
+           "iv_vertical", "LEARNS"]
 
 #: What each role learns in a run (docs/vertical-fl.md; written to each party's ledger).
 LEARNS = {
@@ -51,7 +53,9 @@ Send = Callable[[str, str, dict[str, Any]], dict[str, Any]]
 Progress = Callable[[int, int], None]
 
 
-class _Job:
+class Job:
+    """One job's parties and transport: the steps every job starts with."""
+
     def __init__(self, send: Send, cfg: dict[str, Any], guest: str, hosts: list[str]) -> None:
         self.send, self.cfg, self.guest, self.hosts = send, cfg, guest, hosts
         self.parties = [guest, *hosts]
@@ -89,6 +93,46 @@ class _Job:
         return int(tags["size"])
 
 
+@dataclass
+class Aligned:
+    """A training job's customers after alignment (:func:`align_training`)."""
+
+    hello: dict[str, dict[str, Any]]
+    sizes: dict[str, int]
+    psi_seconds: float
+    train: npt.NDArray[np.int64]
+    valid: npt.NDArray[np.int64]
+    use_validation: bool
+
+    @property
+    def has_test(self) -> bool:
+        """Whether the parties have test files (aligned too)."""
+        return "test" in self.sizes
+
+
+def align_training(job: Job, *, early_stopping: bool, fraction: float, seed: int) -> Aligned:
+    """Hello, PSI alignment of the train (and test) files, and the validation rows: held
+    out of the aligned training rows when stopping early or without test files.
+
+    Raises
+    ------
+    InputError
+        Too few shared customers to train and validate.
+    """
+    hello = job.hello(("train", "test"))
+    t0 = time.perf_counter()
+    sizes = {"train": job.align("train")}
+    if "test" in hello[job.guest]["rows"]:
+        sizes["test"] = job.align("test")
+    psi_seconds = time.perf_counter() - t0
+    n = sizes["train"]
+    use_validation = early_stopping or "test" not in sizes
+    train, valid = _validation(n, fraction if use_validation else 0.0, seed)
+    if train.size < 2 or (use_validation and valid.size < 2):
+        raise InputError(f"only {n} shared training customers: too few to train and validate")
+    return Aligned(hello, sizes, psi_seconds, train, valid, use_validation)
+
+
 def _validation(n: int, fraction: float, seed: int) -> tuple[npt.NDArray[np.int64],
                                                              npt.NDArray[np.int64]]:
     perm = np.random.default_rng(seed + 7919).permutation(n).astype(np.int64)
@@ -96,7 +140,7 @@ def _validation(n: int, fraction: float, seed: int) -> tuple[npt.NDArray[np.int6
     return np.sort(perm[k:]), np.sort(perm[:k])
 
 
-def _iv(job: _Job, train: npt.NDArray[np.int64], bins: int, batch_size: int
+def _iv(job: Job, train: npt.NDArray[np.int64], bins: int, batch_size: int
         ) -> dict[str, float]:
     out = dict(job.send(job.guest, "v.iv_own", {"train_rows": train, "bins": bins})["iv"])
     for h in job.hosts:
@@ -112,7 +156,7 @@ def _iv(job: _Job, train: npt.NDArray[np.int64], bins: int, batch_size: int
     return out
 
 
-def _evaluate(job: _Job, split: str, rows: npt.NDArray[np.int64] | None,
+def _evaluate(job: Job, split: str, rows: npt.NDArray[np.int64] | None,
               grads: dict[str, Any], lr_prev: float) -> dict[str, Any]:
     req = job.send(job.guest, "v.score_request", {"grads": grads, "lr_prev": lr_prev})
     z = {h: job.send(h, "v.scores", {"split": split, "rows": rows, "w": req[f"w:{h}"]})["z"]
@@ -120,7 +164,7 @@ def _evaluate(job: _Job, split: str, rows: npt.NDArray[np.int64] | None,
     return job.send(job.guest, "v.scores", {"split": split, "rows": rows, "z": z})
 
 
-def _keys(job: _Job, widths: dict[str, int], guest_width: int) -> None:
+def _keys(job: Job, widths: dict[str, int], guest_width: int) -> None:
     bundle = job.send(job.guest, "v.keygen", {"widths": widths})["bundle"]
     first = job.send(job.hosts[0], "v.setup", {"bundle": bundle, "hosts": job.hosts,
                                                "guest_width": guest_width})
@@ -133,7 +177,7 @@ def iv_vertical(send: Send, cfg: dict[str, Any], guest: str, hosts: list[str]
                 ) -> dict[str, Any]:
     """Information value of every party's columns on the aligned training rows; only
     per-bin counts reach the guest (``covault fl iv``)."""
-    job = _Job(send, cfg, guest, hosts)
+    job = Job(send, cfg, guest, hosts)
     job.hello(("train",))
     n = job.align("train")
     train = np.arange(n, dtype=np.int64)
@@ -155,23 +199,14 @@ def run_vertical(send: Send, cfg: dict[str, Any], guest: str, hosts: list[str], 
                  progress: Progress | None = None) -> dict[str, Any]:
     """Align, train and evaluate; the result dict of ``covault fl run --format json``."""
     t_start = time.perf_counter()
-    job = _Job(send, cfg, guest, hosts)
+    job = Job(send, cfg, guest, hosts)
     training = cfg["training"]
-    hello = job.hello(("train", "test"))
-    has_test = "test" in hello[guest]["rows"]
-    t0 = time.perf_counter()
-    sizes = {"train": job.align("train")}
-    if has_test:
-        sizes["test"] = job.align("test")
-    psi_seconds = time.perf_counter() - t0
-    n = sizes["train"]
     seed = int(cfg.get("seed", 0))
     early = bool(training.get("early_stopping", False))
-    use_validation = early or not has_test
-    train, valid = _validation(n, float(training.get("validation", 0.1)) if use_validation
-                               else 0.0, seed)
-    if train.size < 2 or (use_validation and valid.size < 2):
-        raise InputError(f"only {n} shared training customers: too few to train and validate")
+    aligned = align_training(job, early_stopping=early,
+                             fraction=float(training.get("validation", 0.1)), seed=seed)
+    hello, sizes, has_test = aligned.hello, aligned.sizes, aligned.has_test
+    train, valid, use_validation = aligned.train, aligned.valid, aligned.use_validation
     lam = 1.0 / (float(training.get("C", 1.0)) * train.size)
     prep = {p: job.send(p, "v.prepare", {"train_rows": train, "lam": lam})
             for p in job.parties}
@@ -246,7 +281,7 @@ def run_vertical(send: Send, cfg: dict[str, Any], guest: str, hosts: list[str], 
                         "rows": hello[p]["rows"], "features": len(features[p])}
                     for p in job.parties},
         "features": features,
-        "seconds": {"psi": round(psi_seconds, 3),
+        "seconds": {"psi": round(aligned.psi_seconds, 3),
                     "total": round(time.perf_counter() - t_start, 3)},
     }
 
@@ -254,16 +289,18 @@ def run_vertical(send: Send, cfg: dict[str, Any], guest: str, hosts: list[str], 
 def score_vertical(send: Send, cfg: dict[str, Any], guest: str, hosts: list[str]
                    ) -> dict[str, Any]:
     """Joint scores of new customers from each party's saved model part."""
-    job = _Job(send, cfg, guest, hosts)
+    job = Job(send, cfg, guest, hosts)
     job.hello(("score",))
     size = job.align("score")
     widths = {}
-    loaded = {p: send(p, "v.load_model", {}) for p in job.parties}
+    loaded = {p: send(p, "v.load_model", {"guest": guest}) for p in job.parties}
     if loaded[guest].get("model") == "gbdt":
         from federated.vertical.boosting import score_vertical_gbdt
 
-        if any(loaded[h].get("model") != "gbdt" for h in hosts):
-            raise FederationError("the parties' model parts are of different models")
+        for h in hosts:
+            if loaded[h].get("model") != "gbdt" or loaded[h].get("run") != loaded[guest]["run"]:
+                raise FederationError(f"party {h!r}: its model part is not from the run "
+                                      f"that made {guest!r}'s")
         out = score_vertical_gbdt(job, int(loaded[guest]["trees"]))
         return _written(job, size, out)
     for reply in loaded.values():
@@ -274,7 +311,7 @@ def score_vertical(send: Send, cfg: dict[str, Any], guest: str, hosts: list[str]
     return _written(job, size, _evaluate(job, "score", None, {}, 0.0))
 
 
-def _written(job: _Job, size: int, scored: dict[str, Any]) -> dict[str, Any]:
+def _written(job: Job, size: int, scored: dict[str, Any]) -> dict[str, Any]:
     """The guest writes the scores; every party forgets the job."""
     written = job.send(job.guest, "v.write_scores", {})
     for p in job.parties:

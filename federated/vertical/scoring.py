@@ -70,7 +70,7 @@ def load_model(party: Party, payload: dict[str, Any]) -> dict[str, Any]:
         raise InputError(f"party {party.name!r}: unreadable model part ({exc})",
                          file=str(path)) from None
     if part.get("model") == "gbdt":
-        return trees.load_part(party, part, str(path))
+        return trees.load_part(party, part, str(path), str(payload.get("guest", "")))
     try:
         transform = Transform.from_json(part["transform"])
         whitening = Whitening.from_json(part["whitening"])

@@ -78,8 +78,9 @@ class Store:
         return np.asarray(_CACHE[key])
 
     def has(self, name: str) -> bool:
-        """Whether a blob, array or JSON document of that name exists."""
-        return any((self.root / (name + ext)).exists() for ext in ("", ".npy", ".json"))
+        """Whether a blob, array, JSON document or weights of that name exist."""
+        return any((self.root / (name + ext)).exists()
+                   for ext in ("", ".npy", ".json", ".npz"))
 
     def put_blob(self, name: str, data: bytes) -> None:
         """Write bytes."""
