@@ -379,6 +379,11 @@ class FLConfig(_Strict):
         """Party names in config order."""
         return [p.name for p in self.party]
 
+    def model_part(self, party: PartyConfig) -> Path:
+        """Where a vertical party writes its part of the model (key ``model``; default
+        ``<name>.model.json`` beside the config)."""
+        return party.model or self.base_dir / f"{party.name}.model.json"
+
     @property
     def base_dir(self) -> Path:
         """The directory relative paths were resolved against."""

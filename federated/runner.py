@@ -146,10 +146,10 @@ def _vertical_setups(cfg: FLConfig, work: Path, ledger: Path | None, *,
     out = {}
     for p in cfg.party:
         led = p.ledger or (party_ledger(ledger, p.name) if ledger is not None else None)
-        model = p.model or cfg.base_dir / f"{p.name}.model.json"
+        model = cfg.model_part(p)
         out[p.name] = {
             "party": p.name, "role": p.role, "run": run, "id": cfg.id, "id_type": cfg.id_type,
-            "label": cfg.label,
+            "label": cfg.label, "model_kind": cfg.model,
             "positive": cfg.positive, "exclude": [*cfg.exclude, *p.exclude],
             "numeric": p.numeric if p.numeric is not None else cfg.numeric,
             "categorical": p.categorical if p.categorical is not None else cfg.categorical,

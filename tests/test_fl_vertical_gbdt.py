@@ -41,9 +41,11 @@ def _send(config: Path, work: Path, *, record: bool = False) -> LocalSend:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], LocalSend]:
     folder = tmp_path_factory.mktemp("vgb")
-    config = write_vertical(folder, 900, test_customers=300, hosts=2, seed=3)
+    config = write_vertical(folder, 900, test_customers=300, hosts=2, seed=3,
+                            trees={"rounds": 4, **GBDT})
     send = _send(config, folder / "work", record=True)
-    result = run_vertical_gbdt(send, _cfg(4), "bank", HOSTS)
+    cfg = load_config(config).model_dump(mode="json")
+    result = run_vertical_gbdt(send, cfg, "bank", HOSTS)
     return folder, result, send
 
 
@@ -109,6 +111,13 @@ def test_scoring_new_customers_matches_the_pooled_model(trained: Any) -> None:
     scores = {r["cust_id"]: float(r["probability"]) for r in csv.DictReader(out.open())}
     expect = pooled.predict_proba(t_codes)
     assert max(abs(scores[k] - p) for k, p in zip(t_common, expect, strict=True)) < 1e-6
+    # and pooled XGBoost on the joined files, with the parties' bins (the issue's oracle)
+    from federated.trees.pooled import vertical_pooled_check
+
+    check = vertical_pooled_check(folder / "vfl.toml", out)
+    assert check["trees"] == 4 and check["test_rows"] == len(t_common)
+    assert check["max_abs_diff"] < 1e-5
+    assert abs(check["federated_auc"] - check["pooled_auc"]) < 1e-3
 
 
 def test_what_each_party_receives(trained: Any) -> None:

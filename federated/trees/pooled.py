@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from federated.trees.booster import Layout, Params, base_score
 
-__all__ = ["design", "fit_xgboost"]
+__all__ = ["design", "fit_xgboost", "predict_xgboost", "pooled_check", "vertical_pooled_check"]
 
 
 def design(codes: npt.NDArray[np.uint16], layout: Layout) -> npt.NDArray[np.float64]:
@@ -138,3 +138,82 @@ def _positive(cfg: Any, d: dict[str, Any]) -> str:
         if p.data is not None:
             levels.update(label_levels(read_table(p.data, party=p.name), cfg.label))
     return str(choose_positive(sorted(levels), cfg.positive, label=cfg.label))
+
+
+def vertical_pooled_check(config: Any, scores: Any, *, threads: int = 1) -> dict[str, Any]:
+    """Pooled XGBoost on a vertical run's files joined on the id (the customers every
+    party has), with each party's saved bins (its model part) and the run's parameters,
+    against the federated probabilities of the joined test customers (``scores``: the
+    CSV ``covault fl score`` writes for the parties' test files).
+
+    Returns ``{"max_abs_diff", "federated_auc", "pooled_auc", "trees", "rows",
+    "test_rows"}``.
+
+    Raises
+    ------
+    InputError
+        The config has no test files or stops early (the federated model then trained
+        on rows a pooled model cannot know), or a model part or score is missing.
+    """
+    import csv
+    import json
+    from dataclasses import replace
+
+    from federated.config import FLConfig, load_config
+    from federated.data import encode_label, read_table, text_values
+    from federated.metrics import auc
+    from federated.trees.binning import Binner
+    from federated.trees.secureboost import joint_layout
+    from privacy.errors import InputError
+    from privacy.normalize import normalizer
+    from privacy.psi import normalize_id
+
+    cfg = config if isinstance(config, FLConfig) else load_config(config)
+    if any(p.test is None for p in cfg.party) or cfg.gbdt.early_stopping:
+        raise InputError("the pooled check needs every party's test file and no early "
+                         "stopping (the federated model trains on all shared training rows)")
+    guest = next(p for p in cfg.party if p.role == "guest")
+    hosts = [p for p in cfg.party if p.role == "host"]
+    parts = {}
+    for p in cfg.party:
+        path = cfg.model_part(p)
+        if not path.is_file():
+            raise InputError(f"party {p.name!r}: no model part", file=str(path))
+        parts[p.name] = json.loads(path.read_text(encoding="utf-8"))
+    binners = {n: Binner.from_json(str(part["bins"])) for n, part in parts.items()}
+    layout, _ = joint_layout(binners[guest.name].layout,
+                             [(h.name, binners[h.name].layout) for h in hosts])
+    params = replace(Params.of_config(cfg.model_dump(mode="json")),
+                     trees=int(parts[guest.name]["trees"]))
+    positive = str(parts[guest.name]["positive"])
+    assert cfg.id is not None  # a vertical config has one
+    norm = normalizer(cfg.id_type) if cfg.id_type else normalize_id
+
+    def joined(split: str) -> tuple[list[str], npt.NDArray[np.uint16], Any]:
+        tables = {p.name: read_table(p.data if split == "train" else p.test, party=p.name)
+                  for p in cfg.party}
+        ids = {n: [norm(str(v)) for v in text_values(t, str(cfg.id))]
+               for n, t in tables.items()}
+        common = sorted(set.intersection(*(set(v) for v in ids.values())))
+        blocks = []
+        for p in [guest, *hosts]:
+            where = {k: i for i, k in enumerate(ids[p.name])}
+            blocks.append(binners[p.name].codes(tables[p.name])[[where[k] for k in common]])
+        where = {k: i for i, k in enumerate(ids[guest.name])}
+        y = encode_label(tables[guest.name], cfg.label, positive)[[where[k] for k in common]]
+        return common, np.hstack(blocks).astype(np.uint16), y
+
+    _, codes, y = joined("train")
+    booster, n = fit_xgboost(codes, y, layout, params, threads=threads)
+    test_ids, test_codes, test_y = joined("test")
+    theirs = predict_xgboost(booster, n, test_codes, layout)
+    with open(scores, newline="", encoding="utf-8") as fh:
+        got = {norm(r[str(cfg.id)]): float(r["probability"]) for r in csv.DictReader(fh)}
+    missing = [k for k in test_ids if k not in got]
+    if missing:
+        raise InputError(f"no federated score for {len(missing)} joined test customers "
+                         f"(e.g. {missing[0]!r})", file=str(scores))
+    ours = np.asarray([got[k] for k in test_ids])
+    return {"max_abs_diff": float(np.max(np.abs(ours - theirs))),
+            "federated_auc": auc(test_y, ours), "pooled_auc": auc(test_y, theirs),
+            "trees": n, "rows": int(len(y)), "test_rows": len(test_ids)}

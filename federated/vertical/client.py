@@ -15,7 +15,7 @@ from federated.horizontal.party import Party as NodeParty
 from federated.horizontal.party import load_plan
 from federated.vertical import wire
 from federated.vertical.dispatch import ACTIONS, handle
-from federated.vertical.protocol import LEARNS
+from federated.vertical.protocol import LEARNS, LEARNS_TREES
 from privacy.errors import CovaultError, InputError
 
 __all__ = ["app", "message_type", "setup_of"]
@@ -43,6 +43,7 @@ def _record(setup: dict[str, Any], action: str, payload: dict[str, Any],
         return
     from privacy.ledger import Ledger
 
+    learns = LEARNS_TREES if setup.get("model_kind") == "gbdt" else LEARNS
     with Ledger(setup["ledger"], origin=str(setup["party"])) as led:
         if action == "v.align":
             led.append("fl.vertical.intersection", {"run": setup.get("run"),
@@ -51,7 +52,7 @@ def _record(setup: dict[str, Any], action: str, payload: dict[str, Any],
         else:
             led.append("fl.vertical.learned", {"run": setup.get("run"),
                                                "role": setup.get("role"),
-                                               "learned": LEARNS[str(setup.get("role"))]})
+                                               "learned": learns[str(setup.get("role"))]})
 
 
 def _step(action: str) -> Any:

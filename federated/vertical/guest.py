@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from federated.data import PartyTable, choose_positive, encode_label, label_levels
-from federated.metrics import auc, ks, logloss
+from federated.metrics import summary
 from federated.model import fit_full, predict_proba, sigmoid
 from federated.vertical import channel
 from federated.vertical.binning import bin_columns, indicator_matrix, woe_iv
@@ -242,13 +242,14 @@ class Guest(Party):
     def margin_metrics(self, split: str, idx: Any, z: Any) -> dict[str, Any]:
         """Keep the joint margins of a split's rows ``idx`` (``z_score`` is what
         :func:`~federated.vertical.scoring.write_scores` writes); their log-loss, AUC and
-        KS (the row count when scoring)."""
+        KS (the row count when scoring; AUC and KS are None when the rows hold one class,
+        as a small validation split may)."""
         z = np.asarray(z, dtype=np.float64)
         self.store.put_array(f"z_{split}", z)
         if split == "score":
             return {"rows": int(z.size)}
-        y = self.store.array(f"y_{split}")[idx]
-        return {"loss": logloss(y, sigmoid(z)), "auc": auc(y, z), "ks": ks(y, z)}
+        s = summary(self.store.array(f"y_{split}")[idx], sigmoid(z))
+        return {"loss": s["logloss"], "auc": s["auc"], "ks": s["ks"]}
 
     def guest_only(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The guest's features alone (its standardised and one-hot columns, not
@@ -267,7 +268,8 @@ class Guest(Party):
             np.asarray(payload["rows"], dtype=np.int64)
         p = predict_proba(model, Xe[idx])
         ye = self.store.array(f"y_{split}")[idx]
-        return {"auc": auc(ye, p), "ks": ks(ye, p)}
+        s = summary(ye, p)
+        return {"auc": s["auc"], "ks": s["ks"]}
 
     # -- information value ------------------------------------------------------------
 

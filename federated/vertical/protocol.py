@@ -35,7 +35,7 @@ from federated.vertical.party import batches
 from privacy.errors import FederationError, InputError
 
 __all__ = ["Send", "Job", "Aligned", "align_training", "run_vertical", "score_vertical",
-           "iv_vertical", "LEARNS"]
+           "iv_vertical", "LEARNS", "LEARNS_TREES"]
 
 #: What each role learns in a run (docs/vertical-fl.md; written to each party's ledger).
 LEARNS = {
@@ -47,6 +47,17 @@ LEARNS = {
     "host": ("the intersection (its customers the guest also has) and the row order; "
              "ciphertexts under the guest's key. Never labels, residuals, gradients, "
              "scores or the guest's data; it decrypts nothing."),
+}
+#: The same for gradient-boosted trees (``model = "gbdt"``; docs/vertical-fl.md).
+LEARNS_TREES = {
+    "guest": ("the intersection; per node it builds, each host bin's gradient and hessian "
+              "sums; the host, column number and bin code of each host split and which "
+              "rows go right there (training rows; evaluated and scored rows at that "
+              "host's splits). Never host features, bin edges or column names."),
+    "host": ("the intersection and the row order; the node every training row reaches, "
+             "level by level; which evaluated or scored rows reach its own splits; "
+             "ciphertexts of the gradients under the guest's Paillier key. Never labels, "
+             "gradients, margins or the guest's data; it decrypts nothing."),
 }
 
 Send = Callable[[str, str, dict[str, Any]], dict[str, Any]]

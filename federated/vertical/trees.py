@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from federated.metrics import auc, ks
+from federated.metrics import summary
 from federated.trees.binning import Binner, local_binner
-from federated.trees.booster import Layout, Model, Params, Tree, train_local
+from federated.trees.booster import Layout, Model, Params, Tree, sigmoid, train_local
 from federated.trees.secureboost import (
     GHPacking,
     Guest,
@@ -500,7 +500,8 @@ def guest_only(party: Party, payload: dict[str, Any]) -> dict[str, Any]:
     idx = _eval_rows(party, split, payload.get("rows"))
     m = model.margin(_codes(party, split)[idx])
     ye = party.store.array(f"y_{split}")[idx]
-    return {"auc": auc(ye, m), "ks": ks(ye, m)}
+    s = summary(ye, sigmoid(m).astype(np.float64))
+    return {"auc": s["auc"], "ks": s["ks"]}
 
 
 def importance(party: Party, payload: dict[str, Any]) -> dict[str, Any]:
