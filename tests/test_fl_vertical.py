@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from csv_rows import rewrite
 
 pytest.importorskip("tenseal")
 
@@ -189,18 +190,9 @@ def test_information_value_only(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ bad input
-def _rewrite(path: Path, change: Any) -> None:
-    rows = list(csv.DictReader(path.open()))
-    change(rows)
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
 def test_ids_that_do_not_match_name_the_parties(tmp_path: Path) -> None:
     config = write_vertical(tmp_path, 200, seed=1)
-    _rewrite(tmp_path / "partner_1.csv",
+    rewrite(tmp_path / "partner_1.csv",
              lambda rows: [r.update(cust_id="TEL-" + r["cust_id"]) for r in rows])
     send = LocalSend(_setups(config, tmp_path / "work"))
     with pytest.raises(InputError, match="only 0 customers shared with partner_1"):
@@ -210,7 +202,7 @@ def test_ids_that_do_not_match_name_the_parties(tmp_path: Path) -> None:
 
 def test_constant_host_feature_names_party_and_column(tmp_path: Path) -> None:
     config = write_vertical(tmp_path, 200, seed=1)
-    _rewrite(tmp_path / "partner_1.csv", lambda rows: [r.update(h0_1="7") for r in rows])
+    rewrite(tmp_path / "partner_1.csv", lambda rows: [r.update(h0_1="7") for r in rows])
     send = LocalSend(_setups(config, tmp_path / "work"))
     with pytest.raises(InputError, match="partner_1.*constant") as err:
         run_vertical(send, _cfg(1), "bank", ["partner_1"])
@@ -220,7 +212,7 @@ def test_constant_host_feature_names_party_and_column(tmp_path: Path) -> None:
 
 def test_all_null_host_feature_names_party(tmp_path: Path) -> None:
     config = write_vertical(tmp_path, 200, seed=1)
-    _rewrite(tmp_path / "partner_1.csv", lambda rows: [r.update(h0_2="") for r in rows])
+    rewrite(tmp_path / "partner_1.csv", lambda rows: [r.update(h0_2="") for r in rows])
     send = LocalSend(_setups(config, tmp_path / "work"))
     with pytest.raises(InputError, match="partner_1.*all values missing"):
         run_vertical(send, _cfg(1), "bank", ["partner_1"])
@@ -230,14 +222,14 @@ def test_host_with_the_label_is_refused_before_anything_starts(tmp_path: Path) -
     from federated.runner import preflight
 
     config = write_vertical(tmp_path, 100, seed=1)
-    _rewrite(tmp_path / "partner_1.csv", lambda rows: [r.update(default="no") for r in rows])
+    rewrite(tmp_path / "partner_1.csv", lambda rows: [r.update(default="no") for r in rows])
     with pytest.raises(InputError, match="partner_1.*must not hold the label"):
         preflight(load_config(config))
 
 
 def test_duplicate_customer_ids_are_refused(tmp_path: Path) -> None:
     config = write_vertical(tmp_path, 100, seed=1)
-    _rewrite(tmp_path / "partner_1.csv", lambda rows: rows.append(dict(rows[0])))
+    rewrite(tmp_path / "partner_1.csv", lambda rows: rows.append(dict(rows[0])))
     send = LocalSend(_setups(config, tmp_path / "work"))
     with pytest.raises(InputError, match="partner_1.*appears twice"):
         run_vertical(send, _cfg(1), "bank", ["partner_1"])
@@ -360,8 +352,8 @@ def test_id_type_aligns_mobiles_written_differently(tmp_path: Path) -> None:
             n = f"187{int(r['cust_id'][1:]):08d}"
             r["cust_id"] = n if style == "plain" else f"+86 {n[:3]} {n[3:7]} {n[7:]}"
 
-    _rewrite(tmp_path / "bank.csv", lambda rows: as_mobile(rows, "plain"))
-    _rewrite(tmp_path / "partner_1.csv", lambda rows: as_mobile(rows, "spaced"))
+    rewrite(tmp_path / "bank.csv", lambda rows: as_mobile(rows, "plain"))
+    rewrite(tmp_path / "partner_1.csv", lambda rows: as_mobile(rows, "spaced"))
     setups = _setups(config, tmp_path / "work")
     with pytest.raises(InputError, match="only 0 customers shared"):
         iv_vertical(LocalSend(setups), _cfg(1), "bank", ["partner_1"])

@@ -12,6 +12,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from csv_rows import rewrite
 
 from federated.config import load_config
 from federated.data import read_table
@@ -142,20 +143,11 @@ def test_what_each_party_receives(trained: Any) -> None:
     assert (folder / "partner_1.model.json").stat().st_mode & 0o077 == 0
 
 
-def _rewrite(path: Path, change: Any) -> None:
-    rows = list(csv.DictReader(path.open()))
-    change(rows)
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
 @pytest.mark.parametrize("value, what", [("7", "constant"), ("", "all null")])
 def test_unusable_host_column_names_party_and_column(tmp_path: Path, value: str,
                                                      what: str) -> None:
     config = write_vertical(tmp_path, 200, seed=1)
-    _rewrite(tmp_path / "partner_1.csv", lambda rows: [r.update(h0_1=value) for r in rows])
+    rewrite(tmp_path / "partner_1.csv", lambda rows: [r.update(h0_1=value) for r in rows])
     send = _send(config, tmp_path / "work")
     with pytest.raises(InputError, match=f"partner_1.*h0_1.*{what}"):
         run_vertical_gbdt(send, _cfg(1), "bank", ["partner_1"])

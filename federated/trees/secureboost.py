@@ -1,8 +1,9 @@
 """SecureBoost-style vertical trees: the guest's labels, the hosts' columns, Paillier sums.
 
-The arithmetic of one party's view, in one process (the building block of ``kind =
-"vertical"``, ``model = "gbdt"``; the runner and Flower transport are not wired yet).
-Parties hold the same aligned customers (after PSI) in the same row order.
+The arithmetic of each party's side (``kind = "vertical"``, ``model = "gbdt"``: the
+vertical runner's steps are :mod:`federated.vertical.trees`; :func:`train_vertical` runs
+every party in one process). Parties hold the same aligned customers (after PSI) in the
+same row order.
 
 Per tree:
 
