@@ -24,12 +24,11 @@ import time
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from federated.trees.booster import Params
-from federated.vertical.protocol import Job, Progress, Send, align_training
+from federated.vertical.protocol import Job, Progress, Send, align_training, evaluate_trees
 
-__all__ = ["run_vertical_gbdt", "score_vertical_gbdt"]
+__all__ = ["run_vertical_gbdt"]
 
 
 def _grow(job: Job) -> float:
@@ -46,20 +45,6 @@ def _grow(job: Job) -> float:
         nxt = job.send(job.guest, "v.gb_routed", {"right": right})
         if nxt["done"]:
             return float(nxt["loss"])
-
-
-def _evaluate(job: Job, split: str, rows: npt.NDArray[np.int64] | None, trees: list[int],
-              *, reset: bool = False) -> dict[str, Any]:
-    """Add ``trees`` to the guest's margins of a split's rows (level by level: each host
-    is asked, sealed, about the rows at its own splits); the metrics."""
-    step = job.send(job.guest, "v.gb_eval", {"split": split, "rows": rows, "trees": trees,
-                                             "reset": reset})
-    while step.get("asks"):
-        answers = {h: job.send(h, "v.gb_eval_route", {"split": split, "rows": rows,
-                                                      "asks": a})["answers"]
-                   for h, a in step["asks"].items()}
-        step = job.send(job.guest, "v.gb_eval_step", {"answers": answers})
-    return step
 
 
 def _named(importance: dict[str, Any], prep: dict[str, dict[str, Any]], guest: str
@@ -110,7 +95,7 @@ def run_vertical_gbdt(send: Send, cfg: dict[str, Any], guest: str, hosts: list[s
     for t in range(params.trees):
         t_tree = time.perf_counter()
         train_loss = _grow(job)
-        m = _evaluate(job, split, rows, [t])
+        m = evaluate_trees(job, split, rows, [t])
         history.append({"tree": t + 1, "loss": m["loss"], "auc": m["auc"], "ks": m["ks"],
                         "train_loss": train_loss, f"{split_label}_loss": m["loss"],
                         "seconds": round(time.perf_counter() - t_tree, 3)})
@@ -122,7 +107,7 @@ def run_vertical_gbdt(send: Send, cfg: dict[str, Any], guest: str, hosts: list[s
             break
     kept = best if params.early_stopping else len(history)
     final_split, final_rows = ("test", None) if has_test else (split, rows)
-    final = _evaluate(job, final_split, final_rows, list(range(kept)), reset=True)
+    final = evaluate_trees(job, final_split, final_rows, list(range(kept)), reset=True)
     alone = send(guest, "v.gb_guest_only", {"split": final_split, "rows": final_rows,
                                             "trees": kept})
     importance = send(guest, "v.gb_importance", {"trees": kept})["importance"]
@@ -146,7 +131,3 @@ def run_vertical_gbdt(send: Send, cfg: dict[str, Any], guest: str, hosts: list[s
                     "total": round(time.perf_counter() - t_start, 3)},
     }
 
-
-def score_vertical_gbdt(job: Job, trees: int) -> dict[str, Any]:
-    """Score the aligned ``score`` rows with the parties' saved parts (loaded)."""
-    return _evaluate(job, "score", None, list(range(trees)), reset=True)

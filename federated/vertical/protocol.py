@@ -34,8 +34,8 @@ import numpy.typing as npt
 from federated.vertical.party import batches
 from privacy.errors import FederationError, InputError
 
-__all__ = ["Send", "Job", "Aligned", "align_training", "run_vertical", "score_vertical",
-           "iv_vertical", "LEARNS", "LEARNS_TREES"]
+__all__ = ["Send", "Job", "Aligned", "align_training", "evaluate_trees", "run_vertical",
+           "score_vertical", "iv_vertical", "LEARNS", "LEARNS_TREES"]
 
 #: What each role learns in a run (docs/vertical-fl.md; written to each party's ledger).
 LEARNS = {
@@ -306,20 +306,33 @@ def score_vertical(send: Send, cfg: dict[str, Any], guest: str, hosts: list[str]
     widths = {}
     loaded = {p: send(p, "v.load_model", {"guest": guest}) for p in job.parties}
     if loaded[guest].get("model") == "gbdt":
-        from federated.vertical.boosting import score_vertical_gbdt
-
         for h in hosts:
             if loaded[h].get("model") != "gbdt" or loaded[h].get("run") != loaded[guest]["run"]:
                 raise FederationError(f"party {h!r}: its model part is not from the run "
                                       f"that made {guest!r}'s")
-        out = score_vertical_gbdt(job, int(loaded[guest]["trees"]))
-        return _written(job, size, out)
+        trees = list(range(int(loaded[guest]["trees"])))
+        return _written(job, size, evaluate_trees(job, "score", None, trees, reset=True))
     for reply in loaded.values():
         widths.update(reply.get("widths", {}))
     bundle = send(guest, "v.keygen", {"widths": widths})["bundle"]
     for h in hosts:
         send(h, "v.setup", {"bundle": bundle, "hosts": [h], "guest_width": 1})
     return _written(job, size, _evaluate(job, "score", None, {}, 0.0))
+
+
+def evaluate_trees(job: Job, split: str, rows: npt.NDArray[np.int64] | None,
+                   trees: list[int], *, reset: bool = False) -> dict[str, Any]:
+    """Gradient-boosted trees (``model = "gbdt"``): add ``trees`` to the guest's margins
+    of a split's rows, level by level (each host is asked, sealed, about the rows at its
+    own splits); the metrics, or the row count for ``score``."""
+    step = job.send(job.guest, "v.gb_eval", {"split": split, "rows": rows, "trees": trees,
+                                             "reset": reset})
+    while step.get("asks"):
+        answers = {h: job.send(h, "v.gb_eval_route", {"split": split, "rows": rows,
+                                                      "asks": a})["answers"]
+                   for h, a in step["asks"].items()}
+        step = job.send(job.guest, "v.gb_eval_step", {"answers": answers})
+    return step
 
 
 def _written(job: Job, size: int, scored: dict[str, Any]) -> dict[str, Any]:
