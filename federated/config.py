@@ -379,6 +379,12 @@ class FLConfig(_Strict):
         """Party names in config order."""
         return [p.name for p in self.party]
 
+    @property
+    def steps(self) -> int:
+        """The run's training steps: epochs of a vertical logistic regression, else
+        ``rounds`` (rounds of a horizontal run, trees of a gbdt one)."""
+        return self.epochs if self.kind == "vertical" and self.model != "gbdt" else self.rounds
+
     def model_part(self, party: PartyConfig) -> Path:
         """Where a vertical party writes its part of the model (key ``model``; default
         ``<name>.model.json`` beside the config)."""

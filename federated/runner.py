@@ -297,9 +297,7 @@ def _run_job(config: FLConfig | str | Path, *, ledger: str | Path | None = None,
             if on_start is not None:
                 on_start(fed)
             run_id = fed.submit(app_dir, {"plan": str(plan_path)})
-            _follow(fed, run_id, work / "result.json", cfg, progress,
-                    total=cfg.epochs if cfg.kind == "vertical" and cfg.model != "gbdt"
-                    else cfg.rounds)
+            _follow(fed, run_id, work / "result.json", cfg, progress, total=cfg.steps)
             status = fed.wait(run_id, timeout=cfg.deployment.timeout, check=False)
         result_file = work / "result.json"
         if not result_file.exists():

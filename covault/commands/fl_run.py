@@ -56,8 +56,7 @@ def run(config_path: str, ledger_path: str | None, out_path: str | None, force: 
     cfg = load_config(config_path)
     if out_path is not None and Path(out_path).exists() and not force:
         raise InputError(f"{out_path} exists; pass --force to overwrite it")
-    with _progress(cfg.epochs if cfg.kind == "vertical" and cfg.model != "gbdt" else cfg.rounds,
-                   fmt == "json") as progress:
+    with _progress(cfg.steps, fmt == "json") as progress:
         result = run_job(cfg, ledger=ledger_path, progress=progress)
     data = result.to_dict()
     if out_path is not None:

@@ -328,10 +328,11 @@ class Router:
             while moved:
                 moved = False
                 for node in np.unique(pos).tolist():
-                    if not tree.split[node] or self.owner[int(tree.column[node])][0]:
+                    party, col = self.owner[int(tree.column[node])]
+                    if not tree.split[node] or party:
                         continue
                     rows = np.flatnonzero(pos == node)
-                    right = _goes_right(self.codes[rows, self.owner[int(tree.column[node])][1]],
+                    right = _goes_right(self.codes[rows, col],
                                         int(tree.threshold[node]), bool(tree.categorical[node]),
                                         bool(tree.default_left[node]))
                     pos[rows] = 2 * node + 1 + right.astype(np.int64)
