@@ -8,7 +8,7 @@ may say which columns are which. Every error names the party and the file.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,8 +67,13 @@ def _is_parquet(path: Path) -> bool:
         return False
 
 
-def read_table(path: str | os.PathLike[str], *, party: str) -> PartyTable:
+def read_table(path: str | os.PathLike[str], *, party: str,
+               text_columns: Collection[str] = ()) -> PartyTable:
     """Read a CSV or Parquet file; empty cells become missing values.
+
+    ``text_columns`` (customer ids) are read as text, as written: no type inference, so
+    ``00700433`` keeps its zeros and a 20-digit account number is not rounded to a float.
+    In a Parquet file such a column must hold text or integers.
 
     Raises
     ------
@@ -88,9 +93,11 @@ def read_table(path: str | os.PathLike[str], *, party: str) -> PartyTable:
         if _is_parquet(p):
             table = pq.read_table(p)
             table.validate(full=True)  # Parquet readers do not check that strings are UTF-8
+            table = _ids_as_text(table, text_columns, party, where)
         else:
             table = pcsv.read_csv(
                 p, convert_options=pcsv.ConvertOptions(
+                    column_types={c: pa.string() for c in text_columns},
                     null_values=["", "NA", "NaN", "nan", "null", "NULL"],
                     strings_can_be_null=True))
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # any Arrow error
@@ -105,6 +112,30 @@ def read_table(path: str | os.PathLike[str], *, party: str) -> PartyTable:
     if table.num_rows == 0:
         raise InputError(f"party {party!r}: the table has no rows", **where)
     return PartyTable(party, p, table.combine_chunks())
+
+
+def _ids_as_text(table: Any, columns: Collection[str], party: str,
+                 where: dict[str, str]) -> Any:
+    """``table`` with its integer ``columns`` cast to text; a floating-point one refused
+    (a float id has lost digits already: 20-digit numbers do not fit a double)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as pt
+
+    for name in columns:
+        if name not in table.column_names:
+            continue
+        i = table.column_names.index(name)
+        kind = table.schema.field(i).type
+        if pt.is_string(kind) or pt.is_large_string(kind):
+            continue
+        if pt.is_integer(kind):
+            table = table.set_column(i, name, pc.cast(table.column(i), pa.string()))
+            continue
+        raise InputError(f"party {party!r}: id column {name!r} is stored as {kind}; ids must "
+                         "be text (or integers) so that no digit is lost", column=name,
+                         **where)
+    return table
 
 
 def kind_of(arrow_type: Any) -> str:

@@ -126,8 +126,8 @@ def _preflight_vertical(cfg: FLConfig, *, splits: tuple[str, ...] = ("data", "te
                     raise InputError(f"party {p.name!r}: has no 'score' file (the customers "
                                      "to score)")
                 continue
-            pt_ = read_table(path, party=p.name)
             assert cfg.id is not None  # checked by the config
+            pt_ = read_table(path, party=p.name, text_columns=(cfg.id,))
             if cfg.id not in pt_.columns:
                 raise pt_.error(f"id column {cfg.id!r} is missing (key 'id' of the config)")
             if p.role == "host" and cfg.label in pt_.columns:

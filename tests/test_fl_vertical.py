@@ -17,7 +17,7 @@ pytest.importorskip("tenseal")
 from federated.config import load_config  # noqa: E402
 from federated.runner import _vertical_setups  # noqa: E402
 from federated.vertical.dispatch import LocalSend  # noqa: E402
-from federated.vertical.protocol import iv_vertical, run_vertical  # noqa: E402
+from federated.vertical.protocol import iv_vertical, run_vertical, score_vertical  # noqa: E402
 from federated.vertical.sample import write_vertical  # noqa: E402
 from privacy.errors import ConfigError, FederationError, HEError, InputError  # noqa: E402
 from privacy.he.linear import (  # noqa: E402
@@ -362,3 +362,77 @@ def test_id_type_aligns_mobiles_written_differently(tmp_path: Path) -> None:
     out = iv_vertical(LocalSend(_setups(config, tmp_path / "work2")), _cfg(1), "bank",
                       ["partner_1"])
     assert out["intersection"] > 80
+
+
+# ------------------------------------------------------------------ ids as written
+def _numeric_ids(rows: list[dict[str, str]], offset: int, width: int = 0) -> None:
+    """Replace each ``cust_id`` (``C<number>``) by a number: ``base + n * 100000 +
+    offset`` with a 20-digit base (``width`` 0), or ``n`` zero-padded to ``width``."""
+    for r in rows:
+        n = int(r["cust_id"][1:])
+        r["cust_id"] = (f"{n:0{width}d}" if width else
+                        str(62220210000000000000 + n * 100000 + offset))
+
+
+def test_long_numeric_ids_are_compared_as_written(tmp_path: Path) -> None:
+    # 20-digit account numbers do not fit a double: read as numbers, ids 7 apart became
+    # equal and the parties "shared" customers they do not have in common
+    config = write_vertical(tmp_path, 200, seed=1)
+    rewrite(tmp_path / "bank.csv", lambda rows: _numeric_ids(rows, 0))
+    rewrite(tmp_path / "partner_1.csv", lambda rows: _numeric_ids(rows, 7))
+    with pytest.raises(InputError, match="only 0 customers shared with partner_1"):
+        iv_vertical(LocalSend(_setups(config, tmp_path / "w1")), _cfg(1), "bank",
+                    ["partner_1"])
+    # the same ids on both sides (consecutive customers 100000 apart) align exactly
+    rewrite(tmp_path / "partner_1.csv", lambda rows: [
+        r.update(cust_id=str(int(r["cust_id"]) - 7)) for r in rows])
+    out = iv_vertical(LocalSend(_setups(config, tmp_path / "w2")), _cfg(1), "bank",
+                      ["partner_1"])
+    assert out["intersection"] > 120
+
+
+def test_leading_zeros_are_part_of_the_id(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 200, test_customers=80, seed=1)
+    for name in ("bank", "partner_1"):
+        rewrite(tmp_path / f"{name}.csv", lambda rows: _numeric_ids(rows, 0, width=8))
+        rewrite(tmp_path / f"{name}_test.csv", lambda rows: _numeric_ids(rows, 0, width=8))
+    setups = _setups(config, tmp_path / "work")
+    run_vertical(LocalSend(setups), {**_cfg(1), "iv": False}, "bank", ["partner_1"])
+    out = tmp_path / "scores.csv"
+    send = LocalSend(_setups(config, tmp_path / "work_score"))
+    send.setups["bank"]["scores"] = str(out)
+    score_vertical(send, {"seed": 1}, "bank", ["partner_1"])
+    written = [r["cust_id"] for r in csv.DictReader(out.open())]
+    assert written and all(len(i) == 8 and i.startswith("0") for i in written)
+    # "00000012" and "12" are two customers
+    rewrite(tmp_path / "partner_1.csv", lambda rows: [
+        r.update(cust_id=r["cust_id"].lstrip("0")) for r in rows])
+    with pytest.raises(InputError, match="only 0 customers shared with partner_1"):
+        iv_vertical(LocalSend(_setups(config, tmp_path / "w3")), _cfg(1), "bank",
+                    ["partner_1"])
+
+
+def test_scoring_refuses_model_parts_of_different_runs(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 300, test_customers=80, seed=1)
+    run_vertical(LocalSend(_setups(config, tmp_path / "w1")), {**_cfg(1), "iv": False},
+                 "bank", ["partner_1"])
+    old_host = (tmp_path / "partner_1.model.json").read_text()
+    run_vertical(LocalSend(_setups(config, tmp_path / "w2")), {**_cfg(2), "iv": False},
+                 "bank", ["partner_1"])
+    (tmp_path / "partner_1.model.json").write_text(old_host)
+    send = LocalSend(_setups(config, tmp_path / "w3"))
+    send.setups["bank"]["scores"] = str(tmp_path / "scores.csv")
+    with pytest.raises(FederationError, match="partner_1.*not from the run"):
+        score_vertical(send, {"seed": 1}, "bank", ["partner_1"])
+    assert not (tmp_path / "scores.csv").exists()
+
+
+def test_information_value_keeps_a_column_name_two_parties_hold(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 400, seed=2)
+    rewrite(tmp_path / "partner_1.csv", lambda rows: [r.update(g0=r.pop("h0_0"))
+                                                     for r in rows])
+    out = iv_vertical(LocalSend(_setups(config, tmp_path / "work")), _cfg(1), "bank",
+                      ["partner_1"])
+    assert {"bank:g0", "partner_1:g0"} <= set(out["iv"]) and "g0" not in out["iv"]
+    assert out["party"]["bank:g0"] == "bank" and out["party"]["partner_1:g0"] == "partner_1"
+    assert out["iv"]["partner_1:g0"] > 0.02  # the host's strong column, not overwritten

@@ -190,7 +190,8 @@ def vertical_pooled_check(config: Any, scores: Any, *, threads: int = 1) -> dict
     norm = normalizer(cfg.id_type) if cfg.id_type else normalize_id
 
     def joined(split: str) -> tuple[list[str], npt.NDArray[np.uint16], Any]:
-        tables = {p.name: read_table(p.data if split == "train" else p.test, party=p.name)
+        tables = {p.name: read_table(p.data if split == "train" else p.test, party=p.name,
+                                     text_columns=(str(cfg.id),))
                   for p in cfg.party}
         ids = {n: [norm(str(v)) for v in text_values(t, str(cfg.id))]
                for n, t in tables.items()}

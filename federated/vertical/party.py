@@ -97,7 +97,8 @@ class Party:
         if path is None:
             key = {"train": "data", "test": "test", "score": "score"}[split]
             raise InputError(f"party {self.name!r}: has no {split} file (key {key!r})")
-        return self.store.cached(f"table:{split}", lambda: read_table(path, party=self.name))
+        return self.store.cached(f"table:{split}", lambda: read_table(
+            path, party=self.name, text_columns=(str(self.setup["id"]),)))
 
     def _ids(self, pt_: PartyTable) -> list[str | None]:
         """Normalised ids per row (``id_type`` of the config: mobile, resident_id, card,

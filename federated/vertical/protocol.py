@@ -24,6 +24,7 @@ Steps (``v.*`` actions, see :mod:`federated.vertical.client`):
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -152,8 +153,11 @@ def _validation(n: int, fraction: float, seed: int) -> tuple[npt.NDArray[np.int6
 
 
 def _iv(job: Job, train: npt.NDArray[np.int64], bins: int, batch_size: int
-        ) -> dict[str, float]:
-    out = dict(job.send(job.guest, "v.iv_own", {"train_rows": train, "bins": bins})["iv"])
+        ) -> tuple[dict[str, float], dict[str, str]]:
+    """Information value of every party's columns and the party holding each; a column
+    name several parties hold is reported as ``party:column`` for each of them."""
+    per_party = {job.guest: dict(job.send(job.guest, "v.iv_own",
+                                          {"train_rows": train, "bins": bins})["iv"])}
     for h in job.hosts:
         layout = job.send(h, "v.iv_layout", {"train_rows": train, "bins": bins})
         for rows in (train[b] for b in batches(train.size, batch_size, 0)):
@@ -163,8 +167,16 @@ def _iv(job: Job, train: npt.NDArray[np.int64], bins: int, batch_size: int
         got = job.send(job.guest, "v.iv_decrypt", {"host": h, "sums": sums["sums"],
                                                    "totals": layout["totals"],
                                                    "columns": layout["columns"]})
-        out.update(got["iv"])
-    return out
+        per_party[h] = dict(got["iv"])
+    held = Counter(c for values in per_party.values() for c in values)
+    iv: dict[str, float] = {}
+    owner: dict[str, str] = {}
+    for party, values in per_party.items():
+        for column, value in values.items():
+            name = column if held[column] == 1 else f"{party}:{column}"
+            iv[name] = value
+            owner[name] = party
+    return iv, owner
 
 
 def _evaluate(job: Job, split: str, rows: npt.NDArray[np.int64] | None,
@@ -195,14 +207,10 @@ def iv_vertical(send: Send, cfg: dict[str, Any], guest: str, hosts: list[str]
     prep = {p: job.send(p, "v.prepare", {"train_rows": train, "lam": 1.0 / n})
             for p in job.parties}
     _keys(job, {h: int(prep[h]["width"]) for h in hosts}, int(prep[guest]["width"]))
-    iv = _iv(job, train, int(cfg.get("iv_bins", 10)),
-             int(cfg.get("training", {}).get("batch_size", 4096)))
+    iv, owner = _iv(job, train, int(cfg.get("iv_bins", 10)),
+                    int(cfg.get("training", {}).get("batch_size", 4096)))
     for p in job.parties:
         send(p, "v.finish", {})
-    owner = {}
-    for p in job.parties:
-        for c in prep[p]["columns"]:
-            owner[c] = p
     return {"kind": "vertical", "intersection": n, "iv": iv, "party": owner}
 
 
@@ -223,8 +231,8 @@ def run_vertical(send: Send, cfg: dict[str, Any], guest: str, hosts: list[str], 
             for p in job.parties}
     _keys(job, {h: int(prep[h]["width"]) for h in hosts}, int(prep[guest]["width"]))
     batch_size = int(training.get("batch_size", 4096))
-    iv = _iv(job, train, int(cfg.get("iv_bins", 10)), batch_size) if cfg.get("iv", True) \
-        else {}
+    iv = _iv(job, train, int(cfg.get("iv_bins", 10)), batch_size)[0] \
+        if cfg.get("iv", True) else {}
     lr0 = 1.0 / ((1 + len(hosts)) / 4.0 + lam) if training.get("learning_rate", "auto") \
         == "auto" else float(training["learning_rate"])
     parts = batches(train.size, batch_size, seed)
@@ -305,11 +313,14 @@ def score_vertical(send: Send, cfg: dict[str, Any], guest: str, hosts: list[str]
     size = job.align("score")
     widths = {}
     loaded = {p: send(p, "v.load_model", {"guest": guest}) for p in job.parties}
-    if loaded[guest].get("model") == "gbdt":
-        for h in hosts:
-            if loaded[h].get("model") != "gbdt" or loaded[h].get("run") != loaded[guest]["run"]:
-                raise FederationError(f"party {h!r}: its model part is not from the run "
-                                      f"that made {guest!r}'s")
+    kind, run = loaded[guest].get("model"), loaded[guest].get("run")
+    for h in hosts:
+        if loaded[h].get("model") != kind or loaded[h].get("run") != run:
+            raise FederationError(f"party {h!r}: its model part is not from the run that "
+                                  f"made {guest!r}'s (run {loaded[h].get('run')!r}, "
+                                  f"{loaded[h].get('model')}; the guest's: run {run!r}, "
+                                  f"{kind}): score with the parts of one run")
+    if kind == "gbdt":
         trees = list(range(int(loaded[guest]["trees"])))
         return _written(job, size, evaluate_trees(job, "score", None, trees, reset=True))
     for reply in loaded.values():

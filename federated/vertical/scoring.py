@@ -91,7 +91,8 @@ def load_model(party: Party, payload: dict[str, Any]) -> dict[str, Any]:
                          f"for {X.shape[1]} features", file=str(path))
     party.store.put_array("X_score", X)
     party.store.put_weights("w", w=weights, **{f"g_{h}": v for h, v in shares.items()})
-    return {"widths": {h: int(v.size) for h, v in shares.items()}}
+    return {"widths": {h: int(v.size) for h, v in shares.items()}, "model": "logistic",
+            "run": part.get("run")}
 
 
 def write_scores(party: Party, payload: dict[str, Any]) -> dict[str, Any]:
