@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from privacy.errors import PolicyError
 
-__all__ = ["Condition", "COMPARISONS"]
+__all__ = ["Condition", "COMPARISONS", "check_regex"]
 
 Scalar = str | int | float | bool
 COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge", "in_", "not_in", "is_null", "matches")
@@ -59,6 +59,15 @@ class Condition(BaseModel):
     not_in: list[Scalar] | None = None
     is_null: bool | None = None
     matches: str | None = None
+
+    @field_validator("matches")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        """Compile ``matches`` with the engine that runs it (RE2, through Arrow), so that
+        ``covault mask check`` refuses a pattern ``apply`` could not use."""
+        if v is not None:
+            check_regex(v)
+        return v
 
     @model_validator(mode="after")
     def _one_thing(self) -> Condition:
@@ -121,6 +130,16 @@ class Condition(BaseModel):
             if target is not None:
                 return _compare(fn, values, target)
         raise AssertionError("validated condition has no comparison")
+
+
+def check_regex(pattern: str) -> None:
+    """Raise :class:`ValueError` (with RE2's reason) unless ``pattern`` is a regular
+    expression Arrow's ``match_substring_regex`` (RE2 syntax) accepts."""
+    try:
+        pc.match_substring_regex(pa.array([""], pa.string()), pattern)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        reason = str(exc).removeprefix("Invalid regular expression: ")
+        raise ValueError(f"not a valid RE2 regular expression {pattern!r}: {reason}") from None
 
 
 def _text(values: Any) -> Any:

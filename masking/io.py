@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -146,7 +148,8 @@ def csv_error_message(text: str) -> str:
         return (f"a CSV row is longer than covault reads (fields up to "
                 f"{_max_field_bytes:,} bytes, rows up to {_max_field_bytes + _ROW_SLACK:,}): "
                 f"raise the limit with `covault --max-field-bytes SIZE` (e.g. 16M) or "
-                f"${MAX_FIELD_BYTES_ENV}")
+                f"${MAX_FIELD_BYTES_ENV}, unless a quote that opens in the row never "
+                "closes")
     return text
 
 
@@ -263,7 +266,10 @@ def _csv_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
     # no invalid_row_handler: one that returns "error" is Arrow's default, but Arrow first
     # decodes the row for it, and a row that is not UTF-8 printed "Exception ignored ...
     # Traceback" on stderr
-    parse = pacsv.ParseOptions(delimiter=delimiter)
+    # newlines_in_values: a quoted field may span lines anywhere in the file (without it
+    # Arrow splits blocks at any line break and lost step on a multi-line field that
+    # crossed a block boundary: "Expected 2 columns" on valid CSV)
+    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
     read = csv_read_options(use_threads=False)
     try:
         head = pacsv.open_csv(name, read_options=read, parse_options=parse)
@@ -287,6 +293,11 @@ def _csv_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
                 yield from table.slice(0, batch_size).to_batches()
                 rest = table.slice(batch_size)
                 buffered, have = rest.to_batches(), len(rest)
+        # Arrow reads a quote left open to the end of the file as one last field holding
+        # every later row: check before the last rows go out
+        unclosed = _unclosed_quote(name, delimiter)
+        if unclosed is not None:
+            raise unclosed
         if have:
             yield from pa.Table.from_batches(buffered).combine_chunks().to_batches()
     except pa.ArrowInvalid as exc:
@@ -295,18 +306,69 @@ def _csv_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
         raise InputError("the header row is not UTF-8 text", file=name, line=1) from None
 
 
-def _csv_error(name: str, delimiter: str, exc: pa.ArrowInvalid) -> InputError:
-    text = str(exc)
-    if "Expected" not in text or "columns" not in text:
-        return InputError(f"cannot read CSV: {csv_error_message(text)}", file=name)
+#: Appended (after a line break) to the text the standard library's reader sees: a quote
+#: left open swallows it into a field, a well-formed file reads it as a record of its own.
+_EOF_MARK = "\ue000covault end of file\ue000"
+#: Files found free of an unclosed quote: (path, size, mtime_ns), so that a run that reads
+#: a file twice (type inference, then masking) scans it once.
+_closed_ok: set[tuple[str, int, int]] = set()
+
+
+def _stat_key(name: str) -> tuple[str, int, int] | None:
+    try:
+        st = os.stat(name)
+    except OSError:
+        return None
+    return (os.path.realpath(name), st.st_size, st.st_mtime_ns)
+
+
+def _unclosed_quote(name: str, delimiter: str) -> InputError | None:
+    """The error for a quoted field whose quote never closes (``None`` when all close).
+
+    A file without a quote character is fine at the cost of a byte count; otherwise the
+    standard library's reader (whose quoting rules are Arrow's: a quote opens a field
+    only at its start) reads the file with :data:`_EOF_MARK` appended, and the mark
+    landing inside a field means a quote was still open at the end of the file.
+    """
+    key = _stat_key(name)
+    if key is not None and key in _closed_ok:
+        return None
+    quotes = 0
+    with pa.input_stream(name, compression="detect") as raw:
+        while block := raw.read(1 << 22):
+            quotes += block.count(b'"')
+    error = _scan_records(name, delimiter, check_widths=False) if quotes else None
+    if error is None and key is not None:
+        _closed_ok.add(key)
+    return error
+
+
+def _scan_records(name: str, delimiter: str, *, check_widths: bool) -> InputError | None:
+    """Read the CSV file with the standard library: the first record whose field count
+    differs from the header's (with ``check_widths``) or a quote open at the end of the
+    file (naming the line where it opened), else ``None``."""
     with pa.input_stream(name, compression="detect") as raw:
         lines = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
-        reader = csv.reader(lines, delimiter=delimiter)
+        reader = csv.reader(itertools.chain(lines, ["\n", _EOF_MARK + "\n"]),
+                            delimiter=delimiter)
         expected: int | None = None
         start = 1
         try:
             for record in reader:
-                if record:
+                if record == [_EOF_MARK]:
+                    break
+                if record and _EOF_MARK in record[-1]:
+                    # the quote opened in the last field; earlier fields of the record
+                    # may span lines of their own
+                    opened = start + sum(f.count("\n") for f in record[:-1])
+                    shown = record[-1].split("\n", 1)[0][:40]
+                    return InputError(
+                        f"a quoted field opens here and its closing quote never comes "
+                        f"(field {len(record)} of the record, starting {shown!r}); every "
+                        "later line would be read into it. Close the quote, or double a "
+                        'quote meant literally ("")',
+                        file=name, line=opened)
+                if record and check_widths:
                     if expected is None:
                         expected = len(record)
                     elif len(record) != expected:
@@ -318,9 +380,22 @@ def _csv_error(name: str, delimiter: str, exc: pa.ArrowInvalid) -> InputError:
                         )
                 start = reader.line_num + 1
         except csv.Error as exc:
+            if not check_widths:  # Arrow read the file: not the reader's to refuse it
+                return None
             return InputError(f"cannot read CSV: {csv_error_message(str(exc))}", file=name,
                               line=start)
-    return InputError(f"cannot read CSV: {text}", file=name)
+    return None
+
+
+def _csv_error(name: str, delimiter: str, exc: pa.ArrowInvalid) -> InputError:
+    """The error for Arrow's complaint ``exc`` about the CSV file, located: the standard
+    library's reader finds the quote left open, the row of the wrong width or the line
+    where a field grew too long (Arrow names none of them by line)."""
+    text = str(exc)
+    located = _scan_records(name, delimiter, check_widths=True)
+    if located is not None:
+        return located
+    return InputError(f"cannot read CSV: {csv_error_message(text)}", file=name)
 
 
 def _parquet_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
@@ -366,6 +441,63 @@ def _lone_surrogate(obj: Any) -> bool:
     return False
 
 
+class _NonFinite(ValueError):
+    """A JSON number that is not finite: the ``NaN`` / ``Infinity`` literals Python's
+    ``json`` accepts although JSON has none, or a number beyond float range (``1e400``)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _no_constant(text: str) -> Any:
+    raise _NonFinite(text)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFinite(text)
+    return value
+
+
+class _Marker:
+    """Stands for a non-finite number while :func:`_field_of` looks for its field."""
+
+
+def _holds_marker(obj: Any) -> bool:
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Marker):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _field_of(line: str) -> str:
+    """The top-level field of a JSON object line that holds a non-finite number."""
+    def mark(_: str) -> Any:
+        return _Marker()
+
+    def number(text: str) -> Any:
+        value = float(text)
+        return value if math.isfinite(value) else _Marker()
+
+    try:
+        obj = json.loads(line, parse_constant=mark, parse_float=number)
+    except (ValueError, RecursionError):
+        return "?"
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if _holds_marker(value):
+                return str(key)
+    return "?"
+
+
 def _column_type(values: list[Any]) -> pa.DataType:
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, bool) for v in present):
@@ -398,7 +530,15 @@ def _jsonl_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
+                    obj = json.loads(line, parse_constant=_no_constant, parse_float=_finite)
+                except _NonFinite as exc:
+                    why = ("is not JSON (JSON has no NaN or infinities)"
+                           if exc.text in ("NaN", "Infinity", "-Infinity")
+                           else "is beyond the range of a 64-bit float (it would be read "
+                                "as an infinity)")
+                    raise InputError(f"field {_field_of(line)!r}: the number {exc.text} "
+                                     f"{why}; quote it to read it as text",
+                                     file=name, line=lineno) from None
                 except json.JSONDecodeError as exc:
                     raise InputError(f"invalid JSON: {exc.msg}", file=name, line=lineno) from None
                 except (ValueError, RecursionError) as exc:  # huge integers, deep nesting

@@ -71,8 +71,12 @@ class BatchWriter:
 
     def _write(self, batch: pa.RecordBatch) -> None:
         if self.format == "jsonl":
-            lines = [json.dumps(r, ensure_ascii=False, default=_json_value)
-                     for r in batch.to_pylist()]
+            rows = batch.to_pylist()
+            try:
+                lines = [json.dumps(r, ensure_ascii=False, default=_json_value,
+                                    allow_nan=False) for r in rows]
+            except ValueError:  # NaN or an infinity: JSON has no such numbers
+                raise _non_finite(rows, self.rows) from None
             if lines:
                 self._fh.write(("\n".join(lines) + "\n").encode("utf-8"))
             return
@@ -92,6 +96,21 @@ class BatchWriter:
         if writer is not None:
             with contextlib.suppress(Exception):
                 writer.close()
+
+
+def _non_finite(rows: list[dict[str, Any]], offset: int) -> InputError:
+    """The error for the first NaN or infinite number among ``rows`` (row numbers count
+    from ``offset + 1``), which a JSON Lines output cannot hold."""
+    for i, record in enumerate(rows, start=offset + 1):
+        for name, value in record.items():
+            try:
+                json.dumps(value, default=_json_value, allow_nan=False)
+            except ValueError:
+                return InputError(
+                    f"the value {value!r} is not a finite number, and JSON has none such: "
+                    "refusing to write invalid JSON Lines (null or mask the column, or write "
+                    "Parquet)", column=name, row=i)
+    return InputError("a value is not a finite number; JSON Lines cannot hold it")
 
 
 def _json_value(v: Any) -> Any:

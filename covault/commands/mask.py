@@ -6,11 +6,12 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
 
-from covault.console import emit_json, format_option, handle_errors, print_table
+from covault.console import emit_json, format_option, handle_errors, print_table, refuse_overwrite
 from covault.keyopts import kek_options, open_keyset
 from masking.io import FORMATS
 from masking.policy import Policy, ResolvedView, policy_schema
@@ -39,6 +40,16 @@ def _policy(policy_path: str | None, preset: str | None) -> Policy:
         return Policy.load(policy_path)
     assert preset is not None
     return Policy.preset(preset)
+
+
+def _refuse_overwrite(input_path: str, output: str, force: bool) -> None:
+    """Refuse an existing OUTPUT without ``--force`` (before any work). An OUTPUT that is
+    the INPUT is left to :func:`masking.files.mask_file`, which refuses it even with
+    ``--force``."""
+    with contextlib.suppress(OSError):
+        if Path(input_path).resolve() == Path(output).resolve():
+            return
+    refuse_overwrite(output, force=force)
 
 
 def _keysets(paths: tuple[str, ...], kek_file: str | None, passphrase_env: str) -> list[Keyset]:
@@ -197,21 +208,24 @@ def _columns(policy: Policy, view: str | None, input_path: str) -> dict[str, Any
 @click.option("--input-format", type=_FORMAT, default=None, help="Default: from extension.")
 @click.option("--output-format", type=_FORMAT, default=None, help="Default: from extension.")
 @click.option("--batch-size", default=65_536, show_default=True, type=click.IntRange(min=1))
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @kek_options
 @format_option
 @handle_errors
 def apply(input_path: str, output: str, policy_path: str | None, preset: str | None,
           view: str | None, keysets: tuple[str, ...], ledger: str | None,
           input_format: str | None, output_format: str | None, batch_size: int,
-          kek_file: str | None, passphrase_env: str, fmt: str) -> None:
+          force: bool, kek_file: str | None, passphrase_env: str, fmt: str) -> None:
     """Mask INPUT into OUTPUT under a view of a policy or preset.
 
     Streams record batches; writes atomically (no output on any error); stamps the
     policy hash and view into the output (Parquet metadata, or OUTPUT.meta.json).
+    An existing OUTPUT is refused unless --force is given.
     Exit 1 when the view's risk gate is not met, 2 on bad input or policy.
     """
     from masking.files import mask_file
 
+    _refuse_overwrite(input_path, output, force)
     policy = _policy(policy_path, preset)
     keys = _keysets(keysets, kek_file, passphrase_env)
     with _progress(f"masking {input_path}") as progress:
@@ -294,20 +308,22 @@ def risk(input_path: str, quasi: str, sensitive: str | None, k: int | None,
               help="Record this re-identification in this ledger (needs --reason).")
 @click.option("--input-format", type=_FORMAT, default=None)
 @click.option("--output-format", type=_FORMAT, default=None)
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @kek_options
 @format_option
 @handle_errors
 def reveal(input_path: str, output: str, policy_path: str | None, preset: str | None,
            view: str | None, keysets: tuple[str, ...], columns: str, reason: str | None,
            ledger: str | None, input_format: str | None, output_format: str | None,
-           kek_file: str | None, passphrase_env: str, fmt: str) -> None:
+           force: bool, kek_file: str | None, passphrase_env: str, fmt: str) -> None:
     """Re-identify tokenize/encrypt/fpe columns of a masked file with the keyset.
 
     An authorized act: with --ledger it is recorded (who = $USER, reason, columns, rows),
-    and --reason is then required.
+    and --reason is then required. An existing OUTPUT is refused unless --force is given.
     """
     from masking.files import reveal_file
 
+    _refuse_overwrite(input_path, output, force)
     if ledger is not None and (reason is None or not reason.strip()):
         raise InputError(
             "--reason is required with --ledger: say why these values are re-identified "

@@ -36,6 +36,7 @@ from privacy.keys import Keyset
 from privacy.normalize import canonical_array, resolve
 
 __all__ = [
+    "INT_OPTION_LIMIT",
     "Operator",
     "OpContext",
     "OpResult",
@@ -137,6 +138,13 @@ class OpResult:
     reason: str = "value cannot be transformed"
 
 
+#: The largest magnitude of an integer option (``keep_first``, ``radix``, ``max_days``,
+#: ...): every meaningful value is far below it, and a larger one overflowed the C
+#: integers of the numpy and Arrow kernels (a traceback in ``apply`` after ``check``
+#: passed).
+INT_OPTION_LIMIT = 2**31 - 1
+
+
 @lru_cache(maxsize=256)
 def _adapter(hint: Any) -> TypeAdapter[Any]:
     return TypeAdapter(hint)
@@ -202,6 +210,12 @@ class Operator:
                 raise OptionError(
                     key, f"operator {cls.name!r}: option {key!r}: {msg} (got {value!r})"
                 ) from None
+            got = values[key]
+            if hints[key] is int and abs(got) > INT_OPTION_LIMIT:
+                raise OptionError(
+                    key, f"operator {cls.name!r}: option {key!r}: {got} is out of range "
+                         f"(integer options lie between -{INT_OPTION_LIMIT:,} and "
+                         f"{INT_OPTION_LIMIT:,})")
         return cls(**values)
 
     def options(self) -> dict[str, Any]:

@@ -87,6 +87,10 @@ class Constant(Operator):
 
     def __post_init__(self) -> None:
         self.check(self.value is not None, "value", "is required (the constant to write)")
+        if isinstance(self.value, int) and not isinstance(self.value, bool):
+            self.check(-(2**63) <= self.value < 2**63, "value",
+                       f"{self.value} does not fit a 64-bit integer column "
+                       "(quote it to write it as text)")
 
     def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
         scalar: Any = pa.scalar(self.value)

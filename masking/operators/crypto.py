@@ -150,6 +150,11 @@ class Fpe(Operator):
     ----------
     radix:
         10 for digits (default), up to 36 for ``0-9a-z``.
+    uppercase:
+        For ``radix > 10``: the letters are ``A-Z`` instead of ``a-z``. FF1 has one
+        numeral per letter, so a value's case cannot survive encryption: a value with a
+        letter of the other case is invalid (the rule's ``on_invalid`` decides; by
+        default the run fails naming the row and column) rather than silently changed.
     keep_prefix, keep_suffix:
         Numerals left in clear at the start/end (card BIN: ``keep_prefix: 6``).
     separators:
@@ -177,6 +182,7 @@ class Fpe(Operator):
     keep_suffix: int = 0
     separators: str = " -"
     identifier: Identifier = "auto"
+    uppercase: bool = False
 
     def __post_init__(self) -> None:
         self.check(2 <= self.radix <= 36, "radix", "must be in 2..36")
@@ -195,11 +201,19 @@ class Fpe(Operator):
                 f"for this column, and the keyset holds {len(ks.key_ids)} keys; refusing to "
                 "decrypt with a guessed key"
             )
-        return FF1(ks.key_material(ctx.key_id), self.radix, ctx.context.encode("utf-8"))
+        return FF1(ks.key_material(ctx.key_id), self.radix, ctx.context.encode("utf-8"),
+                   uppercase=self.uppercase)
+
+    @property
+    def numerals(self) -> str:
+        """The numerals of this radix, in the one case the operator takes and writes."""
+        alphabet = ALPHABET[: self.radix]
+        return alphabet.upper() if self.uppercase else alphabet
 
     def _valid(self, text: pa.Array, ff1: FF1) -> np.ndarray:
-        alphabet = ALPHABET[: self.radix]
-        numerals = re.escape(alphabet + (alphabet.upper() if self.radix > 10 else ""))
+        # only the numerals of one case: FF1 reads "C" and "c" as one numeral and would
+        # give back "c", silently changing the data (and making two ids one)
+        numerals = re.escape(self.numerals)
         seps = re.escape(self.separators)
         shape = pc.match_substring_regex(text, f"^[{numerals}{seps}]*$")
         count = pc.utf8_length(pc.replace_substring_regex(text, f"[{seps}]", "")) if seps \
@@ -218,9 +232,20 @@ class Fpe(Operator):
             separators=self.separators,
         )
         invalid = ~ok
-        reason = (f"FF1 at radix {self.radix} needs only numerals and separators, and at "
-                  f"least {ff1.min_length + self.keep_prefix + self.keep_suffix} numerals")
+        reason = (f"FF1 at radix {self.radix} needs only the numerals {self._range()} and "
+                  f"separators, and at least "
+                  f"{ff1.min_length + self.keep_prefix + self.keep_suffix} numerals")
+        if self.radix > 10:
+            other = "lower" if self.uppercase else "upper"
+            reason += (f" (a letter in {other} case would not come back as written; set "
+                       f"uppercase: {str(not self.uppercase).lower()} if the column's "
+                       f"letters are {other} case)")
         return OpResult(out, invalid if invalid.any() else None, reason)
+
+    def _range(self) -> str:
+        n = self.numerals
+        return f"{n[0]}-{n[9]}" if self.radix == 10 else (
+            n if self.radix < 10 else f"0-9{n[10]}-{n[-1]}" if self.radix > 11 else "0-9" + n[10])
 
     def reverse(self, values: pa.Array, ctx: OpContext) -> pa.Array:
         return self._ff1(ctx, reverse=True).decrypt_formatted_many(

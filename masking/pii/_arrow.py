@@ -15,6 +15,7 @@ __all__ = [
     "ArrayLike",
     "BoolArray",
     "to_strings",
+    "fold_fullwidth",
     "regex_mask",
     "char_matrix",
     "subset",
@@ -56,6 +57,29 @@ def to_strings(values: ArrayLike) -> pa.Array:
     if pa.types.is_string_view(t) or pa.types.is_integer(t):
         return pc.cast(arr, pa.string())
     return pa.nulls(len(arr), pa.string())
+
+
+#: NFKC of the full-width forms of ASCII (U+FF01..U+FF5E) and of the ideographic space
+#: (U+3000): each is one character for one character, so offsets do not move.
+_FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def fold_fullwidth(arr: pa.Array) -> pa.Array:
+    """``arr`` with full-width digits, letters and signs (``１８７``, ``＋８６``,
+    ``Ｘ``) and the ideographic space read as their ASCII forms (their NFKC forms).
+
+    One code point stays one code point, so a character offset in the result is the same
+    offset in ``arr`` (detections can be cut out of the original text). Returns ``arr``
+    itself when no value holds such a character (one pass over the column).
+    """
+    if len(arr) == 0 or pc.all(pc.string_is_ascii(arr)).as_py() is not False:
+        return arr
+    wide = regex_mask(arr, r"[\x{FF01}-\x{FF5E}\x{3000}]")  # RE2 search: anywhere
+    if not wide.any():
+        return arr
+    idx = np.flatnonzero(wide)
+    folded = [v.translate(_FULLWIDTH) for v in arr.take(pa.array(idx)).to_pylist()]
+    return pc.replace_with_mask(arr, pa.array(wide), pa.array(folded, arr.type))
 
 
 def regex_mask(arr: pa.Array, pattern: str) -> BoolArray:

@@ -70,7 +70,7 @@ import pyarrow.compute as pc
 
 from masking.pii import textual as tx
 from masking.pii import validators as va
-from masking.pii._arrow import ArrayLike, regex_mask, to_strings
+from masking.pii._arrow import ArrayLike, fold_fullwidth, regex_mask, to_strings
 from masking.pii.intext import TextCounts, check_text_types, count_in_text
 from privacy.errors import InputError
 
@@ -219,7 +219,7 @@ def detect_column(
         or pa.types.is_integer(t)
     ):
         return Detection("none", 1.0, "")  # no validator applies to floats, bools, binary...
-    strings = to_strings(picked)
+    strings = fold_fullwidth(to_strings(picked))  # full-width digits read as digits
     strings = strings.filter(regex_mask(pc.utf8_trim_whitespace(strings), r"."))
     if len(strings) == 0:
         return Detection("none", 0.0, "")

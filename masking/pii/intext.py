@@ -19,9 +19,12 @@ Rules in text
 -------------
 cn_resident_id
     18 characters (GB 11643 check character, province, real birth date not after
-    ``today``), as one run or grouped 6-8-4. Legacy 15-digit ids have no check digit and
-    are not looked for in text. An 18-digit number that reads as an id (province, then a
-    19xx/20xx year) but fails the checks is a mistyped id: never a USCC or a card.
+    ``today``), as one run or grouped 6-8-4. An 18-digit number that reads as an id
+    (province, then a 19xx/20xx year) but fails the checks is a mistyped id: never a
+    USCC or a card. Legacy 15-digit ids (no check digit) pass the column detector's
+    checks (province, a real ``YYMMDD`` birth date read as 19YY) and, since many other
+    15-digit numbers (merchant ids, ...) would too, must follow an id label
+    (``身份证``, ``身份证号码：``, ``证件号``, ``ID``); one run of digits only.
 cn_uscc
     18 characters, upper case, GB 32100 check character (all-digit codes included), an
     authority/category pair GB 32100 defines (``91`` enterprise, ``92`` individual
@@ -33,7 +36,9 @@ bank_card
     text); a card-scheme first digit (``3``-``6``; ``94``/``95`` domestic; ``22``-``27``).
 cn_mobile
     11 digits in an allocated network segment (``mobile_score`` 1), optionally after
-    ``+86``/``0086``, as one run or grouped 3-4-4, 3-8 or 7-4.
+    ``+86``/``0086``, as one run or grouped 3-4-4, 3-8 or 7-4; not an amount of money
+    (an amount word or currency sign right before, ``金额``, ``余额``, ``¥``, ``RMB``, or a
+    unit right after, ``元``, ``万``: ``金额15008470054元``).
 email
     ``local@domain.tld`` accepted by :func:`masking.pii.textual.email_valid`, with an
     alphabetic top-level label (an e-mail wins over the number it starts with).
@@ -44,15 +49,16 @@ cn_name
 A card, mobile or USCC right after an order/serial-number label (``订单号``, ``流水号``,
 ``交易号``, ``编号``, ``合同号``, ``凭证号``, ...) is that number, not PII. A token must
 stand alone: a digit or ASCII letter right before or after it (``NO13812345678``) makes
-it part of a longer word. Separators are one space or hyphen; the text is not
-normalised (full-width digits are not read).
+it part of a longer word. Separators are one space or hyphen. Full-width digits, letters
+and signs (``１８７６０３２９６６９``) are read as their ASCII (NFKC) forms; the output
+replaces the identifier as written and leaves every other character as it was.
 
 Warnings
 --------
 Detection in text is a heuristic: a valid check digit in an order number is still
 reported (unless a label says it is an order number), and identifiers written in other
-ways (``138 1234 5678`` split over a line break, full-width digits, spelled out) are
-missed. Review samples of the output before relying on it.
+ways (``138 1234 5678`` split over a line break, spelled out) are missed. Review samples
+of the output before relying on it.
 """
 
 from __future__ import annotations
@@ -69,7 +75,7 @@ import pyarrow.compute as pc
 
 from masking.pii import textual as tx
 from masking.pii import validators as va
-from masking.pii._arrow import ArrayLike, BoolArray, regex_mask, to_strings
+from masking.pii._arrow import ArrayLike, BoolArray, fold_fullwidth, regex_mask, to_strings
 from masking.pii._data import PROVINCES
 from privacy.errors import InputError
 
@@ -145,6 +151,17 @@ _NOT_PII_LABEL_RE = (
     r"(?:单号?|流水号?|交易号|编号|合同号?|批次号?|凭证号?|序列号|发票号?|保单号?|工号|快递号?)"
     r"码?[\s:：#＃]*$"
 )
+#: What must come right before a 15-digit (legacy) resident id in text: it has no check
+#: digit, and plenty of other 15-digit numbers (merchant ids, ...) pass region and date.
+_ID_LABEL_RE = (
+    r"(?:身份证件?|证件|身份|(?:^|[^A-Za-z])(?:ID|Id|id))(?:号码|号)?(?:是|为)?"
+    r"[\s:：#＃]*$"
+)
+#: Text around an 11-digit number that makes it an amount of money, not a mobile
+#: (``金额15008470054元``): an amount word or currency sign right before, or a currency
+#: unit right after.
+_AMOUNT_BEFORE_RE = r"(?:金额|余额|总额|价款|款项|合计|共计|¥|￥|RMB|CNY|人民币)[\s:：]*$"
+_AMOUNT_AFTER_RE = r"^\s*(?:元|圆|块|万|亿|角|RMB|CNY)"
 _GROUP_RE = re.compile(r"\+86|0086|[0-9]+[Xx]?")
 _MARKERS = [chr(c) for c in (0x1F, 0x1E, 0x1D, 0x1C, 0x01, 0x02, 0x03, 0x04)] + [
     chr(c) for c in range(0xE000, 0xE020)
@@ -260,9 +277,10 @@ def _marker(text: pa.Array) -> str:
 
 
 def _classify(tokens: pa.Array, prev: pa.Array, types: frozenset[str],
-              today: _dt.date | None) -> Int8Array:
+              today: _dt.date | None, after: pa.Array | None = None) -> Int8Array:
     """Type code of each candidate token (-1: none), using the column validators;
-    ``prev`` is the text right before each token (for order-number labels)."""
+    ``prev`` is the text right before each token (for order-number and id labels, and
+    amounts), ``after`` the text right after it (amounts; ``None``: not known)."""
     n = len(tokens)
     kind = np.full(n, _NONE, dtype=np.int8)
     if n == 0:
@@ -284,7 +302,8 @@ def _classify(tokens: pa.Array, prev: pa.Array, types: frozenset[str],
     undecided = np.ones(n, dtype=bool)
 
     def check(sel: BoolArray, code: int, fn: Callable[[pa.Array], BoolArray],
-              shape: str, labels: bool = False) -> None:
+              shape: str, labels: bool = False, need: str | None = None,
+              amounts: bool = False) -> None:
         sel = sel & undecided
         if not sel.any():
             return
@@ -293,9 +312,17 @@ def _classify(tokens: pa.Array, prev: pa.Array, types: frozenset[str],
         odd = ~plain[sel]
         if odd.any():
             ok_sub[odd] &= regex_mask(tokens.filter(pa.array(sel & ~plain)), shape)
-        if labels:
+        if labels or need is not None or amounts:
             tail = pc.utf8_slice_codeunits(prev.filter(picked), -8)
-            ok_sub &= ~regex_mask(tail, _NOT_PII_LABEL_RE)
+            if labels:
+                ok_sub &= ~regex_mask(tail, _NOT_PII_LABEL_RE)
+            if need is not None:
+                ok_sub &= regex_mask(tail, need)
+            if amounts:
+                ok_sub &= ~regex_mask(tail, _AMOUNT_BEFORE_RE)
+                if after is not None:
+                    head = pc.utf8_slice_codeunits(after.filter(picked), 0, 4)
+                    ok_sub &= ~regex_mask(head, _AMOUNT_AFTER_RE)
         ok = np.zeros(n, dtype=bool)
         ok[sel] = ok_sub
         kind[ok] = code
@@ -304,6 +331,10 @@ def _classify(tokens: pa.Array, prev: pa.Array, types: frozenset[str],
     is18 = ~prefixed & (length == 18)
     if "cn_resident_id" in types:
         check(is18, _ID, lambda a: va.resident_id_valid(a, today=today), _ID_SHAPE)
+        # legacy 15-digit ids (region, YYMMDD, sequence; no check digit): one run of
+        # digits, and only after an id label
+        check(~prefixed & (length == 15) & plain, _ID,
+              lambda a: va.resident_id_valid(a, today=today), "^$", need=_ID_LABEL_RE)
     # 18 digits that read as an id (province, then a 19xx/20xx birth year) but are not a
     # valid one are a mistyped id: neither a USCC nor a card that passes by chance
     check(is18, _NONE, lambda a: regex_mask(a, _ID_FORMAT_RE), _ID_SHAPE)
@@ -316,7 +347,7 @@ def _classify(tokens: pa.Array, prev: pa.Array, types: frozenset[str],
               _CARD_SHAPE, labels=True)
     if "cn_mobile" in types:
         check(length == 11, _MOBILE, lambda a: va.mobile_score(a) == 1.0, _MOBILE_SHAPE,
-              labels=True)
+              labels=True, amounts=True)
     return kind
 
 
@@ -389,6 +420,7 @@ def detect_in_text(values: ArrayLike, *, types: Iterable[str] = STRUCTURED_TEXT_
     if not pa.types.is_string(text.type):
         text = pc.cast(text, pa.string())
     valid = np.asarray(text.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    original, text = text, fold_fullwidth(text)  # full-width digits read as digits
     marker = _marker(text)
     if "cn_name" in wanted:
         from masking.pii.names import mark_names
@@ -403,21 +435,52 @@ def detect_in_text(values: ArrayLike, *, types: Iterable[str] = STRUCTURED_TEXT_
     kind = np.full(len(pieces), _NONE, dtype=np.int8)
     tok_idx = np.flatnonzero(odd)
     if not len(tok_idx):
-        return TextPII(pieces, offsets, kind, valid)
+        return _as_written(TextPII(pieces, offsets, kind, valid), original, text)
     if "cn_name" in wanted:  # marked names (already validated) are Han, the rest ASCII
         han = regex_mask(pieces.take(pa.array(tok_idx, type=pa.int64())), r"^\p{Han}")
         kind[tok_idx[han]] = _NAME
         tok_idx = tok_idx[~han]
     tokens = pieces.take(pa.array(tok_idx, type=pa.int64()))
     prev = pieces.take(pa.array(tok_idx - 1, type=pa.int64()))
-    kind[tok_idx] = _classify(tokens, prev, wanted, today)
+    after = pieces.take(pa.array(tok_idx + 1, type=pa.int64()))  # a token is never last
+    kind[tok_idx] = _classify(tokens, prev, wanted, today, after)
     failed = np.flatnonzero(kind[tok_idx] == _NONE)
     failed_tokens = tokens.take(pa.array(failed, type=pa.int64()))
     again = regex_mask(failed_tokens, r"[0-9][ \-]") & regex_mask(failed_tokens, _RETRY_RE)
     if again.any():
         pieces, offsets, kind = _apply_retry(pieces, offsets, kind, tok_idx[failed[again]],
                                              wanted, today)
-    return TextPII(pieces, offsets, kind, valid)
+    return _as_written(TextPII(pieces, offsets, kind, valid), original, text)
+
+
+def _as_written(found: TextPII, original: pa.Array, folded: pa.Array) -> TextPII:
+    """``found`` (cut from the ``folded`` text) with its pieces cut from the text as
+    written instead: :func:`~masking.pii._arrow.fold_fullwidth` keeps every character
+    offset, so the same lengths cut the original cells, and a masked output changes
+    nothing but the identifiers."""
+    if folded is original:
+        return found
+    changed = np.flatnonzero(_mask(pc.not_equal(original, folded)))
+    if not len(changed):
+        return found
+    lengths = np.asarray(pc.utf8_length(found.pieces).to_numpy(zero_copy_only=False),
+                         dtype=np.int64)
+    where: list[int] = []
+    texts: list[str] = []
+    for r, cell in zip(changed.tolist(),
+                       original.take(pa.array(changed, type=pa.int64())).to_pylist(),
+                       strict=True):
+        pos = 0
+        for i in range(int(found.offsets[r]), int(found.offsets[r + 1])):
+            n = int(lengths[i])
+            where.append(i)
+            texts.append(cell[pos:pos + n])
+            pos += n
+    mask = np.zeros(len(found.pieces), dtype=bool)
+    mask[where] = True
+    pieces = pc.replace_with_mask(found.pieces, pa.array(mask),
+                                  pa.array(texts, found.pieces.type))
+    return TextPII(pieces, found.offsets, found.kind, found.valid)
 
 
 def _apply_retry(pieces: pa.Array, offsets: npt.NDArray[np.int64], kind: Int8Array,
