@@ -6,11 +6,15 @@ line decodes on its own and a bad byte fails only its record: every reader first
 :func:`undecodable`, which turns a record holding bytes that are not UTF-8 into a
 :class:`~privacy.audit.events.MalformedLine` whose ``raw`` is the record's exact bytes in
 base64 (a quarantine row must be valid text) and whose reason names the line and byte.
+
+CSV sources (audit CSV, pgAudit csvlog) are split into records by :func:`csv_records`,
+which reads CSV strictly and recovers from a stray quote at the line where it opened.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,6 +28,7 @@ __all__ = [
     "LineTape",
     "Record",
     "Source",
+    "csv_records",
     "lines",
     "undecodable",
     "utf8_error",
@@ -121,19 +126,109 @@ class LineTape:
     def __init__(self, lines: Iterable[str]) -> None:
         self._it = iter(lines)
         self._held: list[str] = []
+        self._again: list[str] = []  # lines put back by :meth:`unread`, last first
 
     def __iter__(self) -> LineTape:
         return self
 
     def __next__(self) -> str:
-        line = next(self._it)
+        line = self._again.pop() if self._again else next(self._it)
         self._held.append(line)
         return line + "\n"
+
+    def unread(self, lines: Sequence[str]) -> None:
+        """Put ``lines`` (taken before) back, to be read again before the rest."""
+        self._again.extend(reversed(lines))
 
     def take(self) -> list[str]:
         """The lines read since the last call."""
         held, self._held = self._held, []
         return held
+
+
+#: One CSV record from :func:`csv_records`: its first line number, its cells (or, for
+#: text that is not valid CSV, the reason), and the physical lines it was read from.
+CsvRecord = tuple[int, list[str] | str, list[str]]
+
+
+def _quote_opened(physical: Sequence[str]) -> int:
+    """The index among ``physical`` (one record's lines) of the line where its last
+    quoted field opened (0 when none did); CSV quoting as :mod:`csv`'s default dialect."""
+    opened, in_quotes, field_start = 0, False, True
+    for i, text in enumerate(physical):
+        j, n = 0, len(text)
+        while j < n:
+            ch = text[j]
+            if in_quotes:
+                if ch == '"':
+                    if text.startswith('"', j + 1):
+                        j += 2
+                        continue
+                    in_quotes = False
+            elif ch == ",":
+                field_start = True
+                j += 1
+                continue
+            elif ch == '"' and field_start:
+                in_quotes, opened = True, i
+            field_start = False
+            j += 1
+        if not in_quotes:
+            field_start = True  # a line end outside quotes ends the record
+    return opened
+
+
+def csv_records(source: Iterable[str]) -> Iterator[CsvRecord]:
+    """Split physical lines (as :func:`lines` yields them) into CSV records, strictly.
+
+    Yields ``(line_no, cells, physical)`` for each record (``line_no`` 1-based, of its
+    first line; a blank line is a record of no cells). Text that is not valid CSV
+    (:mod:`csv` in strict mode) is yielded as ``(line_no, reason, physical)`` instead:
+    ``physical`` runs from the record's first line to the line where its last quoted
+    field opened, and the lines after that are read again as records of their own. So
+    an unterminated quote (``"unexpected end of data"``) costs its own line only, not
+    every record after it, and the reason names the line where the quote opened.
+    """
+    tape = LineTape(source)
+    line_no = 1  # the number of the next line the tape gives
+    while True:
+        reader = csv.reader(tape, strict=True)
+        for row in _rows(reader):
+            physical = tape.take()
+            if not physical:  # pragma: no cover - the csv module reads a line per record
+                return
+            if not isinstance(row, str):
+                yield line_no, row, physical
+                line_no += len(physical)
+                continue
+            k = _quote_opened(physical)
+            last = line_no + len(physical) - 1
+            if row == "unexpected end of data":
+                reason = (f"quoted field opened at line {line_no + k} is never closed "
+                          "(unexpected end of data)")
+            elif len(physical) > 1:
+                reason = (f"not valid CSV at line {last}: {row} (in a quoted field opened "
+                          f"at line {line_no + k})")
+            else:
+                reason = f"not valid CSV: {row}"
+            yield line_no, reason, physical[:k + 1]
+            tape.unread(physical[k + 1:])
+            line_no += k + 1
+            break  # a fresh reader for the lines put back
+        else:
+            return
+
+
+def _rows(reader: Iterator[list[str]]) -> Iterator[list[str] | str]:
+    """The rows of a :mod:`csv` reader; a :class:`csv.Error` ends it as its message."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield str(exc)
+            return
 
 
 def read_utf8(name: str, what: str, error: type[InputError] = ConfigError) -> str:

@@ -24,7 +24,6 @@ maker shared by all adapters are in :mod:`privacy.audit._logio`.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -33,8 +32,8 @@ from datetime import tzinfo
 from typing import Any
 
 from privacy.audit._logio import EventIds as _Ids
-from privacy.audit._logio import LineTape as _LineTape
 from privacy.audit._logio import Record, Source
+from privacy.audit._logio import csv_records as _csv_records
 from privacy.audit._logio import lines as _lines
 from privacy.audit._logio import undecodable as _undecodable
 from privacy.audit._logio import utf8_error as _utf8_error
@@ -195,28 +194,32 @@ def read_csv(source: Source, *, field_map: FieldMap | None = None,
 
     ``ts``, ``actor`` and ``statement`` columns are required; ``event_id`` is optional.
     Empty cells mean "unknown". Quoted cells may span lines. A ``parameters`` cell is a
-    JSON list. ``field_map`` and ``default_tz`` are as for :func:`read_jsonl` (the map
-    renames header columns).
+    JSON list. CSV is read strictly: a quoted cell never closed (or followed by more
+    than a comma) is malformed at the line where it opened, and the lines after that
+    are read as records again (see :func:`privacy.audit._logio.csv_records`).
+    ``field_map`` and ``default_tz`` are as for :func:`read_jsonl` (the map renames
+    header columns).
 
     Raises
     ------
     InputError
-        At line 1 if the header names an unknown field, lacks a required one or is not
-        UTF-8.
+        At line 1 if the header names an unknown field, lacks a required one, is not
+        valid CSV or is not UTF-8.
     """
     ids = _Ids("rec")
-    tape = _LineTape(_lines(source))
-    reader = csv.reader(tape, strict=False)
+    records = _csv_records(_lines(source))
     known = set(QueryEvent.__dataclass_fields__)
-    try:
-        header = next(reader)
-    except StopIteration:
+    first = next(records, None)
+    if first is None:
         return
-    for i, line in enumerate(tape.take()):
+    _, header_row, header_lines = first
+    for i, line in enumerate(header_lines):
         k = _utf8_error(line)
         if k is not None:
             raise InputError(f"header is not UTF-8 at byte {k}", line=1 + i)
-    header = [h.strip() for h in header]
+    if isinstance(header_row, str):
+        raise InputError(f"header: {header_row}", line=1)
+    header = [h.strip() for h in header_row]
     fmap = check_field_map(field_map) if field_map else {}
     skip = {i for i, h in enumerate(header) if h in fmap and fmap[h] is None}
     header = [fmap.get(h) or h for h in header]
@@ -230,10 +233,11 @@ def read_csv(source: Source, *, field_map: FieldMap | None = None,
         if req not in header:
             raise InputError(f"header lacks required column {req!r} (map the column that "
                              f"holds it with --map NAME={req})", line=1)
-    end = reader.line_num
-    for row in reader:
-        start, end = end + 1, reader.line_num
-        physical = tape.take()
+    for start, row, physical in records:
+        if isinstance(row, str):  # not valid CSV (e.g. a quote never closed)
+            yield start, _undecodable(start, physical) or MalformedLine(
+                start, row, "\n".join(physical))
+            continue
         raw = ",".join(row)
         if not any(cell.strip() for cell in row):
             continue

@@ -5,7 +5,12 @@ data it touched. Adapters (:mod:`privacy.audit.adapters`) turn native logs (JSON
 CSV, pgAudit) into these events; detection, baselines and the ledger consume them.
 
 Timestamps are always timezone-aware: a naive timestamp is an error, because an
-off-hours rule evaluated in the wrong zone is silently wrong.
+off-hours rule evaluated in the wrong zone is silently wrong. They must also be
+representable in every time zone, because detection converts each one to the zone of
+its rules: an event's UTC instant must lie in years 0002 to 9998 (:data:`TS_MIN`,
+:data:`TS_MAX`, a year of margin inside :mod:`datetime`'s range), and its UTC offset must
+be under 24 hours. A record outside that range is malformed (quarantined, its reason
+naming the field), never a crash further down.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from privacy.audit._binds import bind
 from privacy.errors import InputError
 
 __all__ = ["QueryEvent", "MalformedLine", "parse_timestamp", "parse_zone", "restore_event",
-           "ACTOR_KINDS", "STATUSES"]
+           "check_timestamp", "ACTOR_KINDS", "STATUSES", "TS_MIN", "TS_MAX"]
 
 ActorKind = Literal["human", "service"]
 Status = Literal["ok", "error", "denied"]
@@ -32,6 +37,58 @@ STATUSES: frozenset[str] = frozenset({"ok", "error", "denied"})
 
 _REQUIRED = ("event_id", "ts", "actor", "statement")
 _OPTIONAL_STR = ("role", "department", "source_ip", "client", "database")
+
+
+#: The earliest and latest UTC instants an event may have. Any zone's local time of an
+#: instant in this range (offsets are under 24 hours) is a valid :class:`datetime`, so
+#: detection can convert every stored event to its rules' zone, and windows of days
+#: around it stay in range.
+TS_MIN = datetime(2, 1, 1, tzinfo=timezone.utc)
+TS_MAX = datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+_TS_MIN_NAIVE = TS_MIN.replace(tzinfo=None)
+_TS_MAX_NAIVE = TS_MAX.replace(tzinfo=None)
+_RANGE_TEXT = "0002-01-01 to 9998-12-31 UTC"
+
+
+def _ts_problem(ts: datetime) -> str | None:
+    """Why the aware ``ts`` cannot be an event's timestamp, or None when it can."""
+    if 2 < ts.year < 9998:  # the fast path: any offset under a day keeps it in range
+        return None
+    offset = ts.utcoffset()
+    if offset is None:
+        return "has no UTC offset"
+    if not -timedelta(hours=24) < offset < timedelta(hours=24):
+        return f"has an impossible UTC offset {offset}"
+    try:
+        utc = ts.replace(tzinfo=None) - offset
+    except OverflowError:
+        utc = None
+    if utc is None or not _TS_MIN_NAIVE <= utc <= _TS_MAX_NAIVE:
+        return f"is out of range (its UTC time must lie from {_RANGE_TEXT})"
+    return None
+
+
+def check_timestamp(ts: datetime, *, field: str = "ts") -> datetime:
+    """Return the aware ``ts`` if it can be an event's timestamp (see the module
+    docstring: UTC instant from :data:`TS_MIN` to :data:`TS_MAX`, offset under a day).
+
+    Raises
+    ------
+    InputError
+        Naming ``field`` and the timestamp, when it is out of range.
+    """
+    problem = _ts_problem(ts)
+    if problem is not None:
+        raise InputError(f"field {field!r}: timestamp {_iso(ts)} {problem}")
+    return ts
+
+
+def _iso(ts: datetime) -> str:
+    """``ts`` in ISO 8601 (years below 1000 with four digits, as written)."""
+    try:
+        return ts.isoformat()
+    except (ValueError, OverflowError):  # pragma: no cover - a tzinfo that misbehaves
+        return repr(ts)
 
 
 _OFFSET = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$")
@@ -66,7 +123,7 @@ def parse_zone(text: str) -> tzinfo:
 
 
 def parse_timestamp(value: object, *, field: str = "ts",
-                    default_tz: tzinfo | None = None) -> datetime:
+                    default_tz: tzinfo | None = None, bounded: bool = True) -> datetime:
     """Parse an ISO 8601 timestamp that carries a UTC offset.
 
     Parameters
@@ -79,12 +136,15 @@ def parse_timestamp(value: object, *, field: str = "ts",
     default_tz:
         The zone of timestamps written without an offset (the log's own zone, when it is
         known: ``--tz``). Without it a naive timestamp is an error.
+    bounded:
+        Also require the range every event keeps (:func:`check_timestamp`); ``False``
+        only to read back what an older version stored (verification).
 
     Raises
     ------
     InputError
-        If the value is not a string/datetime, not ISO 8601, or has no offset and no
-        ``default_tz`` was given.
+        If the value is not a string/datetime, not ISO 8601, has no offset and no
+        ``default_tz`` was given, or (``bounded``) lies outside the range events keep.
     """
     if isinstance(value, datetime):
         ts = value
@@ -104,13 +164,14 @@ def parse_timestamp(value: object, *, field: str = "ts",
         )
     if ts.tzinfo is None or ts.utcoffset() is None:
         if default_tz is not None:
-            return ts.replace(tzinfo=default_tz)
+            ts = ts.replace(tzinfo=default_tz)
+            return check_timestamp(ts, field=field) if bounded else ts
         raise InputError(
             f"field {field!r}: timestamp {value!s} has no UTC offset; naive timestamps are "
             "ambiguous (expected e.g. 2026-03-01T09:30:00+08:00, or give the log's zone "
             "with --tz)"
         )
-    return ts
+    return check_timestamp(ts, field=field) if bounded else ts
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -350,6 +411,8 @@ def _validate(event_id: Any, ts: Any, actor: Any, actor_kind: Any, role: Any,
         raise InputError(f"field 'statement': expected a string, got {type(statement).__name__}")
     if not isinstance(ts, datetime) or ts.utcoffset() is None:
         raise InputError("field 'ts': expected a timezone-aware datetime")
+    if not 2 < ts.year < 9998:
+        check_timestamp(ts)
     for opt, val in zip(_OPTIONAL_STR, (role, department, source_ip, client, database),
                         strict=True):
         if val is not None and not isinstance(val, str):

@@ -39,7 +39,15 @@ Timestamps carry the zone *abbreviation* of ``log_timezone``. ``UTC``/``GMT`` an
 numeric forms (``+08``, set ``log_timezone = 'Etc/GMT-8'``) are understood; others such
 as ``CST`` are ambiguous and must be mapped with ``timezones={"CST": "+08:00"}`` (or an
 IANA name such as ``"Asia/Shanghai"``; the key ``"*"`` maps every abbreviation not
-mapped otherwise); unmapped ones make the record malformed.
+mapped otherwise); unmapped ones make the record malformed, and so do a numeric zone
+of a day or more (``+99``) and a timestamp outside the range every event keeps (its
+UTC time in years 0002 to 9998, see :func:`~privacy.audit.events.check_timestamp`).
+
+Both readers take CSV strictly (a quoted field must be closed, and followed by a comma
+or the end of the line): a record that breaks it is malformed at the line where its
+last quoted field opened, and the lines after that are read again as records, so one
+stray quote does not swallow the records that follow it (see
+:func:`privacy.audit._logio.csv_records`).
 """
 
 from __future__ import annotations
@@ -52,8 +60,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
-from privacy.audit._logio import EventIds, LineTape, Record, Source, lines, undecodable
-from privacy.audit.events import MalformedLine, QueryEvent
+from privacy.audit._logio import EventIds, Record, Source, csv_records, lines, undecodable
+from privacy.audit.events import MalformedLine, QueryEvent, check_timestamp
 from privacy.errors import ConfigError, InputError
 
 __all__ = [
@@ -79,7 +87,10 @@ def _tz_table(timezones: Mapping[str, str | tzinfo] | None) -> dict[str, tzinfo]
         if isinstance(value, tzinfo):
             table[abbrev] = value
             continue
-        numeric = _numeric_tz(value)
+        try:
+            numeric = _numeric_tz(value)
+        except InputError as exc:
+            raise ConfigError(f"timezones[{abbrev!r}]: {exc.detail}") from None
         if numeric is not None:
             table[abbrev] = numeric
             continue
@@ -96,10 +107,17 @@ def _tz_table(timezones: Mapping[str, str | tzinfo] | None) -> dict[str, tzinfo]
 
 
 def _numeric_tz(text: str) -> tzinfo | None:
+    """The fixed zone a numeric abbreviation (``+08``, ``-0530``, ``+05:30``) names, or
+    None when ``text`` is not numeric; :class:`InputError` for an offset of a day or
+    more, or minutes past 59 (no clock is that far from UTC)."""
     m = _NUMERIC_TZ.match(text)
     if not m:
         return None
-    minutes = int(m.group(2)) * 60 + int(m.group(3) or 0)
+    hours, mins = int(m.group(2)), int(m.group(3) or 0)
+    if hours > 23 or mins > 59:
+        raise InputError(f"time zone {text!r} is not a possible UTC offset (at most "
+                         "23:59 either side)")
+    minutes = hours * 60 + mins
     return timezone(timedelta(minutes=-minutes if m.group(1) == "-" else minutes))
 
 
@@ -113,9 +131,14 @@ def _pg_time(text: str, tzs: dict[str, tzinfo]) -> datetime:
             "with --tz Asia/Shanghai, or set log_timezone to UTC"
         )
     try:
-        return datetime.fromisoformat(stamp).replace(tzinfo=tz)
+        ts = datetime.fromisoformat(stamp).replace(tzinfo=tz)
     except ValueError:
         raise InputError(f"bad log timestamp {text!r}") from None
+    try:
+        return check_timestamp(ts)
+    except InputError:
+        raise InputError(f"log timestamp {text!r} is out of range (its UTC time must lie "
+                         "from 0002-01-01 to 9998-12-31)") from None
 
 
 # --------------------------------------------------------------------------- pgAudit core
@@ -229,20 +252,11 @@ def read_pgaudit_csvlog(
         ``"denied"`` for SQLSTATE 42501): failed statements are evidence of probing.
     """
     state = _PgState(timezones)
-    tape = LineTape(lines(source))
-    reader = csv.reader(tape, strict=False)
-    end = 0
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            line = end + 1
-            yield line, MalformedLine(line, f"unreadable CSV, rest of file skipped: {exc}", "")
-            return
-        start, end = end + 1, reader.line_num
-        physical = tape.take()
+    for start, row, physical in csv_records(lines(source)):
+        if isinstance(row, str):  # not valid CSV: quarantined, the lines after re-read
+            yield start, undecodable(start, physical) or MalformedLine(
+                start, row, "\n".join(physical))
+            continue
         raw = ",".join(row)
         if len(row) not in _CSVLOG_WIDTHS:
             yield start, undecodable(start, physical) or MalformedLine(

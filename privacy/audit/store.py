@@ -5,8 +5,8 @@ Layout
 ``audit.db`` (SQLite, WAL, ``synchronous=FULL``) holds:
 
 * ``events`` — one row per event: ``seq``, ``event_id`` (UNIQUE: ingesting a file again
-  adds nothing), epoch ``ts``, ``actor``, the event's JSON ``data``, its SHA-256 and the
-  ``batch`` it arrived in. Triggers refuse UPDATE and DELETE.
+  adds nothing; see "Duplicate ids" below), epoch ``ts``, ``actor``, the event's JSON
+  ``data``, its SHA-256 and the ``batch`` it arrived in. Triggers refuse UPDATE and DELETE.
 * ``quarantine`` — malformed input lines with source, line number, reason and raw text
   (UNIQUE per source and line); append-only.
 * ``batches`` — one row per ingest batch: its seq range, count and the RFC 6962 Merkle
@@ -18,6 +18,28 @@ A sibling ledger ``audit.ledger.db`` (:class:`privacy.ledger.Ledger`) receives o
 ``audit.events`` record per batch (batch number, seq range, count, Merkle root,
 quarantine digest) and one ``audit.triage`` record per auditor action. They are two
 files so the ledger can be handed to an auditor (and checkpointed) on its own.
+
+Duplicate ids
+-------------
+An event whose ``event_id`` is already stored (or came earlier in the same input) is
+an exact **duplicate** when its content is the same: the same SHA-256 of its JSON, or,
+for an event stored by another serialisation, the same field values (timestamps
+compared as instants). A duplicate is counted in :attr:`IngestReport.duplicates` and
+adds nothing. An event whose id is taken by **different content** is a conflict: it is
+quarantined at its line, the reason naming the id and where the first one came from,
+and counted in :attr:`IngestReport.conflicts` (an id must not silently stand for two
+events). The check costs nothing while every insert succeeds; only the ids SQLite
+ignored are looked up, in one batched query per 500.
+
+Events an older version stored
+------------------------------
+Versions before the timestamp range check (:func:`privacy.audit.events.check_timestamp`)
+stored events with timestamps that cannot be converted to every zone (year 1 or 9999).
+They stay stored (the table is append-only) and still verify, but :meth:`AuditStore.events`
+and the other readers **skip** them with an :class:`UnreadableEventWarning` naming the
+event id, seq and reason (collected in :attr:`AuditStore.skipped` too), so detection
+replays the rest instead of crashing; :meth:`AuditStore.event` raises an
+:class:`~privacy.errors.InputError` naming the id.
 
 Crash safety
 ------------
@@ -44,6 +66,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -56,7 +79,8 @@ from privacy.ledger import Checkpoint, Ledger, PublicKeySource, merkle
 from privacy.ledger.store import create_private
 from privacy.readonly import connect_read_only
 
-__all__ = ["AuditStore", "IngestReport", "StoreVerifyReport", "ledger_path_for"]
+__all__ = ["AuditStore", "IngestReport", "StoreVerifyReport", "UnreadableEventWarning",
+           "ledger_path_for"]
 
 _FORMAT = "covault-audit-store-1"
 _NO_CHANGE = ("CREATE TRIGGER IF NOT EXISTS {t}_no_{op} BEFORE {OP} ON {t} "
@@ -95,9 +119,19 @@ def ledger_path_for(db_path: str | os.PathLike[str]) -> Path:
     return p.with_name(f"{p.stem}.ledger{p.suffix or '.db'}")
 
 
+class UnreadableEventWarning(UserWarning):
+    """A stored event cannot be read back as a valid event (stored by an older version
+    that did not check its timestamp's range) and was skipped."""
+
+
 @dataclass
 class IngestReport:
-    """What one ingest did."""
+    """What one ingest did.
+
+    ``duplicates`` counts events whose id was stored with the same content (nothing
+    added); ``conflicts`` those whose id was stored with different content, which are
+    quarantined too (they are in ``quarantined`` with their line and reason).
+    """
 
     read: int = 0
     added: int = 0
@@ -105,6 +139,7 @@ class IngestReport:
     quarantined: list[tuple[int, str]] = field(default_factory=list)
     batches: int = 0
     recovered_batches: int = 0
+    conflicts: int = 0
 
 
 @dataclass(frozen=True)
@@ -185,6 +220,8 @@ class AuditStore:
         if read_only and not self.path.exists():
             raise InputError(f"{path}: no such audit database")
         self.db = self._connect(read_only)
+        #: ``(seq, event_id, reason)`` of stored events a reader skipped as unreadable
+        self.skipped: list[tuple[int, str, str]] = []
         try:
             self.ledger = Ledger(ledger_path or ledger_path_for(self.path), read_only=read_only)
         except BaseException:
@@ -279,23 +316,25 @@ class AuditStore:
         """
         report = IngestReport(recovered_batches=self.recovered)
         events: list[QueryEvent] = []
+        where: list[int] = []  # the line of each event, for a conflict's quarantine row
         bad: list[MalformedLine] = []
-        for _, item in records:
+        for line_no, item in records:
             if isinstance(item, QueryEvent):
                 events.append(item)
+                where.append(line_no)
             else:
                 bad.append(item)
             if len(events) + len(bad) >= batch_size:
-                self._flush(events, bad, source, report, progress, on_event)
-                events, bad = [], []
+                self._flush(events, where, bad, source, report, progress, on_event)
+                events, where, bad = [], [], []
         if events or bad:
-            self._flush(events, bad, source, report, progress, on_event)
+            self._flush(events, where, bad, source, report, progress, on_event)
         return report
 
-    def _flush(self, events: list[QueryEvent], bad: list[MalformedLine], source: str,
-               report: IngestReport, progress: Callable[[int], None] | None,
+    def _flush(self, events: list[QueryEvent], where: list[int], bad: list[MalformedLine],
+               source: str, report: IngestReport, progress: Callable[[int], None] | None,
                on_event: Callable[[QueryEvent], object] | None) -> None:
-        added, after = self._commit(events, bad, source, report)
+        added, after = self._commit(events, where, bad, source, report)
         if on_event is not None and added:
             for e in events if added == len(events) else self._stored(events, after):
                 on_event(e)
@@ -316,10 +355,11 @@ class AuditStore:
         """Store events given directly (no quarantine)."""
         return self.ingest(((0, e) for e in events), source=source)
 
-    def _commit(self, events: list[QueryEvent], bad: list[MalformedLine], source: str,
-                report: IngestReport) -> tuple[int, int]:
+    def _commit(self, events: list[QueryEvent], where: list[int], bad: list[MalformedLine],
+                source: str, report: IngestReport) -> tuple[int, int]:
         """Store one batch and ledger it; return (events added, the largest seq before
-        the batch).
+        the batch). ``where`` holds the line of each event: an event whose id is taken
+        by other content is quarantined there (see "Duplicate ids" in the module doc).
 
         A batch's rows get seqs above every earlier row (rowids are max + 1; the table
         has no AUTOINCREMENT and nothing deletes), so they are found by a range of the
@@ -341,7 +381,11 @@ class AuditStore:
             db.executemany("INSERT OR IGNORE INTO events (event_id, ts, actor, data, hash, "
                            "batch) VALUES (?, ?, ?, ?, ?, ?)", rows)
             added = db.total_changes - before
+            conflicts = ([] if added == len(rows)
+                         else self._conflicts(events, where, rows, last_seq, source))
             before = db.total_changes
+            if conflicts:
+                bad = sorted([*bad, *conflicts], key=lambda b: b.line_no)
             db.executemany("INSERT OR IGNORE INTO quarantine (source, line, reason, raw, batch) "
                            "VALUES (?, ?, ?, ?, ?)",
                            [(source, b.line_no, b.reason, b.raw[:4000], batch) for b in bad])
@@ -372,14 +416,92 @@ class AuditStore:
             db.execute("ROLLBACK")
             raise
         report.added += added
-        report.duplicates += len(events) - added
+        report.duplicates += len(events) - added - len(conflicts)
+        report.conflicts += len(conflicts)
         report.quarantined += [(b.line_no, b.reason) for b in bad]
         if row is not None:
             report.batches += 1
             self.ledger.append("audit.events", _batch_payload(row))
         return added, last_seq
 
+    def _conflicts(self, events: list[QueryEvent], where: list[int],
+                   rows: list[tuple[Any, ...]], last_seq: int,
+                   source: str) -> list[MalformedLine]:
+        """The events of a batch SQLite ignored whose id is stored with other content,
+        as quarantine entries; called inside the batch's transaction, after its insert.
+
+        An event was stored by this batch when its id is among the rows above
+        ``last_seq`` and it is the first of the batch with that id; every other one was
+        ignored. Only those are looked up (500 ids a query), by hash, and by value when
+        the hashes differ (an event stored by another serialisation)."""
+        db = self.db
+        fresh = {r[0] for r in db.execute("SELECT event_id FROM events WHERE seq > ?",
+                                          (last_seq,))}
+        first_line: dict[str, int] = {}
+        ignored: list[int] = []
+        for i, row in enumerate(rows):
+            event_id = row[0]
+            if event_id in fresh and event_id not in first_line:
+                first_line[event_id] = where[i]
+            else:
+                ignored.append(i)
+        ids = list(dict.fromkeys(rows[i][0] for i in ignored))
+        stored: dict[str, tuple[bytes, int, int]] = {}
+        for k in range(0, len(ids), 500):
+            chunk = ids[k:k + 500]
+            for event_id, h, seq, batch in db.execute(
+                    "SELECT event_id, hash, seq, batch FROM events WHERE event_id IN "
+                    f"({','.join('?' * len(chunk))})", chunk):
+                stored[event_id] = (bytes(h), int(seq), int(batch))
+        out: list[MalformedLine] = []
+        sources: dict[int, str] = {}
+        for i in ignored:
+            event_id, data, h = rows[i][0], rows[i][3], rows[i][4]
+            first = stored.get(event_id)
+            if first is None or first[0] == h or self._same_as_stored(first[1], events[i]):
+                continue
+            seq, batch = first[1], first[2]
+            if event_id in first_line:
+                at = f"first at line {first_line[event_id]} of {source}"
+            else:
+                if batch not in sources:
+                    found = db.execute("SELECT source FROM batches WHERE batch = ?",
+                                       (batch,)).fetchone()
+                    sources[batch] = str(found[0]) if found else "?"
+                at = f"first stored at seq {seq}, batch {batch}, from {sources[batch]}"
+            out.append(MalformedLine(
+                where[i], f"event_id {_shown(event_id)} already stored with different "
+                f"content ({at})", data))
+        return out
+
+    def _same_as_stored(self, seq: int, event: QueryEvent) -> bool:
+        """Whether the event stored at ``seq`` has the same field values as ``event``
+        (timestamps compared as instants): the same event, serialised otherwise."""
+        row = self.db.execute("SELECT data FROM events WHERE seq = ?", (seq,)).fetchone()
+        try:
+            return row is not None and _event(row[0]) == event
+        except (ValueError, RecursionError):  # unreadable: not the same
+            return False
+
     # ------------------------------------------------------------------ reading
+    def _readable(self, rows: Iterable[tuple[int, str]]) -> Iterator[QueryEvent]:
+        """The events stored as ``(seq, data)`` rows; one that cannot be read back (see
+        "Events an older version stored" in the module doc) is skipped with an
+        :class:`UnreadableEventWarning` and noted in :attr:`skipped`."""
+        for seq, data in rows:
+            try:
+                event = _event(data)
+            except (ValueError, RecursionError) as exc:  # InputError is a ValueError
+                event_id = _stored_id(data)
+                reason = exc.detail if isinstance(exc, InputError) else str(exc)
+                self.skipped.append((seq, event_id, reason))
+                warnings.warn(
+                    f"{self.path}: stored event {_shown(event_id)} (seq {seq}) skipped: "
+                    f"{reason}; it was stored by a version that did not check this and "
+                    "stays in the (append-only) store", UnreadableEventWarning, stacklevel=3)
+                continue
+            yield event
+
     def count(self) -> int:
         """Number of stored events."""
         return int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -391,17 +513,29 @@ class AuditStore:
             rows = self.db.execute("SELECT ts, seq, data FROM events WHERE (ts, seq) > (?, ?) "
                                    "ORDER BY ts, seq LIMIT ?",
                                    (last_ts, last_seq, chunk)).fetchall()
-            for _, _, data in rows:
-                yield _event(data)
+            yield from self._readable((seq, data) for _, seq, data in rows)
             if len(rows) < chunk:
                 return
             last_ts, last_seq = rows[-1][0], rows[-1][1]
 
     def event(self, event_id: str) -> QueryEvent | None:
-        """One event by id."""
+        """One event by id.
+
+        Raises
+        ------
+        InputError
+            Naming the id, when the stored event cannot be read back (see "Events an
+            older version stored" in the module doc).
+        """
         row = self.db.execute("SELECT data FROM events WHERE event_id = ?",
                               (event_id,)).fetchone()
-        return None if row is None else _event(row[0])
+        if row is None:
+            return None
+        try:
+            return _event(row[0])
+        except InputError as exc:
+            raise InputError(f"stored event {_shown(event_id)} cannot be read: {exc.detail}"
+                             ) from None
 
     def events_by_id(self, event_ids: Iterable[str]) -> list[QueryEvent]:
         """The stored events among ``event_ids``, in time order (unknown ids skipped)."""
@@ -412,20 +546,20 @@ class AuditStore:
             found += self.db.execute(
                 f"SELECT ts, seq, data FROM events WHERE event_id IN "
                 f"({','.join('?' * len(chunk))})", chunk).fetchall()
-        return [_event(data) for _, _, data in sorted(found)]
+        return list(self._readable((seq, data) for _, seq, data in sorted(found)))
 
     def actor_events(self, actor: str, since: datetime, until: datetime, *,
                      limit: int | None = None) -> list[QueryEvent]:
         """Events of ``actor`` from ``since`` to ``until`` (inclusive), in time order; with
         ``limit``, the last ``limit`` of them."""
-        sql = ("SELECT data FROM events WHERE ts >= ? AND ts <= ? AND actor = ? "
+        sql = ("SELECT seq, data FROM events WHERE ts >= ? AND ts <= ? AND actor = ? "
                "ORDER BY ts DESC, seq DESC")
         args: list[Any] = [since.timestamp(), until.timestamp(), actor]
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
         rows = self.db.execute(sql, args).fetchall()
-        return [_event(r[0]) for r in reversed(rows)]
+        return list(self._readable(reversed(rows)))
 
     def actor_days(self, actor: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
         """``actor``'s activity per day from ``since`` to ``until``: events, rows, failed or
@@ -570,7 +704,7 @@ def _stored_ts(event: QueryEvent, data: str) -> float:
     offset = event.ts.utcoffset()
     if offset is None or not offset.microseconds:
         return event.ts.timestamp()
-    return parse_timestamp(json_loads(data)["ts"]).timestamp()
+    return parse_timestamp(json_loads(data)["ts"], bounded=False).timestamp()
 
 
 def _check_columns(data: str, event_id: object, ts: object, actor: object) -> str | None:
@@ -581,7 +715,8 @@ def _check_columns(data: str, event_id: object, ts: object, actor: object) -> st
         d = json_loads(data)
         if not isinstance(d, dict):
             return "?"
-        expected_ts = parse_timestamp(d.get("ts")).timestamp()
+        # unbounded: an event an older version stored out of range is still intact
+        expected_ts = parse_timestamp(d.get("ts"), bounded=False).timestamp()
     except (ValueError, RecursionError):  # JSON or timestamp (InputError is a ValueError)
         return "?"
     hashed_id = d.get("event_id")
@@ -594,6 +729,15 @@ def _check_columns(data: str, event_id: object, ts: object, actor: object) -> st
 def _event(data: str) -> QueryEvent:
     """Rebuild a stored event (validated at ingest, and again here)."""
     return QueryEvent.from_dict(json_loads(data))
+
+
+def _stored_id(data: str) -> str:
+    """The event id a stored event's JSON holds, ``"?"`` when it holds none."""
+    try:
+        d = json_loads(data)
+    except ValueError:
+        return "?"
+    return str(d.get("event_id", "?")) if isinstance(d, dict) else "?"
 
 
 def _batch_payload(row: tuple[Any, ...]) -> dict[str, Any]:
