@@ -305,3 +305,42 @@ def test_scatter_sum_in_workers_equals_one_process(keys: Any) -> None:
         pub.scatter_sum(cts[:3], cells, 40)
     with pytest.raises(HEError, match="outside 0..9"):
         pub.scatter_sum(cts, cells, 10)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+def test_pool_workers_end_when_their_owner_is_killed() -> None:
+    # a Flower simulation ends its Ray actors with SIGKILL: the Paillier pool's workers
+    # of a killed owner stayed behind, orphaned, holding the pipes that would tell them
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "from privacy.he import paillier_workers as w; p = w._pool(2); "
+            "list(p.map(abs, [1, 2, 3, 4])); "
+            "print(' '.join(str(x) for x in p._processes), flush=True); "
+            "import time; time.sleep(120)")
+    owner = subprocess.Popen([sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    assert owner.stdout is not None
+    workers = [int(x) for x in owner.stdout.readline().split()]
+    assert len(workers) == 2
+    owner.kill()
+    owner.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return False
+        return "State:\tZ" not in status
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(alive(p) for p in workers):
+        time.sleep(0.1)
+    left = [p for p in workers if alive(p)]
+    for p in left:  # don't leave them behind either way
+        os.kill(p, 9)
+    assert not left

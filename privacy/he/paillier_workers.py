@@ -152,13 +152,40 @@ def decrypt_chunk(args: tuple[int, int, list[Any]]) -> list[int]:
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 
+_OWNER_POLL_S = 1.0
+
+
+def _watch_owner(owner: int) -> None:
+    """Worker initializer: end this worker once the process that made the pool is gone.
+
+    A process that owns a pool and is killed (a Flower simulation's Ray actor is ended
+    with SIGKILL, so no exit handler runs) left its workers waiting on their queue for
+    ever: each holds both ends of the queue's pipe and the owner's end of the
+    forkserver's liveness pipe, so neither they nor the forkserver saw it go. A daemon
+    thread checks every second that the owner still exists."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(_OWNER_POLL_S)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # pragma: no cover - a pid reused by another user
+                os._exit(0)
+
+    threading.Thread(target=watch, name="covault-pool-owner", daemon=True).start()
+
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     pool = _POOLS.get(workers)
     if pool is None:
         import multiprocessing
 
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
+                                   initializer=_watch_owner, initargs=(os.getpid(),))
         _POOLS[workers] = pool
     return pool
 
