@@ -1,6 +1,11 @@
 """Shared CLI plumbing: output for people and programs, exit codes, atomic writes,
 refusing to overwrite files without ``--force``.
 
+Text printed through :data:`out` and :data:`err` (and :func:`print_table`,
+:func:`handle_errors`) has control characters from data made visible by
+:func:`terminal_safe` (``\\x1b`` instead of an escape sequence that would clear the screen
+or retitle the window); :func:`json_text` keeps the exact data while escaping them.
+
 Exit codes: 0 success, 1 a finding (verification failed, risk gate not met),
 2 bad usage or input, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM).
 """
@@ -11,9 +16,11 @@ import contextlib
 import functools
 import json
 import os
+import re
 import signal
 import sys
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -26,6 +33,9 @@ from privacy.errors import CovaultError, Finding, InputError
 
 __all__ = [
     "atomic_output",
+    "terminal_safe",
+    "json_text",
+    "SafeConsole",
     "handle_errors",
     "emit_json",
     "print_table",
@@ -43,8 +53,56 @@ EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+_PLAIN = re.compile(r"[\x20-\x7e\n\t]*")
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# Characters json.dumps(ensure_ascii=False) leaves raw that a terminal may act on: C1
+# controls, DEL, format characters (bidi overrides), line separators, lone surrogates.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e"
+                          "\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
+                          "\ud800-\udfff]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character except newline and tab made visible.
+
+    C0 and C1 controls (ESC, BEL, CR, CSI...), DEL, format characters (bidi overrides
+    such as U+202E), line and paragraph separators and lone surrogates become their
+    Python escapes (``\\x1b``, ``\\u202e``), so data printed on a terminal cannot move
+    the cursor, clear the screen, set the window title, recolour or reorder what
+    follows. Use it on text for people, never on JSON (see :func:`json_text`).
+    """
+    if _PLAIN.fullmatch(text):
+        return text
+    return "".join(
+        ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+        if ch not in "\n\t" and unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch
+        for ch in text)
+
+
+def json_text(obj: Any) -> str:
+    """One line of JSON holding exactly ``obj``, safe on a terminal.
+
+    ``json.dumps`` escapes C0 controls; the C1 controls, bidi and other format
+    characters, line separators and lone surrogates it leaves raw (with
+    ``ensure_ascii=False``) are written as ``\\uXXXX`` escapes too: the same data for
+    any JSON reader, nothing a terminal would act on.
+    """
+    text = json.dumps(obj, ensure_ascii=False, indent=None, default=str)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+class SafeConsole(Console):
+    """A rich console that prints ``str`` arguments through :func:`terminal_safe`
+    (renderables such as tables and progress bars are printed as they are)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        """Print like :meth:`rich.console.Console.print`, control characters escaped."""
+        super().print(*(terminal_safe(o) if isinstance(o, str) else o for o in objects),
+                      **kwargs)
+
+
+out = SafeConsole(highlight=False, soft_wrap=True)
+err = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 format_option = click.option(
     "--format",
@@ -115,13 +173,13 @@ def handle_errors(fn: F) -> F:
             with _signals_raise():
                 return fn(*args, **kwargs)
         except Finding as exc:
-            err.print(f"finding: {exc}", markup=False)
+            err.print(f"finding: {terminal_safe(str(exc))}", markup=False)
             sys.exit(EXIT_FINDING)
         except CovaultError as exc:
-            err.print(f"error: {exc}", markup=False)
+            err.print(f"error: {terminal_safe(str(exc))}", markup=False)
             sys.exit(EXIT_USAGE)
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-            err.print(f"error: {exc.filename}: {exc.strerror}", markup=False)
+            err.print(terminal_safe(f"error: {exc.filename}: {exc.strerror}"), markup=False)
             sys.exit(EXIT_USAGE)
         except Terminated:
             err.print("terminated by SIGTERM", markup=False)
@@ -170,15 +228,15 @@ def optional_ledger(path: str | None) -> Iterator[Any]:
 
 
 def emit_json(obj: Any) -> None:
-    """Print one JSON document to stdout."""
-    click.echo(json.dumps(obj, ensure_ascii=False, indent=None, default=str))
+    """Print one JSON document to stdout (on one line, see :func:`json_text`)."""
+    click.echo(json_text(obj))
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Print a readable table to stdout."""
-    table = Table(title=title, title_justify="left")
+    """Print a readable table to stdout (cells through :func:`terminal_safe`)."""
+    table = Table(title=terminal_safe(title), title_justify="left")
     for c in columns:
-        table.add_column(c)
+        table.add_column(terminal_safe(c))
     for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r))
+        table.add_row(*("" if v is None else terminal_safe(str(v)) for v in r))
     out.print(table)

@@ -11,7 +11,15 @@ from typing import Any
 
 import click
 
-from covault.console import emit_json, err, format_option, handle_errors, out, print_table
+from covault.console import (
+    emit_json,
+    err,
+    format_option,
+    handle_errors,
+    json_text,
+    out,
+    print_table,
+)
 from covault.keyopts import (
     UNPINNED_WARNING,
     check_pinning,
@@ -440,7 +448,7 @@ def detect(db_path: str, rules: str | None, lists: str | None, catalog: str | No
 
             rows = annotate(rows, q)
         for a in rows:
-            click.echo(json.dumps(a, ensure_ascii=False))
+            click.echo(json_text(a))
         return
     _print_alerts(found, saved, calendar=det.rules.calendar)
     if q is not None:
@@ -493,7 +501,7 @@ def alerts_cmd(db_path: str, state: str | None, include_suppressed: bool, fmt: s
         store.close()
     if fmt == "json":
         for a in rows:
-            click.echo(json.dumps(a, ensure_ascii=False))
+            click.echo(json_text(a))
         return
     out.print(f"{len(rows)} alerts" + (f" ({state})" if state else ""), markup=False)
     for line in alert_blocks(rows, out.width):

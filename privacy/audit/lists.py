@@ -50,7 +50,7 @@ from datetime import date, datetime, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from privacy.audit.ruledoc import _compose, _Doc, _read_text
+from privacy.audit.ruledoc import _compose, _Doc, _read_text, _version
 from privacy.audit.rules import SCENARIOS
 from privacy.errors import ConfigError
 from privacy.normalize import IDENTIFIER_CHOICES, canonical
@@ -212,8 +212,7 @@ def _entries(data: Any, doc: _Doc) -> list[ListEntry]:
     for key in data:
         if key not in ("version", "lists"):
             raise doc.err((key,), "unknown key (expected version, lists)")
-    if data.get("version", 1) != 1:
-        raise doc.err(("version",), "unsupported version (expected 1)")
+    _version(data, doc)
     items = data.get("lists", [])
     if not isinstance(items, list):
         raise doc.err(("lists",), "expected a list")
@@ -231,6 +230,9 @@ def _entries(data: Any, doc: _Doc) -> list[ListEntry]:
             if item.get(key) in (None, ""):
                 raise doc.err(p, f"list needs {key!r} (every list has an owner, a reason "
                                  "and an expiry)")
+        for key in ("name", "type", "kind", "owner", "reason"):
+            if isinstance(item[key], bool) or not isinstance(item[key], (str, int)):
+                raise doc.err((*p, key), f"expected a string, got {item[key]!r}")
         name = str(item["name"])
         if name in names:
             raise doc.err((*p, "name"), f"duplicate list name {name!r}")
@@ -249,16 +251,22 @@ def _entries(data: Any, doc: _Doc) -> list[ListEntry]:
                 raise doc.err((*p, "expires"), f"bad date {exp!r} (expected YYYY-MM-DD)"
                               ) from None
         values = item["values"]
-        if not isinstance(values, list) or not all(isinstance(v, (str, int)) for v in values):
+        if not isinstance(values, list):
             raise doc.err((*p, "values"), "expected a list of strings")
+        for j, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, (str, int)):
+                raise doc.err((*p, "values", j), f"expected a string, got {v!r}")
         hashed = item.get("hashed", False)
         if not isinstance(hashed, bool):
             raise doc.err((*p, "hashed"), "expected true or false")
         if hashed and not all(str(v).startswith("tok:") for v in values):
             raise doc.err((*p, "values"), "hashed lists hold Tokenizer tokens ('tok:...')")
         scen = item.get("scenarios", [])
-        if not isinstance(scen, list) or not all(s in SCENARIOS for s in scen):
-            raise doc.err((*p, "scenarios"), "expected scenario codes")
+        if not isinstance(scen, list):
+            raise doc.err((*p, "scenarios"), "expected a list of scenario codes")
+        for j, code in enumerate(scen):
+            if not isinstance(code, str) or code not in SCENARIOS:
+                raise doc.err((*p, "scenarios", j), f"expected a scenario code, got {code!r}")
         if scen and item["type"] != "allow":
             raise doc.err((*p, "scenarios"), "only allow lists name scenarios")
         identifier = item.get("identifier", "auto" if item["kind"] == "customer" else "none")

@@ -17,9 +17,11 @@ staff and changed rotas. Format (YAML)::
         from: 2026-06-01                # optional, first day
         until: 2026-06-30               # optional, last day
 
-Two entries that give one actor (or one role, or one department) shifts that overlap on
-the same day are an error naming the file and line of the later entry, as are unknown
-shifts, keys and weekdays.
+Times are quoted ``"HH:MM"``. Two entries that give one actor (or one role, or one
+department) shifts that overlap in time are an error naming the file and line of the
+later entry, as are unknown shifts, keys and weekdays: that includes a night shift that
+runs into the next day's early shift (``night`` on Monday, 22:00-07:00, and ``early`` on
+Tuesday from 06:00).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ __all__ = ["Rota", "RotaShift", "RotaEntry"]
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ENTRY_KEYS = {"shift", "actors", "roles", "departments", "days", "from", "until"}
+_MAX_SLACK = 12 * 3600.0  # seconds: more would roster every hour of the day
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ class Rota:
     @classmethod
     def from_text(cls, text: str, file: str = "<rota>") -> Rota:
         """Parse rota YAML (see the module docstring)."""
-        from privacy.audit.ruledoc import _compose, _duration
+        from privacy.audit.ruledoc import _clock, _compose, _duration, _version
 
         data, doc = _compose(text, file)
         if not isinstance(data, dict):
@@ -109,9 +112,11 @@ class Rota:
         for key in data:
             if key not in ("version", "slack", "shifts", "rota"):
                 raise doc.err((key,), "unknown key (expected version, slack, shifts, rota)")
-        if data.get("version", 1) != 1:
-            raise doc.err(("version",), "unsupported version (expected 1)")
+        _version(data, doc)
         slack = _duration(data.get("slack", "30m"), doc, ("slack",))
+        if slack > _MAX_SLACK:
+            raise doc.err(("slack",), f"slack of {slack / 3600:g} h is too long (at most "
+                          f"{_MAX_SLACK / 3600:g} h)")
         shifts_in = data.get("shifts")
         if not isinstance(shifts_in, dict) or not shifts_in:
             raise doc.err(("shifts",), "expected a mapping of shift name to {start, end}")
@@ -120,10 +125,8 @@ class Rota:
             p = ("shifts", name)
             if not isinstance(spec, dict) or set(spec) != {"start", "end"}:
                 raise doc.err(p, "expected {start: 'HH:MM', end: 'HH:MM'}")
-            try:
-                start, end = (time.fromisoformat(str(spec[k])) for k in ("start", "end"))
-            except ValueError:
-                raise doc.err(p, "expected {start: 'HH:MM', end: 'HH:MM'}") from None
+            start, end = _clock(spec["start"], doc, (*p, "start")), _clock(
+                spec["end"], doc, (*p, "end"))
             if start == end:
                 raise doc.err(p, "a shift cannot start and end at the same time")
             shifts[str(name)] = RotaShift(str(name), start, end)
@@ -200,7 +203,9 @@ def _entry(item: Any, i: int, shifts: dict[str, RotaShift], doc: Any) -> RotaEnt
             bounds.append(None)
             continue
         try:
-            bounds.append(v if isinstance(v, date) else date.fromisoformat(str(v)))
+            if isinstance(v, datetime) or not isinstance(v, (date, str)):
+                raise ValueError(v)
+            bounds.append(v if isinstance(v, date) else date.fromisoformat(v))
         except ValueError:
             raise doc.err((*p, key), f"bad date {v!r} (expected YYYY-MM-DD)") from None
     if bounds[0] is not None and bounds[1] is not None and bounds[1] < bounds[0]:
@@ -209,7 +214,42 @@ def _entry(item: Any, i: int, shifts: dict[str, RotaShift], doc: Any) -> RotaEnt
                      doc.line(p))
 
 
+def _starts(e: RotaEntry, lo: int, hi: int) -> set[int]:
+    """Weekdays (0 = Monday) of the days in ordinals ``lo..hi`` on which ``e`` starts a
+    shift (every weekday of ``e`` once the span covers a week)."""
+    if hi - lo >= 6:
+        return set(e.days)
+    return {(o - 1) % 7 for o in range(lo, hi + 1)} & e.days
+
+
+def _clash(a: RotaEntry, b: RotaEntry) -> tuple[int, int] | None:
+    """The first (weekday of ``a``'s shift, days from it to ``b``'s: -1, 0 or 1) on which
+    the shifts of ``a`` and ``b`` overlap in time, or None.
+
+    A shift runs from its start day's ``start`` to ``end`` (the next day's when it ends
+    before it starts), so a night shift can meet the next day's early shift. Dates are
+    compared as ordinals, so open ends (``date.min``, ``date.max``) cannot overflow.
+    """
+    (s1, e1), (s2, e2) = a.shift.minutes, b.shift.minutes
+    a_lo = (a.first or date.min).toordinal()
+    a_hi = (a.last or date.max).toordinal()
+    b_lo = (b.first or date.min).toordinal()
+    b_hi = (b.last or date.max).toordinal()
+    for delta in (0, -1, 1):
+        if not (s1 < delta * 1440 + e2 and delta * 1440 + s2 < e1):
+            continue
+        # a starts on day x, b on day x + delta: x within both entries' dates
+        lo, hi = max(a_lo, b_lo - delta), min(a_hi, b_hi - delta)
+        if lo > hi:
+            continue
+        for wd in sorted(_starts(a, lo, hi)):
+            if (wd + delta) % 7 in b.days:
+                return wd, delta
+    return None
+
+
 def _check_overlaps(entries: list[RotaEntry], file: str) -> None:
+    """Refuse two entries giving one actor, role or department overlapping shifts."""
     for j, b in enumerate(entries):
         for a in entries[:j]:
             common = [f"actor {x}" for x in sorted(a.actors & b.actors)]
@@ -217,15 +257,13 @@ def _check_overlaps(entries: list[RotaEntry], file: str) -> None:
             common += [f"department {x}" for x in sorted(a.departments & b.departments)]
             if not common:
                 continue
-            days = sorted(a.days & b.days)
-            if not days:
+            found = _clash(a, b)
+            if found is None:
                 continue
-            lo = max(a.first or date.min, b.first or date.min)
-            hi = min(a.last or date.max, b.last or date.max)
-            if lo > hi:
-                continue
-            (s1, e1), (s2, e2) = a.shift.minutes, b.shift.minutes
-            if s1 < e2 and s2 < e1:
-                raise ConfigError(f"shift {b.shift} overlaps shift {a.shift} given at line "
-                                  f"{a.line} for {common[0]} on {_DAYS[days[0]]}",
-                                  file=file, line=b.line)
+            wd, delta = found
+            when = (f"on {_DAYS[wd]}" if delta == 0 else
+                    f"on {_DAYS[(wd + delta) % 7]} ({a.shift.name} starting {_DAYS[wd]})"
+                    if delta == 1 else
+                    f"on {_DAYS[wd]} ({b.shift.name} starting {_DAYS[(wd + delta) % 7]})")
+            raise ConfigError(f"shift {b.shift} overlaps shift {a.shift} given at line "
+                              f"{a.line} for {common[0]} {when}", file=file, line=b.line)

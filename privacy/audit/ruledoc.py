@@ -3,16 +3,23 @@
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import time
 from typing import Any
 
 from privacy.audit._logio import read_utf8
 from privacy.errors import ConfigError
 
-__all__ = ["_Doc", "_compose", "_read_text", "_duration"]
+__all__ = ["_Doc", "_compose", "_read_text", "_duration", "_clock", "_version",
+           "MAX_DURATION"]
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+#: The longest duration a configuration file may give (ten years, in seconds).
+MAX_DURATION = 3650 * 86400.0
 
 
 class _Doc:
@@ -68,9 +75,59 @@ def _read_text(name: str, what: str) -> str:
 
 
 def _duration(value: Any, doc: _Doc, path: tuple[Any, ...]) -> float:
+    """Seconds of a duration: ``30m``, ``1h``, ``7d`` or a number of seconds.
+
+    Raises
+    ------
+    ConfigError
+        At the value's line: not a duration, negative, NaN, infinite or longer than
+        :data:`MAX_DURATION`.
+    """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    m = _DURATION.match(str(value).strip())
-    if not m:
-        raise doc.err(path, f"bad duration {value!r} (expected e.g. 30m, 1h, 7d)")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value).strip())
+        if not m:
+            raise doc.err(path, f"bad duration {value!r} (expected e.g. 30m, 1h, 7d)")
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if not math.isfinite(seconds) or seconds < 0:
+        raise doc.err(path, f"bad duration {value!r} (expected a duration >= 0 such as "
+                      "30m, 1h, 7d)")
+    if seconds > MAX_DURATION:
+        raise doc.err(path, f"duration {value!r} is too long (at most "
+                      f"{MAX_DURATION / 86400:g}d)")
+    return seconds
+
+
+def _clock(value: Any, doc: _Doc, path: tuple[Any, ...]) -> time:
+    """A time of day written ``'HH:MM'`` (00:00 to 23:59, no seconds or offset).
+
+    YAML 1.1 reads an unquoted ``18:00`` as the base-60 integer 1080: such a value gets
+    a hint to quote it.
+
+    Raises
+    ------
+    ConfigError
+        At the value's line.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        hint = f" ({value // 60}:{value % 60:02d}?)" if 0 <= value < 24 * 60 else ""
+        raise doc.err(path, f"expected a time 'HH:MM' in quotes, got the number {value}"
+                      f"{hint}: YAML reads an unquoted 18:00 as a number, write \"18:00\"")
+    m = _CLOCK.match(value) if isinstance(value, str) else None
+    if m is None or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise doc.err(path, f"expected a time 'HH:MM' (00:00 to 23:59), got {value!r}")
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def _version(data: dict[str, Any], doc: _Doc) -> None:
+    """Check a file's optional ``version`` key: the integer 1 (not ``true`` or ``1.0``).
+
+    Raises
+    ------
+    ConfigError
+        At the key's line.
+    """
+    value = data.get("version", 1)
+    if type(value) is not int or value != 1:
+        raise doc.err(("version",), f"unsupported version {value!r} (expected 1)")

@@ -32,6 +32,16 @@ calendar knows; detection notes events outside them.
 
 A custom rule naming a column the catalogue does not know is a
 :class:`~privacy.errors.ConfigError` at its line.
+
+Dates are written ``YYYY-MM-DD`` (quoted or not) between :data:`FIRST_DATE` and
+:data:`LAST_DATE`; a range ``A..B`` names both ends and spans at most
+:data:`MAX_RANGE_DAYS` days. A date listed both as a holiday and as a working day, in one
+file or inline, is an error at its line. Working hours are ``"HH:MM"`` in quotes (YAML
+reads an unquoted ``18:00`` as the number 1080) and end after they start, within one
+day: late and night shifts belong in a rota file (``calendar.rota_file``). The time zone
+takes the forms of ``--tz``. Numbers must be finite (no ``.nan`` or ``.inf``), durations
+(``30m``, ``4h``, ``3d`` or seconds) at least 0 and at most ten years, ``window`` and
+``within`` longer than 0, shares within 0..1 and scores within 0..100.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import ipaddress
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -49,8 +60,8 @@ from privacy.audit.catalog import Catalog
 from privacy.audit.explain import ExplainConfig, parse_explain
 from privacy.audit.privilege import PrivilegeConfig, parse_privileges
 from privacy.audit.rota import Rota
-from privacy.audit.ruledoc import _compose, _Doc, _duration, _read_text
-from privacy.errors import ConfigError
+from privacy.audit.ruledoc import _clock, _compose, _Doc, _duration, _read_text, _version
+from privacy.errors import ConfigError, InputError
 
 __all__ = ["Rules", "Calendar", "CustomRule", "SCENARIOS", "DEFAULT_RULES_YAML",
            "HOLIDAY_SOURCES", "library_holidays"]
@@ -189,48 +200,107 @@ _TOP = {"version", "rule_version", "learning_days", "alert_threshold", "merge_wi
 _CALENDAR_KEYS = {"timezone", "working_hours", "weekend", "holidays", "workdays",
                   "holidays_from", "holidays_file", "rota_file"}
 _ROUTINE_KEYS = {"min_days", "hour_slack", "factor"}
+#: Scenario counts that divide or bound others: 0 would make every event exceed them.
+_AT_LEAST_ONE = {"min_rows", "hard_rows", "min_customers", "min_daily", "min_errors",
+                 "min_run", "min_range", "max_gap", "days", "of_last", "min_history"}
 
 
 # --------------------------------------------------------------------------- YAML with lines
 # --------------------------------------------------------------------------- calendar
-def _dates(items: Any, doc: _Doc, path: tuple[Any, ...]) -> set[date]:
+#: Dates a calendar may name: far enough from ``date.min`` and ``date.max`` that a day
+#: (or a time zone) either side of them is still a date.
+FIRST_DATE = date(1900, 1, 1)
+LAST_DATE = date(9998, 12, 31)
+#: The most days one ``A..B`` range may span, and one list may hold in all.
+MAX_RANGE_DAYS = 366
+MAX_DATES = 20_000
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _one_date(text: str, item: str, doc: _Doc, path: tuple[Any, ...]) -> date:
+    if not _ISO_DATE.match(text):
+        raise doc.err(path, f"bad date {item!r} (expected YYYY-MM-DD or a range "
+                      "'YYYY-MM-DD..YYYY-MM-DD')")
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise doc.err(path, f"bad date {item!r} (no such day)") from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise doc.err(path, f"date {text} is out of range (expected {FIRST_DATE} to "
+                      f"{LAST_DATE})")
+    return day
+
+
+def _dates(items: Any, doc: _Doc, path: tuple[Any, ...]) -> dict[date, tuple[Any, ...]]:
+    """The days of a list of dates and ``A..B`` ranges, each with the path of the item
+    that names it (for errors at its line).
+
+    Raises
+    ------
+    ConfigError
+        Not a list, a bad or out-of-range date, an open or reversed range, a range over
+        :data:`MAX_RANGE_DAYS` days, more than :data:`MAX_DATES` days in all.
+    """
     if not isinstance(items, list):
         raise doc.err(path, "expected a list of dates or 'YYYY-MM-DD..YYYY-MM-DD' ranges")
-    out: set[date] = set()
+    out: dict[date, tuple[Any, ...]] = {}
     for i, item in enumerate(items):
-        text = item.isoformat() if isinstance(item, date) else str(item)
-        lo, _, hi = text.partition("..")
-        try:
-            a = date.fromisoformat(lo.strip())
-            b = date.fromisoformat(hi.strip()) if hi else a
-        except ValueError:
-            raise doc.err((*path, i), f"bad date {text!r} (expected YYYY-MM-DD)") from None
+        p = (*path, i)
+        if isinstance(item, datetime) or not isinstance(item, (date, str)):
+            raise doc.err(p, f"bad date {item!r} (expected YYYY-MM-DD or a range "
+                          "'YYYY-MM-DD..YYYY-MM-DD')")
+        text = item.isoformat() if isinstance(item, date) else item.strip()
+        lo, dots, hi = text.partition("..")
+        if dots and not (lo.strip() and hi.strip()):
+            raise doc.err(p, f"open range {text!r}: give both ends, "
+                          "'YYYY-MM-DD..YYYY-MM-DD'")
+        a = _one_date(lo.strip(), text, doc, p)
+        b = _one_date(hi.strip(), text, doc, p) if dots else a
         if b < a:
-            raise doc.err((*path, i), f"range {text!r} ends before it starts")
-        while a <= b:
-            out.add(a)
-            a += timedelta(days=1)
+            raise doc.err(p, f"range {text!r} ends before it starts")
+        span = (b - a).days + 1
+        if span > MAX_RANGE_DAYS:
+            raise doc.err(p, f"range {text!r} spans {span:,} days (at most "
+                          f"{MAX_RANGE_DAYS}: list longer closures as several ranges)")
+        if len(out) + span > MAX_DATES:
+            raise doc.err(p, f"more than {MAX_DATES:,} dates in one list")
+        for k in range(span):
+            out.setdefault(a + timedelta(days=k), p)
     return out
 
 
-def _tz(value: Any, doc: _Doc, path: tuple[Any, ...]) -> tzinfo:
-    text = str(value)
-    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
-    if m:
-        minutes = int(m.group(2)) * 60 + int(m.group(3))
-        return timezone(timedelta(minutes=minutes if m.group(1) == "+" else -minutes))
-    try:
-        from zoneinfo import ZoneInfo
+def _both(holidays: dict[date, tuple[Any, ...]], workdays: dict[date, tuple[Any, ...]],
+          doc: _Doc) -> None:
+    """Refuse a date listed both as a holiday and as a working day (at the later line)."""
+    both = sorted(holidays.keys() & workdays.keys())
+    if both:
+        day = both[0]
+        h, w = doc.line(holidays[day]), doc.line(workdays[day])
+        later = workdays[day] if (w or 0) >= (h or 0) else holidays[day]
+        raise doc.err(later, f"{day.isoformat()} is listed both as a holiday (line {h}) "
+                      f"and as a working day (line {w})")
 
-        return ZoneInfo(text)
-    except (KeyError, ValueError, OSError):
-        raise doc.err(path, f"unknown time zone {text!r} (use '+08:00' or an IANA name)"
-                      ) from None
+
+def _tz(value: Any, doc: _Doc, path: tuple[Any, ...]) -> tzinfo:
+    """A time zone: an offset such as ``'+08:00'`` or an IANA name (the rules of
+    ``--tz``, :func:`privacy.audit.events.parse_zone`)."""
+    from privacy.audit.events import parse_zone
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise doc.err(path, f"time zone: got the number {value}; YAML reads an unquoted "
+                      "+8:00 as a number, write it in quotes (\"+08:00\")")
+    if not isinstance(value, str):
+        raise doc.err(path, f"unknown time zone {value!r} (use '+08:00' or an IANA name)")
+    try:
+        return parse_zone(value)
+    except InputError as exc:
+        raise doc.err(path, exc.detail) from None
 
 
 def _holiday_file(path: str, base: str | None) -> tuple[set[date], set[date]]:
     """The holidays and make-up working days of a holidays file (YAML mapping with
-    ``holidays`` and ``workdays`` lists of dates or ``A..B`` ranges)."""
+    ``holidays`` and ``workdays`` lists of dates or ``A..B`` ranges), checked as the
+    inline lists are: a date may not be both."""
     name = path if base is None or os.path.isabs(path) else os.path.join(base, path)
     text = _read_text(name, "holidays file")
     data, doc = _compose(text, name)
@@ -239,8 +309,10 @@ def _holiday_file(path: str, base: str | None) -> tuple[set[date], set[date]]:
     for key in data:
         if key not in ("holidays", "workdays"):
             raise doc.err((key,), "unknown key (expected holidays, workdays)")
-    return (_dates(data.get("holidays", []), doc, ("holidays",)),
-            _dates(data.get("workdays", []), doc, ("workdays",)))
+    holidays = _dates(data.get("holidays", []), doc, ("holidays",))
+    workdays = _dates(data.get("workdays", []), doc, ("workdays",))
+    _both(holidays, workdays, doc)
+    return set(holidays), set(workdays)
 
 
 def _overlay(holidays: set[date], workdays: set[date], add_holidays: set[date],
@@ -379,8 +451,7 @@ class Rules:
         for key in data:
             if key not in _TOP:
                 raise doc.err((key,), f"unknown key (expected one of {', '.join(sorted(_TOP))})")
-        if data.get("version", 1) != 1:
-            raise doc.err(("version",), f"unsupported version {data['version']!r} (expected 1)")
+        _version(data, doc)
         return _build(base, data, doc, file, catalog)
 
     def param(self, code: str, name: str) -> Any:
@@ -413,10 +484,36 @@ def _in_networks(ip: str, networks: tuple[Any, ...]) -> bool:
     return any(addr in net for net in networks)
 
 
+#: The largest number a rules setting may hold.
+MAX_NUMBER = 1e12
+
+
 def _number(value: Any, doc: _Doc, path: tuple[Any, ...], lo: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < lo:
-        raise doc.err(path, f"expected a number >= {lo:g}, got {value!r}")
+    """A finite number from ``lo`` to :data:`MAX_NUMBER` (NaN, infinities and booleans
+    are refused at the value's line)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or not lo <= value <= MAX_NUMBER):
+        raise doc.err(path, f"expected a number from {lo:g} to {MAX_NUMBER:g}, got {value!r}")
     return float(value)
+
+
+def _codes(value: Any, doc: _Doc, path: tuple[Any, ...]) -> frozenset[str]:
+    """A list of scenario codes (strings of :data:`SCENARIOS`)."""
+    if not isinstance(value, list):
+        raise doc.err(path, "expected a list of scenario codes")
+    for i, c in enumerate(value):
+        if not isinstance(c, str) or c not in SCENARIOS:
+            raise doc.err((*path, i), f"expected a scenario code, got {c!r} (one of "
+                          f"{', '.join(SCENARIOS)})")
+    return frozenset(value)
+
+
+def _kinds(value: Any, doc: _Doc, path: tuple[Any, ...]) -> frozenset[str]:
+    """A list of actor kinds, ``human`` and/or ``service``."""
+    if not isinstance(value, list) or not all(
+            isinstance(k, str) and k in ("human", "service") for k in value):
+        raise doc.err(path, "expected a list of 'human' / 'service'")
+    return frozenset(value)
 
 
 def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
@@ -431,11 +528,14 @@ def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
     cal_base = base["calendar"]
     tz = _tz(cal_in.get("timezone", cal_base["timezone"]), doc, ("calendar", "timezone"))
     wh = cal_in.get("working_hours", cal_base["working_hours"])
-    try:
-        start, end = time.fromisoformat(str(wh["start"])), time.fromisoformat(str(wh["end"]))
-    except (KeyError, TypeError, ValueError):
-        raise doc.err(("calendar", "working_hours"),
-                      "expected {start: 'HH:MM', end: 'HH:MM'}") from None
+    wp = ("calendar", "working_hours")
+    if not isinstance(wh, dict) or set(wh) != {"start", "end"}:
+        raise doc.err(wp, "expected {start: 'HH:MM', end: 'HH:MM'}")
+    start, end = _clock(wh["start"], doc, (*wp, "start")), _clock(wh["end"], doc, (*wp, "end"))
+    if end <= start:
+        raise doc.err((*wp, "end"), f"working hours end ({end:%H:%M}) at or before they "
+                      f"start ({start:%H:%M}): working hours lie within one day; give night "
+                      "and late shifts in a rota file (calendar.rota_file)")
     weekend_in = cal_in.get("weekend", cal_base["weekend"])
     try:
         weekend = frozenset(_WEEKDAYS[str(d).lower()[:3]] for d in weekend_in)
@@ -457,12 +557,10 @@ def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
         add_h, add_w = _holiday_file(hfile, folder)
         _overlay(holidays, workdays, add_h, add_w)
         years |= {d.year for d in add_h | add_w}
-    add_h = _dates(cal_in.get("holidays", []), doc, ("calendar", "holidays"))
-    add_w = _dates(cal_in.get("workdays", []), doc, ("calendar", "workdays"))
-    both = sorted(add_h & add_w)
-    if both:
-        raise doc.err(("calendar", "workdays"), f"{both[0].isoformat()} is listed both as a "
-                      "holiday and as a working day")
+    add_hp = _dates(cal_in.get("holidays", []), doc, ("calendar", "holidays"))
+    add_wp = _dates(cal_in.get("workdays", []), doc, ("calendar", "workdays"))
+    _both(add_hp, add_wp, doc)
+    add_h, add_w = set(add_hp), set(add_wp)
     _overlay(holidays, workdays, add_h, add_w)
     years |= {d.year for d in add_h | add_w}
     calendar = Calendar(tz, start, end, weekend, frozenset(holidays), frozenset(workdays),
@@ -493,18 +591,26 @@ def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
             if name in ("window", "within", "probation", "population_wait", "rest",
                         "return_gap", "return_span"):
                 params[name] = _duration(value, doc, p)
+                if name in ("window", "within") and not params[name] > 0:
+                    raise doc.err(p, f"{name} must be longer than 0, got {value!r}")
             elif name == "actor_kinds":
-                if not isinstance(value, list) or not set(value) <= {"human", "service"}:
-                    raise doc.err(p, "expected a list of 'human' / 'service'")
-                params[name] = frozenset(value)
+                params[name] = _kinds(value, doc, p)
             elif name == "min_class":
                 if value not in ("C1", "C2", "C3"):
                     raise doc.err(p, f"expected C1, C2 or C3, got {value!r}")
             elif name == "enabled":
                 if not isinstance(value, bool):
                     raise doc.err(p, "expected true or false")
+            elif name in _AT_LEAST_ONE:
+                params[name] = _number(value, doc, p, 1.0)
+            elif name.endswith("_share") or name == "routine_explained":
+                params[name] = _number(value, doc, p)
+                if params[name] > 1:
+                    raise doc.err(p, f"{name} is a share, from 0 to 1, got {value!r}")
             else:
                 params[name] = _number(value, doc, p)
+                if name.endswith("score") and params[name] > 100:
+                    raise doc.err(p, f"{name} must be within 0..100, got {value!r}")
         if not 0 <= params["score"] <= 100:
             raise doc.err(("scenarios", code, "score"), "score must be within 0..100")
     off = scenarios["OFF_HOURS"]
@@ -519,10 +625,9 @@ def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
         raise doc.err(("subsumes",), "expected a mapping of code to a list of codes")
     subsumes: dict[str, frozenset[str]] = {}
     for code, codes in subs_in.items():
-        if code not in SCENARIOS or not isinstance(codes, list) or not all(
-                c in SCENARIOS for c in codes):
-            raise doc.err(("subsumes", code), "expected scenario codes")
-        subsumes[code] = frozenset(codes)
+        if code not in SCENARIOS:
+            raise doc.err(("subsumes", code), f"unknown scenario code {code!r}")
+        subsumes[code] = _codes(codes, doc, ("subsumes", code))
 
     clients = data.get("interactive_clients", base["interactive_clients"])
     if not isinstance(clients, list) or not all(isinstance(c, str) and c for c in clients):
@@ -563,7 +668,14 @@ def _build(base: dict[str, Any], data: dict[str, Any], doc: _Doc, file: str,
                           "factor)")
         routines[key] = _number(value, doc, ("routines", key), 1.0 if key != "hour_slack"
                                 else 0.0)
-    return Rules(str(data.get("rule_version", base["rule_version"])), learning, threshold,
+        if key == "hour_slack" and routines[key] > 12:
+            raise doc.err(("routines", key), f"hour_slack is in hours, at most 12, got "
+                          f"{value!r}")
+    rule_version = data.get("rule_version", base["rule_version"])
+    if isinstance(rule_version, bool) or not isinstance(rule_version, (str, int, float)):
+        raise doc.err(("rule_version",), f"expected a version name such as "
+                      f"\"bank-a-2026.04\", got {rule_version!r}")
+    return Rules(str(rule_version), learning, threshold,
                  calendar, tuple(clients), tuple(nets), scenarios, subsumes, custom, merge,
                  file, pattern, explain=parse_explain(data.get("explain"), doc, catalog),
                  privileges=parse_privileges(data.get("privileges"), doc), rota=rota,
@@ -598,12 +710,11 @@ def _custom(items: Any, doc: _Doc, catalog: Catalog | None) -> list[CustomRule]:
                               f"column {col!r} is not in the catalogue")
             names.add(info.qualified)
         code = item.get("code", "SENSITIVE_FIRST_TOUCH")
-        if code not in SCENARIOS:
+        if not isinstance(code, str) or code not in SCENARIOS:
             raise doc.err((*path, "code"), f"unknown scenario code {code!r}")
-        kinds = item.get("actor_kinds", ["human", "service"])
-        if not isinstance(kinds, list) or not set(kinds) <= {"human", "service"}:
-            raise doc.err((*path, "actor_kinds"), "expected a list of 'human' / 'service'")
+        kinds = _kinds(item.get("actor_kinds", ["human", "service"]), doc,
+                       (*path, "actor_kinds"))
         score = _number(item.get("score", 60), doc, (*path, "score"))
         out.append(CustomRule(str(item.get("id", f"custom-{i}")), frozenset(names), code,
-                              score, frozenset(kinds), str(item.get("description", ""))))
+                              score, kinds, str(item.get("description", ""))))
     return out
