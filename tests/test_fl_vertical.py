@@ -436,3 +436,37 @@ def test_information_value_keeps_a_column_name_two_parties_hold(tmp_path: Path) 
     assert {"bank:g0", "partner_1:g0"} <= set(out["iv"]) and "g0" not in out["iv"]
     assert out["party"]["bank:g0"] == "bank" and out["party"]["partner_1:g0"] == "partner_1"
     assert out["iv"]["partner_1:g0"] > 0.02  # the host's strong column, not overwritten
+
+
+def test_probabilities_match_the_event_rate_of_a_rare_label(tmp_path: Path) -> None:
+    # a label with ~3 % events (the sample's defaults, thinned at random: the ranking
+    # signal stays, weakly). The residual is linearised at the prior log-odds: the mean
+    # score sits at the event rate and the log loss at the base rate's or better
+    # (expanded at 0, as FATE's, the mean score was ~0.25, the log loss twice the rate's)
+    config = write_vertical(tmp_path, 3000, test_customers=1500, seed=4)
+    rng = np.random.default_rng(0)
+
+    def thin(rows: list[dict[str, str]]) -> None:
+        for r in rows:
+            if r["default"] == "yes" and rng.random() > 0.2:
+                r["default"] = "no"
+
+    rewrite(tmp_path / "bank.csv", thin)
+    rewrite(tmp_path / "bank_test.csv", thin)
+    result = run_vertical(LocalSend(_setups(config, tmp_path / "work")),
+                          {**_cfg(5), "iv": False}, "bank", ["partner_1"])
+    out = tmp_path / "scores.csv"
+    send = LocalSend(_setups(config, tmp_path / "work_score"))
+    send.setups["bank"]["scores"] = str(out)
+    score_vertical(send, {"seed": 1}, "bank", ["partner_1"])
+    p = {r["cust_id"]: float(r["probability"]) for r in csv.DictReader(out.open())}
+    y = {r["cust_id"]: r["default"] == "yes" for r in csv.DictReader(
+        (tmp_path / "bank_test.csv").open()) if r["cust_id"] in p}
+    rate = float(np.mean([r["default"] == "yes" for r in csv.DictReader(
+        (tmp_path / "bank.csv").open())]))
+    assert 0.01 < rate < 0.06
+    mean = float(np.mean(list(p.values())))
+    assert rate / 2 < mean < 2 * rate  # expanded at 0 it was ~10x the rate
+    test_rate = float(np.mean(list(y.values())))
+    base = -(test_rate * np.log(rate) + (1 - test_rate) * np.log(1 - rate))
+    assert result["global"]["logloss"] < 1.05 * base  # expanded at 0: ~2x the base rate's
