@@ -470,3 +470,12 @@ def test_probabilities_match_the_event_rate_of_a_rare_label(tmp_path: Path) -> N
     test_rate = float(np.mean(list(y.values())))
     base = -(test_rate * np.log(rate) + (1 - test_rate) * np.log(1 - rate))
     assert result["global"]["logloss"] < 1.05 * base  # expanded at 0: ~2x the base rate's
+
+
+def test_a_third_label_value_names_the_guest_file(tmp_path: Path) -> None:
+    config = write_vertical(tmp_path, 200, seed=1)
+    rewrite(tmp_path / "bank.csv", lambda rows: rows[5].update(default="maybe"))
+    with pytest.raises(InputError, match="needs exactly 2 values") as err:
+        run_vertical(LocalSend(_setups(config, tmp_path / "work")), {**_cfg(1), "iv": False},
+                     "bank", ["partner_1"])
+    assert "bank.csv" in str(err.value) and "'maybe'" in str(err.value)

@@ -77,8 +77,8 @@ def fit_transform(pt_: PartyTable, kinds: dict[str, str], *, label: str = "",
             filled = np.where(np.isnan(x), med, x)
             mu, sd = float(filled.mean()), float(filled.std())
             if not sd > 1e-12 * max(abs(mu), 1.0):
-                raise pt_.error(f"feature column is constant ({present[0]!r}) on the aligned "
-                                "rows: exclude it", column=c)
+                raise pt_.error(f"feature column is constant ({float(present[0]):g}) on the "
+                                "aligned rows: exclude it", column=c)
             numeric.append((c, med, mu, sd))
         else:
             values = text_values(pt_, c)

@@ -137,10 +137,10 @@ class Guest(Party):
         pt_ = self.aligned("train")
         label = str(self.setup["label"])
         levels = label_levels(pt_, label)
-        positive = choose_positive(levels, self.setup.get("positive"), label=label)
         if len(levels) != 2:
             raise pt_.error(f"label {label!r} needs exactly 2 values on the aligned rows, "
                             f"found {len(levels)}: {levels[:10]}", column=label)
+        positive = choose_positive(levels, self.setup.get("positive"), label=label)
         self.store.put_json("label", {"positive": positive})
         self.store.put_array("y_train", encode_label(pt_, label, positive))
         if self.store.has("rows_test"):
