@@ -34,7 +34,11 @@ Customer ids are normalised before they are compared or tokenised
 (the default: per value, only values that unmistakably look like one kind; customer
 numbers such as ``10000042`` stay as written) or ``none`` (compared as written). A
 hashed list must have been made by :func:`hash_values` with the same ``identifier``.
-Other kinds (actors, addresses, clients, fingerprints) are compared as written.
+Other kinds (actors, clients, fingerprints) are compared as written. A ``source_ip``
+list holds IP addresses and networks (``10.1.0.0/16``, host bits ignored as in the rules'
+``workstation_networks``); an address on a list matches the same address however it is
+written (``2001:DB8::1`` and ``2001:db8::1``), a network matches every address in it, and
+anything that is not an address or a network is refused at load, naming its line.
 
 Expired lists are never used silently: :meth:`ListSet.warnings` names them, and a match
 against an expired list is returned as such (the detector turns it into a reason or a
@@ -43,6 +47,7 @@ low-score signal instead of applying the entry).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -51,7 +56,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from privacy.audit.ruledoc import _compose, _Doc, _read_text, _version
-from privacy.audit.rules import SCENARIOS
+from privacy.audit.rules import SCENARIOS, _in_networks
 from privacy.errors import ConfigError
 from privacy.normalize import IDENTIFIER_CHOICES, canonical
 
@@ -83,6 +88,7 @@ class ListEntry:
     hashed: bool = False
     scenarios: frozenset[str] = frozenset()
     identifier: str = "none"
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     def expired_at(self, when: datetime) -> bool:
         """Whether the list has expired at ``when`` (valid through its expiry date, UTC)."""
@@ -128,12 +134,16 @@ class ListSet:
         self._index: dict[tuple[str, str, str], list[ListEntry]] = {}
         # kind -> the (identifier, hashed) forms its lists store values in
         self._forms: dict[str, list[tuple[str, bool]]] = {}
+        # source_ip lists holding networks
+        self._networks: list[ListEntry] = []
         for e in self.entries:
             if e.hashed and tokenizer is None:
                 raise ConfigError(f"list {e.name!r} is hashed: a keyset (Tokenizer) is "
                                   "needed to match it")
             for v in e.values:
                 self._index.setdefault((e.kind, e.identifier, v), []).append(e)
+            if e.networks:
+                self._networks.append(e)
             forms = self._forms.setdefault(e.kind, [])
             if (e.identifier, e.hashed) not in forms:
                 forms.append((e.identifier, e.hashed))
@@ -173,6 +183,10 @@ class ListSet:
         if value is None:
             return []
         hits: list[ListEntry] = []
+        written = value
+        if kind == "source_ip":
+            value = _ip_text(value)
+            hits += [e for e in self._networks if _in_networks(value, e.networks)]
         for identifier, hashed in self._forms.get(kind, ()):
             key = value if identifier == "none" else self._canonical(value, identifier)
             if hashed:
@@ -182,7 +196,7 @@ class ListSet:
                 hits += [e for e in found if e.hashed == hashed]
         if not hits:
             return []
-        return [Match(e, value, e.expired_at(when)) for e in hits
+        return [Match(e, written, e.expired_at(when)) for e in hits
                 if list_type is None or e.type == list_type]
 
     def allows(self, kind: str, value: str | None, code: str,
@@ -275,9 +289,41 @@ def _entries(data: Any, doc: _Doc) -> list[ListEntry]:
         if identifier != "none" and item["kind"] != "customer":
             raise doc.err((*p, "identifier"), "only customer lists normalise identifiers")
         kept = [str(v) for v in values]
+        nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         if not hashed:
             kept = [canonical(v, identifier) for v in kept]
+        if not hashed and item["kind"] == "source_ip":
+            kept, nets = _addresses(kept, doc, (*p, "values"))
         out.append(ListEntry(name, item["type"], item["kind"], str(item["owner"]),
                              str(item["reason"]), exp, frozenset(kept), hashed,
-                             frozenset(scen), identifier))
+                             frozenset(scen), identifier, tuple(nets)))
     return out
+
+
+def _addresses(values: list[str], doc: _Doc, path: tuple[Any, ...]) -> tuple[
+        list[str], list[ipaddress.IPv4Network | ipaddress.IPv6Network]]:
+    """A source_ip list's addresses (in canonical form) and networks; anything else is
+    an error at its line."""
+    addrs: list[str] = []
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for j, v in enumerate(values):
+        try:
+            if "/" in v:
+                nets.append(ipaddress.ip_network(v, strict=False))
+            else:
+                addrs.append(str(ipaddress.ip_address(v)))
+        except ValueError:
+            what = "network" if "/" in v else "address"
+            raise doc.err((*path, j), f"bad IP {what} {v!r} (a source_ip list holds "
+                          "addresses such as 10.1.2.3 or networks such as 10.1.0.0/16)"
+                          ) from None
+    return addrs, nets
+
+
+@lru_cache(maxsize=65536)
+def _ip_text(value: str) -> str:
+    """``value`` in canonical form when it is an IP address, else as written."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return value

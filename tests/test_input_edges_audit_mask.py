@@ -1,0 +1,121 @@
+"""Bad input found by a new user's trial of the audit and masking commands.
+
+Bad input is refused with an error naming the file and line (or the option), exit 2
+from the CLI, nothing changed; warnings are printed as one-line covault warnings:
+
+1. a ``source_ip`` watch list holding something that is not an IP address or network.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from covault.cli import main
+from privacy.audit.lists import ListSet
+from privacy.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+CST = timezone(timedelta(hours=8))
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Path:
+    """A store with one alert (a clerk granting itself everything at night)."""
+    ev = tmp_path / "ev.jsonl"
+    ev.write_text(
+        json.dumps(
+            {
+                "event_id": "g1",
+                "ts": "2026-03-30T01:06:52+08:00",
+                "actor": "bob",
+                "statement": "GRANT ALL ON customers TO bob",
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    db = tmp_path / "db" / "a.db"
+    db.parent.mkdir()
+    r = run("audit", "ingest", str(ev), "--db", str(db), "--detect")
+    assert r.exit_code == 0, r.output
+    return db
+
+
+# ------------------------------------------------------------- 1. source_ip watch lists
+LISTS = """\
+version: 1
+lists:
+  - name: intel
+    type: deny
+    kind: source_ip
+    owner: soc
+    reason: known bad hosts
+    expires: 2030-01-01
+    values:
+      - 198.51.100.23
+      - {value}
+"""
+
+
+@pytest.mark.parametrize(
+    "value,what",
+    [
+        ("10.0.0.300", "address"),
+        ("10.0.0.0/33", "network"),
+        ("abc", "address"),
+        ("'10.0.0.1 '", "address"),
+        ("'10.0.0.0/8/8'", "network"),
+        ("'::g'", "address"),
+    ],
+)
+def test_source_ip_list_refuses_what_is_not_an_address(
+    tmp_path: Path, value: str, what: str
+) -> None:
+    f = tmp_path / "lists.yaml"
+    f.write_text(LISTS.format(value=value), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        ListSet.load(f)
+    e = info.value
+    assert e.file == str(f) and e.line == 11
+    assert f"bad IP {what} {value.strip(chr(39))!r}" in str(e) and "lists.0.values.1" in str(e)
+
+
+def test_source_ip_list_networks_and_address_forms_match(tmp_path: Path) -> None:
+    f = tmp_path / "lists.yaml"
+    f.write_text(
+        LISTS.format(value="10.1.0.0/16") + "      - 2001:DB8::1\n      - 192.0.2.7/24\n",
+        encoding="utf-8",
+    )
+    ls = ListSet.load(f)
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    for ip in ("198.51.100.23", "10.1.255.4", "2001:db8::1", "2001:0db8:0::1", "192.0.2.200"):
+        hits = ls.lookup("source_ip", ip, now, "deny")
+        assert [m.entry.name for m in hits] == ["intel"] and hits[0].value == ip, ip
+    for ip in ("10.2.0.1", "198.51.100.24", "db-host", "2001:db8::2"):
+        assert ls.lookup("source_ip", ip, now) == [], ip
+
+
+def test_cli_bad_source_ip_list_exit_2_naming_file_line_value(store: Path, tmp_path: Path) -> None:
+    f = tmp_path / "lists.yaml"
+    text = LISTS.format(value="10.0.0.300")
+    f.write_text(text, encoding="utf-8")
+    before = snapshot(store.parent)
+    r = run("audit", "detect", "--db", str(store), "--lists", str(f))
+    assert r.exit_code == 2, r.output
+    assert f"{f}:11:" in r.output and "'10.0.0.300'" in r.output
+    assert "Traceback" not in r.output
+    assert snapshot(store.parent) == before and f.read_text(encoding="utf-8") == text
