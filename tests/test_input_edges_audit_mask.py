@@ -3,7 +3,9 @@
 Bad input is refused with an error naming the file and line (or the option), exit 2
 from the CLI, nothing changed; warnings are printed as one-line covault warnings:
 
-1. a ``source_ip`` watch list holding something that is not an IP address or network.
+1. a ``source_ip`` watch list holding something that is not an IP address or network;
+2. a privilege change window that ends before it starts (it runs past midnight, as a
+   rota's night shift does) or starts and ends at the same time.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from click.testing import CliRunner
 
 from covault.cli import main
 from privacy.audit.lists import ListSet
+from privacy.audit.privilege import PrivilegeJudge
+from privacy.audit.rules import Rules
 from privacy.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,3 +123,69 @@ def test_cli_bad_source_ip_list_exit_2_naming_file_line_value(store: Path, tmp_p
     assert f"{f}:11:" in r.output and "'10.0.0.300'" in r.output
     assert "Traceback" not in r.output
     assert snapshot(store.parent) == before and f.read_text(encoding="utf-8") == text
+
+
+# ------------------------------------------------------- 2. change windows past midnight
+def rules(window: str) -> Rules:
+    return Rules.from_text(
+        'version: 1\ncalendar: {timezone: "+08:00"}\nprivileges:\n'
+        f"  change_windows:\n    - {window}\n",
+        "r.yaml",
+    )
+
+
+def test_change_window_across_midnight_runs_into_the_next_day() -> None:
+    r = rules('{days: [mon], start: "22:00", end: "06:00"}')
+    judge = PrivilegeJudge(
+        r.privileges, r.calendar, score=85, routine_score=25, off_window_score=60
+    )
+
+    def inside(day: int, hour: int, minute: int = 0) -> bool:  # 2026-06-01 is a Monday
+        return judge.in_window(datetime(2026, 6, day, hour, minute, tzinfo=CST))
+
+    assert inside(1, 23) and inside(2, 5) and inside(1, 22) and inside(2, 5, 59)
+    assert not inside(1, 12) and not inside(2, 6) and not inside(1, 21, 59)
+    assert not inside(1, 5)  # Monday morning belongs to Sunday night's window
+    assert not inside(2, 23) and not inside(3, 5)  # Tuesday has no window
+    # the same instant given in UTC
+    assert judge.in_window(datetime(2026, 6, 1, 15, 0, tzinfo=timezone.utc))  # 23:00 +08
+    # Sunday night runs into Monday morning
+    r = rules('{days: [sun], start: "23:30", end: "00:30"}')
+    judge = PrivilegeJudge(
+        r.privileges, r.calendar, score=85, routine_score=25, off_window_score=60
+    )
+    assert judge.in_window(datetime(2026, 6, 1, 0, 15, tzinfo=CST))
+    assert judge.in_window(datetime(2026, 5, 31, 23, 45, tzinfo=CST))
+    assert not judge.in_window(datetime(2026, 6, 1, 23, 45, tzinfo=CST))
+
+
+@pytest.mark.parametrize(
+    "window,words",
+    [
+        ('{start: "22:00", end: "22:00"}', "starts and ends at 22:00"),
+        ('{start: "00:00", end: "00:00"}', "starts and ends at 00:00"),
+        ('{start: 22:00, end: "06:00"}', "in quotes"),  # YAML 1.1: the number 1320
+        ('{start: "22:00:30", end: "06:00"}', "expected a time 'HH:MM'"),
+    ],
+)
+def test_change_window_that_cannot_be_meant_is_an_error_at_its_line(
+    window: str, words: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        rules(window)
+    e = info.value
+    assert e.file == "r.yaml" and e.line == 5 and words in str(e)
+    assert "privileges.change_windows.0" in str(e)
+
+
+def test_cli_change_window_of_no_length_exit_2(store: Path, tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text(
+        "version: 1\nprivileges:\n  change_windows:\n"
+        '    - {days: [mon], start: "08:00", end: "08:00"}\n',
+        encoding="utf-8",
+    )
+    before = snapshot(store.parent)
+    r = run("audit", "detect", "--db", str(store), "--rules", str(f))
+    assert r.exit_code == 2 and f"{f}:4:" in r.output and "starts and ends" in r.output
+    assert snapshot(store.parent) == before

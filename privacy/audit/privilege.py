@@ -22,6 +22,12 @@ Rules YAML::
       routine_days: 3
       change_windows:
         - {days: [mon, tue, wed, thu, fri], start: "08:00", end: "19:00"}
+        - {days: [sat], start: "22:00", end: "04:00"}   # ends the next morning
+
+Times are quoted ``"HH:MM"``. As with a rota's shifts (:mod:`privacy.audit.rota`), a
+window whose ``end`` is before its ``start`` runs past midnight into the next day: it
+opens on each of its ``days`` and closes the morning after. A window that starts and ends
+at the same time is an error naming the rules file and line.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import TYPE_CHECKING, Any
+
+from privacy.audit.ruledoc import _clock
 
 if TYPE_CHECKING:
     from privacy.audit.ruledoc import _Doc
@@ -87,11 +95,20 @@ def parse_change(statement: str) -> PrivilegeChange:
 
 @dataclass(frozen=True)
 class ChangeWindow:
-    """Weekdays and hours when routine privilege changes are expected."""
+    """Weekdays and hours when routine privilege changes are expected; ``end`` before
+    ``start`` means the window opens on one of ``days`` and closes the next day."""
 
     days: frozenset[int]
     start: time
     end: time
+
+    def contains(self, weekday: int, t: time) -> bool:
+        """Whether local ``weekday`` (0 = Monday) and time ``t`` lie in the window."""
+        if self.start < self.end:
+            return weekday in self.days and self.start <= t < self.end
+        if t >= self.start:
+            return weekday in self.days
+        return t < self.end and (weekday - 1) % 7 in self.days
 
 
 @dataclass(frozen=True)
@@ -144,8 +161,13 @@ def parse_privileges(data: Any, doc: _Doc) -> PrivilegeConfig:
             if not isinstance(w, dict) or not {"start", "end"} <= set(w) or not set(w) <= {
                     "days", "start", "end"}:
                 raise doc.err(p, "expected {days: [mon, ...], start: 'HH:MM', end: 'HH:MM'}")
+            start, end = _clock(w["start"], doc, (*p, "start")), _clock(w["end"], doc,
+                                                                          (*p, "end"))
+            if start == end:
+                raise doc.err((*p, "end"), f"the window starts and ends at {start:%H:%M}: "
+                              "give the hours it is open (an end before the start runs "
+                              "into the next day)")
             try:
-                start, end = (time.fromisoformat(str(w[k])) for k in ("start", "end"))
                 wd = frozenset(_DAYS.index(str(d).lower()[:3]) for d in w.get("days", _DAYS))
             except ValueError:
                 raise doc.err(p, "expected {days: [mon, ...], start: 'HH:MM', end: 'HH:MM'}"
@@ -180,7 +202,8 @@ class PrivilegeJudge:
         if windows is None:
             return not self.calendar.is_off_hours(ts)
         t = local.time()
-        return any(local.weekday() in w.days and w.start <= t < w.end for w in windows)
+        day = local.weekday()
+        return any(w.contains(day, t) for w in windows)
 
     def judge(self, actor: str, role: str | None, department: str | None, statement: str,
               ts: datetime, day: int, *, usual_hour: bool = False) -> tuple[float, str]:
