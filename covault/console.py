@@ -42,6 +42,7 @@ __all__ = [
     "format_option",
     "optional_ledger",
     "refuse_overwrite",
+    "require_utf8",
     "Terminated",
 ]
 
@@ -225,6 +226,29 @@ def optional_ledger(path: str | None) -> Iterator[Any]:
         yield ledger
     finally:
         ledger.close()
+
+
+def require_utf8(text: str | None, what: str) -> None:
+    """Refuse a command-line argument that is not UTF-8 text.
+
+    Bytes that are not UTF-8 in an argument (``--comment $'\\xff'`` from a shell) reach
+    Python as lone surrogates (surrogateescape); they cannot be stored or ledgered as
+    text, so the command stops before it changes anything.
+
+    Raises
+    ------
+    InputError
+        Naming ``what`` (e.g. ``--comment``), the first bad byte and its position.
+    """
+    if text is None:
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        bad = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        raise InputError(f"{what} is not valid UTF-8 text ({bad} at character "
+                         f"{exc.start + 1}): give it as UTF-8") from None
 
 
 def emit_json(obj: Any) -> None:

@@ -5,12 +5,16 @@ from the CLI, nothing changed; warnings are printed as one-line covault warnings
 
 1. a ``source_ip`` watch list holding something that is not an IP address or network;
 2. a privilege change window that ends before it starts (it runs past midnight, as a
-   rota's night shift does) or starts and ends at the same time.
+   rota's night shift does) or starts and ends at the same time;
+3. ``audit triage --comment`` (and ``audit suppress``'s texts) of bytes that are not UTF-8.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -188,4 +192,102 @@ def test_cli_change_window_of_no_length_exit_2(store: Path, tmp_path: Path) -> N
     before = snapshot(store.parent)
     r = run("audit", "detect", "--db", str(store), "--rules", str(f))
     assert r.exit_code == 2 and f"{f}:4:" in r.output and "starts and ends" in r.output
+    assert snapshot(store.parent) == before
+
+
+# ------------------------------------------------ 3. comments that are not UTF-8 text
+def _alert_id(store: Path) -> str:
+    r = run("audit", "alerts", "--db", str(store), "--format", "json")
+    return str(json.loads(r.output.splitlines()[0])["alert_id"])
+
+
+def test_triage_comment_not_utf8_exit_2_nothing_changed(store: Path) -> None:
+    aid = _alert_id(store)
+    before = snapshot(store.parent)
+    # what Python makes of the argument bytes b"ok \xff\xfe" (surrogateescape)
+    r = run(
+        "audit",
+        "triage",
+        aid,
+        "--db",
+        str(store),
+        "--state",
+        "in_progress",
+        "--comment",
+        "ok \udcff\udcfe",
+    )
+    assert r.exit_code == 2
+    assert "error: --comment is not valid UTF-8 text (byte 0xff at character 4)" in r.stderr
+    assert "JSON" not in r.output and "surrogates" not in r.output
+    assert snapshot(store.parent) == before
+    r = run(
+        "audit",
+        "triage",
+        aid,
+        "--db",
+        str(store),
+        "--state",
+        "in_progress",
+        "--comment",
+        "ok",
+        "--analyst",
+        "\udce4",
+    )
+    assert r.exit_code == 2 and "--analyst is not valid UTF-8" in r.stderr
+    assert snapshot(store.parent) == before
+    r = run(
+        "audit",
+        "triage",
+        aid,
+        "--db",
+        str(store),
+        "--state",
+        "in_progress",
+        "--comment",
+        "调查中 ok",
+    )
+    assert r.exit_code == 0, r.output
+
+
+def test_triage_comment_raw_bytes_from_a_shell(store: Path) -> None:
+    aid = _alert_id(store)
+    env = dict(os.environ, PYTHONPATH=str(REPO), LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    cmd = [
+        sys.executable,
+        "-m",
+        "covault",
+        "audit",
+        "triage",
+        aid,
+        "--db",
+        str(store),
+        "--state",
+        "in_progress",
+        "--comment",
+        b"\xff\xfe",
+    ]
+    r = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.decode() == (
+        "error: --comment is not valid UTF-8 text (byte 0xff at character 1): give it as UTF-8\n"
+    )
+
+
+def test_suppress_texts_not_utf8_exit_2(store: Path) -> None:
+    before = snapshot(store.parent)
+    r = run(
+        "audit",
+        "suppress",
+        "--db",
+        str(store),
+        "--actor",
+        "bob",
+        "--reason",
+        "\udce4\udcb8",
+        "--comment",
+        "c",
+        "--expires",
+        "2030-01-01",
+    )
+    assert r.exit_code == 2 and "--reason is not valid UTF-8 text (byte 0xe4" in r.stderr
     assert snapshot(store.parent) == before

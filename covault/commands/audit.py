@@ -19,6 +19,7 @@ from covault.console import (
     json_text,
     out,
     print_table,
+    require_utf8,
 )
 from covault.keyopts import (
     UNPINNED_WARNING,
@@ -528,6 +529,8 @@ def triage_cmd(alert_id: str, db_path: str, state: str, reason: str | None, comm
     """
     from covault.audit_actions import record_triage
 
+    for what, text in (("--comment", comment), ("--analyst", analyst)):
+        require_utf8(text, what)
     store = _open(db_path)
     try:
         rec = record_triage(store, alert_id, state, reason=reason, comment=comment,
@@ -592,6 +595,9 @@ def suppress_cmd(db_path: str, actor: str | None, scenario: str | None, reason: 
     """Suppress future alerts of an actor and/or scenario until a date (ledgered)."""
     from privacy.audit.triage import Triage
 
+    for what, text in (("--actor", actor), ("--scenario", scenario), ("--reason", reason),
+                       ("--comment", comment), ("--analyst", analyst)):
+        require_utf8(text, what)
     store = _open(db_path)
     try:
         sid = Triage(store, analyst=analyst).suppress(
