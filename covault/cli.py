@@ -39,12 +39,16 @@ def _max_field_bytes(ctx: click.Context, param: click.Parameter, value: str | No
               callback=_max_field_bytes, expose_value=False, is_eager=True,
               help="Largest CSV field any command reads, e.g. 16M [default: 1M; env "
                    "COVAULT_MAX_FIELD_BYTES]. A row may hold 1 MiB besides its largest field.")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """covault: privacy-preserving data collaboration for banks.
 
     Field encryption and masking, query audit, homomorphic aggregation, private set
     intersection and federated learning. Every command takes --help.
     """
+    from covault.console import one_line_warnings
+
+    ctx.with_resource(one_line_warnings())
 
 
 for _module, _attr in _GROUPS:

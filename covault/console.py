@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import unicodedata
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -43,6 +44,7 @@ __all__ = [
     "optional_ledger",
     "refuse_overwrite",
     "require_utf8",
+    "one_line_warnings",
     "Terminated",
 ]
 
@@ -226,6 +228,33 @@ def optional_ledger(path: str | None) -> Iterator[Any]:
         yield ledger
     finally:
         ledger.close()
+
+
+#: Packages whose warning categories the command line prints as ``warning: ...`` lines.
+_OUR_PACKAGES = frozenset({"privacy", "masking", "federated", "covault"})
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """While the block runs, print warnings of covault's own categories (such as
+    :class:`privacy.audit.store.UnreadableEventWarning`) as one line ``warning: ...`` on
+    stderr, like the command line's other warnings, instead of Python's format with the
+    path and line of the source that raised them. Other warnings are shown as before."""
+    previous = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        if category.__module__.partition(".")[0] in _OUR_PACKAGES:
+            err.print(f"warning: {terminal_safe(str(message))}", markup=False)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        if warnings.showwarning is show:
+            warnings.showwarning = previous
 
 
 def require_utf8(text: str | None, what: str) -> None:

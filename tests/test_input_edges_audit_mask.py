@@ -6,7 +6,9 @@ from the CLI, nothing changed; warnings are printed as one-line covault warnings
 1. a ``source_ip`` watch list holding something that is not an IP address or network;
 2. a privilege change window that ends before it starts (it runs past midnight, as a
    rota's night shift does) or starts and ends at the same time;
-3. ``audit triage --comment`` (and ``audit suppress``'s texts) of bytes that are not UTF-8.
+3. ``audit triage --comment`` (and ``audit suppress``'s texts) of bytes that are not UTF-8;
+4. events an older version stored with out-of-range timestamps, skipped on replay: the
+   CLI prints ``warning: ...``, not Python's warning format with source paths.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import pytest
 from click.testing import CliRunner
 
 from covault.cli import main
+from privacy.audit.events import QueryEvent, restore_event
 from privacy.audit.lists import ListSet
 from privacy.audit.privilege import PrivilegeJudge
 from privacy.audit.rules import Rules
+from privacy.audit.store import AuditStore
 from privacy.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -291,3 +295,60 @@ def test_suppress_texts_not_utf8_exit_2(store: Path) -> None:
     )
     assert r.exit_code == 2 and "--reason is not valid UTF-8 text (byte 0xe4" in r.stderr
     assert snapshot(store.parent) == before
+
+
+# ----------------------------------------------- 4. events an older version stored
+def _poisoned(db: Path) -> None:
+    """A store as an older version left it: events whose ts no zone conversion survives."""
+    far = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-8)))
+    early = datetime(1, 1, 1, tzinfo=CST)
+    evs = [
+        restore_event(
+            eid, ts, "alice", None, None, None, None, None, None, "select 1", None, None, None
+        )
+        for eid, ts in (("x-1", far), ("x-2", early))
+    ]
+    evs.append(
+        QueryEvent(
+            event_id="good",
+            ts=datetime(2026, 3, 1, 9, 30, tzinfo=CST),
+            actor="bob",
+            statement="select 2",
+        )
+    )
+    with AuditStore(db) as store:
+        store.add_events(evs)
+
+
+def test_cli_prints_skipped_old_events_as_covault_warnings(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    _poisoned(db)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("PYTHONWARNINGS", None)
+    r = subprocess.run(
+        [sys.executable, "-m", "covault", "audit", "detect", "--db", str(db)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "scored 1 events" in r.stdout
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2, r.stderr
+    assert all(line.startswith(f"warning: {db}: stored event ") for line in lines)
+    assert "'x-1' (seq 1) skipped" in r.stderr and "'x-2' (seq 2) skipped" in r.stderr
+    assert "UnreadableEventWarning" not in r.stderr and ".py:" not in r.stderr
+
+
+def test_cli_warning_hook_is_scoped_to_the_command(tmp_path: Path) -> None:
+    import warnings
+
+    db = tmp_path / "old.db"
+    _poisoned(db)
+    shown = warnings.showwarning
+    r = CliRunner().invoke(main, ["audit", "detect", "--db", str(db)])
+    assert r.exit_code == 0, r.output
+    assert "warning: " in r.stderr and "'x-1' (seq 1) skipped" in r.stderr
+    assert "UnreadableEventWarning" not in r.output
+    assert warnings.showwarning is shown
