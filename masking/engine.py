@@ -305,9 +305,11 @@ class MaskingEngine:
                                       "is not in the output (missing or dropped)")
 
     # -- masking
-    def mask_batch(self, plan: Plan, batch: pa.RecordBatch, row_offset: int = 0
-                   ) -> pa.RecordBatch:
-        """Mask one batch under ``plan`` (row filter applied, gate not)."""
+    def mask_batch(self, plan: Plan, batch: pa.RecordBatch, row_offset: int = 0, *,
+                   source: str | None = None) -> pa.RecordBatch:
+        """Mask one batch under ``plan`` (row filter applied, gate not); a value an
+        operator cannot take is an :class:`InputError` naming ``source`` (the input
+        file, when there is one), the column and the row."""
         rows: np.ndarray | None = None
         if plan.row_filter is not None:
             keep = plan.row_filter.evaluate(batch)
@@ -328,7 +330,8 @@ class MaskingEngine:
             if pa.types.is_large_string(out.type) or pa.types.is_string_view(out.type):
                 out = out.cast(pa.string())
             if result.invalid is not None and result.invalid.any():
-                out = _on_invalid(cp, out, result.invalid, result.reason, rows, row_offset)
+                out = _on_invalid(cp, out, result.invalid, result.reason, rows, row_offset,
+                                  source)
             if len(out) != batch.num_rows:
                 raise AssertionError(f"operator {cp.operator.name} changed the row count")
             arrays.append(out)
@@ -367,14 +370,14 @@ class MaskingEngine:
 
 
 def _on_invalid(cp: ColumnPlan, out: pa.Array, invalid: np.ndarray, reason: str,
-                rows: np.ndarray | None, offset: int) -> pa.Array:
+                rows: np.ndarray | None, offset: int, source: str | None) -> pa.Array:
     if cp.on_invalid == "fail":
         i = int(np.argmax(invalid))
         row = offset + (int(rows[i]) if rows is not None else i) + 1
         raise InputError(
             f"operator {cp.operator.name!r} cannot take this value: {reason} (rule at "
             f"{cp.source}; set on_invalid: redact or null to let such values through)",
-            column=cp.column, row=row,
+            file=source, column=cp.column, row=row,
         )
     mask = pa.array(invalid)
     if cp.on_invalid == "redact" and pa.types.is_string(out.type):

@@ -250,7 +250,7 @@ def mask_file(
         def masked() -> Iterator[pa.RecordBatch]:
             nonlocal rows_in
             for batch in _chain(first, rest):
-                yield engine.mask_batch(plan, batch, rows_in)
+                yield engine.mask_batch(plan, batch, rows_in, source=str(input_path))
                 rows_in += batch.num_rows
                 if progress is not None:
                     progress(batch.num_rows)

@@ -8,7 +8,8 @@ from the CLI, nothing changed; warnings are printed as one-line covault warnings
    rota's night shift does) or starts and ends at the same time;
 3. ``audit triage --comment`` (and ``audit suppress``'s texts) of bytes that are not UTF-8;
 4. events an older version stored with out-of-range timestamps, skipped on replay: the
-   CLI prints ``warning: ...``, not Python's warning format with source paths.
+   CLI prints ``warning: ...``, not Python's warning format with source paths;
+5. an FPE value the operator cannot take names the input file besides column and row.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from privacy.audit.privilege import PrivilegeJudge
 from privacy.audit.rules import Rules
 from privacy.audit.store import AuditStore
 from privacy.errors import ConfigError
+from privacy.keys import Kek, Keyset
 
 REPO = Path(__file__).resolve().parents[1]
 CST = timezone(timedelta(hours=8))
@@ -352,3 +354,40 @@ def test_cli_warning_hook_is_scoped_to_the_command(tmp_path: Path) -> None:
     assert "warning: " in r.stderr and "'x-1' (seq 1) skipped" in r.stderr
     assert "UnreadableEventWarning" not in r.output
     assert warnings.showwarning is shown
+
+
+# ----------------------------------------------------------- 5. FPE names the file
+def test_fpe_value_error_names_input_file_column_and_row(tmp_path: Path) -> None:
+    kek_file = tmp_path / "kek.hex"
+    kek_file.write_text(bytes(range(32)).hex())
+    ks = tmp_path / "ff1.json"
+    Keyset.create("FF1_AES256").save(ks, Kek.from_key_file(kek_file))
+    src = tmp_path / "accounts.csv"
+    text = "acct,name\n12345678,a\n1234x678,b\n"
+    src.write_text(text, encoding="utf-8")
+    pol = tmp_path / "p.yaml"
+    pol.write_text(
+        "version: 1\ndefault: keep\nviews:\n  v:\n    columns:\n"
+        "      - {name: acct, operator: fpe}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "o.csv"
+    r = run(
+        "mask",
+        "apply",
+        str(src),
+        "-o",
+        str(out),
+        "-p",
+        str(pol),
+        "-v",
+        "v",
+        "-k",
+        str(ks),
+        "--kek-file",
+        str(kek_file),
+    )
+    assert r.exit_code == 2, r.output
+    assert f"error: {src}: column 'acct': row 2: operator 'fpe'" in r.stderr
+    assert f"rule at {pol}:6" in r.stderr
+    assert not out.exists() and src.read_text(encoding="utf-8") == text
