@@ -2,11 +2,14 @@
 
 Empty CSV cells are missing values. A column is *numeric* when its Arrow type is an
 integer, floating point or boolean type, and *categorical* otherwise (text); the config
-may say which columns are which. Every error names the party and the file.
+may say which columns are which. Every error names the party and the file (and for a
+CSV file the line, as an editor counts it: the header is line 1).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from privacy.errors import InputError
 __all__ = [
     "MAX_LEVELS", "POSITIVE_WORDS", "PartyTable", "read_table", "numeric_values",
     "text_values", "kind_of", "encode_label", "choose_positive", "label_levels",
+    "inferred_kind",
 ]
 
 #: The most levels a categorical column may have (beyond this it is an identifier).
@@ -39,6 +43,9 @@ class PartyTable:
     party: str
     path: Path
     table: Any  # pyarrow.Table
+    #: Row ``i`` of the table is record ``i`` of the CSV file ``path`` (errors then name
+    #: its line); false for Parquet files and for tables cut from another.
+    csv_rows: bool = False
 
     @property
     def rows(self) -> int:
@@ -52,9 +59,60 @@ class PartyTable:
 
     def error(self, message: str, *, column: str | None = None,
               row: int | None = None) -> InputError:
-        """An :class:`InputError` naming this party, its file and the column/row."""
+        """An :class:`InputError` naming this party, its file and the column/row (and
+        for a CSV file the row's line, as an editor counts it: the header is line 1)."""
+        line = _csv_line(self.path, row) if row is not None and self.csv_rows else None
         return InputError(f"party {self.party!r}: {message}", file=str(self.path),
-                          column=column, row=row)
+                          line=line, column=column, row=row)
+
+
+def _csv_records(path: Path) -> Any:
+    """``(line, fields)`` of each record of a CSV file, the header first; ``line`` is
+    where the record starts (a quoted field may span lines)."""
+    with path.open("rb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+        reader = csv.reader(text)
+        start = 1
+        for fields in reader:
+            if fields:  # Arrow skips empty lines
+                yield start, fields
+            start = reader.line_num + 1
+
+
+def _csv_line(path: Path, row: int) -> int | None:
+    """The line on which data row ``row`` (1-based) of a CSV file starts."""
+    try:
+        for i, (line, _) in enumerate(_csv_records(path)):
+            if i == row:
+                return line
+    except (OSError, csv.Error):
+        pass
+    return None
+
+
+def _ragged_row(path: Path, party: str) -> InputError | None:
+    """The error for the first CSV record whose field count is not the header's."""
+    try:
+        header: list[str] | None = None
+        for line, fields in _csv_records(path):
+            if header is None:
+                header = fields
+                continue
+            if len(fields) == len(header):
+                continue
+            if len(fields) > len(header):
+                column = header[-1]
+                what = f"values {fields[len(header):][:5]!r} after the last column"
+            else:
+                column = header[len(fields)]
+                what = f"no value for {header[len(fields):][:5]!r}"
+            return InputError(f"party {party!r}: cannot read table: row has {len(fields)} "
+                              f"fields, the header has {len(header)}: {what}"[:300],
+                              file=str(path), line=line,
+                              column=column)
+    except (OSError, csv.Error):
+        pass
+    return None
 
 
 def _is_parquet(path: Path) -> bool:
@@ -101,6 +159,10 @@ def read_table(path: str | os.PathLike[str], *, party: str,
                     null_values=["", "NA", "NaN", "nan", "null", "NULL"],
                     strings_can_be_null=True))
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # any Arrow error
+        if isinstance(exc, pa.ArrowInvalid) and not _is_parquet(p):
+            ragged = _ragged_row(p, party)
+            if ragged is not None:
+                raise ragged from None
         raise InputError(f"party {party!r}: cannot read table: {exc}", **where) from None
     try:
         names = list(table.column_names)
@@ -111,7 +173,7 @@ def read_table(path: str | os.PathLike[str], *, party: str,
         raise InputError(f"party {party!r}: duplicate column names {dup}", **where)
     if table.num_rows == 0:
         raise InputError(f"party {party!r}: the table has no rows", **where)
-    return PartyTable(party, p, table.combine_chunks())
+    return PartyTable(party, p, table.combine_chunks(), csv_rows=not _is_parquet(p))
 
 
 def _ids_as_text(table: Any, columns: Collection[str], party: str,
@@ -148,6 +210,40 @@ def kind_of(arrow_type: Any) -> str:
     if pt.is_null(arrow_type):
         return "empty"
     return "categorical"
+
+
+#: A number as text (what Arrow reads as one), with the spaces around it.
+_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+
+
+def inferred_kind(pt_: PartyTable, column: str) -> str:
+    """The kind of a column the config does not list: :func:`kind_of` its Arrow type.
+
+    Raises
+    ------
+    InputError
+        The column was read as text but most of its values are numbers: the first value
+        that is not is named (with its line), as a numeric column with a stray ``N/A``
+        or ``-`` would otherwise be one-hot encoded (or clash with the other parties').
+    """
+    import pyarrow.compute as pc
+    import pyarrow.types as pt
+
+    col = pt_.table.column(column)
+    kind = kind_of(col.type)
+    if not (pt.is_string(col.type) or pt.is_large_string(col.type)):
+        return kind
+    numbers = pc.match_substring_regex(col, _NUMBER)
+    present = len(col) - col.null_count
+    count = int(pc.sum(numbers).as_py() or 0)
+    if 0 < present < 2 * count:
+        misses = pc.and_(pc.invert(numbers), pc.is_valid(numbers))
+        i = int(pc.index(misses, True).as_py())
+        raise pt_.error(f"value {col[i].as_py()!r} is not a number, but {count} of the "
+                        f"column's {present} values are: leave the cell empty for a missing "
+                        "value (or list the column in categorical if it holds text)",
+                        column=column, row=i + 1)
+    return kind
 
 
 def numeric_values(pt_: PartyTable, column: str) -> FloatArray:

@@ -50,7 +50,7 @@ from federated.data import (
     PartyTable,
     choose_positive,
     encode_label,
-    kind_of,
+    inferred_kind,
     label_levels,
     numeric_values,
     text_values,
@@ -128,7 +128,7 @@ def _feature_columns(pt_: PartyTable, label: str, exclude: Sequence[str],
         if c in drop:
             continue
         # a listed column has its listed kind; the others are inferred from the data
-        out[c] = wanted.get(c) or kind_of(pt_.table.column(c).type)
+        out[c] = wanted.get(c) or inferred_kind(pt_, c)
     return out
 
 

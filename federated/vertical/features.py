@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from federated.data import MAX_LEVELS, PartyTable, kind_of, numeric_values, text_values
+from federated.data import MAX_LEVELS, PartyTable, inferred_kind, numeric_values, text_values
 from federated.preprocess import Transform
 from privacy.errors import InputError
 
@@ -48,7 +48,7 @@ def feature_kinds(pt_: PartyTable, *, exclude: list[str], numeric: list[str] | N
     for c in pt_.columns:
         if c in exclude:
             continue
-        out[c] = listed.get(c) or kind_of(pt_.table.column(c).type)
+        out[c] = listed.get(c) or inferred_kind(pt_, c)
     if not out:
         raise pt_.error("no feature columns (every column is the id, the label or excluded)")
     return out
