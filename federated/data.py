@@ -24,7 +24,7 @@ from privacy.errors import InputError
 __all__ = [
     "MAX_LEVELS", "POSITIVE_WORDS", "PartyTable", "read_table", "numeric_values",
     "text_values", "kind_of", "encode_label", "choose_positive", "label_levels",
-    "inferred_kind",
+    "inferred_kind", "party_of_rows",
 ]
 
 #: The most levels a categorical column may have (beyond this it is an identifier).
@@ -274,6 +274,32 @@ def numeric_values(pt_: PartyTable, column: str) -> FloatArray:
         row = int(np.flatnonzero(np.isinf(out))[0]) + 1
         raise pt_.error("infinite value", column=column, row=row)
     return out
+
+
+def party_of_rows(pt_: PartyTable, column: str, parties: Sequence[str]
+                  ) -> npt.NDArray[np.object_]:
+    """The party each row of a test table belongs to, from its ``test_party_column``.
+
+    Raises
+    ------
+    InputError
+        The column is missing, or holds a value (or an empty cell) that names no party;
+        the message names the file, the column, the unmatched values and the parties.
+    """
+    if column not in pt_.columns:
+        raise pt_.error(f"test_party_column {column!r} is not a column of the test file")
+    owner = text_values(pt_, column)
+    known = set(parties)
+    odd = [i for i, v in enumerate(owner) if v not in known]
+    if odd:
+        values = sorted({str(owner[i]) for i in odd if owner[i] is not None})
+        shown = ", ".join(repr(v) for v in values[:10]) + (" ..." if len(values) > 10 else "")
+        empty = sum(owner[i] is None for i in odd)
+        what = ([shown] if values else []) + ([f"{empty} empty cell(s)"] if empty else [])
+        raise pt_.error(f"test_party_column {column!r} names no party in {len(odd)} "
+                        f"row(s) (the first here): {'; '.join(what)}; the parties are "
+                        f"{', '.join(map(repr, parties))}", column=column, row=odd[0] + 1)
+    return owner
 
 
 def text_values(pt_: PartyTable, column: str) -> npt.NDArray[np.object_]:

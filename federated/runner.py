@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from federated.config import FLConfig, load_config
-from federated.data import read_table
+from federated.data import party_of_rows, read_table
 from federated.preprocess import describe_party, merge_schemas
 from privacy.errors import FederationError, InputError
 
@@ -94,7 +94,9 @@ def preflight(cfg: FLConfig) -> dict[str, int]:
         return _preflight_vertical(cfg)
     if cfg.deployment.superlink is not None:  # the data is on the banks' SuperNodes
         if cfg.test is not None:
-            read_table(cfg.test, party="test")
+            test = read_table(cfg.test, party="test")
+            if cfg.test_party_column:
+                party_of_rows(test, cfg.test_party_column, cfg.party_names)
         return {}
     schemas = {}
     for p in cfg.party:
@@ -110,6 +112,8 @@ def preflight(cfg: FLConfig) -> dict[str, int]:
         for c in dict.fromkeys(need):
             if c not in test.columns:
                 raise test.error(f"column {c!r} is missing from the test file")
+        if cfg.test_party_column:
+            party_of_rows(test, cfg.test_party_column, cfg.party_names)
     return {name: s.rows for name, s in schemas.items()}
 
 

@@ -137,3 +137,37 @@ def test_listed_numeric_column_names_the_line_too(tmp_path: Path) -> None:
     )
     err = preflight_error(cfg)
     assert err.line == 3 and err.column == "age" and "'forty'" in str(err)
+
+
+# ------------------------------------------------------------------ test_party_column
+
+
+def test_party_column_value_matching_no_party(tmp_path: Path, no_flower: list[str]) -> None:
+    held = (
+        "income,age,state,y,bank\n1,30,BJ,0,bank_1\n2,40,SH,1,Bank_2\n"
+        "3,50,SH,0,bank_3\n4,60,BJ,1,bank_2\n"
+    )
+    cfg = setup_run(
+        tmp_path,
+        {"bank_1.csv": GOOD, "bank_2.csv": GOOD, "held.csv": held},
+        extra='test = "held.csv"\ntest_party_column = "bank"',
+    )
+    err = preflight_error(cfg)
+    assert err.file == str(tmp_path / "held.csv") and err.column == "bank"
+    assert err.line == 3  # the first unmatched row
+    text = str(err)
+    assert "'Bank_2'" in text and "'bank_3'" in text and "'bank_1', 'bank_2'" in text
+    assert "2 row(s)" in text
+    assert "'Bank_2'" in cli_error(cfg, no_flower)
+
+
+def test_party_column_empty_cell(tmp_path: Path) -> None:
+    from federated.data import party_of_rows
+
+    (tmp_path / "held.csv").write_text("x,bank\n1,bank_1\n2,\n", encoding="utf-8")
+    pt = read_table(tmp_path / "held.csv", party="test")
+    with pytest.raises(InputError, match="1 empty cell") as info:
+        party_of_rows(pt, "bank", ["bank_1", "bank_2"])
+    assert info.value.line == 3
+    owner = party_of_rows(read_table(tmp_path / "held.csv", party="test"), "x", ["1", "2"])
+    assert owner.tolist() == ["1", "2"]

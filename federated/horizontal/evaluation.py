@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from federated import metrics as M
-from federated.data import read_table, text_values
+from federated.data import party_of_rows, read_table
 from federated.horizontal import protocol as P
 from federated.horizontal.grid import PartyGrid
 from federated.model import predict_proba
@@ -77,9 +77,7 @@ class Evaluator:
             self.y = transform.labels(pt)
             col = self.cfg.get("test_party_column")
             if col:
-                if col not in pt.columns:
-                    raise pt.error(f"test_party_column {col!r} is not a column of the test file")
-                self.owner = text_values(pt, col)
+                self.owner = party_of_rows(pt, col, [p["name"] for p in plan["parties"]])
         self._t = time.perf_counter()
         self._bytes = (0, 0)
 

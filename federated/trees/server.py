@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from federated.data import read_table, text_values
+from federated.data import party_of_rows, read_table
 from federated.horizontal import protocol as P
 from federated.horizontal.evaluation import auc_or_none, score_globally
 from federated.horizontal.grid import PartyGrid
@@ -293,9 +293,7 @@ class _Test:
             self.y = encode_label(pt, cfg["label"], positive)
             col = cfg.get("test_party_column")
             if col:
-                if col not in pt.columns:
-                    raise pt.error(f"test_party_column {col!r} is not a column of the test file")
-                self.owner = text_values(pt, col)
+                self.owner = party_of_rows(pt, col, parties)
             self.margin = Model(binner.layout, base, []).margin(self.codes)
 
     def after(self, tree: Tree) -> dict[str, Any]:
