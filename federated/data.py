@@ -24,7 +24,7 @@ from privacy.errors import InputError
 __all__ = [
     "MAX_LEVELS", "POSITIVE_WORDS", "PartyTable", "read_table", "numeric_values",
     "text_values", "kind_of", "encode_label", "choose_positive", "label_levels",
-    "inferred_kind", "party_of_rows",
+    "inferred_kind", "party_of_rows", "feature_names",
 ]
 
 #: The most levels a categorical column may have (beyond this it is an identifier).
@@ -306,6 +306,30 @@ def text_values(pt_: PartyTable, column: str) -> npt.NDArray[np.object_]:
     """A column as Python strings with ``None`` for missing values."""
     values = pt_.table.column(column).to_pylist()
     return np.asarray([None if v is None else str(v) for v in values], dtype=object)
+
+
+def feature_names(plain: Sequence[str], levels: Sequence[tuple[str, Sequence[str]]]
+                  ) -> list[str]:
+    """The model's feature names: the ``plain`` columns, then ``column=level`` for each
+    level of each one-hot encoded column.
+
+    Raises
+    ------
+    InputError
+        Two features would have one name (a column literally named ``product=card`` and
+        level ``card`` of column ``product``): the message names both.
+    """
+    seen = {c: f"column {c!r}" for c in plain}
+    out = list(plain)
+    for c, lvs in levels:
+        for lv in lvs:
+            name, what = f"{c}={lv}", f"level {lv!r} of column {c!r}"
+            if name in seen:
+                raise InputError(f"feature name {name!r} is both {seen[name]} and the one-hot "
+                                 f"feature of {what} (named column=level): rename the column")
+            seen[name] = what
+            out.append(name)
+    return out
 
 
 def _label_text(v: Any) -> str:

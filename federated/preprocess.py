@@ -50,6 +50,7 @@ from federated.data import (
     PartyTable,
     choose_positive,
     encode_label,
+    feature_names,
     inferred_kind,
     label_levels,
     numeric_values,
@@ -243,6 +244,7 @@ def merge_schemas(schemas: Mapping[str, PartySchema], *, label: str,
                    for c in union if kinds[c] == "categorical"}
     if not numeric and not categorical:
         raise InputError("no feature columns: every column is the label or excluded")
+    feature_names(numeric, list(categorical.items()))
     scale = {c: math.ldexp(1.0, max(s.scale_exp.get(c, 0) for s in schemas.values()))
              for c in numeric}
     integral = {c: all(s.integral.get(c, True) for s in schemas.values()) for c in numeric}
@@ -418,11 +420,13 @@ class Transform:
     categorical: list[tuple[str, list[str]]]
     positive_rate: float = 0.5
 
+    def __post_init__(self) -> None:
+        self.feature_names  # noqa: B018 (two features of one name raise)
+
     @property
     def feature_names(self) -> list[str]:
         """Names of the model's input columns."""
-        return [c for c, *_ in self.numeric] + [f"{c}={lv}" for c, lvs in self.categorical
-                                               for lv in lvs]
+        return feature_names([c for c, *_ in self.numeric], self.categorical)
 
     def to_json(self) -> str:
         """Canonical JSON (sent to every party)."""

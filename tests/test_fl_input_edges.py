@@ -20,6 +20,7 @@ import federated.runner as runner
 from covault.cli import main
 from federated.config import load_config
 from federated.data import read_table
+from federated.preprocess import Transform
 from federated.runner import preflight
 from privacy.errors import InputError
 
@@ -171,3 +172,29 @@ def test_party_column_empty_cell(tmp_path: Path) -> None:
     assert info.value.line == 3
     owner = party_of_rows(read_table(tmp_path / "held.csv", party="test"), "x", ["1", "2"])
     assert owner.tolist() == ["1", "2"]
+
+
+# ------------------------------------------------------------------ one-hot name clash
+
+
+def test_column_named_like_a_one_hot_feature(tmp_path: Path, no_flower: list[str]) -> None:
+    data = (
+        "income,product type,product type=信用卡,y\n5200,信用卡,1,0\n3100,房贷,0,1\n"
+        "4100,信用卡,1,0\n"
+    )
+    cfg = setup_run(tmp_path, {"bank_1.csv": data, "bank_2.csv": data})
+    err = preflight_error(cfg)
+    text = str(err)
+    assert "'product type=信用卡'" in text
+    assert "column 'product type=信用卡'" in text
+    assert "level '信用卡' of column 'product type'" in text
+    assert "'product type=信用卡'" in cli_error(cfg, no_flower)
+
+
+def test_transform_refuses_two_features_of_one_name() -> None:
+    """The vertical path fits a Transform per party: the same check."""
+    with pytest.raises(InputError, match="level 'b=c' of column 'a'"):
+        Transform("y", "1", [], [("a=b", ["c"]), ("a", ["b=c"])])
+    with pytest.raises(InputError, match="column 'a=x'"):
+        Transform("y", "1", [("a=x", 0.0, 0.0, 1.0)], [("a", ["x", "y"])])
+    assert Transform("y", "1", [("a", 0.0, 0.0, 1.0)], [("b", ["x"])]).feature_names == ["a", "b=x"]

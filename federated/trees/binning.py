@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from federated.data import MAX_LEVELS, PartyTable, numeric_values, text_values
+from federated.data import MAX_LEVELS, PartyTable, feature_names, numeric_values, text_values
 from federated.preprocess import FeatureSpec
 from federated.trees.booster import Layout
 from privacy.errors import InputError
@@ -100,6 +100,10 @@ class Binner:
     cuts: list[list[float]]
     categorical: list[str]
     levels: list[list[str]]
+
+    def __post_init__(self) -> None:
+        # two features of one name raise
+        feature_names(self.numeric, list(zip(self.categorical, self.levels, strict=False)))
 
     def _layout(self) -> Layout:
         """The binned columns (numeric first) as the booster sees them."""
