@@ -10,6 +10,7 @@ bank whose training rows hold no event.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,61 @@ def test_transform_refuses_two_features_of_one_name() -> None:
     with pytest.raises(InputError, match="column 'a=x'"):
         Transform("y", "1", [("a=x", 0.0, 0.0, 1.0)], [("a", ["x", "y"])])
     assert Transform("y", "1", [("a", 0.0, 0.0, 1.0)], [("b", ["x"])]).feature_names == ["a", "b=x"]
+
+
+# ----------------------------------------------------------------------- fl report
+
+
+@pytest.mark.parametrize(
+    ("result", "needs"),
+    [
+        (
+            {"kind": "horizontal"},
+            ["'rounds'", "'aggregation'", "'global'", "'parties'", "'history'"],
+        ),
+        ({"kind": "vertical", "global": {}, "parties": {}}, ["'history'", "'epochs'"]),
+        (
+            {
+                "kind": "horizontal",
+                "rounds": 3,
+                "aggregation": "fedavg",
+                "global": [],
+                "parties": {},
+                "history": [],
+            },
+            ["'global' must be a JSON object, not array"],
+        ),
+        ({"kind": "diagonal"}, ["'diagonal'", "horizontal"]),
+    ],
+)
+def test_report_of_a_hollow_result_exits_2(
+    tmp_path: Path, result: dict[str, Any], needs: list[str]
+) -> None:
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(result), encoding="utf-8")
+    out = tmp_path / "report.html"
+    r = CliRunner().invoke(main, ["fl", "report", str(path), "-o", str(out)])
+    assert r.exit_code == 2, r.output
+    assert str(path) in r.stderr
+    for word in needs:
+        assert word in r.stderr, r.stderr
+    assert not out.exists()
+
+
+def test_report_of_a_whole_vertical_tree_result(tmp_path: Path) -> None:
+    path = tmp_path / "result.json"
+    path.write_text(
+        json.dumps(
+            {
+                "kind": "vertical",
+                "model": "gbdt",
+                "rounds": 2,
+                "global": {"auc": 0.7},
+                "parties": {},
+                "history": [],
+            }
+        ),
+        encoding="utf-8",
+    )
+    r = CliRunner().invoke(main, ["fl", "report", str(path), "-o", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output

@@ -12,15 +12,26 @@ from covault.console import atomic_output, emit_json, format_option, handle_erro
 from federated.report import render_report
 from privacy.errors import InputError
 
+#: The keys a result of each kind holds (what ``covault fl run --format json`` writes)
+#: and their JSON types; a vertical result also has ``epochs`` (or ``rounds``: trees).
+REQUIRED: dict[str, list[tuple[str, type]]] = {
+    "horizontal": [("rounds", int), ("aggregation", str), ("global", dict),
+                   ("parties", dict), ("history", list)],
+    "vertical": [("global", dict), ("parties", dict), ("history", list)],
+}
+_JSON = {int: "integer", str: "string", dict: "object", list: "array", float: "number",
+         bool: "boolean", type(None): "null"}
+
 
 def load_result(path: str) -> dict[str, Any]:
-    """Read a result JSON file: an object with a ``kind``.
+    """Read a result JSON file: an object with a ``kind`` and that kind's keys.
 
     Raises
     ------
     InputError
-        The file is missing or unreadable, not UTF-8 JSON, not an object, or has no
-        ``kind``; the message names the file.
+        The file is missing or unreadable, not UTF-8 JSON, not an object, has no or an
+        unknown ``kind``, or lacks a key of that kind (or holds it with the wrong JSON
+        type); the message names the file and what is missing.
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -38,6 +49,20 @@ def load_result(path: str) -> dict[str, Any]:
     if "kind" not in result:
         raise InputError("missing 'kind' (horizontal or vertical): is this a federated "
                          "run's result?", file=path)
+    kind = result["kind"]
+    if not isinstance(kind, str) or kind not in REQUIRED:
+        raise InputError(f"'kind' is {repr(kind)[:60]}, expected \"horizontal\" or "
+                         "\"vertical\"", file=path)
+    missing = [repr(k) for k, _ in REQUIRED[kind] if k not in result]
+    if kind == "vertical" and "epochs" not in result and "rounds" not in result:
+        missing.append("'epochs' (or 'rounds' for trees)")
+    if missing:
+        raise InputError(f"not a whole {kind} run's result: missing {', '.join(missing)}",
+                         file=path)
+    for key, want in REQUIRED[kind]:
+        if not isinstance(result[key], want) or isinstance(result[key], bool):
+            got = _JSON.get(type(result[key]), type(result[key]).__name__)
+            raise InputError(f"{key!r} must be a JSON {_JSON[want]}, not {got}", file=path)
     return result
 
 
