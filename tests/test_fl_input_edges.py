@@ -11,9 +11,11 @@ bank whose training rows hold no event.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -257,3 +259,46 @@ def test_report_of_a_whole_vertical_tree_result(tmp_path: Path) -> None:
     )
     r = CliRunner().invoke(main, ["fl", "report", str(path), "-o", str(tmp_path / "r.html")])
     assert r.exit_code == 0, r.output
+
+
+# --------------------------------------------------- local AUC of a bank without events
+
+
+def test_local_auc_is_null_for_a_bank_without_events(tmp_path: Path) -> None:
+    """A bank whose training rows hold no default has no local model: its local-only AUC
+    is null (as the trees report it), the federated AUC on its test rows is still given,
+    and the text and HTML outputs show a dash."""
+    pytest.importorskip("flwr")
+    from csv_rows import rewrite
+
+    from federated.sample import write_loan_books
+
+    cfg = write_loan_books(tmp_path, [60, 80], test_rows=80, rounds=2, seed=3)
+    rewrite(tmp_path / "bank_1.csv", lambda rows: [r.update(default="no") for r in rows])
+    out = tmp_path / "result.json"
+    r = CliRunner().invoke(main, ["fl", "run", str(cfg), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    parties = json.loads(out.read_text(encoding="utf-8"))["parties"]
+    assert parties["bank_1"]["local_auc"] is None
+    assert parties["bank_1"]["auc"] is not None
+    assert parties["bank_2"]["local_auc"] is not None
+    assert re.search(r"bank_1\s*│\s*60\s*│\s*[0-9.]+\s*│\s*—", r.stdout), r.stdout
+    html = tmp_path / "report.html"
+    r = CliRunner().invoke(main, ["fl", "report", str(out), "-o", str(html)])
+    assert r.exit_code == 0, r.output
+    row = re.search(r"<tr[^>]*><td>bank_1</td>.*?</tr>", html.read_text(encoding="utf-8"))
+    assert row and row.group(0).count("—") == 2  # local-only AUC and gain
+
+
+def test_scores_on_test_rows_leaves_out_the_undefined_local_auc() -> None:
+    from federated.horizontal.client import scores_on_test_rows
+
+    rng = np.random.default_rng(0)
+    X, Xt = rng.normal(size=(50, 3)), rng.normal(size=(40, 3))
+    yt = (Xt[:, 0] > 0).astype(float)
+    w = np.array([1.0, 0.0, 0.0, 0.0])
+    none = scores_on_test_rows(X, np.zeros(50), Xt, yt, w, C=1.0)
+    assert set(none) == {"auc"}
+    both = scores_on_test_rows(X, (X[:, 0] > 0).astype(float), Xt, yt, w, C=1.0)
+    assert set(both) == {"auc", "local-auc"} and both["local-auc"] > 0.9
+    assert scores_on_test_rows(X, np.zeros(50), Xt, np.ones(40), w, C=1.0) == {}

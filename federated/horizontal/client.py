@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from federated.horizontal import protocol as P
 from federated.horizontal.dp import KEY_CLIPPING_NORM
@@ -38,7 +39,9 @@ from federated.preprocess import (
 )
 from privacy.errors import CovaultError, InputError
 
-__all__ = ["app"]
+__all__ = ["app", "scores_on_test_rows"]
+
+FloatArray = npt.NDArray[np.float64]
 
 
 def _reply(msg: Any, *, config: dict[str, Any] | None = None,
@@ -233,7 +236,6 @@ def train(msg: Any, context: Any) -> Any:
 def local(msg: Any, context: Any) -> Any:
     """Score the federated and a local-only model on this party's test rows."""
     from federated.metrics import auc
-    from federated.model import fit_full
 
     cfg = P.config_of(msg)
     party = Party.from_context(context)
@@ -249,8 +251,24 @@ def local(msg: Any, context: Any) -> Any:
     Xt = np.asarray(arrays["X"].numpy(), dtype=np.float64).reshape(-1, X.shape[1])
     yt = np.asarray(arrays["y"].numpy(), dtype=np.float64)
     out["test-rows"] = float(len(yt))
-    if 0 < yt.sum() < len(yt):
-        w_local = fit_full(X, y, lam=1.0 / (float(cfg["C"]) * len(y)))
-        out["auc"] = auc(yt, predict_proba(w_fed, Xt))
-        out["local-auc"] = auc(yt, predict_proba(w_local, Xt))
+    out.update(scores_on_test_rows(X, y, Xt, yt, w_fed, C=float(cfg["C"])))
     return _reply(msg, metrics=out)
+
+
+def scores_on_test_rows(X: FloatArray, y: FloatArray, Xt: FloatArray, yt: FloatArray,
+                        w_fed: FloatArray, *, C: float) -> dict[str, float]:
+    """``auc`` of the federated model and ``local-auc`` of a model fitted on the party's
+    own rows ``(X, y)``, both on its test rows ``(Xt, yt)``. Each is left out where it is
+    undefined: test rows of one class (no AUC), or for ``local-auc`` training rows of one
+    class (no local model to speak of: a party without a default learns nothing about
+    defaults), as the trees leave it out."""
+    from federated.metrics import auc
+    from federated.model import fit_full
+
+    out: dict[str, float] = {}
+    if 0 < yt.sum() < len(yt):
+        out["auc"] = auc(yt, predict_proba(w_fed, Xt))
+        if 0 < y.sum() < len(y):
+            w_local = fit_full(X, y, lam=1.0 / (C * len(y)))
+            out["local-auc"] = auc(yt, predict_proba(w_local, Xt))
+    return out
