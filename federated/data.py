@@ -1,9 +1,11 @@
 """Party tables: reading CSV/Parquet, column kinds, labels, and the checks that name a party.
 
-Empty CSV cells are missing values. A column is *numeric* when its Arrow type is an
-integer, floating point or boolean type, and *categorical* otherwise (text); the config
-may say which columns are which. Every error names the party and the file (and for a
-CSV file the line, as an editor counts it: the header is line 1).
+Empty CSV cells are missing values, and so are the usual spellings of one
+(:data:`MISSING_TOKENS`: ``NA``, ``N/A``, ``#N/A``, ``NaN``, ``null``...). A column is
+*numeric* when its Arrow type is an integer, floating point or boolean type, and
+*categorical* otherwise (text); the config may say which columns are which. Every error
+names the party and the file (and for a CSV file the line, as an editor counts it: the
+header is line 1).
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from privacy.errors import InputError
 __all__ = [
     "MAX_LEVELS", "POSITIVE_WORDS", "PartyTable", "read_table", "numeric_values",
     "text_values", "kind_of", "encode_label", "choose_positive", "label_levels",
-    "inferred_kind", "party_of_rows", "feature_names",
+    "inferred_kind", "party_of_rows", "feature_names", "MISSING_TOKENS",
 ]
+
+#: CSV cells read as missing values (as written, case included): what spreadsheets and
+#: database exports write for "no value". Any other text in a numeric column is an error.
+MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "null", "NULL")
 
 #: The most levels a categorical column may have (beyond this it is an identifier).
 MAX_LEVELS = 1000
@@ -127,7 +133,8 @@ def _is_parquet(path: Path) -> bool:
 
 def read_table(path: str | os.PathLike[str], *, party: str,
                text_columns: Collection[str] = ()) -> PartyTable:
-    """Read a CSV or Parquet file; empty cells become missing values.
+    """Read a CSV or Parquet file; empty cells (and :data:`MISSING_TOKENS`) become
+    missing values.
 
     ``text_columns`` (customer ids) are read as text, as written: no type inference, so
     ``00700433`` keeps its zeros and a 20-digit account number is not rounded to a float.
@@ -156,7 +163,7 @@ def read_table(path: str | os.PathLike[str], *, party: str,
             table = pcsv.read_csv(
                 p, convert_options=pcsv.ConvertOptions(
                     column_types={c: pa.string() for c in text_columns},
-                    null_values=["", "NA", "NaN", "nan", "null", "NULL"],
+                    null_values=list(MISSING_TOKENS),
                     strings_can_be_null=True))
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # any Arrow error
         if isinstance(exc, pa.ArrowInvalid) and not _is_parquet(p):

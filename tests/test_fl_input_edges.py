@@ -2,10 +2,10 @@
 counts it, the header being line 1), the column and the value; nothing is silently
 dropped or guessed.
 
-Covers a ragged CSV row, a stray ``N/A`` in a numeric column, ``test_party_column``
-values that name no party, a column whose name clashes with a one-hot feature name,
-``covault fl report`` on a result without its kind's keys, and the local-only AUC of a
-bank whose training rows hold no event.
+Covers a ragged CSV row, a stray word in a numeric column (``N/A`` and the like are
+missing values), ``test_party_column`` values that name no party, a column whose name
+clashes with a one-hot feature name, ``covault fl report`` on a result without its kind's
+keys, and the local-only AUC of a bank whose training rows hold no event.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from click.testing import CliRunner
 import federated.runner as runner
 from covault.cli import main
 from federated.config import load_config
-from federated.data import read_table
+from federated.data import inferred_kind, numeric_values, read_table
 from federated.preprocess import Transform
 from federated.runner import preflight
 from privacy.errors import InputError
@@ -106,18 +106,29 @@ def test_row_with_a_missing_field_names_the_missing_column(tmp_path: Path) -> No
 def test_stray_text_in_a_numeric_column_names_line_column_and_value(
     tmp_path: Path, no_flower: list[str]
 ) -> None:
-    bad = "income,age,state,y\n5200,34,BJ,0\n3100,N/A,SH,1\n4100,29,SH,0\n3900,41,BJ,1\n"
+    bad = "income,age,state,y\n5200,34,BJ,0\n3100,unknown,SH,1\n4100,29,SH,0\n3900,41,BJ,1\n"
     cfg = setup_run(tmp_path, {"bank_1.csv": GOOD, "bank_2.csv": bad})
     err = preflight_error(cfg)
     assert err.file == str(tmp_path / "bank_2.csv")
     assert err.line == 3 and err.column == "age"
-    assert "'N/A' is not a number" in str(err) and "party 'bank_2'" in str(err)
+    assert "'unknown' is not a number" in str(err) and "party 'bank_2'" in str(err)
     stderr = cli_error(cfg, no_flower)
-    assert "bank_2.csv:3: column 'age'" in stderr and "'N/A'" in stderr
+    assert "bank_2.csv:3: column 'age'" in stderr and "'unknown'" in stderr
+
+
+def test_usual_spellings_of_missing_are_missing(tmp_path: Path) -> None:
+    """N/A, #N/A, NA, null... are missing values, as spreadsheets and exports write them."""
+    (tmp_path / "t.csv").write_text(
+        "income,age,y\n5200,N/A,0\n3100,#N/A,1\n4100,n/a,0\n3900,NA,1\n4000,null,0\n"
+        "4200,33,1\n", encoding="utf-8")
+    pt_ = read_table(tmp_path / "t.csv", party="bank_1")
+    assert inferred_kind(pt_, "age") == "numeric"
+    ages = numeric_values(pt_, "age")
+    assert np.isnan(ages[:5]).all() and ages[5] == 33
 
 
 def test_stray_text_at_every_bank_is_not_one_hot_encoded(tmp_path: Path) -> None:
-    """Every bank with an N/A: no kind mismatch to report, the column would have become
+    """Every bank with a stray '-': no kind mismatch to report, the column would have become
     text levels; it is refused, naming the first bank's file and line."""
     bad = "income,age,state,y\n5200,34,BJ,0\n3100,31,SH,1\n4100,-,SH,0\n"
     cfg = setup_run(tmp_path, {"bank_1.csv": bad, "bank_2.csv": bad})
