@@ -249,8 +249,9 @@ def score(config: FLConfig | str | Path, output: str | Path, *,
     """
     cfg = config if isinstance(config, FLConfig) else load_config(config)
     if cfg.kind != "vertical":
-        raise InputError("fl score is for kind = \"vertical\" runs (a horizontal model is "
-                         "one weight vector: score it with the result's weights)")
+        raise InputError("a CONFIG.toml is scored for kind = \"vertical\" runs; a horizontal "
+                         "model is scored at one bank from its result: covault fl score "
+                         "--result RESULT.json --data FILE -o OUT (federated.score.score_file)")
     _preflight_vertical(cfg, splits=("score",))
     return _run_job(cfg, ledger=ledger, workdir=workdir, job="score",
                     scores=Path(output).resolve())

@@ -1,4 +1,4 @@
-"""``covault fl score`` and ``covault fl iv``: the vertical jobs besides training."""
+"""``covault fl score`` (vertical: jointly; horizontal: at one bank) and ``covault fl iv``."""
 
 from __future__ import annotations
 
@@ -12,34 +12,65 @@ from privacy.errors import InputError
 
 
 @click.command("score")
-@click.argument("config_path", metavar="CONFIG.toml", type=click.Path(dir_okay=False))
+@click.argument("config_path", metavar="[CONFIG.toml]", required=False,
+                type=click.Path(dir_okay=False))
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), required=True,
-              help="CSV the guest writes: the id and the probability of each customer "
-                   "every party's score file holds.")
+              help="CSV of scores: the id (or row number) and the probability.")
+@click.option("--result", "result_path", type=click.Path(dir_okay=False), default=None,
+              help="Horizontal model: the result JSON of `covault fl run -o` (scored here, "
+                   "at this bank; no CONFIG.toml).")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
+              help="Horizontal model: the customers to score (CSV or Parquet with the "
+                   "training columns; the label may be absent).")
+@click.option("--id", "id_column", default=None,
+              help="Horizontal model: the id column to write beside each score (read as "
+                   "text, as written) [default: the row number].")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
 @click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False), default=None,
-              help="The coordinator's ledger database (parties' ledgers beside it).")
+              help="Vertical model: the coordinator's ledger database (parties' ledgers "
+                   "beside it).")
 @format_option
 @handle_errors
-def score(config_path: str, out_path: str, force: bool, ledger_path: str | None,
-          fmt: str) -> None:
-    """Score new customers jointly with a trained vertical model.
+def score(config_path: str | None, out_path: str, result_path: str | None,
+          data_path: str | None, id_column: str | None, force: bool,
+          ledger_path: str | None, fmt: str) -> None:
+    """Score new customers with a trained model.
 
-    Each party reads its own [[party]] score file and its own model part ([[party]]
-    model, written by `covault fl run`); the files are aligned by PSI on the id column,
-    each host contributes its partial scores encrypted, and only the guest learns and
-    writes the scores.
+    Vertical (CONFIG.toml): each party reads its own [[party]] score file and its own
+    model part ([[party]] model, written by `covault fl run`); the files are aligned by
+    PSI on the id column, each host contributes its partial scores encrypted, and only
+    the guest learns and writes the scores.
+
+    Horizontal (--result RESULT.json --data FILE): every bank holds the global model, so
+    a bank scores its own customers locally (logistic regression or trees); nothing
+    leaves the bank.
     """
-    from federated.runner import score as score_job
-
     if Path(out_path).exists() and not force:
         raise InputError(f"{out_path} exists; pass --force to overwrite it")
-    result = score_job(config_path, out_path, ledger=ledger_path)
+    if result_path is not None or data_path is not None:
+        if config_path is not None or result_path is None or data_path is None:
+            raise click.UsageError("a horizontal model is scored with --result RESULT.json --data "
+                             "FILE and no CONFIG.toml")
+        from federated.score import score_file
+
+        for given in (result_path, data_path):
+            if Path(given).resolve() == Path(out_path).resolve():
+                raise click.UsageError(f"--out {out_path} is one of the inputs")
+        result = score_file(result_path, data_path, out_path, id_column=id_column)
+    else:
+        if config_path is None:
+            raise click.UsageError("give CONFIG.toml (vertical model) or --result and --data "
+                             "(horizontal model)")
+        if id_column is not None:
+            raise click.UsageError("--id is for a horizontal model (the config names a vertical "
+                             "run's id column)")
+        from federated.runner import score as score_job
+
+        result = score_job(config_path, out_path, ledger=ledger_path)
     if fmt == "json":
         emit_json(result)
         return
-    out.print(f"scored {result.get('written')} customers shared by every party; wrote "
-              f"{result.get('output')}")
+    out.print(f"scored {result.get('written')} customers; wrote {result.get('output')}")
 
 
 @click.command("iv")
