@@ -43,6 +43,7 @@ __all__ = [
     "format_option",
     "optional_ledger",
     "refuse_overwrite",
+    "check_outputs",
     "require_utf8",
     "one_line_warnings",
     "Terminated",
@@ -212,6 +213,45 @@ def refuse_overwrite(*paths: str | os.PathLike[str] | None, force: bool) -> None
     for path in paths:
         if path is not None and os.path.lexists(path):
             raise InputError(f"{os.fspath(path)} exists; pass --force to overwrite it")
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_outputs(outputs: Sequence[tuple[str, str | os.PathLike[str] | None]],
+                  inputs: Sequence[tuple[str, str | os.PathLike[str] | None]] = (),
+                  *, force: bool) -> None:
+    """Refuse outputs that would destroy an input or each other, then existing ones.
+
+    ``outputs`` and ``inputs`` are ``(option, path)`` pairs (``None`` paths skipped).
+    An output that is one of the command's inputs, or two outputs naming one file, are
+    refused even with ``force``; an existing output is refused without it
+    (:func:`refuse_overwrite`). Call it before doing any work.
+
+    Raises
+    ------
+    InputError
+        Naming the options and the path.
+    """
+    given = [(o, p) for o, p in outputs if p is not None]
+    for k, (opt, path) in enumerate(given):
+        for in_opt, in_path in inputs:
+            if in_path is not None and _same_file(path, in_path):
+                raise InputError(f"{opt} {os.fspath(path)} is also the input {in_opt}: "
+                                 "writing it would destroy the input; choose another path")
+        for other_opt, other in given[k + 1:]:
+            if _same_file(path, other):
+                raise InputError(f"{opt} and {other_opt} name the same file "
+                                 f"{os.fspath(path)}; give each output its own path")
+    for opt, path in given:
+        if not force and os.path.lexists(path):
+            raise InputError(f"{opt} {os.fspath(path)} exists; pass --force to overwrite it")
 
 
 @contextlib.contextmanager

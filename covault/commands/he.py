@@ -25,6 +25,7 @@ import click
 import numpy as np
 
 from covault.console import (
+    check_outputs,
     emit_json,
     format_option,
     handle_errors,
@@ -61,6 +62,8 @@ password_env_option = click.option(
     help="Environment variable holding the --signing-key's password (a password-encrypted "
          "PKCS#8 key).",
 )
+force_option = click.option("--force", is_flag=True,
+                            help="Replace an existing output file (never one of the inputs).")
 signer_option = click.option(
     "--signer", "signer_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
     help="A trusted party's Ed25519 public key (PEM); repeat for each party. Every "
@@ -113,12 +116,42 @@ def _read_key(path: str, kind: str, kek: Any = None) -> tuple[Any, Any]:
     if p.is_dir():
         p = p / (serial.PRIVATE_FILE if kind == "private_key" else serial.PUBLIC_FILE)
     data = p.read_bytes()
+    _check_key_kind(data, str(p), kind)
     if kind == "private_key":
         warn_if_plain(data, str(p))
         data = serial.open_private(data, kek, source=str(p), warn=False)
     meta = serial.unpack_container(data, source=str(p), kind=kind).meta()
     lay = PackingLayout.from_dict(meta["layout"]) if meta.get("layout") else None
     return serial.load(data, source=str(p), kind=kind), lay
+
+
+def _check_key_kind(data: bytes, path: str, kind: str) -> None:
+    """Refuse a key file of the wrong kind (a private key given as --public, a public key
+    or a vector as --key) with a message saying which file to give, before any warning
+    about the private key's protection."""
+    from privacy.errors import SerializationError
+    from privacy.he import serial
+    from privacy.sealed import is_sealed
+
+    if is_sealed(data):
+        found = "private_key"
+    else:
+        try:
+            found = serial.unpack_container(data, source=path).kind
+        except SerializationError:
+            return  # reported as it is by the reader below
+    if found == kind:
+        return
+    if kind == "public_key" and found == "private_key":
+        raise InputError(f"{path} is the private key: give --public the public key "
+                         f"({serial.PUBLIC_FILE} beside it, or the key folder); the private "
+                         "key stays with the key holder")
+    if kind == "private_key" and found == "public_key":
+        raise InputError(f"{path} is the public key: give --key the private key "
+                         f"({serial.PRIVATE_FILE} from he keygen, or the key folder)")
+    what = found.replace("_", " ")
+    raise InputError(f"{path} holds a {what}, not a {kind.replace('_', ' ')}: give the "
+                     "key folder from he keygen")
 
 
 def _read_table(path: str, columns: list[str]) -> Any:
@@ -167,6 +200,25 @@ def _read_ids(table: Any, path: str, column: str) -> list[str]:
     return ids  # type: ignore[no-any-return]
 
 
+#: A number as a CSV cell may hold it: ASCII digits, an optional sign, a decimal point
+#: and exponent (``-12``, ``+7``, ``19.99``, ``1e9``). Python's int()/float()/Decimal
+#: also take ``1_000``, spaces and non-ASCII digits (Arabic-Indic, full-width); those
+#: are refused, so a typo never becomes a different number.
+NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NON_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+
+
+def _check_numbers(values: list[Any], path: str, column: str, scheme: str) -> None:
+    """Refuse text cells that are not plain ASCII numbers (file, row and column named)."""
+    for row, v in enumerate(values, start=1):
+        if isinstance(v, str) and not NUMBER.fullmatch(v) and not (
+                scheme == "ckks" and _NON_FINITE.fullmatch(v)):
+            raise InputError(f"not a number: {v!r} (write ASCII digits with an optional "
+                             "sign, decimal point and exponent, e.g. -1234.5; no spaces, "
+                             "'_' separators or other digit forms)",
+                             file=path, column=column, row=row)
+
+
 def _read_column(table: Any, path: str, column: str, scheme: str) -> Any:
     import pyarrow as pa
 
@@ -178,6 +230,7 @@ def _read_column(table: Any, path: str, column: str, scheme: str) -> Any:
         arr = col.to_numpy()
         return arr.astype(np.float64) if scheme == "ckks" else arr
     values = col.to_pylist()
+    _check_numbers(values, path, column, scheme)
     if scheme == "ckks":
         out = np.zeros(len(values), dtype=np.float64)
         for row, v in enumerate(values, start=1):
@@ -401,13 +454,14 @@ def _ckks_params(params: str | None, max_value: float | None, parties: int
 @password_env_option
 @private_key_kek_options(write=False, what="the --signing-key")
 @ledger_option
+@force_option
 @format_option
 @handle_errors
 def encrypt(public_path: str, column: str, scale: int, party: str | None,
             id_column: str | None, id_mode: str, no_ids: bool, input_path: str,
             out_path: str, signing_key_path: str | None, password_env: str | None,
             kek_file: str | None, passphrase_env: str, ledger_path: str | None,
-            fmt: str) -> None:
+            force: bool, fmt: str) -> None:
     """Encrypt one column of a CSV/Parquet file (int64, or decimals with --scale).
 
     --id-column records the row ids (required unless --no-ids), so that aggregate
@@ -420,6 +474,10 @@ def encrypt(public_path: str, column: str, scale: int, party: str | None,
     from privacy.he.paillier import PaillierPublicKey
     from privacy.he.secure_sum import contribute
 
+    check_outputs([("--out", out_path)],
+                  [("INPUT", input_path), ("--public", public_path),
+                   ("--signing-key", signing_key_path), ("--ledger", ledger_path)],
+                  force=force)
     key, layout = _read_key(public_path, "public_key")
     scheme = "paillier" if isinstance(key, PaillierPublicKey) else key.params.scheme
     if scheme == "ckks" and scale != 1:
@@ -428,6 +486,9 @@ def encrypt(public_path: str, column: str, scale: int, party: str | None,
     if id_column is not None and id_column == column:
         raise InputError(f"--id-column {id_column!r} is the column being encrypted")
     table = _read_table(input_path, [column] + ([id_column] if id_column else []))
+    if table.num_rows == 0:
+        raise InputError("no rows: the file holds only a header; nothing to encrypt",
+                         file=input_path)
     rows = _rows_of(table, input_path, id_column, no_ids, id_mode)
     values = _read_column(table, input_path, column, scheme)
     if scheme == "ckks":
@@ -475,6 +536,29 @@ def _load_vector(path: str, context: Any) -> Any:
     return serial.load(data, source=path, kind="vector", context=context)
 
 
+def _check_inputs(vecs: list[Any], paths: tuple[str, ...]) -> None:
+    """Name the files when inputs were encrypted under different keys or repeat a party
+    (the library's own checks cannot name files)."""
+    first_key: dict[str, str] = {}
+    party_of: dict[str, str] = {}
+    for vec, path in zip(vecs, paths, strict=True):
+        key_id = str(vec.key_id)
+        if first_key and key_id not in first_key:
+            other, other_path = next(iter(first_key.items()))
+            raise InputError(f"{path} was encrypted under key {key_id}, {other_path} under "
+                             f"key {other}: every input must be encrypted with the same "
+                             "public key (he encrypt --public)")
+        first_key.setdefault(key_id, path)
+        for party in vec.contributors:
+            if party in party_of:
+                where = (f"{path} is given twice" if party_of[party] == path
+                         else f"in both {party_of[party]} and {path}")
+                raise InputError(f"party {party!r} contributed more than once ({where}); "
+                                 "each party counts once (two files encrypted with the "
+                                 "same --party?)")
+            party_of[party] = path
+
+
 @he.command()
 @click.argument("inputs", metavar="IN...", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False))
@@ -490,12 +574,13 @@ def _load_vector(path: str, context: Any) -> Any:
 @password_env_option
 @private_key_kek_options(write=False, what="the --signing-key")
 @ledger_option
+@force_option
 @format_option
 @handle_errors
 def aggregate(inputs: tuple[str, ...], out_path: str, public_path: str | None,
               signer_paths: tuple[str, ...], signing_key_path: str | None,
               password_env: str | None, kek_file: str | None, passphrase_env: str,
-              ledger_path: str | None, fmt: str) -> None:
+              ledger_path: str | None, force: bool, fmt: str) -> None:
     """Add encrypted vectors element-wise and re-randomise; needs no secret key.
 
     Refuses inputs whose recorded row ids or row orders differ (naming the first row
@@ -505,6 +590,11 @@ def aggregate(inputs: tuple[str, ...], out_path: str, public_path: str | None,
     from privacy.he import serial
     from privacy.he.secure_sum import aggregate as he_aggregate
 
+    check_outputs([("--out", out_path)],
+                  [*(("IN", p) for p in inputs), ("--public", public_path),
+                   *(("--signer", p) for p in signer_paths),
+                   ("--signing-key", signing_key_path), ("--ledger", ledger_path)],
+                  force=force)
     signers = _public_keys(signer_paths)
     signing_key = _signing_key(signing_key_path, password_env, kek_file, passphrase_env)
     if signing_key is not None and signers is None:
@@ -514,6 +604,7 @@ def aggregate(inputs: tuple[str, ...], out_path: str, public_path: str | None,
     if ctx is not None and not hasattr(ctx, "context"):
         ctx = None
     vecs = [_load_vector(p, ctx) for p in inputs]
+    _check_inputs(vecs, inputs)
     try:
         with optional_ledger(ledger_path) as led:
             total = he_aggregate(vecs, ledger=led, signers=signers, signing_key=signing_key,
@@ -554,12 +645,13 @@ def aggregate(inputs: tuple[str, ...], out_path: str, public_path: str | None,
                    "must carry its signature.")
 @private_key_kek_options(write=False)
 @ledger_option
+@force_option
 @format_option
 @handle_errors
 def decrypt(key_path: str, sum_path: str, out_path: str, ids_path: str | None,
             id_column: str | None, min_parties: int, signer_paths: tuple[str, ...],
             aggregator_paths: tuple[str, ...], kek_file: str | None, passphrase_env: str,
-            ledger_path: str | None, fmt: str) -> None:
+            ledger_path: str | None, force: bool, fmt: str) -> None:
     """Decrypt an aggregate (only if it has >= --min-parties contributors) to CSV: each
     row's id (recorded at encryption) and its total.
 
@@ -568,6 +660,11 @@ def decrypt(key_path: str, sum_path: str, out_path: str, ids_path: str | None,
     """
     from privacy.he.secure_sum import decrypt_aggregate
 
+    check_outputs([("--out", out_path)],
+                  [("--key", key_path), ("SUM", sum_path), ("--ids", ids_path),
+                   *(("--signer", p) for p in signer_paths),
+                   *(("--aggregator", p) for p in aggregator_paths),
+                   ("--ledger", ledger_path), ("--kek-file", kek_file)], force=force)
     signers, aggregators = _public_keys(signer_paths), _public_keys(aggregator_paths)
     if (signers is None) != (aggregators is None):
         raise InputError("--signer and --aggregator go together: contribution signatures "

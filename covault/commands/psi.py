@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import click
 
 from covault.console import (
     atomic_output,
+    check_outputs,
     emit_json,
     err,
     format_option,
@@ -74,6 +76,8 @@ _min_count = click.option(
     help="intersection-sum: refuse to reveal a sum over fewer ids than this (stops an "
          "honest joiner with a tiny intersection from learning single values; a dishonest "
          "one can claim any count up to both set sizes).")
+_force = click.option("--force", is_flag=True,
+                      help="Replace existing output files (never one of the inputs).")
 _paillier = click.option("--paillier-bits", type=click.IntRange(2048, 8192), default=3072,
                          show_default=True, help="Paillier key size (intersection-sum).")
 
@@ -174,16 +178,22 @@ def _ids(table: Any, path: str, column: str) -> list[str | None]:
     return ids
 
 
+#: An integer cell: ASCII digits with an optional sign. int() also takes ``1_000``,
+#: surrounding spaces and non-ASCII digits (Arabic-Indic, full-width); those are refused.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _values(table: Any, path: str, column: str) -> list[int]:
     values: list[int] = []
     for row, v in enumerate(table.column(column).to_pylist(), start=1):
-        try:
-            if isinstance(v, bool) or v is None:
-                raise ValueError
-            values.append(v if isinstance(v, int) else int(str(v).strip()))
-        except ValueError:
-            raise InputError(f"not an integer: {v!r}", file=path, column=column,
-                             row=row) from None
+        if isinstance(v, int) and not isinstance(v, bool):
+            values.append(v)
+        elif isinstance(v, str) and _INTEGER.fullmatch(v):
+            values.append(int(v))
+        else:
+            raise InputError(f"not an integer: {v!r} (write ASCII digits with an optional "
+                             "sign; no spaces, '_' separators or other digit forms)",
+                             file=path, column=column, row=row)
     return values
 
 
@@ -357,12 +367,14 @@ def serve_cmd(ids_path: str, column: str, port: int, host: str, mode: str,
 @_timeout
 @_tls_options("client")
 @_ledger
+@_force
 @format_option
 @handle_errors
 def join_cmd(ids_path: str, column: str, connect: str, out_path: str | None, mode: str,
              context: str, id_type: str | None, workers: int | None, timeout: float,
              tls_cert: str | None, tls_key: str | None, tls_ca: str | None,
-             insecure_plaintext: bool, ledger_path: str | None, fmt: str) -> None:
+             insecure_plaintext: bool, ledger_path: str | None, force: bool,
+             fmt: str) -> None:
     """Run one PSI session against `covault psi serve`; write or print the result.
 
     Over mutual TLS: --cert/--key present this client, and the server's certificate
@@ -373,6 +385,9 @@ def join_cmd(ids_path: str, column: str, connect: str, out_path: str | None, mod
 
     if mode == "intersection" and out_path is None:
         raise InputError("--mode intersection needs --output FILE")
+    check_outputs([("--output", out_path)],
+                  [("--ids", ids_path), ("--ledger", ledger_path), ("--cert", tls_cert),
+                   ("--key", tls_key), ("--ca", tls_ca)], force=force)
     host, port = _parse_connect(connect)
     tls = _tls_context("client", tls_cert, tls_key, tls_ca, insecure_plaintext)
     with optional_ledger(ledger_path) as ledger:
@@ -435,14 +450,19 @@ def certs_cmd(directory: str, hosts: tuple[str, ...], clients: tuple[str, ...], 
 @_context
 @_id_type
 @_workers
+@_force
 @format_option
 @handle_errors
 def request_cmd(ids_path: str, column: str, out_message: str, state: str, mode: str,
-                context: str, id_type: str | None, workers: int | None, fmt: str) -> None:
+                context: str, id_type: str | None, workers: int | None, force: bool,
+                fmt: str) -> None:
     """Step 1 (initiator): blind the ids into a request message file (the state keeps
-    --id-type for `psi finish`)."""
+    --id-type for `psi finish`). Refuses existing output files unless --force (a state
+    file may belong to a session still in progress)."""
     from privacy.psi import write_request
 
+    check_outputs([("--out-message", out_message), ("--state", state)],
+                  [("--ids", ids_path)], force=force)
     _, party = _party(ids_path, column, mode, context, workers, id_type=id_type)
     write_request(party, out_message, state)
     _report(fmt, {"mode": mode, "own_size": party.size, "message": out_message,
@@ -464,17 +484,21 @@ def request_cmd(ids_path: str, column: str, out_message: str, state: str, mode: 
 @_paillier
 @_workers
 @_ledger
+@_force
 @format_option
 @handle_errors
 def respond_cmd(ids_path: str, column: str, in_message: str, out_message: str,
                 state: str | None, value_column: str | None, mode: str, context: str,
                 id_type: str | None, paillier_bits: int, workers: int | None,
-                ledger_path: str | None, fmt: str) -> None:
+                ledger_path: str | None, force: bool, fmt: str) -> None:
     """Step 2 (responder): answer a request message with a response message."""
     from privacy.psi import write_response
 
     if mode == "intersection-sum" and (value_column is None or state is None):
         raise InputError("--mode intersection-sum needs --value-column and --state")
+    check_outputs([("--out-message", out_message), ("--state", state)],
+                  [("--ids", ids_path), ("--in-message", in_message),
+                   ("--ledger", ledger_path)], force=force)
     with optional_ledger(ledger_path) as ledger:
         _, party = _party(ids_path, column, mode, context, workers, value_column, paillier_bits,
                           id_type=id_type)
@@ -497,14 +521,18 @@ def respond_cmd(ids_path: str, column: str, in_message: str, out_message: str,
               help="Encrypted-sum message for `psi reveal` (intersection-sum).")
 @_workers
 @_ledger
+@_force
 @format_option
 @handle_errors
 def finish_cmd(ids_path: str, column: str, state: str, in_message: str, out_path: str | None,
                out_message: str | None, workers: int | None, ledger_path: str | None,
-               fmt: str) -> None:
+               force: bool, fmt: str) -> None:
     """Step 3 (initiator): the result from the response (same --ids as the request)."""
     from privacy.psi import finish_files, read_state
 
+    check_outputs([("--output", out_path), ("--out-message", out_message)],
+                  [("--ids", ids_path), ("--state", state), ("--in-message", in_message),
+                   ("--ledger", ledger_path)], force=force)
     mode = read_state(state).get("mode")
     if mode == "intersection" and out_path is None:
         raise InputError("this session is in intersection mode: it needs --output FILE")

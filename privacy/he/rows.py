@@ -101,10 +101,37 @@ def _difference(a: RowIds, b: RowIds) -> str:
         return (f"they hold the same {a.count} ids in a different order (row {row + 1}: "
                 f"{a.ids[row]!r} vs {b.ids[row]!r})")
     only = sorted(set(a.ids) ^ set(b.ids))
+    near = _same_after_normalising(a.ids, b.ids)
+    if near is not None:
+        x, y = near
+        return (f"they write ids differently: {x!r} in the first is {y!r} in the second, "
+                "the same id once spaces, letter case and character widths are normalised "
+                "(as PSI does); ids are compared exactly here, so write every id the same "
+                "way in every file (trim spaces, one letter case, ASCII digits) before "
+                "`he encrypt`, or encrypt the ids written by `psi` (its output rows) on "
+                "every side")
     first = only[0]
     side = "first" if first in set(a.ids) else "second"
     return (f"they hold different ids ({len(only)} id(s) in one only, e.g. {first!r} in the "
             f"{side} only)")
+
+
+def _same_after_normalising(a: Sequence[str], b: Sequence[str]) -> tuple[str, str] | None:
+    """The first id of ``a`` absent from ``b`` that PSI's normalisation
+    (:func:`privacy.psi.party.normalize_id`) maps onto an id of ``b``, with that id."""
+    from privacy.psi.party import normalize_id
+
+    exact, mine = set(b), set(a)
+    by_norm: dict[str, str] = {}
+    for v in b:
+        if v not in mine:
+            by_norm.setdefault(normalize_id(v), v)
+    for v in a:
+        if v not in exact:
+            match = by_norm.get(normalize_id(v))
+            if match is not None:
+                return v, match
+    return None
 
 
 def check_aligned(vectors: Sequence[Any], labels: Sequence[str] | None = None

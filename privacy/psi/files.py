@@ -19,8 +19,11 @@ naming it, and files without a digest (older covault) are refused too.
 
 Warnings
 --------
-A state file resumes exactly one session: running ``finish`` twice against different
-responses, or reusing a request for several responders, links the sessions.
+Each request carries a random session id that the response (and the responder's state)
+echoes and the sum message repeats; ``finish`` and ``reveal`` refuse a file that
+answers another session. A state file resumes exactly one session: running ``finish``
+twice against different responses, or reusing a request for several responders, links
+the sessions.
 """
 
 from __future__ import annotations
@@ -152,6 +155,7 @@ def finish_files(
         reader = _reader(fh, response)
         accept = reader.expect_json(Frame.ACCEPT)
         peer_size = party._check_peer(accept, f"{response}: accept")
+        party.check_session(accept, str(response))
         records = reader.read_stream(
             Frame.RESPONDER_CHUNK, party.record_size(accept), limit=peer_size
         )
@@ -188,6 +192,10 @@ def reveal_files(state: Path, sum_message: Path, *, min_count: int = 1) -> PsiRe
         reader = _reader(fh, sum_message)
         message = decode_json(Frame.SUM, reader.expect(Frame.SUM))
         _end(reader)
+    session = data.get("session")
+    if session is not None and message.get("session") != session:
+        raise PSIError(f"{sum_message}: this sum message answers another response (its "
+                       "session id differs from the one in --state)")
     total, count = decrypt_sum(import_private(data["paillier"]), message,
                                max_count=min(own, peer), max_abs=max_abs, min_count=min_count)
     return PsiResult("intersection-sum", count, own, peer, sum=total)

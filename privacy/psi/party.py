@@ -35,7 +35,10 @@ the protocol and the session ``context``. With ``id_type`` (``mobile``,
 brought to their canonical identifier form instead (:mod:`privacy.normalize`), so
 ``+86 187 8161 8495`` on one side meets ``187-8161-8495`` on the other; the id type is
 announced in the hello and accept, and a peer normalising differently is refused.
-Each party's blinded set is shuffled with a CSPRNG before it leaves. Transport:
+The hello carries a random session id that the accept echoes (and the initiator's SUM
+message repeats); the initiator refuses an accept that answers another hello
+(:meth:`PsiParty.check_session`), so a response file cannot be applied to the wrong
+request. Each party's blinded set is shuffled with a CSPRNG before it leaves. Transport:
 :mod:`privacy.psi.net` (TCP) and :mod:`privacy.psi.files` (message files), both in the
 framing of :mod:`privacy.psi.wire`.
 
@@ -88,6 +91,7 @@ MODES = ("intersection", "cardinality", "intersection-sum")
 Mode = Literal["intersection", "cardinality", "intersection-sum"]
 MIN_PAILLIER_BITS = 2048
 DEFAULT_MAX_PEER = 50_000_000
+SESSION_BYTES = 16
 
 
 def normalize_id(value: str) -> str:
@@ -262,6 +266,9 @@ class PsiParty:
         self._doubled: bytes | None = None
         self._records = b""
         self._accept: dict[str, Any] = {}
+        # Binds a response to its request: the initiator's hello carries it, the
+        # responder's accept echoes it, the initiator refuses an accept without it.
+        self.session: str | None = secrets.token_hex(SESSION_BYTES)
 
     def fresh(self) -> PsiParty:
         """The same ids and settings with a new scalar and shuffle (for a new session)."""
@@ -272,6 +279,7 @@ class PsiParty:
         other._points, other._paillier, other._peer_size = None, None, None
         other._hits, other._records, other._accept = None, b"", {}
         other._doubled = None
+        other.session = secrets.token_hex(SESSION_BYTES)
         return other
 
     def __reduce__(self) -> Any:
@@ -327,7 +335,29 @@ class PsiParty:
     def hello(self) -> dict[str, Any]:
         """The initiator's opening message."""
         return {"protocol": PROTOCOL, "mode": self.mode, "context": self.context,
-                "size": self.size, **self._id_field()}
+                "size": self.size, "session": self.session, **self._id_field()}
+
+    def check_session(self, accept: dict[str, Any], what: str = "accept") -> None:
+        """Check that ``accept`` answers this party's hello (it echoes its session id).
+
+        Raises
+        ------
+        PSIError
+            When the accept echoes another session id (a response to another request),
+            none (a responder from before session ids), or this party has none (a state
+            file from before session ids).
+        """
+        if self.session is None:
+            raise PSIError(f"{what}: this session's state has no session id (written by an "
+                           "older covault): start again with `psi request`")
+        got = accept.get("session")
+        if got is None:
+            raise PSIError(f"{what}: the response carries no session id (written by an "
+                           "older covault): the responder must answer the request again")
+        if not isinstance(got, str) or not secrets.compare_digest(got, self.session):
+            raise PSIError(f"{what}: this response answers another request (its session id "
+                           "differs from this session's): use the response to the request "
+                           "written with this --state")
 
     def _id_field(self) -> dict[str, str]:
         """``{"id_type": ...}`` in hello, accept and state when set (else nothing, so
@@ -349,6 +379,7 @@ class PsiParty:
     def absorb(self, accept: dict[str, Any], records: bytes) -> None:
         """Check the accept and raise the responder's points to this party's scalar."""
         self._peer_size = self._check_peer(accept, "accept")
+        self.check_session(accept)
         record = self.record_size(accept)
         if len(records) != self._peer_size * record:
             raise PSIError("the responder's records do not match the announced size")
@@ -396,7 +427,10 @@ class PsiParty:
         """The re-randomised Paillier sum over the intersection, for the responder."""
         if self.mode != "intersection-sum" or self._hits is None:
             raise PSIError("encrypted_sum needs a finished intersection-sum session")
-        return sum_ciphertexts(self._accept, self._records, self._hits)
+        out = sum_ciphertexts(self._accept, self._records, self._hits)
+        if self.session is not None:
+            out["session"] = self.session  # reveal checks it against its state
+        return out
 
     # -- responder --------------------------------------------------------------------
 
@@ -404,9 +438,17 @@ class PsiParty:
         """Check the initiator's hello; return the accept message (with the Paillier
         public key in ``intersection-sum``)."""
         self._peer_size = self._check_peer(hello, "hello")
+        session = hello.get("session")
+        if session is not None and (not isinstance(session, str)
+                                    or len(session) != 2 * SESSION_BYTES
+                                    or any(c not in "0123456789abcdef" for c in session)):
+            raise PSIError(f"hello: malformed session id {str(session)[:40]!r}")
+        self.session = session  # echoed in the accept (None from an older initiator)
         out: dict[str, Any] = {"protocol": PROTOCOL, "mode": self.mode,
                                "context": self.context, "size": self.size,
                                "record": POINT_BYTES, **self._id_field()}
+        if session is not None:
+            out["session"] = session
         if self.mode == "intersection-sum":
             if self.values_ is None:
                 raise PSIError("intersection-sum: the responder needs values")
@@ -472,7 +514,7 @@ class PsiParty:
             "protocol": PROTOCOL, "mode": self.mode, "context": self.context,
             "scalar": self._scalar.hex(), "seed": self._seed.hex(), "size": self.size,
             "ids_digest": self.ids_digest(),
-            "peer_size": self._peer_size,
+            "peer_size": self._peer_size, "session": self.session,
             **self._id_field(),
         }
         if self._paillier is not None:
@@ -515,6 +557,8 @@ class PsiParty:
         party = cls(ids, mode=mode, context=context, _secrets=(scalar, seed), **kwargs)
         if party.ids_digest() != state.get("ids_digest"):
             raise PSIError("the ids differ from those this session was started with")
+        session = state.get("session")
+        party.session = session if isinstance(session, str) else None
         if isinstance(state.get("peer_size"), int):
             party._peer_size = state["peer_size"]
         if "paillier" in state:
