@@ -192,8 +192,8 @@ def reveal_files(state: Path, sum_message: Path, *, min_count: int = 1) -> PsiRe
         reader = _reader(fh, sum_message)
         message = decode_json(Frame.SUM, reader.expect(Frame.SUM))
         _end(reader)
-    session = data.get("session")
-    if session is not None and message.get("session") != session:
+    session, got = data.get("session"), message.get("session")
+    if session is not None and got is not None and got != session:  # none: older finish
         raise PSIError(f"{sum_message}: this sum message answers another response (its "
                        "session id differs from the one in --state)")
     total, count = decrypt_sum(import_private(data["paillier"]), message,
