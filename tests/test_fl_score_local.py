@@ -97,7 +97,7 @@ def test_bad_inputs_name_what_and_write_nothing(tmp_path: Path) -> None:
     r = _cli("--result", str(res), "--data", str(tmp_path / "new.csv"), "-o", str(out))
     assert r.exit_code == 2 and "--force" in r.output and out.read_text() == "keep"
     r = _cli("--result", str(res), "--data", str(out), "-o", str(out), "--force")
-    assert r.exit_code == 2 and "is one of the inputs" in r.output
+    assert r.exit_code == 2 and "is also the input --data" in r.output
     assert out.read_text() == "keep"
     r = _cli(str(tmp_path / "fl.toml"), "--result", str(res), "--data", str(out),
              "-o", str(tmp_path / "x.csv"))

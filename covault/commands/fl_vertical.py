@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from covault.commands.fl_run import print_iv
-from covault.console import emit_json, format_option, handle_errors, out
-from privacy.errors import InputError
+from covault.console import check_outputs, emit_json, format_option, handle_errors, out
 
 
 @click.command("score")
@@ -45,17 +42,14 @@ def score(config_path: str | None, out_path: str, result_path: str | None,
     a bank scores its own customers locally (logistic regression or trees); nothing
     leaves the bank.
     """
-    if Path(out_path).exists() and not force:
-        raise InputError(f"{out_path} exists; pass --force to overwrite it")
+    check_outputs([("--out", out_path)], [("--result", result_path), ("--data", data_path),
+                                          ("CONFIG.toml", config_path)], force=force)
     if result_path is not None or data_path is not None:
         if config_path is not None or result_path is None or data_path is None:
             raise click.UsageError("a horizontal model is scored with --result RESULT.json --data "
                              "FILE and no CONFIG.toml")
         from federated.score import score_file
 
-        for given in (result_path, data_path):
-            if Path(given).resolve() == Path(out_path).resolve():
-                raise click.UsageError(f"--out {out_path} is one of the inputs")
         result = score_file(result_path, data_path, out_path, id_column=id_column)
     else:
         if config_path is None:
