@@ -1,6 +1,6 @@
 """Preprocessing fitted on global statistics that the parties contribute by secure sum.
 
-Three steps, each a vector every party computes on its own rows; the server sees only
+Steps, each a vector every party computes on its own rows; the server sees only
 their sum (secure aggregation or CKKS, see ``federated.horizontal.securesum``):
 
 1. **Schema** (:func:`describe_party`, in the clear): row count, column names and kinds,
@@ -10,9 +10,16 @@ their sum (secure aggregation or CKKS, see ``federated.horizontal.securesum``):
 2. **Moments** (:func:`moments_vector`): per numeric column the fraction of rows with a
    value and the first two moments of ``x / scale``, each divided by the global row
    count ``N`` so every entry of the sum lies in ``[0, 1]``.
-3. **Spread** (:func:`spread_vector`): the centred second moment and a histogram on a
-   grid of ``HIST_BINS`` bins over ``mean +- 6 sd``; :func:`narrow_grid` keeps the bins
-   holding the two middle values (one bin for an odd count or when they share it).
+2b. **Centred** (:func:`centred_vector`): per numeric column the first two moments of
+   ``x - mean`` about step 2's mean, split by the power of two of ``|x - mean|`` (each
+   bucket scaled to ``[-1, 1]``), from which :func:`apply_centred` corrects the mean and
+   takes the variance. ``E[x^2] - E[x]^2`` from step 2 alone loses the spread of a column
+   far from zero (``1e9 + N(0, 100)``) to cancellation and fixed-point rounding; the
+   trees' sketch grids (``federated.trees.binning``) use these moments too.
+3. **Spread** (:func:`spread_vector`): the centred second moment (unused once step 2b
+   ran) and a histogram on a grid of ``HIST_BINS`` bins over ``mean +- 6 sd``;
+   :func:`narrow_grid` keeps the bins holding the two middle values (one bin for an odd
+   count or when they share it).
 4. **Histogram** (:func:`histogram_vector`): a histogram of ``HIST_BINS`` bins over those
    bins, from which each middle value is read to one fine bin (``12 sd / HIST_BINS**2``
    when they share a coarse bin; integer columns: rounded to an integer) and the median
@@ -30,7 +37,8 @@ Warnings
 What the coordinator learns in the clear: each party's row count, column kinds, the set
 of levels of each text column per party (not their counts), the label's values, and the
 order of magnitude (power of two) of each numeric column's largest absolute value. The
-sums reveal global fractions, moments and a histogram of every numeric column.
+sums reveal global fractions, moments and a histogram of every numeric column, and (step
+2b) the global moments of ``x - mean`` per power of two of ``|x - mean|``.
 """
 
 from __future__ import annotations
@@ -61,11 +69,13 @@ from privacy.errors import InputError
 __all__ = [
     "HIST_BINS", "HIST_SPAN", "PartySchema", "FeatureSpec", "Transform", "describe_party",
     "merge_schemas", "moments_vector", "apply_moments", "spread_vector", "narrow_grid",
-    "histogram_vector", "fit_transform_spec",
+    "histogram_vector", "fit_transform_spec", "CENTRED_BUCKETS", "centred_vector",
+    "apply_centred",
 ]
 
 HIST_BINS = 1024
 HIST_SPAN = 6.0  # the histogram covers mean +- HIST_SPAN standard deviations
+CENTRED_BUCKETS = 64  # powers of two of |x - mean| kept apart in the centred pass
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -293,6 +303,60 @@ def apply_moments(spec: FeatureSpec, total: FloatArray) -> FeatureSpec:
                           "grid": grid, "positive_rate": float(min(max(t[-1], 0.0), 1.0))})
 
 
+def _bucket_exponents(spec: FeatureSpec, c: str) -> int:
+    """The exponent just above every ``|x - mean|`` of column ``c`` (``|x|, |mean| <= scale``)."""
+    return math.frexp(spec.scale[c])[1] + 1
+
+
+def centred_vector(pt_: PartyTable, spec: FeatureSpec) -> FloatArray:
+    """Step 2b on one party: the first two moments of ``d = x - mean`` about the global
+    mean of step 2, split by the power of two of ``|d|``.
+
+    Per column and per bucket ``j`` (rows with ``2**(top-j-1) <= |d| < 2**(top-j)``) it
+    sends ``sum d / 2**(top-j)`` and ``sum (d / 2**(top-j))**2``, over ``N``: each entry
+    lies in ``[-1, 1]`` and a bucket holding any row sums to at least ``1 / (4 N)``, so the
+    fixed-point secure sum keeps the spread of a column whose values are far from zero
+    (``1e9 + N(0, 100)``), which ``sum x**2 - (sum x)**2`` loses to cancellation.
+    """
+    n = float(spec.rows)
+    out: list[FloatArray] = []
+    for c in spec.numeric:
+        x = numeric_values(pt_, c)
+        d = x[~np.isnan(x)] - spec.mean[c]
+        top = _bucket_exponents(spec, c)
+        _, ex = np.frexp(d)
+        j = top - ex.astype(np.int64)
+        keep = (d != 0) & (j >= 0) & (j < CENTRED_BUCKETS)
+        u = np.ldexp(d[keep], -ex[keep])  # |u| in [1/2, 1)
+        s1 = np.bincount(j[keep], weights=u, minlength=CENTRED_BUCKETS)
+        s2 = np.bincount(j[keep], weights=u * u, minlength=CENTRED_BUCKETS)
+        out.append(np.concatenate([s1, s2]) / n)
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def apply_centred(spec: FeatureSpec, total: FloatArray) -> FeatureSpec:
+    """After step 2b: the mean corrected by the centred first moment, the variance from
+    the centred second moment, and the histogram grids from that standard deviation."""
+    per = 2 * CENTRED_BUCKETS
+    mean, sd, var, grid = dict(spec.mean), dict(spec.sd), dict(spec.var), dict(spec.grid)
+    for c, block in zip(spec.numeric, _blocks(spec, total, per, "centred"), strict=True):
+        m = spec.present[c] * spec.rows
+        if m < 0.5:
+            continue
+        top = _bucket_exponents(spec, c)
+        w = np.ldexp(1.0, top - np.arange(CENTRED_BUCKETS))
+        n_over_m = spec.rows / m
+        delta = float(np.dot(block[:CENTRED_BUCKETS], w)) * n_over_m
+        m2 = float(np.dot(block[CENTRED_BUCKETS:], w * w)) * n_over_m
+        v = max(m2 - delta * delta, 0.0)
+        mean[c] = spec.mean[c] + delta
+        var[c] = v
+        sd[c] = math.sqrt(v)
+        half = HIST_SPAN * (sd[c] if sd[c] > 0 else max(abs(mean[c]), 1.0) * 1e-6)
+        grid[c] = [mean[c] - half, mean[c] + half]
+    return FeatureSpec(**{**spec.__dict__, "mean": mean, "sd": sd, "var": var, "grid": grid})
+
+
 def _histogram(x: FloatArray, lo: float, hi: float, n: float) -> FloatArray:
     """Fractions of ``x`` in ``HIST_BINS`` equal bins over ``[lo, hi)`` plus two tails."""
     width = (hi - lo) / HIST_BINS
@@ -356,7 +420,8 @@ def narrow_grid(spec: FeatureSpec, total: FloatArray) -> FeatureSpec:
         p = spec.present[c]
         if p * spec.rows < 0.5:
             continue
-        var[c] = max(float(block[0]) / p, 0.0) * spec.scale[c] ** 2
+        if c not in var:  # the centred pass (step 2b) already gave it without cancellation
+            var[c] = max(float(block[0]) / p, 0.0) * spec.scale[c] ** 2
         lo, hi = spec.grid[c]
         width = (hi - lo) / HIST_BINS
         t1, t2 = _middle_targets(spec, c)

@@ -32,6 +32,7 @@ from federated.model import local_train, predict_proba
 from federated.preprocess import (
     FeatureSpec,
     Transform,
+    centred_vector,
     describe_party,
     histogram_vector,
     moments_vector,
@@ -142,6 +143,8 @@ def stat(msg: Any, context: Any) -> Any:
     kind = cfg.get("stat")
     if kind == "moments":
         vec = moments_vector(party.table(), spec)
+    elif kind == "centred":
+        vec = centred_vector(party.table(), spec)
     elif kind == "spread":
         vec = spread_vector(party.table(), spec)
     elif kind == "histogram":

@@ -20,9 +20,11 @@ from federated.horizontal.securesum import SecureSum
 from federated.horizontal.strategies import SecureFedAvg, make_strategy
 from federated.model import initial_weights
 from federated.preprocess import (
+    CENTRED_BUCKETS,
     HIST_BINS,
     PartySchema,
     Transform,
+    apply_centred,
     apply_moments,
     fit_transform_spec,
     merge_schemas,
@@ -110,10 +112,13 @@ class Coordinator:
         total = secure.run(P.STAT, {"stat": "moments", "spec": spec.to_json()}, 1, 3 * k + 1)
         spec = apply_moments(spec, total)
         if k:
-            spread = secure.run(P.STAT, {"stat": "spread", "spec": spec.to_json()}, 2,
+            centred = secure.run(P.STAT, {"stat": "centred", "spec": spec.to_json()}, 2,
+                                 2 * CENTRED_BUCKETS * k)
+            spec = apply_centred(spec, centred)
+            spread = secure.run(P.STAT, {"stat": "spread", "spec": spec.to_json()}, 3,
                                 (HIST_BINS + 3) * k)
             spec = narrow_grid(spec, spread)
-            hist = secure.run(P.STAT, {"stat": "histogram", "spec": spec.to_json()}, 3,
+            hist = secure.run(P.STAT, {"stat": "histogram", "spec": spec.to_json()}, 4,
                               (HIST_BINS + 2) * k)
         else:
             hist = np.zeros(0)
@@ -179,7 +184,7 @@ class Coordinator:
         if method in ("ckks", "secagg"):
             total = sum(rows.values())
             weights = {p: (1.0 if dp else rows[p] / total) for p in self.parties}
-            inner: Any = SecureFedAvg(pgrid, secure, weights, round_offset=3)
+            inner: Any = SecureFedAvg(pgrid, secure, weights, round_offset=4)
         else:
             inner = make_strategy(method, parties=len(self.parties),
                                   proximal_mu=agg["proximal_mu"],

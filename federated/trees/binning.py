@@ -1,12 +1,13 @@
 """Global bins for the trees, from a mergeable sketch that every party contributes.
 
 The sketch of a numeric column is a histogram of the party's training rows on a fine
-grid of ``SKETCH_BINS`` equal cells over ``mean +- 6 sd`` (the global moments, already
-summed securely for the preprocessing) plus one cell for each tail. Histograms merge by
-addition, so the coordinator learns only the *global* histogram (the secure sum of the
-parties' ones), never a party's. It places up to ``max_bins - 1`` cuts on cell edges at
-the global quantiles ``k / max_bins`` and drops every cut that would leave a bin without
-rows: each bin holds training rows, as each bin of a pooled XGBoost does.
+grid of ``SKETCH_BINS`` equal cells over ``mean +- 6 sd`` (the global moments and the
+centred pass of ``federated.preprocess``, summed securely before the sketch) plus one
+cell for each tail. Histograms merge by addition, so the coordinator learns only the
+*global* histogram (the secure sum of the parties' ones), never a party's. It places up
+to ``max_bins - 1`` cuts on cell edges at the global quantiles ``k / max_bins`` and
+drops every cut that would leave a bin without rows: each bin holds training rows, as
+each bin of a pooled XGBoost does.
 
 A row's code is ``1 + (number of cuts <= x)`` (``1..bins``), 0 when the value is missing.
 A categorical column has one code per level of the union of every party's levels (as the

@@ -36,7 +36,7 @@ from federated.horizontal.evaluation import auc_or_none, score_globally
 from federated.horizontal.grid import PartyGrid
 from federated.horizontal.securesum import SecureSum
 from federated.horizontal.server import Coordinator, _content
-from federated.preprocess import apply_moments, merge_schemas
+from federated.preprocess import CENTRED_BUCKETS, apply_centred, apply_moments, merge_schemas
 from federated.trees import protocol as TP
 from federated.trees.binning import SKETCH_BINS, Binner, binner_from_sketch
 from federated.trees.booster import Grower, Model, Params, Tree
@@ -113,6 +113,11 @@ class TreeCoordinator(Coordinator):
         total, _ = self._sum(pgrid, secure, P.STAT, {"stat": "moments",
                                                      "spec": spec.to_json()}, 3 * k + 1)
         spec = apply_moments(spec, total)
+        if k:  # the spread about the mean without cancellation (sets the sketch grids)
+            centred, _ = self._sum(pgrid, secure, P.STAT, {"stat": "centred",
+                                                           "spec": spec.to_json()},
+                                   2 * CENTRED_BUCKETS * k)
+            spec = apply_centred(spec, centred)
         fraction = params.validation if params.early_stopping else 0.0
         sk, _ = self._sum(pgrid, secure, TP.SKETCH, {"spec": spec.to_json(),
                                                      "validation": fraction, "seed": seed},
