@@ -11,7 +11,8 @@
     seed = 1
     numeric = ["income", "age"]    # optional: inferred from the data when absent
     categorical = ["state"]        # optional: inferred (text columns) when absent
-    exclude = ["row_id"]           # optional: columns that are not features
+    exclude = ["row_id"]           # optional: columns that are not features (each must exist)
+    id = "cust_id"                 # optional: the customer key column, never a feature
     test = "test.csv"              # optional held-out file with the same columns
     test_party_column = "bank"     # optional: per-party metrics on that party's test rows
 
@@ -55,6 +56,9 @@ hosts sum the guest's Paillier-encrypted gradients (``paillier_bits``, default 3
     max_bins = 256                 # global quantile bins per numeric column
     early_stopping = false         # on a validation split (validation = 0.1, patience = 5)
     paillier_bits = 3072           # vertical only: the guest's Paillier key size
+
+The vertical-only top-level keys (``epochs``, ``id_type``, ``iv``, ``iv_bins``) are
+refused in a horizontal config.
 
 A vertical run (``kind = "vertical"``: one guest holding the label, hosts holding other
 features of the same customers, aligned by PSI on ``id``):
@@ -119,6 +123,18 @@ PLAIN_METHODS = ("fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagr
 SECURE_METHODS = ("ckks", "secagg")
 METHODS = PLAIN_METHODS + SECURE_METHODS
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+#: Top-level keys that only a vertical run uses (refused in a horizontal config).
+VERTICAL_ONLY = ("epochs", "id_type", "iv", "iv_bins")
+
+
+class KeyProblem(ValueError):
+    """A config error about one key (``loc``: its path), so the message gets its line."""
+
+    def __init__(self, message: str, loc: tuple[Any, ...]) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class _Strict(BaseModel):
@@ -246,13 +262,13 @@ class FLConfig(_Strict):
     model: Literal["logistic", "gbdt"] = "logistic"
     label: str
     positive: str | int | bool | None = None
-    rounds: int = Field(30, ge=1, le=10000)
-    epochs: int = Field(20, ge=1, le=10000)
+    rounds: int = Field(30, ge=1, le=10000, strict=True)
+    epochs: int = Field(20, ge=1, le=10000, strict=True)
     id: str | None = None
     id_type: Literal["mobile", "resident_id", "card", "email", "uscc", "generic"] | None = None
-    iv: bool = True
-    iv_bins: int = Field(10, ge=2, le=100)
-    seed: int = 0
+    iv: bool = Field(True, strict=True)
+    iv_bins: int = Field(10, ge=2, le=100, strict=True)
+    seed: int = Field(0, strict=True)
     numeric: list[str] | None = None
     categorical: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
@@ -319,6 +335,18 @@ class FLConfig(_Strict):
         if self.dp is not None and agg.method not in ("fedavg", "fedprox", "ckks", "secagg"):
             raise ValueError(f"dp works with fedavg, fedprox, ckks or secagg (a plain mean of "
                              f"clipped updates), not {agg.method!r}")
+        for key in VERTICAL_ONLY:
+            if key in self.model_fields_set:
+                raise KeyProblem(f"key {key!r} is for kind = \"vertical\" runs (a "
+                                 "horizontal run has no effect from it): remove it", (key,))
+        if self.id is not None:  # the customer key: never a feature
+            if self.id == self.label:
+                raise KeyProblem(f"id {self.id!r} is the label column", ("id",))
+            for key in ("numeric", "categorical"):
+                if self.id in (getattr(self, key) or []):
+                    raise KeyProblem(f"{key} lists the id column {self.id!r}", (key,))
+            if self.id not in self.exclude:
+                return self.model_copy(update={"exclude": [*self.exclude, self.id]})
         return self
 
     def _gbdt(self) -> FLConfig:
@@ -464,6 +492,9 @@ def parse_config(data: dict[str, Any], *, source: str | Path | None = None,
             msg = f"missing required key {loc[-1]!r}"
             where = _loc_text(loc[:-1])
         else:
+            problem = (err.get("ctx") or {}).get("error")
+            if isinstance(problem, KeyProblem):
+                loc, msg = problem.loc, str(problem)
             where = _loc_text(loc)
         line = _key_line(text, loc) if text is not None and loc else None
         raise ConfigError(f"{where}: {msg}" if where else msg, file=src, line=line) from None

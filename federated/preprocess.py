@@ -75,6 +75,7 @@ __all__ = [
 
 HIST_BINS = 1024
 HIST_SPAN = 6.0  # the histogram covers mean +- HIST_SPAN standard deviations
+ID_LIKE_ROWS = 50  # a text column whose values all differ over more rows is an identifier
 CENTRED_BUCKETS = 64  # powers of two of |x - mean| kept apart in the centred pass
 
 FloatArray = npt.NDArray[np.float64]
@@ -153,11 +154,16 @@ def describe_party(pt_: PartyTable, *, label: str, exclude: Sequence[str] = (),
     integral: dict[str, bool] = {}
     for c, k in kinds.items():
         if k == "categorical":
-            lv = sorted({v for v in text_values(pt_, c) if v is not None})
-            if len(lv) > MAX_LEVELS:
-                raise pt_.error(f"{len(lv)} distinct values (at most {MAX_LEVELS} for a "
-                                "categorical column): list it in numeric or exclude it",
-                                column=c)
+            values = [v for v in text_values(pt_, c) if v is not None]
+            lv = sorted(set(values))
+            # decided here, on the party, before its levels (the values) leave the bank
+            if len(lv) > MAX_LEVELS or (len(values) > ID_LIKE_ROWS and len(lv) == len(values)):
+                why = (f"more than {MAX_LEVELS}" if len(lv) > MAX_LEVELS else
+                       f"every one of its {len(values)} values is different")
+                raise pt_.error(f"text column {c!r} has {len(lv)} distinct values ({why}): "
+                                "it looks like an identifier, and its values would be sent "
+                                "to the coordinator as feature names; list it in exclude "
+                                f"(or set id = \"{c}\" in the config)", column=c)
             levels[c] = lv
         elif k == "numeric":
             x = numeric_values(pt_, c)

@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from federated.config import FLConfig, load_config
-from federated.data import party_of_rows, read_table
+from federated.data import (
+    _label_text,
+    encode_label,
+    label_levels,
+    numeric_values,
+    party_of_rows,
+    read_table,
+)
 from federated.preprocess import describe_party, merge_schemas
 from privacy.errors import FederationError, InputError
 
@@ -99,22 +106,47 @@ def preflight(cfg: FLConfig) -> dict[str, int]:
                 party_of_rows(test, cfg.test_party_column, cfg.party_names)
         return {}
     schemas = {}
+    columns: set[str] = set()
     for p in cfg.party:
         assert p.data is not None  # checked by the config
         pt = read_table(p.data, party=p.name)
+        columns.update(pt.columns)
+        if cfg.id is not None and cfg.id not in pt.columns:
+            raise pt.error(f"id column {cfg.id!r} is missing (key 'id' of the config)")
         schemas[p.name] = describe_party(pt, label=cfg.label, exclude=cfg.exclude,
                                          numeric=cfg.numeric, categorical=cfg.categorical)
-    merge_schemas(schemas, label=cfg.label, positive=cfg.positive)
+    ghosts = [c for c in cfg.exclude if c not in columns]
+    if ghosts:
+        raise InputError(f"exclude names column {ghosts[0]!r}, which no party's data holds "
+                         f"(columns: {', '.join(sorted(columns)[:20])})",
+                         file=str(cfg.source) if cfg.source else None)
+    spec = merge_schemas(schemas, label=cfg.label, positive=cfg.positive)
     if cfg.test is not None:
-        test = read_table(cfg.test, party="test")
-        need = [c for s in schemas.values() for c in s.kinds] + [cfg.label]
-        need += [cfg.test_party_column] if cfg.test_party_column else []
-        for c in dict.fromkeys(need):
-            if c not in test.columns:
-                raise test.error(f"column {c!r} is missing from the test file")
-        if cfg.test_party_column:
-            party_of_rows(test, cfg.test_party_column, cfg.party_names)
+        known = {x for s in schemas.values() for x in s.label_levels}
+        _check_test(cfg, read_table(cfg.test, party="test"), spec, known)
     return {name: s.rows for name, s in schemas.items()}
+
+
+def _check_test(cfg: FLConfig, test: Any, spec: Any, known: set[str]) -> None:
+    """The held-out test file holds every feature and the label, its numbers parse, each
+    row has a label value of the training data (and a party, with test_party_column):
+    checked before anything is exchanged."""
+    need = [*spec.numeric, *spec.categorical, cfg.label]
+    need += [cfg.test_party_column] if cfg.test_party_column else []
+    for c in dict.fromkeys(need):
+        if c not in test.columns:
+            raise test.error(f"column {c!r} is missing from the test file")
+    encode_label(test, cfg.label, spec.positive)  # a missing label names its row
+    odd = [v for v in label_levels(test, cfg.label) if v not in known]
+    if odd:
+        values = test.table.column(cfg.label).to_pylist()
+        row = next(i for i, v in enumerate(values) if _label_text(v) == odd[0])
+        raise test.error(f"label value {odd[0]!r} is not one of the training data's "
+                         f"({', '.join(sorted(known))})", column=cfg.label, row=row + 1)
+    for c in spec.numeric:
+        numeric_values(test, c)  # a stray word names its row
+    if cfg.test_party_column:
+        party_of_rows(test, cfg.test_party_column, cfg.party_names)
 
 
 def _preflight_vertical(cfg: FLConfig, *, splits: tuple[str, ...] = ("data", "test")

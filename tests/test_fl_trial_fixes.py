@@ -97,3 +97,138 @@ def test_tree_sketch_grid_spans_the_data(offset: float) -> None:
     assert lo < float(np.min(x)) and float(np.max(x)) < hi
     assert (hi - lo) == pytest.approx(12 * float(np.std(x)), rel=1e-3)
 
+
+# ---------------------------------------------------------------- 2. identifiers as features
+from click.testing import CliRunner  # noqa: E402
+
+import federated.runner as runner  # noqa: E402
+from covault.cli import main  # noqa: E402
+from federated.config import load_config  # noqa: E402
+from federated.runner import preflight  # noqa: E402
+from privacy.errors import InputError  # noqa: E402
+
+
+@pytest.fixture
+def no_flower(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Fails the test if the runner gets as far as starting Flower."""
+    started: list[str] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        started.append("flower")
+        raise AssertionError("a Flower federation was started for a bad input")
+
+    monkeypatch.setattr(runner, "_federation", refuse)
+    monkeypatch.setattr(runner, "_follow", refuse)
+    return started
+
+
+def bank_csv(i: int, n: int = 80, *, ids: bool = True, label: str = "y") -> str:
+    rng = np.random.default_rng(i)
+    head = ("cust_id," if ids else "") + f"income,seg,{label}\n"
+    rows = "".join((f"C{i}{k:05d}," if ids else "")
+                   + f"{rng.normal(5000, 100):.2f},{'AB'[k % 2]},{k % 3 == 0:d}\n"
+                   for k in range(n))
+    return head + rows
+
+
+def setup_run(tmp_path: Path, *, extra: str = "", banks: int = 2, ids: bool = True,
+              test: str | None = None, model: str = "logistic") -> Path:
+    for i in range(banks):
+        (tmp_path / f"bank_{i}.csv").write_text(bank_csv(i, ids=ids), encoding="utf-8")
+    blocks = "".join(f'\n[[party]]\nname = "bank_{i}"\ndata = "bank_{i}.csv"\n'
+                     for i in range(banks))
+    if test is not None:
+        (tmp_path / "test.csv").write_text(test, encoding="utf-8")
+        extra += '\ntest = "test.csv"'
+    cfg = tmp_path / "run.toml"
+    rounds = "" if extra.startswith("rounds") else "rounds = 2\n"
+    cfg.write_text(f'kind = "horizontal"\nmodel = "{model}"\nlabel = "y"\n{rounds}'
+                   f'{extra}\n{blocks}', encoding="utf-8")
+    return cfg
+
+
+def cli_error(cfg: Path, no_flower: list[str]) -> str:
+    out = cfg.parent / "result.json"
+    before = {p.name: p.read_bytes() for p in cfg.parent.iterdir() if p.is_file()}
+    r = CliRunner().invoke(main, ["fl", "run", str(cfg), "-o", str(out)])
+    assert r.exit_code == 2, (r.exit_code, r.output)
+    assert r.stderr.startswith("error: ")
+    assert not no_flower and not out.exists()
+    after = {p.name: p.read_bytes() for p in cfg.parent.iterdir() if p.is_file()}
+    assert after == before  # inputs untouched, nothing written
+    return r.stderr
+
+
+def test_distinct_text_column_is_refused_on_the_party() -> None:
+    """Decided by describe_party, which runs on the bank: the values never leave it."""
+    ids = [f"C{k:06d}" for k in range(60)]
+    pt_ = table("bank_0", {"cust_id": ids, "x": np.arange(60.0), "y": [0, 1] * 30})
+    with pytest.raises(InputError) as info:
+        describe_party(pt_, label="y")
+    msg = str(info.value)
+    assert "bank_0" in msg and "bank_0.csv" in msg and "cust_id" in msg and "60" in msg
+    assert "exclude" in msg and "C000000" not in msg
+    # a short table or a column with repeats stays a categorical feature
+    short = table("bank_0", {"seg": ids[:20], "y": [0, 1] * 10})
+    assert describe_party(short, label="y").kinds == {"seg": "categorical"}
+
+
+def test_too_many_levels_are_refused() -> None:
+    vals = [f"L{k % 1200}" for k in range(2400)]
+    pt_ = table("bank_1", {"seg": vals, "y": [0, 1] * 1200})
+    with pytest.raises(InputError, match=r"bank_1.*1200 distinct"):
+        describe_party(pt_, label="y")
+
+
+@pytest.mark.parametrize("model", ["logistic", "gbdt"])
+def test_cli_refuses_an_id_column_as_feature(tmp_path: Path, no_flower: list[str],
+                                             model: str) -> None:
+    err = cli_error(setup_run(tmp_path, model=model), no_flower)
+    assert "bank_0" in err and "bank_0.csv" in err and "cust_id" in err and "80" in err
+    assert "exclude" in err and "C000000" not in err
+
+
+def test_horizontal_id_is_left_out_of_the_features(tmp_path: Path) -> None:
+    cfg = load_config(setup_run(tmp_path, extra='id = "cust_id"'))
+    assert "cust_id" in cfg.exclude
+    preflight(cfg)  # no id-like column left among the features
+    pt_ = runner.read_table(tmp_path / "bank_0.csv", party="bank_0")
+    assert "cust_id" not in describe_party(pt_, label="y", exclude=cfg.exclude).kinds
+
+
+def test_horizontal_id_missing_from_a_bank(tmp_path: Path, no_flower: list[str]) -> None:
+    err = cli_error(setup_run(tmp_path, extra='id = "acct"'), no_flower)
+    assert "bank_0" in err and "'acct'" in err and "id" in err
+
+
+# ---------------------------------------------------------------- 3. keys with no effect
+@pytest.mark.parametrize("extra,key", [("epochs = 5", "epochs"), ('id_type = "mobile"', "id_type"),
+                                       ("iv = false", "iv"), ("iv_bins = 5", "iv_bins"),
+                                       ('rounds = "5"', "rounds"), ('seed = "1"', "seed")])
+def test_horizontal_config_refuses_keys_without_effect(tmp_path: Path, no_flower: list[str],
+                                                       extra: str, key: str) -> None:
+    cfg = setup_run(tmp_path, extra=extra, ids=False)
+    err = cli_error(cfg, no_flower)
+    line = cfg.read_text().splitlines().index(extra) + 1
+    assert f"run.toml:{line}" in err and key in err
+
+
+def test_exclude_naming_no_column(tmp_path: Path, no_flower: list[str]) -> None:
+    err = cli_error(setup_run(tmp_path, extra='exclude = ["ghost"]', ids=False), no_flower)
+    assert "exclude" in err and "'ghost'" in err
+
+
+# ---------------------------------------------------------------- 4. test file in preflight
+@pytest.mark.parametrize("test,what", [
+    ("income,seg,y\n5000,A,1\n5100,B,\n", "missing label"),
+    ("income,seg,y\n5000,A,1\n5100,B,7\n", "'7'"),
+    ("income,seg,y\n5000,A,1\nlots,B,0\n", "'lots'"),
+])
+def test_test_file_errors_before_anything_is_exchanged(tmp_path: Path, no_flower: list[str],
+                                                       test: str, what: str) -> None:
+    cfg = setup_run(tmp_path, ids=False, test=test)
+    with pytest.raises(InputError) as info:
+        preflight(load_config(cfg))
+    assert what in str(info.value) and "test.csv" in str(info.value)
+    err = cli_error(cfg, no_flower)
+    assert what in err and "test.csv:3:" in err
