@@ -100,8 +100,11 @@ def preflight(cfg: FLConfig) -> dict[str, int]:
     if cfg.kind == "vertical":
         return _preflight_vertical(cfg)
     if cfg.deployment.superlink is not None:  # the data is on the banks' SuperNodes
-        if cfg.test is not None:
+        if cfg.test is not None:  # the banks' schemas are not known yet: the label only
             test = read_table(cfg.test, party="test")
+            if cfg.label not in test.columns:
+                raise test.error(f"column {cfg.label!r} is missing from the test file")
+            label_levels(test, cfg.label)  # a missing label names its row
             if cfg.test_party_column:
                 party_of_rows(test, cfg.test_party_column, cfg.party_names)
         return {}

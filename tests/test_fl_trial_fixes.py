@@ -232,3 +232,16 @@ def test_test_file_errors_before_anything_is_exchanged(tmp_path: Path, no_flower
     assert what in str(info.value) and "test.csv" in str(info.value)
     err = cli_error(cfg, no_flower)
     assert what in err and "test.csv:3:" in err
+
+
+def test_remote_federation_checks_the_test_labels_first(tmp_path: Path) -> None:
+    """With the data on the banks' SuperNodes the coordinator still checks its test file."""
+    (tmp_path / "test.csv").write_text("income,y\n5000,1\n5100,\n", encoding="utf-8")
+    cfg = tmp_path / "remote.toml"
+    cfg.write_text('kind = "horizontal"\nmode = "deployment"\nlabel = "y"\ntest = "test.csv"\n'
+                   '[deployment]\nsuperlink = "fl.coordinator.example:9093"\n'
+                   'root_certificates = "ca.crt"\n[[party]]\nname = "bank_1"\n'
+                   '[[party]]\nname = "bank_2"\n', encoding="utf-8")
+    with pytest.raises(InputError, match="missing label") as info:
+        preflight(load_config(cfg))
+    assert info.value.line == 3
