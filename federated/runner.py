@@ -108,21 +108,22 @@ def preflight(cfg: FLConfig) -> dict[str, int]:
             if cfg.test_party_column:
                 party_of_rows(test, cfg.test_party_column, cfg.party_names)
         return {}
-    schemas = {}
-    columns: set[str] = set()
+    tables = {}
     for p in cfg.party:
         assert p.data is not None  # checked by the config
         pt = read_table(p.data, party=p.name)
-        columns.update(pt.columns)
         if cfg.id is not None and cfg.id not in pt.columns:
             raise pt.error(f"id column {cfg.id!r} is missing (key 'id' of the config)")
-        schemas[p.name] = describe_party(pt, label=cfg.label, exclude=cfg.exclude,
-                                         numeric=cfg.numeric, categorical=cfg.categorical)
+        tables[p.name] = pt
+    columns = {c for pt in tables.values() for c in pt.columns}
     ghosts = [c for c in cfg.exclude if c not in columns]
-    if ghosts:
+    if ghosts:  # a typo would leave the column meant (an identifier?) among the features
         raise InputError(f"exclude names column {ghosts[0]!r}, which no party's data holds "
                          f"(columns: {', '.join(sorted(columns)[:20])})",
                          file=str(cfg.source) if cfg.source else None)
+    schemas = {name: describe_party(pt, label=cfg.label, exclude=cfg.exclude,
+                                    numeric=cfg.numeric, categorical=cfg.categorical)
+               for name, pt in tables.items()}
     spec = merge_schemas(schemas, label=cfg.label, positive=cfg.positive)
     if cfg.test is not None:
         known = {x for s in schemas.values() for x in s.label_levels}

@@ -218,6 +218,12 @@ def test_exclude_naming_no_column(tmp_path: Path, no_flower: list[str]) -> None:
     assert "exclude" in err and "'ghost'" in err
 
 
+def test_exclude_typo_is_named_before_the_column_it_missed(tmp_path: Path,
+                                                           no_flower: list[str]) -> None:
+    err = cli_error(setup_run(tmp_path, extra='exclude = ["cust_ld"]'), no_flower)
+    assert "exclude" in err and "'cust_ld'" in err and "run.toml" in err
+
+
 # ---------------------------------------------------------------- 4. test file in preflight
 @pytest.mark.parametrize("test,what", [
     ("income,seg,y\n5000,A,1\n5100,B,\n", "missing label"),
