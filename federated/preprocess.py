@@ -352,8 +352,12 @@ def apply_centred(spec: FeatureSpec, total: FloatArray) -> FeatureSpec:
         top = _bucket_exponents(spec, c)
         w = np.ldexp(1.0, top - np.arange(CENTRED_BUCKETS))
         n_over_m = spec.rows / m
-        delta = float(np.dot(block[:CENTRED_BUCKETS], w)) * n_over_m
-        m2 = float(np.dot(block[CENTRED_BUCKETS:], w * w)) * n_over_m
+        s1, s2 = block[:CENTRED_BUCKETS], block[CENTRED_BUCKETS:]
+        # a bucket holding a row sums to >= 1/(4N); below 1/(8N) it is the secure sum's
+        # noise (CKKS, rounding), which the bucket's weight 4**e would blow up
+        live = s2 >= 1.0 / (8.0 * spec.rows)
+        delta = float(np.dot(np.where(live, s1, 0.0), w)) * n_over_m
+        m2 = float(np.dot(np.where(live, s2, 0.0), w * w)) * n_over_m
         v = max(m2 - delta * delta, 0.0)
         mean[c] = spec.mean[c] + delta
         var[c] = v

@@ -88,6 +88,18 @@ def test_large_valued_column_is_standardised_like_sklearn(offset: float) -> None
     assert float(np.std(feats)) == pytest.approx(1.0, rel=1e-4)
 
 
+def test_centred_pass_ignores_the_secure_sums_noise_in_empty_buckets() -> None:
+    """CKKS returns ~1e-9 where a bucket is empty; weighted by 4**e it must not count."""
+    from federated.preprocess import apply_centred, centred_vector
+
+    parties, x = offset_parties(1e9)
+    spec = FeatureSpec.from_json(moments_spec(parties).to_json())
+    total = np.sum([centred_vector(p, spec) for p in parties], axis=0)
+    noise = np.random.default_rng(1).normal(0.0, 1e-8, total.shape)
+    got = apply_centred(spec, total + noise)
+    assert got.sd["bal"] == pytest.approx(float(np.std(x)), rel=1e-4)
+
+
 @pytest.mark.parametrize("offset", [1e6, 1e9])
 def test_tree_sketch_grid_spans_the_data(offset: float) -> None:
     """The gbdt bins are cut on a sketch over mean +- 6 sd: it must hold the data."""
