@@ -334,16 +334,20 @@ def _run_job(config: FLConfig | str | Path, *, ledger: str | Path | None = None,
                else f"federated.{cfg.kind}")
         app_dir = write_app_dir(work / "app", f"{pkg}.server:app", f"{pkg}.client:app",
                                 {"plan": ""})
-        with _federation(cfg, plan, work) as fed:
-            if on_start is not None:
-                on_start(fed)
-            run_id = fed.submit(app_dir, {"plan": str(plan_path)})
-            _follow(fed, run_id, work / "result.json", cfg, progress, total=cfg.steps)
-            status = fed.wait(run_id, timeout=cfg.deployment.timeout, check=False)
-        result_file = work / "result.json"
-        if not result_file.exists():
-            raise FederationError(f"the run stopped without a result ({status.status}: "
-                                  f"{status.details}); ServerApp log:\n{status.log_tail}")
+        try:
+            with _federation(cfg, plan, work) as fed:
+                if on_start is not None:
+                    on_start(fed)
+                run_id = fed.submit(app_dir, {"plan": str(plan_path)})
+                _follow(fed, run_id, work / "result.json", cfg, progress, total=cfg.steps)
+                status = fed.wait(run_id, timeout=cfg.deployment.timeout, check=False)
+            result_file = work / "result.json"
+            if not result_file.exists():
+                raise FederationError(f"the run stopped without a result ({status.status}: "
+                                      f"{status.details}); ServerApp log:\n{status.log_tail}")
+        except FederationError as exc:
+            keep_logs(exc, work, workdir)
+            raise
         data = json.loads(result_file.read_text(encoding="utf-8"))
     if "error" in data:
         if data.get("type") in ("InputError", "ConfigError") or _party_input_error(
@@ -351,6 +355,26 @@ def _run_job(config: FLConfig | str | Path, *, ledger: str | Path | None = None,
             raise InputError(str(data["error"]))
         raise FederationError(str(data["error"]))
     return dict(data)
+
+
+def keep_logs(exc: FederationError, work: Path, workdir: str | Path | None) -> None:
+    """A failed run's process logs outlive its temporary folder ``work``: copied into a
+    new ``covault-fl-logs-*`` folder (beside it), which ``exc``'s message then names
+    (in place of the paths about to be deleted). Nothing else is kept (the folder also
+    holds the local federation's private keys)."""
+    import shutil
+
+    logs = sorted(work.rglob("*.log"))
+    if not logs:
+        return
+    kept = Path(tempfile.mkdtemp(prefix="covault-fl-logs-", dir=workdir))
+    for log in logs:
+        target = kept / log.relative_to(work)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, target)
+    message = str(exc.args[0]) if exc.args else str(exc)
+    exc.args = (message.replace(str(work), str(kept))
+                + f"\n(the run's logs are kept in {kept})", *exc.args[1:])
 
 
 def _party_input_error(message: str) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -61,8 +62,14 @@ class Proc:
         )
 
 
+#: Terminal escape sequences (Flower colours its log lines): left out of log tails shown
+#: in error messages.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
 def log_tail(path: Path, lines: int = 40) -> str:
-    """The last ``lines`` lines of a text file ('' if it does not exist)."""
+    """The last ``lines`` lines of a text file ('' if it does not exist), without
+    terminal colour codes."""
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -71,7 +78,7 @@ def log_tail(path: Path, lines: int = 40) -> str:
             data = handle.read()
     except FileNotFoundError:
         return ""
-    text = data.decode("utf-8", errors="replace")
+    text = _ANSI.sub("", data.decode("utf-8", errors="replace"))
     return "\n".join(text.splitlines()[-lines:])
 
 
