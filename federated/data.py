@@ -152,6 +152,9 @@ def read_table(path: str | os.PathLike[str], *, party: str,
 
     p = Path(path)
     where = {"file": str(p)}
+    if p.is_dir():
+        raise InputError(f"party {party!r}: a folder, not a data file (CSV or Parquet)",
+                         **where)
     if not p.is_file():
         raise InputError(f"party {party!r}: data file not found", **where)
     try:

@@ -474,9 +474,12 @@ class Kek:
         passphrase = os.environ.get(passphrase_var)
         if passphrase:
             return cls.from_passphrase(passphrase)
+        empty = [v for v in (passphrase_var, key_file_var) if os.environ.get(v) == ""]
         raise KeysetError(
             f"no key-encryption key: set {passphrase_var} to a passphrase or "
             f"{key_file_var} to a 32-byte key file"
+            + (f" ({' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} set but empty)"
+               if empty else "")
         )
 
     def __repr__(self) -> str:

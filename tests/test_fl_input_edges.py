@@ -313,3 +313,10 @@ def test_scores_on_test_rows_leaves_out_the_undefined_local_auc() -> None:
     both = scores_on_test_rows(X, (X[:, 0] > 0).astype(float), Xt, yt, w, C=1.0)
     assert set(both) == {"auc", "local-auc"} and both["local-auc"] > 0.9
     assert scores_on_test_rows(X, np.zeros(50), Xt, np.ones(40), w, C=1.0) == {}
+
+
+def test_a_folder_given_as_data_is_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "books").mkdir()
+    with pytest.raises(InputError, match="a folder, not a data file") as info:
+        read_table(tmp_path / "books", party="bank_1")
+    assert info.value.file == str(tmp_path / "books")

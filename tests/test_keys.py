@@ -155,7 +155,11 @@ def test_kek_file_forms(tmp_path: Path) -> None:
 def test_kek_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("COVAULT_PASSPHRASE", raising=False)
     monkeypatch.delenv("COVAULT_KEK_FILE", raising=False)
-    with pytest.raises(KeysetError, match="COVAULT_PASSPHRASE"):
+    with pytest.raises(KeysetError, match="COVAULT_PASSPHRASE") as info:
+        Kek.from_env()
+    assert "empty" not in str(info.value)
+    monkeypatch.setenv("COVAULT_PASSPHRASE", "")  # set, but to nothing: said so
+    with pytest.raises(KeysetError, match="COVAULT_PASSPHRASE is set but empty"):
         Kek.from_env()
     monkeypatch.setenv("COVAULT_PASSPHRASE", "pw")
     assert repr(Kek.from_env()) == "Kek(kind='scrypt')"
