@@ -208,7 +208,8 @@ class DPConfig(_Strict):
     @model_validator(mode="after")
     def _norm_for_fixed(self) -> DPConfig:
         if self.clipping == "fixed" and self.clipping_norm is None:
-            raise ValueError("clipping_norm is required when clipping = \"fixed\"")
+            raise KeyProblem("clipping_norm is required when clipping = \"fixed\"",
+                             ("dp", "clipping"))
         return self
 
 
@@ -288,7 +289,9 @@ class FLConfig(_Strict):
         names = [p.name for p in self.party]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"party names must be unique; repeated: {', '.join(dup)}")
+            again = next(i for i, n in enumerate(names) if n in dup and names.index(n) < i)
+            raise KeyProblem(f"party names must be unique; repeated: {', '.join(dup)}",
+                             ("party", again, "name"))
         remote = self.deployment.superlink is not None
         if remote and self.mode != "deployment":
             raise ValueError("deployment.superlink needs mode = \"deployment\"")

@@ -193,8 +193,10 @@ def test_party_without_data(tmp_path: Path) -> None:
 
 
 def test_duplicate_party_names(tmp_path: Path) -> None:
-    err = error_of(tmp_path, MINIMAL.replace('"bank_2"', '"bank_1"'))
+    text = MINIMAL.replace('"bank_2"', '"bank_1"')
+    err = error_of(tmp_path, text)
     assert "unique" in str(err) and "bank_1" in str(err)
+    assert err.line == text.splitlines().index('name = "bank_1"', 5) + 1  # the repeat
 
 
 def test_single_party_refused(tmp_path: Path) -> None:
@@ -227,6 +229,7 @@ def test_fixed_clipping_needs_a_norm(tmp_path: Path) -> None:
                            'clipping = "fixed"\n')
     err = error_of(tmp_path, text)
     assert "dp" in str(err) and "clipping_norm" in str(err)
+    assert err.line == line_of(text, 'clipping = "fixed"')
 
 
 def test_dp_with_krum_refused(tmp_path: Path) -> None:
