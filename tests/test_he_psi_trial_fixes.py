@@ -265,3 +265,14 @@ def test_header_only_input_is_refused(keys: Path, tmp_path: Path) -> None:
     code, out = encrypt(keys, src, out_path)
     assert code == 2 and "no rows" in out and "empty.csv" in out, out
     assert not out_path.exists()
+
+
+def test_value_errors_count_rows_as_every_message_does(keys: Path, tmp_path: Path) -> None:
+    """A value the key cannot take is named by its row (from 1), not its index (from 0);
+    a cell read as missing says so."""
+    src = write(tmp_path / "v.csv", "id,v\na,1.5\nb,2.25\nc,3.125\n")
+    code, out = encrypt(keys, src, tmp_path / "v.cvhe", "--scale", "2")
+    assert code == 2 and "in row 2 (2.25)" in out and "index" not in out
+    src = write(tmp_path / "n.csv", "id,v\na,1\nb,nan\n")
+    code, out = encrypt(keys, src, tmp_path / "n.cvhe")
+    assert code == 2 and "row 2" in out and "NaN" in out

@@ -208,6 +208,12 @@ NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _NON_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
 
 
+def _in_rows(exc: Exception) -> str:
+    """An HE error about a value "at index i" (of the column, from 0) as "in row i+1",
+    the row numbering of every other message about an input file."""
+    return re.sub(r"at index (\d+)", lambda m: f"in row {int(m.group(1)) + 1}", str(exc))
+
+
 def _check_numbers(values: list[Any], path: str, column: str, scheme: str) -> None:
     """Refuse text cells that are not plain ASCII numbers (file, row and column named)."""
     for row, v in enumerate(values, start=1):
@@ -225,7 +231,8 @@ def _read_column(table: Any, path: str, column: str, scheme: str) -> Any:
     col = table.column(column).combine_chunks()
     if col.null_count:
         row = int(np.argmax(np.asarray(col.is_null())))
-        raise InputError("empty value", file=path, column=column, row=row + 1)
+        raise InputError("no value (an empty cell, or one read as missing: NA, NaN, null)",
+                         file=path, column=column, row=row + 1)
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
         arr = col.to_numpy()
         return arr.astype(np.float64) if scheme == "ckks" else arr
@@ -508,13 +515,13 @@ def encrypt(public_path: str, column: str, scale: int, party: str | None,
                                  signing_key=signing_key, rows=rows)
     except PackingOverflowError as exc:
         if scheme == "ckks":
-            raise InputError(str(exc), file=input_path, column=column) from exc
-        msg = re.sub(r"at index (\d+)", lambda m: f"in row {int(m.group(1)) + 1}", str(exc))
-        raise InputError(f"{msg}: ask the key holder for a key with more --value-bits "
-                         f"(now {(layout or key.layout).value_bits}, at most 64), or encrypt "
-                         "with a smaller --scale", file=input_path, column=column) from exc
+            raise InputError(_in_rows(exc), file=input_path, column=column) from exc
+        raise InputError(f"{_in_rows(exc)}: ask the key holder for a key with more "
+                         f"--value-bits (now {(layout or key.layout).value_bits}, at most "
+                         "64), or encrypt with a smaller --scale", file=input_path,
+                         column=column) from exc
     except HEError as exc:
-        raise InputError(str(exc), file=input_path, column=column) from exc
+        raise InputError(_in_rows(exc), file=input_path, column=column) from exc
     serial.save(out_path, serial.dump_vector(vec))
     info = {"out": out_path, "scheme": scheme, "key_id": vec.key_id, "party": who,
             "elements": vec.length, "ids": id_column,
