@@ -455,6 +455,18 @@ def _key_line(text: str, loc: tuple[Any, ...]) -> int | None:
     return start + 1 if start else None
 
 
+def key_location(cfg: FLConfig, *loc: Any) -> dict[str, Any]:
+    """``file`` and (where found) ``line`` of a key of ``cfg``'s config file, for an
+    :class:`~privacy.errors.InputError` about that key found after loading."""
+    if cfg.source is None:
+        return {}
+    try:
+        text = Path(cfg.source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {"file": str(cfg.source)}
+    return {"file": str(cfg.source), "line": _key_line(text, loc)}
+
+
 def _loc_text(loc: tuple[Any, ...]) -> str:
     out = ""
     for p in loc:

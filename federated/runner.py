@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from federated.config import FLConfig, load_config
+from federated.config import FLConfig, key_location, load_config
 from federated.data import (
     _label_text,
     encode_label,
@@ -120,11 +120,16 @@ def preflight(cfg: FLConfig) -> dict[str, int]:
     if ghosts:  # a typo would leave the column meant (an identifier?) among the features
         raise InputError(f"exclude names column {ghosts[0]!r}, which no party's data holds "
                          f"(columns: {', '.join(sorted(columns)[:20])})",
-                         file=str(cfg.source) if cfg.source else None)
+                         **key_location(cfg, "exclude"))
     schemas = {name: describe_party(pt, label=cfg.label, exclude=cfg.exclude,
                                     numeric=cfg.numeric, categorical=cfg.categorical)
                for name, pt in tables.items()}
-    spec = merge_schemas(schemas, label=cfg.label, positive=cfg.positive)
+    try:
+        spec = merge_schemas(schemas, label=cfg.label, positive=cfg.positive)
+    except InputError as exc:
+        if exc.file is None and cfg.positive is not None and "positive =" in exc.detail:
+            raise InputError(exc.detail, **key_location(cfg, "positive")) from None
+        raise
     if cfg.test is not None:
         known = {x for s in schemas.values() for x in s.label_levels}
         _check_test(cfg, read_table(cfg.test, party="test"), spec, known)

@@ -320,3 +320,14 @@ def test_a_folder_given_as_data_is_named_as_such(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="a folder, not a data file") as info:
         read_table(tmp_path / "books", party="bank_1")
     assert info.value.file == str(tmp_path / "books")
+
+
+def test_positive_and_exclude_errors_name_their_config_line(tmp_path: Path) -> None:
+    cfg = setup_run(tmp_path, {"bank_1.csv": GOOD, "bank_2.csv": GOOD},
+                    extra='positive = "maybe"')
+    err = preflight_error(cfg)
+    assert err.file == str(cfg) and err.line == 4 and "positive = 'maybe'" in str(err)
+    cfg = setup_run(tmp_path, {"bank_1.csv": GOOD, "bank_2.csv": GOOD},
+                    extra='exclude = ["ghost"]')
+    err = preflight_error(cfg)
+    assert err.file == str(cfg) and err.line == 4 and "'ghost'" in str(err)
