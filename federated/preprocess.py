@@ -157,7 +157,11 @@ def describe_party(pt_: PartyTable, *, label: str, exclude: Sequence[str] = (),
             values = [v for v in text_values(pt_, c) if v is not None]
             lv = sorted(set(values))
             # decided here, on the party, before its levels (the values) leave the bank
-            if len(lv) > MAX_LEVELS or (len(values) > ID_LIKE_ROWS and len(lv) == len(values)):
+            # (a column the config lists as categorical is taken at its word, up to
+            # MAX_LEVELS levels, even if this bank's rows all differ)
+            listed = categorical is not None and c in categorical
+            if len(lv) > MAX_LEVELS or (not listed and len(values) > ID_LIKE_ROWS
+                                        and len(lv) == len(values)):
                 why = (f"more than {MAX_LEVELS}" if len(lv) > MAX_LEVELS else
                        f"every one of its {len(values)} values is different")
                 raise pt_.error(f"text column {c!r} has {len(lv)} distinct values ({why}): "

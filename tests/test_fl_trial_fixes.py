@@ -183,6 +183,9 @@ def test_distinct_text_column_is_refused_on_the_party() -> None:
     # a short table or a column with repeats stays a categorical feature
     short = table("bank_0", {"seg": ids[:20], "y": [0, 1] * 10})
     assert describe_party(short, label="y").kinds == {"seg": "categorical"}
+    # listed as categorical in the config: taken at its word (up to MAX_LEVELS levels)
+    listed = describe_party(pt_, label="y", categorical=["cust_id"])
+    assert listed.kinds["cust_id"] == "categorical"
 
 
 def test_too_many_levels_are_refused() -> None:
