@@ -111,27 +111,12 @@ def test_tree_sketch_grid_spans_the_data(offset: float) -> None:
 
 
 # ---------------------------------------------------------------- 2. identifiers as features
-from click.testing import CliRunner  # noqa: E402
+from fl_inputs import cli_error  # noqa: E402
 
 import federated.runner as runner  # noqa: E402
-from covault.cli import main  # noqa: E402
 from federated.config import load_config  # noqa: E402
 from federated.runner import preflight  # noqa: E402
 from privacy.errors import InputError  # noqa: E402
-
-
-@pytest.fixture
-def no_flower(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Fails the test if the runner gets as far as starting Flower."""
-    started: list[str] = []
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        started.append("flower")
-        raise AssertionError("a Flower federation was started for a bad input")
-
-    monkeypatch.setattr(runner, "_federation", refuse)
-    monkeypatch.setattr(runner, "_follow", refuse)
-    return started
 
 
 def bank_csv(i: int, n: int = 80, *, ids: bool = True, label: str = "y") -> str:
@@ -157,18 +142,6 @@ def setup_run(tmp_path: Path, *, extra: str = "", banks: int = 2, ids: bool = Tr
     cfg.write_text(f'kind = "horizontal"\nmodel = "{model}"\nlabel = "y"\n{rounds}'
                    f'{extra}\n{blocks}', encoding="utf-8")
     return cfg
-
-
-def cli_error(cfg: Path, no_flower: list[str]) -> str:
-    out = cfg.parent / "result.json"
-    before = {p.name: p.read_bytes() for p in cfg.parent.iterdir() if p.is_file()}
-    r = CliRunner().invoke(main, ["fl", "run", str(cfg), "-o", str(out)])
-    assert r.exit_code == 2, (r.exit_code, r.output)
-    assert r.stderr.startswith("error: ")
-    assert not no_flower and not out.exists()
-    after = {p.name: p.read_bytes() for p in cfg.parent.iterdir() if p.is_file()}
-    assert after == before  # inputs untouched, nothing written
-    return r.stderr
 
 
 def test_distinct_text_column_is_refused_on_the_party() -> None:

@@ -8,66 +8,21 @@ message on stderr, no Flower process started, no --out file written).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from fl_inputs import cli_error, preflight_error, setup_run
 
-import federated.runner as runner
 from covault.cli import main
 from federated.config import load_config
 from federated.data import read_table
 from federated.preprocess import describe_party, merge_schemas
 from federated.runner import preflight
-from privacy.errors import CovaultError, InputError
 
 GOOD = "income,age,state,y\n5200.5,34,BJ,0\n3100,51,SH,1\n,29,,0\n"
-
-
-def setup_run(tmp_path: Path, files: dict[str, str], *, extra: str = "",
-              parties: list[str] | None = None) -> Path:
-    """Write party files and a config naming bank_1.. (one per file starting 'bank')."""
-    for name, text in files.items():
-        (tmp_path / name).write_text(text, encoding="utf-8")
-    names = parties or sorted(n for n in files if n.startswith("bank"))
-    blocks = "".join(f'\n[[party]]\nname = "{Path(n).stem}"\ndata = "{n}"\n' for n in names)
-    cfg = tmp_path / "run.toml"
-    cfg.write_text(f'kind = "horizontal"\nlabel = "y"\nrounds = 2\n{extra}\n{blocks}',
-                   encoding="utf-8")
-    return cfg
-
-
-@pytest.fixture
-def no_flower(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Fails the test if the runner gets as far as starting Flower."""
-    started: list[str] = []
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        started.append("flower")
-        raise AssertionError("a Flower federation was started for a bad input")
-
-    monkeypatch.setattr(runner, "_federation", refuse)
-    monkeypatch.setattr(runner, "_follow", refuse)
-    return started
-
-
-def preflight_error(cfg_path: Path) -> InputError:
-    with pytest.raises(InputError) as info:
-        preflight(load_config(cfg_path))
-    assert isinstance(info.value, CovaultError)
-    return info.value
-
-
-def cli_error(cfg_path: Path, no_flower: list[str]) -> str:
-    out = cfg_path.parent / "result.json"
-    r = CliRunner().invoke(main, ["fl", "run", str(cfg_path), "-o", str(out)])
-    assert r.exit_code == 2, (r.exit_code, r.output, r.stderr)
-    assert r.stderr.startswith("error: ")
-    assert not no_flower and not out.exists()
-    return r.stderr
 
 
 BAD_DATA = {
