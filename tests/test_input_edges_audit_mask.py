@@ -207,71 +207,30 @@ def _alert_id(store: Path) -> str:
     return str(json.loads(r.output.splitlines()[0])["alert_id"])
 
 
+def _triage(store: Path, aid: str, *extra: str | bytes) -> list[str | bytes]:
+    return ["audit", "triage", aid, "--db", str(store), "--state", "in_progress", *extra]
+
+
 def test_triage_comment_not_utf8_exit_2_nothing_changed(store: Path) -> None:
     aid = _alert_id(store)
     before = snapshot(store.parent)
     # what Python makes of the argument bytes b"ok \xff\xfe" (surrogateescape)
-    r = run(
-        "audit",
-        "triage",
-        aid,
-        "--db",
-        str(store),
-        "--state",
-        "in_progress",
-        "--comment",
-        "ok \udcff\udcfe",
-    )
+    r = run(*_triage(store, aid, "--comment", "ok \udcff\udcfe"))
     assert r.exit_code == 2
     assert "error: --comment is not valid UTF-8 text (byte 0xff at character 4)" in r.stderr
     assert "JSON" not in r.output and "surrogates" not in r.output
     assert snapshot(store.parent) == before
-    r = run(
-        "audit",
-        "triage",
-        aid,
-        "--db",
-        str(store),
-        "--state",
-        "in_progress",
-        "--comment",
-        "ok",
-        "--analyst",
-        "\udce4",
-    )
+    r = run(*_triage(store, aid, "--comment", "ok", "--analyst", "\udce4"))
     assert r.exit_code == 2 and "--analyst is not valid UTF-8" in r.stderr
     assert snapshot(store.parent) == before
-    r = run(
-        "audit",
-        "triage",
-        aid,
-        "--db",
-        str(store),
-        "--state",
-        "in_progress",
-        "--comment",
-        "调查中 ok",
-    )
+    r = run(*_triage(store, aid, "--comment", "调查中 ok"))
     assert r.exit_code == 0, r.output
 
 
 def test_triage_comment_raw_bytes_from_a_shell(store: Path) -> None:
     aid = _alert_id(store)
     env = dict(os.environ, PYTHONPATH=str(REPO), LANG="C.UTF-8", LC_ALL="C.UTF-8")
-    cmd = [
-        sys.executable,
-        "-m",
-        "covault",
-        "audit",
-        "triage",
-        aid,
-        "--db",
-        str(store),
-        "--state",
-        "in_progress",
-        "--comment",
-        b"\xff\xfe",
-    ]
+    cmd = [sys.executable, "-m", "covault", *_triage(store, aid, "--comment", b"\xff\xfe")]
     r = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.decode() == (
