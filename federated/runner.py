@@ -292,7 +292,8 @@ def score(config: FLConfig | str | Path, output: str | Path, *,
     if cfg.kind != "vertical":
         raise InputError("a CONFIG.toml is scored for kind = \"vertical\" runs; a horizontal "
                          "model is scored at one bank from its result: covault fl score "
-                         "--result RESULT.json --data FILE -o OUT (federated.score.score_file)")
+                         "--result RESULT.json --data FILE -o OUT "
+                         "(federated.local_scoring.score_file)")
     _preflight_vertical(cfg, splits=("score",))
     return _run_job(cfg, ledger=ledger, workdir=workdir, job="score",
                     scores=Path(output).resolve())

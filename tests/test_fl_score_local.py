@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from covault.cli import main
+from federated.local_scoring import predict, score_file
 from federated.preprocess import Transform
-from federated.score import predict, score_file
 from privacy.errors import InputError
 
 
@@ -128,3 +128,13 @@ def test_trees_score_what_the_run_evaluated(tmp_path: Path) -> None:
     assert len(p) == table.rows
     assert auc(y, p) == pytest.approx(result["global"]["auc"], abs=1e-6)
     assert predict(result, table) == pytest.approx(p, abs=5e-7)
+
+
+def test_the_package_score_function_is_not_shadowed() -> None:
+    """``federated.score`` (vertical scoring) stays a function once this module is loaded
+    (a submodule named ``score`` would replace it in the package namespace)."""
+    import federated
+    import federated.local_scoring  # noqa: F401
+    from federated.runner import score
+
+    assert federated.score is score

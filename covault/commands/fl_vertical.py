@@ -48,7 +48,7 @@ def score(config_path: str | None, out_path: str, result_path: str | None,
         if config_path is not None or result_path is None or data_path is None:
             raise click.UsageError("a horizontal model is scored with --result RESULT.json --data "
                              "FILE and no CONFIG.toml")
-        from federated.score import score_file
+        from federated.local_scoring import score_file
 
         result = score_file(result_path, data_path, out_path, id_column=id_column)
     else:
