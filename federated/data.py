@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from privacy.errors import InputError
+from privacy.normalize import DECIMAL
 
 __all__ = [
     "MAX_LEVELS", "POSITIVE_WORDS", "PartyTable", "read_table", "numeric_values",
@@ -223,7 +224,7 @@ def kind_of(arrow_type: Any) -> str:
 
 
 #: A number as text (what Arrow reads as one), with the spaces around it.
-_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+_NUMBER = rf"^\s*{DECIMAL}\s*$"
 
 
 def inferred_kind(pt_: PartyTable, column: str) -> str:

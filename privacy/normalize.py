@@ -89,7 +89,13 @@ __all__ = [
     "resolve",
     "phone_parts",
     "phone_parts_array",
+    "DECIMAL",
 ]
+
+#: A decimal number as a CSV cell writes it: ASCII digits with an optional sign, decimal
+#: point and exponent (``-1234.5``, ``.5``, ``1e6``); no separators or other digit forms.
+#: A regex source, for Python's ``re`` and Arrow's RE2 alike (anchor it as needed).
+DECIMAL: Final = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 
 IdKind = Literal["mobile", "resident_id", "card", "email", "uscc", "generic"]
 Identifier = Literal["auto", "none", "mobile", "resident_id", "card", "email", "uscc",

@@ -42,6 +42,7 @@ from covault.keyopts import (
 )
 from privacy.atomic import atomic_output
 from privacy.errors import HEError, InputError, PackingOverflowError
+from privacy.normalize import DECIMAL
 
 DEFAULT_PARAMS = {"ckks": "ckks-128-8192", "bfv": "bfv-128-8192"}
 
@@ -204,7 +205,7 @@ def _read_ids(table: Any, path: str, column: str) -> list[str]:
 #: and exponent (``-12``, ``+7``, ``19.99``, ``1e9``). Python's int()/float()/Decimal
 #: also take ``1_000``, spaces and non-ASCII digits (Arabic-Indic, full-width); those
 #: are refused, so a typo never becomes a different number.
-NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+NUMBER = re.compile(DECIMAL)
 _NON_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
 
 

@@ -33,7 +33,7 @@ from pydantic import TypeAdapter, ValidationError
 from masking.pii._arrow import valid_ymd
 from privacy.errors import KeysetError, PolicyError
 from privacy.keys import Keyset
-from privacy.normalize import canonical_array, resolve
+from privacy.normalize import DECIMAL, canonical_array, resolve
 
 __all__ = [
     "INT_OPTION_LIMIT",
@@ -291,7 +291,7 @@ def identifiers(values: pa.Array, identifier: str, pii: str | None, *,
     return canonical_array(text, kind)
 
 
-_NUMBER_RE = r"^\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*$"
+_NUMBER_RE = rf"^\s*{DECIMAL}\s*$"
 
 
 def parse_numbers(values: pa.Array) -> tuple[npt.NDArray[np.float64], BoolArray, BoolArray]:
