@@ -44,6 +44,7 @@ __all__ = [
     "optional_ledger",
     "refuse_overwrite",
     "check_outputs",
+    "force_option",
     "require_utf8",
     "one_line_warnings",
     "Terminated",
@@ -222,6 +223,11 @@ def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     except OSError:
         pass
     return os.path.realpath(a) == os.path.realpath(b)
+
+
+#: ``--force`` for a command whose outputs :func:`check_outputs` checks.
+force_option = click.option("--force", is_flag=True,
+                            help="Replace existing output files (never one of the inputs).")
 
 
 def check_outputs(outputs: Sequence[tuple[str, str | os.PathLike[str] | None]],

@@ -27,6 +27,7 @@ import numpy as np
 from covault.console import (
     check_outputs,
     emit_json,
+    force_option,
     format_option,
     handle_errors,
     optional_ledger,
@@ -63,8 +64,6 @@ password_env_option = click.option(
     help="Environment variable holding the --signing-key's password (a password-encrypted "
          "PKCS#8 key).",
 )
-force_option = click.option("--force", is_flag=True,
-                            help="Replace an existing output file (never one of the inputs).")
 signer_option = click.option(
     "--signer", "signer_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
     help="A trusted party's Ed25519 public key (PEM); repeat for each party. Every "

@@ -17,6 +17,7 @@ from covault.console import (
     check_outputs,
     emit_json,
     err,
+    force_option,
     format_option,
     handle_errors,
     optional_ledger,
@@ -76,8 +77,6 @@ _min_count = click.option(
     help="intersection-sum: refuse to reveal a sum over fewer ids than this (stops an "
          "honest joiner with a tiny intersection from learning single values; a dishonest "
          "one can claim any count up to both set sizes).")
-_force = click.option("--force", is_flag=True,
-                      help="Replace existing output files (never one of the inputs).")
 _paillier = click.option("--paillier-bits", type=click.IntRange(2048, 8192), default=3072,
                          show_default=True, help="Paillier key size (intersection-sum).")
 
@@ -367,7 +366,7 @@ def serve_cmd(ids_path: str, column: str, port: int, host: str, mode: str,
 @_timeout
 @_tls_options("client")
 @_ledger
-@_force
+@force_option
 @format_option
 @handle_errors
 def join_cmd(ids_path: str, column: str, connect: str, out_path: str | None, mode: str,
@@ -450,7 +449,7 @@ def certs_cmd(directory: str, hosts: tuple[str, ...], clients: tuple[str, ...], 
 @_context
 @_id_type
 @_workers
-@_force
+@force_option
 @format_option
 @handle_errors
 def request_cmd(ids_path: str, column: str, out_message: str, state: str, mode: str,
@@ -484,7 +483,7 @@ def request_cmd(ids_path: str, column: str, out_message: str, state: str, mode: 
 @_paillier
 @_workers
 @_ledger
-@_force
+@force_option
 @format_option
 @handle_errors
 def respond_cmd(ids_path: str, column: str, in_message: str, out_message: str,
@@ -521,7 +520,7 @@ def respond_cmd(ids_path: str, column: str, in_message: str, out_message: str,
               help="Encrypted-sum message for `psi reveal` (intersection-sum).")
 @_workers
 @_ledger
-@_force
+@force_option
 @format_option
 @handle_errors
 def finish_cmd(ids_path: str, column: str, state: str, in_message: str, out_path: str | None,
