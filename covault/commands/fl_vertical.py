@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from covault.commands.fl_run import print_iv
-from covault.console import check_outputs, emit_json, format_option, handle_errors, out
+from covault.console import (
+    check_outputs,
+    emit_json,
+    force_option,
+    format_option,
+    handle_errors,
+    out,
+)
 
 
 @click.command("score")
@@ -22,7 +29,7 @@ from covault.console import check_outputs, emit_json, format_option, handle_erro
 @click.option("--id", "id_column", default=None,
               help="Horizontal model: the id column to write beside each score (read as "
                    "text, as written) [default: the row number].")
-@click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
+@force_option
 @click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False), default=None,
               help="Vertical model: the coordinator's ledger database (parties' ledgers "
                    "beside it).")
