@@ -206,11 +206,30 @@ def test_mismatched_bins_name_the_party(books: Path) -> None:
 def test_dropout_stops_or_continues(books: Path) -> None:
     with pytest.raises(FederationError, match="party 'bank_2' did not reply"):
         run_in_process(_gbdt(books, "stop", rounds=3,
-                             agg='on_node_failure = "stop"'), drop={"bank_2": 20})
-    result = run_in_process(_gbdt(books, "continue", rounds=3), drop={"bank_3": 20})
+                             agg='on_node_failure = "stop"'), drop={"bank_2": 12})
+    result = run_in_process(_gbdt(books, "continue", rounds=3), drop={"bank_3": 12})
     assert result.details["dropped"] == ["bank_3"]
     assert result.history[-1]["active"] == ["bank_1", "bank_2"]
     assert len(result.history) == 3 and result.global_["auc"] > 0.5
+
+
+def test_secagg_sums_are_one_exchange_each_and_a_lost_sum_is_asked_again(books: Path
+                                                                         ) -> None:
+    log: list[tuple[str, float, float]] = []
+    run_in_process(_gbdt(books, "exchanges", rounds=2, gbdt="max_depth = 3"), log=log)
+    actions = [a for a, _, _ in log]
+    assert not [a for a in actions if a in ("query.secagg_setup", "query.secagg_unmask")]
+    assert actions.count("query.secagg_advertise") == 1
+    # 2 trees x 3 levels, plus the losses after the last tree
+    assert actions.count("query.gbdt_level") == 7
+    # bank_3 leaves after its 4th message (schema, keys, moments, centred moments): the
+    # sketch sum cannot be unmasked without it and is asked again of the other two
+    log.clear()
+    result = run_in_process(_gbdt(books, "lost-sum", rounds=2), drop={"bank_3": 4}, log=log)
+    assert result.details["dropped"] == ["bank_3"]
+    assert [a for a, _, _ in log].count("query.gbdt_sketch") == 2
+    rows = {p: r["rows"] for p, r in result.parties.items()}
+    assert result.details["counts"]["train_rows"] == rows["bank_1"] + rows["bank_2"]
 
 
 def _edit(books: Path, name: str, banks: list[str], column: str, value: float | None

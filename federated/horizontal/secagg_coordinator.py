@@ -5,6 +5,10 @@ Parties get the ids ``1..n`` in config order. The threshold is
 deviating coordinator requires, see ``privacy.secagg``) while one party may drop out of
 a round of three or more. Each sum takes two exchanges: the masked vectors (which also
 carry the shares of the next round's self-mask seeds), then the unmasking shares.
+
+:class:`PairwiseCoordinator` runs the one-exchange sums (``privacy.secagg.pairwise``)
+for jobs that repeat a sum a party dropped out of rather than recover it (the trees):
+one exchange to collect the public keys, then one per sum.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from federated.horizontal import protocol as P
 from federated.horizontal.grid import PartyGrid
 from privacy.errors import FederationError
 
-__all__ = ["SecAggCoordinator", "threshold_for"]
+__all__ = ["SecAggCoordinator", "PairwiseCoordinator", "threshold_for"]
 
 FRAC_BITS = 32
 MAX_ABS = 1e6
@@ -99,4 +103,50 @@ class SecAggCoordinator:
                                                         for p in payloads}, round_id=round_id)
         total, contributors = self.server.finish(round_id, {
             self.ids[p]: _field(m, "unmask", p) for p, m in replies.items()})
+        return np.asarray(total, dtype=np.float64), [self.party_of[i] for i in contributors]
+
+
+class PairwiseCoordinator:
+    """The coordinator of one-exchange secure sums: the same interface as
+    :class:`SecAggCoordinator`; :meth:`finish` raises ``privacy.secagg.RoundLost`` when
+    a participant sent nothing (the caller repeats the sum without it)."""
+
+    def __init__(self, pgrid: PartyGrid, *, min_parties: int = 2) -> None:
+        from privacy.secagg import PairwiseSumServer, SecAggConfig
+
+        self.pgrid = pgrid
+        self.ids = {p: i + 1 for i, p in enumerate(pgrid.nodes)}
+        self.party_of = {i: p for p, i in self.ids.items()}
+        self.config = SecAggConfig(threshold=max(2, min_parties), frac_bits=FRAC_BITS,
+                                   max_abs=MAX_ABS)
+        self.server = PairwiseSumServer(self.config)
+        self.participants = b""
+
+    def setup(self) -> None:
+        """Collect every party's public key (one exchange); the roster goes with each sum."""
+        cfg = self.config
+        replies = self.pgrid.exchange(P.SECAGG_ADVERTISE, {
+            p: _content({"secagg-id": i, "threshold": cfg.threshold, "frac-bits": cfg.frac_bits,
+                         "max-abs": float(cfg.max_abs), "mode": "pairwise"})
+            for p, i in self.ids.items()}, required=True)
+        self.server.roster({self.ids[p]: _field(m, "advert", p) for p, m in replies.items()})
+        if self.pgrid.ledger is not None and self.server.session_id is not None:
+            self.pgrid.ledger.append("fl.secagg.setup", {
+                "session": self.server.session_id.hex(), "threshold": cfg.threshold,
+                "parties": sorted(self.ids), "mode": "pairwise"})
+
+    def begin(self, round_id: int, active: list[str]) -> None:
+        """Fix the participants of a round: the active parties."""
+        self.participants = self.server.start_round(round_id, [self.ids[p] for p in active])
+
+    def request(self, party: str, round_id: int) -> dict[str, Any]:
+        """What a party needs to mask its vector this round."""
+        return {"secagg-participants": self.participants,
+                "secagg-roster": self.server.roster_message}
+
+    def finish(self, round_id: int, payloads: Mapping[str, bytes], length: int
+               ) -> tuple[npt.NDArray[np.float64], list[str]]:
+        """The sum of the masked vectors in ``payloads`` (every participant's)."""
+        total, contributors = self.server.finish(
+            round_id, {self.ids[p]: b for p, b in payloads.items()}, length)
         return np.asarray(total, dtype=np.float64), [self.party_of[i] for i in contributors]

@@ -40,11 +40,22 @@ def _save(context: Any, client: Any) -> None:
 
 
 def advertise(config: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Make this party's key pairs (for the id the coordinator assigned); the public keys."""
-    from privacy.secagg import SecAggClient, SecAggConfig
+    """Make this party's key pairs (for the id the coordinator assigned); the public keys.
+
+    ``mode = "pairwise"`` sets up the one-exchange sums (``privacy.secagg.pairwise``)
+    instead of the protocol with dropout recovery."""
+    from privacy.secagg import PairwiseSumClient, SecAggClient, SecAggConfig
+    from privacy.secagg.pairwise import dump_pairwise_client
 
     cfg = SecAggConfig(threshold=int(config["threshold"]), frac_bits=int(config["frac-bits"]),
                        max_abs=float(config["max-abs"]))
+    mode = config.get("mode", "recovery")
+    if mode == "pairwise":
+        pairwise = PairwiseSumClient(int(config["secagg-id"]), cfg)
+        state_put(context, secagg_pairwise=dump_pairwise_client(pairwise))
+        return {"advert": pairwise.advertise()}
+    if mode != "recovery":
+        raise InputError(f"unknown secure aggregation mode {mode!r}")
     client = SecAggClient(int(config["secagg-id"]), cfg)
     advert = client.advertise()
     _save(context, client)
@@ -61,7 +72,10 @@ def setup(config: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def masked_input(x: npt.NDArray[np.float64], config: dict[str, Any], context: Any, *,
                  party: str) -> bytes:
-    """This round's masked vector (with the next round's seed shares)."""
+    """This round's masked vector (with the next round's seed shares), or, when the
+    request carries a roster, its one-exchange masked vector."""
+    if "secagg-roster" in config:
+        return _pairwise_input(x, config, context)
     client = _load(context)
     out = client.masked_input(x, int(config["secure-round"]),
                               _bytes(config, "secagg-participants"),
@@ -76,3 +90,17 @@ def unmask(config: dict[str, Any], context: Any) -> dict[str, Any]:
     out = client.unmask(_bytes(config, "request"))
     _save(context, client)
     return {"unmask": out}
+
+
+def _pairwise_input(x: npt.NDArray[np.float64], config: dict[str, Any], context: Any
+                    ) -> bytes:
+    from privacy.secagg.pairwise import dump_pairwise_client, load_pairwise_client
+
+    blob = state_get(context, "secagg_pairwise")
+    if not isinstance(blob, bytes):
+        raise InputError("one-exchange secure aggregation was not set up on this party")
+    client = load_pairwise_client(blob)
+    out = client.masked_input(x, int(config["secure-round"]), _bytes(config, "secagg-roster"),
+                              _bytes(config, "secagg-participants"))
+    state_put(context, secagg_pairwise=dump_pairwise_client(client))
+    return out

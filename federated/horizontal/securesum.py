@@ -10,7 +10,9 @@ decryption, so a single key holder is the honest construction here.
 
 ``secagg``: no key holder. The coordinator receives pairwise-masked vectors and learns
 only the sum of the parties that answered (see ``privacy.secagg``); a party that drops
-out mid-round is recovered from the others' Shamir shares.
+out mid-round is recovered from the others' Shamir shares. With ``recovery=False`` each
+sum is one exchange (``privacy.secagg.pairwise``): a party that drops out loses the
+sum (``privacy.secagg.RoundLost``), which the caller repeats without it.
 """
 
 from __future__ import annotations
@@ -51,10 +53,14 @@ class SecureSum:
         ``ckks``: the TenSEAL parameter set name.
     min_parties:
         The fewest contributors a sum may have before it is revealed.
+    recovery:
+        ``secagg``: survive a party dropping out mid-sum (two exchanges per sum); False:
+        one exchange per sum, a dropout loses it.
     """
 
     def __init__(self, pgrid: PartyGrid, method: str, *, key_holder: str | None = None,
-                 params: str = "ckks-128-8192", min_parties: int = 2) -> None:
+                 params: str = "ckks-128-8192", min_parties: int = 2,
+                 recovery: bool = True) -> None:
         if method not in ("ckks", "secagg"):
             raise InputError(f"unknown secure-sum method {method!r}")
         self.pgrid = pgrid
@@ -62,6 +68,7 @@ class SecureSum:
         self.key_holder = key_holder or next(iter(pgrid.nodes))
         self.params = params
         self.min_parties = max(min_parties, 2)
+        self.recovery = recovery
         self.key_id: str | None = None
         self._secagg: Any = None
         self._public_blob = b""
@@ -73,9 +80,13 @@ class SecureSum:
         if self.method == "ckks":
             self._setup_ckks()
         else:
-            from federated.horizontal.secagg_coordinator import SecAggCoordinator
+            from federated.horizontal.secagg_coordinator import (
+                PairwiseCoordinator,
+                SecAggCoordinator,
+            )
 
-            self._secagg = SecAggCoordinator(self.pgrid, min_parties=self.min_parties)
+            kind = SecAggCoordinator if self.recovery else PairwiseCoordinator
+            self._secagg = kind(self.pgrid, min_parties=self.min_parties)
             self._secagg.setup()
 
     def _setup_ckks(self) -> None:

@@ -5,7 +5,9 @@ sum the moments (the grid of each column's sketch), sum the sketches (global bin
 and event counts), hand every party the bins and the base score, then grow each tree
 level by level: one secure sum per level carries the gradient and hessian histograms of
 every node the level builds (the other child of each split is its parent minus the
-built one), so a tree of depth ``d`` costs ``d`` sums. The first sum of each tree also
+built one), so a tree of depth ``d`` costs ``d`` sums. With ``secagg`` each sum is one
+exchange (the pairwise pads of ``privacy.secagg.pairwise``: a sum a party drops out of
+is asked again of the others, never unmasked without it). The first sum of each tree also
 carries the loss sums of the model so far (training and validation rows): the learning
 curve and early stopping. Then the held-out test file is scored, each party scores the
 model and a local-only one on its own test rows, and the result is written — or the
@@ -65,20 +67,32 @@ class TreeCoordinator(Coordinator):
 
     def _sum(self, pgrid: PartyGrid, secure: SecureSum, action: str, config: dict[str, Any],
              length: int, *, digest: str | None = None) -> tuple[np.ndarray, list[str]]:
-        """One secure sum over the active parties; checks the bins each party used."""
-        rid = self._next()
-        secure.begin(rid)
-        replies = pgrid.exchange(action, {p: _content({**config, **secure.request(p, rid)})
-                                          for p in pgrid.active}, round_id=rid)
-        if digest is not None:
-            for p, msg in replies.items():
-                theirs = P.config_of(msg).get("digest")
-                if theirs != digest:
-                    raise InputError(f"party {p!r} holds other bins than the coordinator "
-                                     f"(digest {str(theirs)[:12]}..., expected "
-                                     f"{digest[:12]}...): mismatched bins; restart the run")
-        total, who = secure.combine(rid, replies, length)
-        return total, who
+        """One secure sum over the active parties; checks the bins each party used.
+
+        A sum is one exchange (``SecureSum(recovery=False)``): when a party drops out of
+        it (``on_node_failure = "continue"``) the sum is lost and asked again of the
+        parties left, as a new round with new masks."""
+        from privacy.secagg import RoundLost
+
+        while True:
+            rid = self._next()
+            secure.begin(rid)
+            asked = list(pgrid.active)
+            replies = pgrid.exchange(action, {p: _content({**config, **secure.request(p, rid)})
+                                              for p in asked}, round_id=rid)
+            if digest is not None:
+                for p, msg in replies.items():
+                    theirs = P.config_of(msg).get("digest")
+                    if theirs != digest:
+                        raise InputError(f"party {p!r} holds other bins than the coordinator "
+                                         f"(digest {str(theirs)[:12]}..., expected "
+                                         f"{digest[:12]}...): mismatched bins; restart the "
+                                         "run")
+            try:
+                return secure.combine(rid, replies, length)
+            except RoundLost:
+                if set(pgrid.active) == set(asked):
+                    raise
 
     def _setup(self, pgrid: PartyGrid, binner: Binner, spec: Any, base: float,
                fraction: float) -> None:
@@ -104,7 +118,8 @@ class TreeCoordinator(Coordinator):
             raise InputError(f"model = \"gbdt\" sums histograms securely: aggregation.method "
                              f"must be \"secagg\" or \"ckks\", not {method!r}")
         secure = SecureSum(pgrid, method, key_holder=agg["key_holder"],
-                           params=agg["ckks_params"], min_parties=agg["min_parties"])
+                           params=agg["ckks_params"], min_parties=agg["min_parties"],
+                           recovery=False)
         secure.setup()
         params = Params.of_config(self.cfg)
         seed = int(self.cfg.get("seed", 0))

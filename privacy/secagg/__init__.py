@@ -1,5 +1,9 @@
 """Secure aggregation: the server learns the sum of the clients' vectors, nothing else.
 
+Two protocols share the primitives and the roster: this one (below), which survives
+clients dropping out mid-round at two exchanges per sum, and the one-exchange sums of
+:mod:`privacy.secagg.pairwise` (pairwise pads only; a dropout loses the round).
+
 The construction is Bonawitz et al., "Practical Secure Aggregation for Privacy-Preserving
 Machine Learning" (ACM CCS 2017), in its variant without signatures, run over many
 rounds with one setup: each client's material for an input - a fresh X25519 mask key
@@ -113,8 +117,9 @@ roster (see above) the protection against a malicious server is void.
 from privacy.errors import SecAggError
 from privacy.secagg.client import SecAggClient
 from privacy.secagg.fixedpoint import SecAggConfig, decode, encode
+from privacy.secagg.pairwise import PairwiseSumClient, PairwiseSumServer, RoundLost
 from privacy.secagg.server import SecAggServer
 from privacy.secagg.state import dump_client, load_client
 
 __all__ = ["SecAggConfig", "SecAggClient", "SecAggServer", "SecAggError", "encode", "decode",
-           "dump_client", "load_client"]
+           "dump_client", "load_client", "PairwiseSumClient", "PairwiseSumServer", "RoundLost"]

@@ -29,6 +29,7 @@ from privacy.secagg.messages import (
     Setup,
     UnmaskReply,
 )
+from privacy.secagg.roster import check_client_id, check_roster
 from privacy.secagg.shamir import SHARE_BYTES, share_from_bytes, share_to_bytes, split
 
 __all__ = ["SecAggClient"]
@@ -78,11 +79,7 @@ class SecAggClient:
     """
 
     def __init__(self, client_id: int, config: SecAggConfig) -> None:
-        if isinstance(client_id, bool) or not isinstance(client_id, int) \
-                or not 0 <= client_id <= messages.MAX_ID:
-            raise SecAggError(f"client id must be an integer in [0, {messages.MAX_ID}], "
-                              f"got {client_id!r}")
-        self.client_id = client_id
+        self.client_id = check_client_id(client_id)
         self.config = config
         self.session_id: bytes | None = None
         self._enc_key = X25519PrivateKey.generate()
@@ -128,22 +125,8 @@ class SecAggClient:
 
     def _bind(self, roster: bytes) -> None:
         """Check the roster and derive the per-peer share keys (setup and restore)."""
-        parsed = messages.decode_roster(roster)
-        cfg = self.config
-        if (parsed.threshold, parsed.frac_bits, parsed.max_abs) != (
-                cfg.threshold, cfg.frac_bits, float(cfg.max_abs)):
-            _refuse(f"roster parameters (threshold {parsed.threshold}, frac_bits "
-                    f"{parsed.frac_bits}, max_abs {parsed.max_abs}) differ from this "
-                    "client's configuration")
-        clients = {a.client_id: a.enc_key for a in parsed.clients}
-        if clients.get(self.client_id) != crypto.public_bytes(self._enc_key):
-            _refuse(f"roster omits client {self.client_id} or alters its public key")
-        if len(clients) < cfg.threshold:
-            _refuse(f"roster of {len(clients)} clients is below threshold {cfg.threshold}")
-        cfg.check_capacity(len(clients))
-        if max(clients) > messages.MAX_ID:
-            _refuse(f"roster client id {max(clients)} is out of range")
-        session = messages.session_id(roster)
+        clients, session = check_roster(roster, self.config, self.client_id,
+                                        crypto.public_bytes(self._enc_key))
         ciphers = {}
         for v, enc_key in clients.items():
             if v != self.client_id:

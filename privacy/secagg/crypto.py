@@ -86,11 +86,13 @@ def check_public_key(public: bytes, *, peer: int) -> None:
     agree(X25519PrivateKey.generate(), public, peer=peer)
 
 
-def pairwise_seed(shared: bytes, session: bytes, round_no: int, u: int, v: int) -> bytes:
+def pairwise_seed(shared: bytes, session: bytes, round_no: int, u: int, v: int, *,
+                  purpose: bytes = b"pairwise-mask") -> bytes:
     """The round-``round_no`` mask seed of the pair ``{u, v}`` from the X25519 secret of
-    their mask keys for that round."""
+    their mask keys for that round (``purpose`` separates the protocols: the one-exchange
+    sums of :mod:`privacy.secagg.pairwise` use ``b"sum-mask"``)."""
     lo, hi = (u, v) if u < v else (v, u)
-    info = _DOMAIN + b"pairwise-mask" + struct.pack(">I", round_no) + _IDS.pack(lo, hi)
+    info = _DOMAIN + purpose + struct.pack(">I", round_no) + _IDS.pack(lo, hi)
     return _hkdf(shared, session, info)
 
 

@@ -41,6 +41,7 @@ class Kind(enum.IntEnum):
     MASKED_INPUT = 6
     UNMASK_REQUEST = 7
     UNMASK_REPLY = 8
+    SUM_INPUT = 9
 
 
 def peer_name(peer: Peer) -> str:

@@ -25,6 +25,8 @@ n x (receiver u64 | box 160)`` where ``box`` is ``nonce 12 | ChaCha20-Poly1305 o
     UNMASK_REQUEST  session | round u32 | ns u32 | ns x id u64 | nd u32 | nd x id u64
     UNMASK_REPLY    session | round u32 | sender u64 | nb u32 | nb x (owner u64 | seed share 66)
                     | nk u32 | nk x (owner u64 | mask-key share 66)
+    SUM_INPUT       session | round u32 | sender u64 | d u32 | d x u64
+                    (the one-exchange sums of :mod:`privacy.secagg.pairwise`)
 """
 
 from __future__ import annotations
@@ -56,10 +58,11 @@ from privacy.secagg.shamir import SHARE_BYTES
 __all__ = [
     "MAGIC", "VERSION", "MAX_CLIENTS", "MAX_ID", "MAX_ROUND", "MAX_VECTOR_LENGTH",
     "BOX_BYTES", "Kind", "Peer", "Advert", "Roster", "Box", "Bundle", "Setup", "InboxEntry",
-    "Inbox", "Participants", "MaskedInput", "UnmaskRequest", "UnmaskReply", "peer_name",
+    "Inbox", "Participants", "MaskedInput", "UnmaskRequest", "UnmaskReply", "SumInput",
+    "peer_name",
     "session_id", "encode", "decode_advert", "decode_roster", "decode_setup", "decode_inbox",
     "decode_participants", "decode_masked_input", "decode_unmask_request",
-    "decode_unmask_reply",
+    "decode_unmask_reply", "decode_sum_input",
 ]
 
 MAX_ID = 2**64 - 2  # a share point is id + 1: it fits a u64 and is never 0
@@ -154,6 +157,16 @@ class MaskedInput:
 
 
 @dataclass(frozen=True)
+class SumInput:
+    """A vector masked with pairwise pads only (:mod:`privacy.secagg.pairwise`)."""
+
+    session: bytes
+    round_no: int
+    sender: int
+    masked: npt.NDArray[np.uint64]
+
+
+@dataclass(frozen=True)
 class UnmaskRequest:
     """Who sent a masked input (survivors) and who did not (dropped)."""
 
@@ -175,7 +188,7 @@ class UnmaskReply:
 
 
 Message = (Advert | Roster | Setup | Inbox | Participants | MaskedInput | UnmaskRequest
-           | UnmaskReply)
+           | UnmaskReply | SumInput)
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -223,13 +236,20 @@ def encode(msg: Message) -> bytes:
         body = (msg.session + struct.pack(">IQI", msg.round_no, msg.sender, words.size)
                 + words.tobytes() + _bundle(msg.bundle))
         kind = Kind.MASKED_INPUT
+    elif isinstance(msg, SumInput):
+        words = np.ascontiguousarray(msg.masked, dtype="<u8")
+        body = (msg.session + struct.pack(">IQI", msg.round_no, msg.sender, words.size)
+                + words.tobytes())
+        kind = Kind.SUM_INPUT
     elif isinstance(msg, UnmaskRequest):
         body = msg.session + U32.pack(msg.round_no) + _ids(msg.survivors) + _ids(msg.dropped)
         kind = Kind.UNMASK_REQUEST
-    else:
+    elif isinstance(msg, UnmaskReply):
         body = (msg.session + struct.pack(">IQ", msg.round_no, msg.sender)
                 + _shares(msg.seed_shares) + _shares(msg.key_shares))
         kind = Kind.UNMASK_REPLY
+    else:
+        raise TypeError(f"not a secure-aggregation message: {type(msg).__name__}")
     return HEAD.pack(MAGIC, VERSION, int(kind)) + body
 
 
@@ -351,5 +371,19 @@ def decode_unmask_reply(data: bytes, peer: Peer, session: bytes) -> UnmaskReply:
     sender = r.sender(peer)
     out = UnmaskReply(sess, round_no, sender, _read_shares(r, "seed share"),
                       _read_shares(r, "key share"))
+    r.end()
+    return out
+
+
+def decode_sum_input(data: bytes, peer: Peer, session: bytes, length: int) -> SumInput:
+    """Parse a ``SUM_INPUT`` from client ``peer``; its vector must have ``length`` words."""
+    r = Reader(data, Kind.SUM_INPUT, peer)
+    sess = _session(r, session)
+    round_no = r.uint(U32, "round")
+    sender = r.sender(peer)
+    d = r.uint(U32, "vector length")
+    if d != length:
+        r.fail(f"vector of {d} values, expected {length}")
+    out = SumInput(sess, round_no, sender, r.words(d, "vector"))
     r.end()
     return out

@@ -13,7 +13,6 @@ client, and the call can be repeated without that client's message.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
@@ -26,14 +25,13 @@ from privacy.errors import SecAggError
 from privacy.secagg import crypto, messages
 from privacy.secagg.fixedpoint import SecAggConfig, decode
 from privacy.secagg.messages import (
-    Advert,
     Bundle,
     Inbox,
     InboxEntry,
     Participants,
-    Roster,
     UnmaskRequest,
 )
+from privacy.secagg.roster import build_roster
 from privacy.secagg.shamir import P521, lagrange_at_zero
 
 __all__ = ["SecAggServer"]
@@ -123,26 +121,7 @@ class SecAggServer:
         """
         if self._roster:
             raise SecAggError("roster already built; a new setup needs a new SecAggServer")
-        cfg = self.config
-        if not cfg.threshold <= len(adverts) <= messages.MAX_CLIENTS:
-            raise SecAggError(f"{len(adverts)} clients: need {cfg.threshold} (the threshold) "
-                              f"to {messages.MAX_CLIENTS}")
-        cfg.check_capacity(len(adverts))
-        parsed: dict[int, bytes] = {}
-        seen: dict[bytes, int] = {}
-        for cid in sorted(adverts):
-            if isinstance(cid, bool) or not isinstance(cid, int) \
-                    or not 0 <= cid <= messages.MAX_ID:
-                raise SecAggError(f"client id {cid!r} is not an integer in "
-                                  f"[0, {messages.MAX_ID}]")
-            key = messages.decode_advert(adverts[cid], cid).enc_key
-            crypto.check_public_key(key, peer=cid)
-            if key in seen:
-                _reject(cid, f"advertises the public key of client {seen[key]}")
-            parsed[cid], seen[key] = key, cid
-        out = messages.encode(Roster(os.urandom(16), cfg.threshold, cfg.frac_bits,
-                                     float(cfg.max_abs),
-                                     tuple(Advert(c, k) for c, k in parsed.items())))
+        out, parsed = build_roster(self.config, adverts)
         self._roster = parsed
         self.session_id = messages.session_id(out)
         return out
