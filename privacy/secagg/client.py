@@ -21,7 +21,6 @@ from privacy.errors import SecAggError
 from privacy.secagg import crypto, messages
 from privacy.secagg.fixedpoint import SecAggConfig, encode
 from privacy.secagg.messages import (
-    Advert,
     Box,
     Bundle,
     InboxEntry,
@@ -29,7 +28,7 @@ from privacy.secagg.messages import (
     Setup,
     UnmaskReply,
 )
-from privacy.secagg.roster import check_client_id, check_roster
+from privacy.secagg.roster import RosterMember, check_roster
 from privacy.secagg.shamir import SHARE_BYTES, share_from_bytes, share_to_bytes, split
 
 __all__ = ["SecAggClient"]
@@ -60,7 +59,7 @@ def _refuse(message: str) -> NoReturn:
     raise SecAggError(f"server: {message}", sender=_SERVER)
 
 
-class SecAggClient:
+class SecAggClient(RosterMember):
     """One client of a secure-aggregation run.
 
     Parameters
@@ -79,31 +78,15 @@ class SecAggClient:
     """
 
     def __init__(self, client_id: int, config: SecAggConfig) -> None:
-        self.client_id = check_client_id(client_id)
-        self.config = config
-        self.session_id: bytes | None = None
-        self._enc_key = X25519PrivateKey.generate()
-        self._roster: dict[int, bytes] = {}  # id -> enc public key
-        self._roster_msg = b""
+        super().__init__(client_id, config)
         self._ciphers: dict[int, ChaCha20Poly1305] = {}
         self._pending: Material | None = None  # material for the next input
         self._held: dict[int, dict[int, Held]] = {}  # owner -> label -> shares
         self._revealed: dict[int, int] = {}  # owner -> highest label whose share was revealed
-        self._round = 0  # last round this client sent a masked input for
         self._members: dict[int, int] = {}  # that round's participants -> label
         self._answered = True
 
-    def __repr__(self) -> str:
-        return f"SecAggClient(client_id={self.client_id}, round={self._round})"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a SecAggClient holds secret keys and refuses to be pickled")
-
     # ------------------------------------------------------------------ setup
-    def advertise(self) -> bytes:
-        """Step 0: this client's id and share-encryption public key, for the server."""
-        return messages.encode(Advert(self.client_id, crypto.public_bytes(self._enc_key)))
-
     def setup(self, roster: bytes) -> bytes:
         """Step 1: check the roster and share the first material; returns ``SETUP``.
 
@@ -186,19 +169,7 @@ class SecAggClient:
         if words.size > messages.MAX_VECTOR_LENGTH:
             raise SecAggError(f"vector of {words.size} values exceeds "
                               f"{messages.MAX_VECTOR_LENGTH}")
-        part = messages.decode_participants(participants, session)
-        members = dict(part.members)
-        if part.round_no != round_no:
-            _refuse(f"participants list is for round {part.round_no}, not {round_no}")
-        if round_no <= self._round:
-            _refuse(f"round {round_no} is not after this client's last round {self._round}")
-        if me not in members:
-            _refuse(f"participants of round {round_no} do not include client {me}")
-        if not members.keys() <= self._roster.keys():
-            _refuse(f"participants {sorted(members.keys() - self._roster.keys())} are not in "
-                    "the roster")
-        if len(members) < cfg.threshold:
-            _refuse(f"{len(members)} participants are below threshold {cfg.threshold}")
+        members = self._participants(participants, round_no, session, self._roster)
         if members[me] != mine.label:
             _refuse(f"participants list client {me} with label {members[me]}, but its unused "
                     f"material has label {mine.label} (an earlier reply was lost; run setup "
@@ -215,7 +186,7 @@ class SecAggClient:
 
         masked = words.copy()
         masked += crypto.expand(mine.seed, words.size)
-        for v, label in part.members:
+        for v, label in sorted(members.items()):
             if v == me:
                 continue
             secret = crypto.agree(mine.key, held[v][label].mask_key, peer=v)

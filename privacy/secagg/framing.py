@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import numpy as np
@@ -18,7 +20,7 @@ from privacy.errors import SecAggError
 from privacy.secagg.shamir import P521, SHARE_BYTES
 
 __all__ = ["MAGIC", "VERSION", "MAX_CLIENTS", "HEAD", "U32", "U64", "F64", "Peer", "Kind",
-           "peer_name", "Reader"]
+           "peer_name", "Reader", "malformed_state"]
 
 MAGIC = b"CVSA"
 VERSION = 1
@@ -128,3 +130,14 @@ class Reader:
     def end(self) -> None:
         if self.pos != len(self.data):
             self.fail(f"{len(self.data) - self.pos} trailing bytes")
+
+
+@contextmanager
+def malformed_state() -> Iterator[None]:
+    """Turn any parsing error while a client state is read into one ``SecAggError``."""
+    try:
+        yield
+    except SecAggError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise SecAggError(f"client state is malformed ({type(exc).__name__})") from None

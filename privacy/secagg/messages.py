@@ -146,17 +146,6 @@ class Participants:
 
 
 @dataclass(frozen=True)
-class MaskedInput:
-    """A masked vector and the sender's material for its next input (label = round)."""
-
-    session: bytes
-    round_no: int
-    sender: int
-    masked: npt.NDArray[np.uint64]
-    bundle: Bundle
-
-
-@dataclass(frozen=True)
 class SumInput:
     """A vector masked with pairwise pads only (:mod:`privacy.secagg.pairwise`)."""
 
@@ -164,6 +153,13 @@ class SumInput:
     round_no: int
     sender: int
     masked: npt.NDArray[np.uint64]
+
+
+@dataclass(frozen=True)
+class MaskedInput(SumInput):
+    """A masked vector and the sender's material for its next input (label = round)."""
+
+    bundle: Bundle
 
 
 @dataclass(frozen=True)
@@ -340,16 +336,22 @@ def decode_participants(data: bytes, session: bytes, peer: Peer = "server") -> P
     return Participants(sess, round_no, tuple(members))
 
 
-def decode_masked_input(data: bytes, peer: Peer, session: bytes, length: int) -> MaskedInput:
-    """Parse a ``MASKED_INPUT`` from client ``peer``; its vector must have ``length`` words."""
-    r = Reader(data, Kind.MASKED_INPUT, peer)
+def _read_vector(r: Reader, peer: Peer, session: bytes, length: int
+                 ) -> tuple[bytes, int, int, npt.NDArray[np.uint64]]:
+    """``session | round u32 | sender u64 | d u32 | d x u64`` with ``d == length``."""
     sess = _session(r, session)
     round_no = r.uint(U32, "round")
     sender = r.sender(peer)
     d = r.uint(U32, "vector length")
     if d != length:
         r.fail(f"vector of {d} values, expected {length}")
-    out = MaskedInput(sess, round_no, sender, r.words(d, "vector"), _read_bundle(r))
+    return sess, round_no, sender, r.words(d, "vector")
+
+
+def decode_masked_input(data: bytes, peer: Peer, session: bytes, length: int) -> MaskedInput:
+    """Parse a ``MASKED_INPUT`` from client ``peer``; its vector must have ``length`` words."""
+    r = Reader(data, Kind.MASKED_INPUT, peer)
+    out = MaskedInput(*_read_vector(r, peer, session, length), _read_bundle(r))
     r.end()
     return out
 
@@ -378,12 +380,6 @@ def decode_unmask_reply(data: bytes, peer: Peer, session: bytes) -> UnmaskReply:
 def decode_sum_input(data: bytes, peer: Peer, session: bytes, length: int) -> SumInput:
     """Parse a ``SUM_INPUT`` from client ``peer``; its vector must have ``length`` words."""
     r = Reader(data, Kind.SUM_INPUT, peer)
-    sess = _session(r, session)
-    round_no = r.uint(U32, "round")
-    sender = r.sender(peer)
-    d = r.uint(U32, "vector length")
-    if d != length:
-        r.fail(f"vector of {d} values, expected {length}")
-    out = SumInput(sess, round_no, sender, r.words(d, "vector"))
+    out = SumInput(*_read_vector(r, peer, session, length))
     r.end()
     return out

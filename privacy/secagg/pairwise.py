@@ -71,9 +71,15 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from privacy.errors import SecAggError
 from privacy.secagg import crypto, messages
 from privacy.secagg.fixedpoint import SecAggConfig, decode, encode
-from privacy.secagg.framing import MAGIC, VERSION
-from privacy.secagg.messages import Advert, Participants, SumInput
-from privacy.secagg.roster import build_roster, check_client_id, check_roster
+from privacy.secagg.framing import MAGIC, VERSION, malformed_state
+from privacy.secagg.messages import Participants, SumInput
+from privacy.secagg.roster import (
+    RosterMember,
+    build_roster,
+    check_next_round,
+    check_roster,
+    parse_replies,
+)
 
 __all__ = ["PairwiseSumClient", "PairwiseSumServer", "RoundLost", "dump_pairwise_client",
            "load_pairwise_client"]
@@ -109,7 +115,7 @@ def _pads(key: X25519PrivateKey, me: int, peers: Mapping[int, bytes], session: b
     return total
 
 
-class PairwiseSumClient:
+class PairwiseSumClient(RosterMember):
     """One client of one-exchange secure sums (see the module docstring).
 
     Parameters
@@ -126,25 +132,6 @@ class PairwiseSumClient:
     Restore a dumped state at most once: two inputs masked from the same state for the
     same round would share pads.
     """
-
-    def __init__(self, client_id: int, config: SecAggConfig) -> None:
-        self.client_id = check_client_id(client_id)
-        self.config = config
-        self.session_id: bytes | None = None
-        self._enc_key = X25519PrivateKey.generate()
-        self._roster: dict[int, bytes] = {}
-        self._roster_msg = b""
-        self._round = 0
-
-    def __repr__(self) -> str:
-        return f"PairwiseSumClient(client_id={self.client_id}, round={self._round})"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a PairwiseSumClient holds a secret key and refuses to be pickled")
-
-    def advertise(self) -> bytes:
-        """This client's id and public key, for the server's roster."""
-        return messages.encode(Advert(self.client_id, crypto.public_bytes(self._enc_key)))
 
     def _bind(self, roster: bytes) -> tuple[dict[int, bytes], bytes]:
         if self.session_id is not None:
@@ -181,23 +168,11 @@ class PairwiseSumClient:
                               f"{messages.MAX_VECTOR_LENGTH}")
         clients, session = self._bind(roster)
         me = self.client_id
-        part = messages.decode_participants(participants, session)
-        members = [v for v, _ in part.members]
-        if part.round_no != round_no:
-            _refuse(f"participants list is for round {part.round_no}, not {round_no}")
-        if round_no <= self._round:
-            _refuse(f"round {round_no} is not after this client's last round {self._round}")
-        if me not in members:
-            _refuse(f"participants of round {round_no} do not include client {me}")
-        outside = sorted(set(members) - clients.keys())
-        if outside:
-            _refuse(f"participants {outside} are not in the roster")
-        if len(members) < self.config.threshold:
-            _refuse(f"{len(members)} participants are below threshold "
-                    f"{self.config.threshold}")
-        if any(label != 0 for _, label in part.members):
+        listed = self._participants(participants, round_no, session, clients)
+        if any(label != 0 for label in listed.values()):
             _refuse("participants list carries material labels (a message of the main "
                     "protocol)")
+        members = sorted(listed)
         masked = words.copy()
         masked += _pads(self._enc_key, me, {v: clients[v] for v in members if v != me},
                         session, round_no, words.size)
@@ -241,10 +216,7 @@ class PairwiseSumServer:
         """Open round ``round_no`` for ``participants``; the ``PARTICIPANTS`` message."""
         if self.session_id is None:
             raise SecAggError("start_round() before roster()")
-        if isinstance(round_no, bool) or not isinstance(round_no, int) \
-                or not self._last_round < round_no <= messages.MAX_ROUND:
-            raise SecAggError(f"round {round_no!r} must be after round {self._last_round} "
-                              f"and at most {messages.MAX_ROUND}")
+        check_next_round(round_no, self._last_round)
         chosen = tuple(sorted(set(participants)))
         if not set(chosen) <= self._roster.keys():
             raise SecAggError(f"clients {sorted(set(chosen) - self._roster.keys())} are not "
@@ -275,14 +247,10 @@ class PairwiseSumServer:
         if not 1 <= length <= messages.MAX_VECTOR_LENGTH:
             raise SecAggError(f"vector length {length} is out of range")
         total = np.zeros(length, dtype=np.uint64)
-        for cid in sorted(replies):
-            if cid not in self._members:
-                raise SecAggError(f"client {cid}: sent an input for round {round_no} but is "
-                                  "not a participant", sender=cid)
-            msg = messages.decode_sum_input(replies[cid], cid, self.session_id, length)
-            if msg.round_no != round_no:
-                raise SecAggError(f"client {cid}: input is for round {msg.round_no}, not "
-                                  f"{round_no}", sender=cid)
+        session = self.session_id
+        parsed = parse_replies(replies, self._members, round_no, lambda blob, cid:
+                               messages.decode_sum_input(blob, cid, session, length), "an input")
+        for msg in parsed.values():
             total += msg.masked
         missing = [v for v in self._members if v not in replies]
         self._open = None
@@ -318,7 +286,7 @@ def load_pairwise_client(data: bytes) -> PairwiseSumClient:
     """
     if not isinstance(data, bytes) or data[:6] != _STATE_HEAD:
         raise SecAggError("not a one-exchange secure-sum client state of this version")
-    try:
+    with malformed_state():
         body = json.loads(data[6:].decode("utf-8"))
         t, f, max_abs = body["config"]
         client = PairwiseSumClient(int(body["id"]), SecAggConfig(
@@ -329,8 +297,4 @@ def load_pairwise_client(data: bytes) -> PairwiseSumClient:
             client._roster, client.session_id = client._bind(roster)
             client._roster_msg = roster
         client._round = int(body["round"])
-    except SecAggError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-        raise SecAggError(f"client state is malformed ({type(exc).__name__})") from None
     return client

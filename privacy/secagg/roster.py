@@ -9,15 +9,26 @@ key. Its SHA-256 is the session id every later message carries.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import NoReturn
+from collections.abc import Callable, Collection, Mapping
+from typing import NoReturn, Protocol, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from privacy.errors import SecAggError
 from privacy.secagg import crypto, messages
 from privacy.secagg.fixedpoint import SecAggConfig
 from privacy.secagg.messages import Advert, Roster
 
-__all__ = ["build_roster", "check_roster", "check_client_id"]
+
+class _Numbered(Protocol):
+    @property
+    def round_no(self) -> int: ...
+
+
+M = TypeVar("M", bound=_Numbered)
+
+__all__ = ["parse_replies", "build_roster", "check_roster", "check_client_id", "check_next_round",
+           "RosterMember"]
 
 
 def _reject(client: int, message: str) -> NoReturn:
@@ -97,3 +108,81 @@ def check_roster(roster: bytes, config: SecAggConfig, client_id: int, public_key
     if max(clients) > messages.MAX_ID:
         _refuse(f"roster client id {max(clients)} is out of range")
     return clients, messages.session_id(roster)
+
+
+def check_next_round(round_no: object, last: int) -> int:
+    """Server: ``round_no`` if it is an integer after ``last`` and at most ``MAX_ROUND``."""
+    if isinstance(round_no, bool) or not isinstance(round_no, int) \
+            or not last < round_no <= messages.MAX_ROUND:
+        raise SecAggError(f"round {round_no!r} must be after round {last} "
+                          f"and at most {messages.MAX_ROUND}")
+    return round_no
+
+
+class RosterMember:
+    """What the clients of both protocols share: an id, a long-term X25519 key pair for
+    the roster, the session they bound to and the last round they sent an input for.
+
+    It refuses to be pickled and its ``repr`` shows no secret."""
+
+    def __init__(self, client_id: int, config: SecAggConfig) -> None:
+        self.client_id = check_client_id(client_id)
+        self.config = config
+        self.session_id: bytes | None = None
+        self._enc_key = X25519PrivateKey.generate()
+        self._roster: dict[int, bytes] = {}  # id -> enc public key
+        self._roster_msg = b""
+        self._round = 0  # last round this client sent an input for
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(client_id={self.client_id}, round={self._round})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(f"a {type(self).__name__} holds secret keys and refuses to be pickled")
+
+    def _participants(self, participants: bytes, round_no: int, session: bytes,
+                      roster: Mapping[int, bytes]) -> dict[int, int]:
+        """The round's ``PARTICIPANTS`` (id -> label) after the checks both protocols
+        make: the right round, after this client's last, this client listed, nobody
+        outside ``roster``, at least ``threshold`` members."""
+        part = messages.decode_participants(participants, session)
+        members = dict(part.members)
+        me = self.client_id
+        if part.round_no != round_no:
+            _refuse(f"participants list is for round {part.round_no}, not {round_no}")
+        if round_no <= self._round:
+            _refuse(f"round {round_no} is not after this client's last round {self._round}")
+        if me not in members:
+            _refuse(f"participants of round {round_no} do not include client {me}")
+        outside = sorted(members.keys() - roster.keys())
+        if outside:
+            _refuse(f"participants {outside} are not in the roster")
+        if len(members) < self.config.threshold:
+            _refuse(f"{len(members)} participants are below threshold {self.config.threshold}")
+        return members
+
+    def advertise(self) -> bytes:
+        """This client's id and long-term public key, for the server's roster."""
+        return messages.encode(Advert(self.client_id, crypto.public_bytes(self._enc_key)))
+
+
+def parse_replies(replies: Mapping[int, bytes], members: Collection[int], round_no: int,
+                  decode: Callable[[bytes, int], M], what: str) -> dict[int, M]:
+    """Server: every reply parsed by ``decode(blob, sender)``, after checking that its
+    sender is a member of the round and that it answers round ``round_no``.
+
+    Raises
+    ------
+    SecAggError
+        Naming the first offending client (``sender``); nothing is kept.
+    """
+    parsed: dict[int, M] = {}
+    for cid in sorted(replies):
+        if cid not in members:
+            raise SecAggError(f"client {cid}: sent {what} for round {round_no} but is not a "
+                              "participant", sender=cid)
+        msg = decode(replies[cid], cid)
+        if msg.round_no != round_no:
+            _reject(cid, f"{what} is for round {msg.round_no}, not {round_no}")
+        parsed[cid] = msg
+    return parsed

@@ -31,7 +31,7 @@ from privacy.secagg.messages import (
     Participants,
     UnmaskRequest,
 )
-from privacy.secagg.roster import build_roster
+from privacy.secagg.roster import build_roster, check_next_round, parse_replies
 from privacy.secagg.shamir import P521, lagrange_at_zero
 
 __all__ = ["SecAggServer"]
@@ -177,10 +177,7 @@ class SecAggServer:
         """
         if self.session_id is None or not self._pending:
             raise SecAggError("start_round() before route()")
-        if isinstance(round_no, bool) or not isinstance(round_no, int) \
-                or not self._last_round < round_no <= messages.MAX_ROUND:
-            raise SecAggError(f"round {round_no!r} must be after round {self._last_round} "
-                              f"and at most {messages.MAX_ROUND}")
+        check_next_round(round_no, self._last_round)
         chosen = set(self._active if participants is None else participants)
         if not chosen <= self._active:
             raise SecAggError(f"clients {sorted(chosen - self._active)} are not active (unknown,"
@@ -218,15 +215,12 @@ class SecAggServer:
         rnd = self._current(round_no, False, "collect")
         assert self.session_id is not None
         length = self.vector_length
-        parsed = {}
-        for cid in sorted(replies):
-            if cid not in rnd.used:
-                raise SecAggError(f"client {cid}: sent a masked input for round {round_no} "
-                                  "but is not a participant", sender=cid)
-            msg = messages.decode_masked_input(replies[cid], cid, self.session_id, length)
-            if msg.round_no != round_no:
-                _reject(cid, f"masked input is for round {msg.round_no}, not {round_no}")
-            parsed[cid] = (msg.masked, self._material(cid, round_no, msg.bundle))
+        session = self.session_id
+        parsed = {cid: (msg.masked, self._material(cid, round_no, msg.bundle))
+                  for cid, msg in parse_replies(
+                      replies, rnd.used, round_no, lambda blob, cid:
+                      messages.decode_masked_input(blob, cid, session, length),
+                      "a masked input").items()}
         for cid, (_, material) in parsed.items():
             self._pending[cid] = material
         if len(parsed) < self.config.threshold:

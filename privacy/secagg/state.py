@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from privacy.errors import SecAggError
 from privacy.secagg.client import Held, Material, SecAggClient
 from privacy.secagg.fixedpoint import SecAggConfig
-from privacy.secagg.framing import MAGIC, VERSION
+from privacy.secagg.framing import MAGIC, VERSION, malformed_state
 
 __all__ = ["dump_client", "load_client"]
 
@@ -71,7 +71,7 @@ def load_client(data: bytes, config: SecAggConfig | None = None) -> SecAggClient
     """
     if not isinstance(data, bytes) or data[:6] != _HEAD:
         raise SecAggError("not a secure-aggregation client state of this version")
-    try:
+    with malformed_state():
         body = json.loads(data[6:].decode("utf-8"))
         t, f, max_abs = body["config"]
         stored = SecAggConfig(threshold=int(t), frac_bits=int(f), max_abs=float(max_abs))
@@ -93,8 +93,4 @@ def load_client(data: bytes, config: SecAggConfig | None = None) -> SecAggClient
         client._round = int(body["round"])
         client._members = {int(v): int(lab) for v, lab in body["members"]}
         client._answered = bool(body["answered"])
-    except SecAggError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-        raise SecAggError(f"client state is malformed ({type(exc).__name__})") from None
     return client

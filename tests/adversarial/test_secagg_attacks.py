@@ -199,7 +199,7 @@ def test_replayed_masked_input_is_rejected() -> None:
     request, _ = run.server.collect(1, old)
     run.server.finish(1, {i: run.clients[i].unmask(request) for i in run.ids})
     run.server.start_round(2)
-    with pytest.raises(SecAggError, match="client 3: masked input is for round 1, not 2") as err:
+    with pytest.raises(SecAggError, match="client 3: a masked input is for round 1, not 2") as err:
         run.server.collect(2, {3: old[3]})
     assert err.value.sender == 3
 
