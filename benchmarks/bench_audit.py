@@ -77,6 +77,7 @@ def main() -> None:
         keyset = Keyset.create("HMAC_SHA256")
         kek_path, keyset_path = root / "kek.bin", root / "watch.keyset.json"
         kek_path.write_bytes(os.urandom(32))
+        kek_path.chmod(0o600)
         keyset.save(keyset_path, Kek.from_key_file(kek_path))
         tok = Tokenizer(keyset)
         paths = write_bundle(sim, root, tok)

@@ -46,6 +46,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -70,12 +71,43 @@ __all__ = [
     "HIST_BINS", "HIST_SPAN", "PartySchema", "FeatureSpec", "Transform", "describe_party",
     "merge_schemas", "moments_vector", "apply_moments", "spread_vector", "narrow_grid",
     "histogram_vector", "fit_transform_spec", "CENTRED_BUCKETS", "centred_vector",
-    "apply_centred",
+    "apply_centred", "numeric_id_error",
 ]
 
 HIST_BINS = 1024
 HIST_SPAN = 6.0  # the histogram covers mean +- HIST_SPAN standard deviations
 ID_LIKE_ROWS = 50  # a text column whose values all differ over more rows is an identifier
+#: Words that name an identifier column (``customer_id``, ``AcctNo``, ``客户编号``).
+_ID_WORDS = frozenset({"id", "ids", "no", "nbr", "num", "number", "key", "uuid", "guid",
+                       "pk", "seq", "serial"})
+
+_JOINED_ID = re.compile(r"(?:cust|customer|user|client|acct|account|row|member|card|loan|app|"
+                        r"record|person|party|txn|trans|contract|order|case)(?:id|no|num)")
+
+
+def _named_like_id(column: str) -> bool:
+    """Whether a column's name says it holds identifiers (by its words or its ending)."""
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", column)
+    lowered = [w.lower() for w in words]
+    return (bool(lowered) and (lowered[-1] in _ID_WORDS or lowered[0] in ("id", "no")
+                               or _JOINED_ID.fullmatch(lowered[-1]) is not None)
+            or "编号" in column or column.endswith("号"))
+
+
+def numeric_id_error(pt_: PartyTable, column: str, present: FloatArray) -> InputError | None:
+    """The refusal of a numeric column that holds an identifier: whole numbers, a
+    different one on every row (more than ``ID_LIKE_ROWS``), under an identifier's
+    name. A model would learn the customers' numbers; None when it is not one."""
+    n = present.size
+    if n <= ID_LIKE_ROWS or not _named_like_id(column):
+        return None
+    if not np.all(present == np.round(present)) or np.unique(present).size != n:
+        return None
+    return pt_.error(f"numeric column {column!r} holds a different whole number on every "
+                     f"one of its {n} rows and is named like an identifier: a model would "
+                     "learn the customers' numbers; list it in exclude (or set id = "
+                     f"\"{column}\" in the config), or list it in numeric if it really is a "
+                     "feature", column=column)
 CENTRED_BUCKETS = 64  # powers of two of |x - mean| kept apart in the centred pass
 
 FloatArray = npt.NDArray[np.float64]
@@ -172,6 +204,10 @@ def describe_party(pt_: PartyTable, *, label: str, exclude: Sequence[str] = (),
         elif k == "numeric":
             x = numeric_values(pt_, c)
             present = x[~np.isnan(x)]
+            if numeric is None or c not in numeric:
+                refused = numeric_id_error(pt_, c, present)
+                if refused is not None:
+                    raise refused
             top = float(np.max(np.abs(present))) if present.size else 0.0
             scale_exp[c] = math.frexp(top)[1] if top > 0 else 0
             integral[c] = bool(np.all(present == np.round(present)))

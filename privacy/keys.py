@@ -30,6 +30,8 @@ import binascii
 import json
 import os
 import secrets
+import stat
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -45,7 +47,8 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from privacy.atomic import atomic_output
 from privacy.errors import KeyfileError, KeyNotFoundError, KeysetError
 
-__all__ = ["TEMPLATES", "Template", "KeyInfo", "Keyset", "Kek", "format_key_id"]
+__all__ = ["TEMPLATES", "Template", "KeyInfo", "Keyset", "Kek", "InsecureKeyFileWarning",
+           "format_key_id"]
 
 FILE_FORMAT: Final = "covault-keyset"
 FILE_VERSION: Final = 1
@@ -393,6 +396,10 @@ def _is_key_id(value: object) -> bool:
     return type(value) is int and 0 < value < 2**32
 
 
+class InsecureKeyFileWarning(UserWarning):
+    """A key-encryption key file is readable or writable by other users."""
+
+
 class Kek:
     """A key-encryption key for keyset files: from a passphrase (scrypt) or a key file.
 
@@ -432,12 +439,20 @@ class Kek:
 
     @classmethod
     def from_key_file(cls, path: str | os.PathLike[str]) -> Kek:
-        """Read a 32-byte KEK: raw bytes, 64 hex digits, or base64 of 32 bytes."""
+        """Read a 32-byte KEK: raw bytes, 64 hex digits, or base64 of 32 bytes.
+
+        A file other users may read or write (POSIX mode bits for group or others) gives
+        an :class:`InsecureKeyFileWarning`: whoever reads it opens every file under it."""
         p = Path(path)
         try:
             data = p.read_bytes()
+            mode = p.stat().st_mode
         except FileNotFoundError:
             raise KeyfileError(f"{p}: no such KEK file") from None
+        if os.name == "posix" and stat.S_ISREG(mode) and mode & 0o077:
+            warnings.warn(f"{p}: KEK file is open to other users (mode "
+                          f"{stat.S_IMODE(mode):04o}); restrict it: chmod 600 {p}",
+                          InsecureKeyFileWarning, stacklevel=2)
         if len(data) == 32:
             return cls.from_key_bytes(data)
         text = data.strip()

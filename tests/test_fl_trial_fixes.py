@@ -239,3 +239,40 @@ def test_remote_federation_checks_the_test_labels_first(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="missing label") as info:
         preflight(load_config(cfg))
     assert info.value.line == 3
+
+
+def test_numeric_identifier_column_is_refused_unless_listed_numeric() -> None:
+    n = 120
+    rng = np.random.default_rng(4)
+    cols = {"customer_no": np.arange(1_000_000, 1_000_000 + n, dtype=float)[::-1],
+            "income": rng.normal(5000, 100, n).round(), "y": [0, 1] * (n // 2)}
+    with pytest.raises(InputError) as info:
+        describe_party(table("bank_3", cols), label="y")
+    msg = str(info.value)
+    assert "bank_3" in msg and "customer_no" in msg and "120 rows" in msg
+    assert "exclude" in msg and "1000000" not in msg
+    # listed as numeric in the config: taken at its word
+    listed = describe_party(table("bank_3", cols), label="y", numeric=["customer_no"])
+    assert listed.kinds["customer_no"] == "numeric"
+    # whole numbers all different under a feature's name, or repeats under an id's name,
+    # or a short table: features as before
+    amounts = dict(cols, customer_no=rng.integers(0, 10**9, n).astype(float))
+    assert describe_party(table("bank_3", {"total_paid": amounts["customer_no"],
+                                           "y": cols["y"]}), label="y").kinds == {
+        "total_paid": "numeric"}
+    repeats = {"branch_no": np.arange(n, dtype=float) % 7, "y": cols["y"]}
+    assert describe_party(table("bank_3", repeats), label="y").kinds == {"branch_no": "numeric"}
+    short = {"customer_no": np.arange(40, dtype=float), "y": [0, 1] * 20}
+    assert describe_party(table("bank_3", short), label="y").kinds == {"customer_no": "numeric"}
+
+
+def test_vertical_refuses_a_second_numeric_id_column() -> None:
+    from federated.vertical.features import feature_kinds
+
+    n = 100
+    pt_ = table("bureau", {"AcctNo": np.arange(n, dtype=float) * 3 + 7,
+                           "score": np.linspace(300, 850, n).round()})
+    with pytest.raises(InputError, match=r"bureau.*'AcctNo'.*named like an identifier"):
+        feature_kinds(pt_, exclude=[], numeric=None, categorical=None)
+    assert feature_kinds(pt_, exclude=["AcctNo"], numeric=None, categorical=None) == {
+        "score": "numeric"}

@@ -319,6 +319,7 @@ def test_cli_warning_hook_is_scoped_to_the_command(tmp_path: Path) -> None:
 def test_fpe_value_error_names_input_file_column_and_row(tmp_path: Path) -> None:
     kek_file = tmp_path / "kek.hex"
     kek_file.write_text(bytes(range(32)).hex())
+    kek_file.chmod(0o600)
     ks = tmp_path / "ff1.json"
     Keyset.create("FF1_AES256").save(ks, Kek.from_key_file(kek_file))
     src = tmp_path / "accounts.csv"

@@ -163,3 +163,21 @@ def test_kek_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         Kek.from_env()
     monkeypatch.setenv("COVAULT_PASSPHRASE", "pw")
     assert repr(Kek.from_env()) == "Kek(kind='scrypt')"
+
+
+def test_kek_file_open_to_other_users_warns(tmp_path: Path) -> None:
+    import warnings
+
+    from privacy.keys import InsecureKeyFileWarning
+
+    path = tmp_path / "kek.hex"
+    Kek.generate_key_file(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Kek.from_key_file(path)  # 0600: silent
+    for mode in (0o644, 0o660, 0o602):
+        path.chmod(mode)
+        with pytest.warns(InsecureKeyFileWarning, match=rf"kek.hex: KEK file is open to other "
+                                                        rf"users \(mode {mode:04o}\); restrict "
+                                                        "it: chmod 600"):
+            Kek.from_key_file(path)

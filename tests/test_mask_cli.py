@@ -42,6 +42,7 @@ views:
 def env(tmp_path: Path) -> dict[str, object]:
     kek_file = tmp_path / "kek.hex"
     kek_file.write_text(bytes(range(32)).hex())
+    kek_file.chmod(0o600)
     kek = Kek.from_key_file(kek_file)
     keysets = []
     for template in ("AES256_SIV", "HMAC_SHA256", "FF1_AES256"):

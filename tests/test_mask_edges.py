@@ -217,6 +217,7 @@ def test_fpe_radix36_uppercase_option_round_trips(ff1_keys: KeyProvider) -> None
 def test_fpe_radix36_cli_fails_naming_row_and_column(tmp_path: Path) -> None:
     kek_file = tmp_path / "kek.hex"
     kek_file.write_text(bytes(range(32)).hex())
+    kek_file.chmod(0o600)
     ks = tmp_path / "ff1.json"
     Keyset.create("FF1_AES256").save(ks, Kek.from_key_file(kek_file))
     src = tmp_path / "c.csv"

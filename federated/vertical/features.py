@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from federated.data import MAX_LEVELS, PartyTable, inferred_kind, numeric_values, text_values
-from federated.preprocess import Transform
+from federated.preprocess import Transform, numeric_id_error
 from privacy.errors import InputError
 
 __all__ = ["fit_transform", "Whitening", "take_rows", "feature_kinds"]
@@ -49,6 +49,11 @@ def feature_kinds(pt_: PartyTable, *, exclude: list[str], numeric: list[str] | N
         if c in exclude:
             continue
         out[c] = listed.get(c) or inferred_kind(pt_, c)
+        if c not in listed and out[c] == "numeric":  # a second id column is no feature
+            x = numeric_values(pt_, c)
+            refused = numeric_id_error(pt_, c, x[~np.isnan(x)])
+            if refused is not None:
+                raise refused
     if not out:
         raise pt_.error("no feature columns (every column is the id, the label or excluded)")
     return out

@@ -153,7 +153,12 @@ class ListSet:
         self._tok = tokenizer
         self._token = lru_cache(maxsize=65536)(self._make_token)
         self._canonical = lru_cache(maxsize=65536)(canonical)
+        self._network_hits = lru_cache(maxsize=65536)(self._match_networks)
+        self._hits = lru_cache(maxsize=65536)(self._find)
         self.version = ",".join(f"{e.name}@{e.expires}" for e in self.entries) or "none"
+
+    def _match_networks(self, ip: str) -> list[ListEntry]:
+        return [e for e in self._networks if _in_networks(ip, e.networks)]
 
     def _make_token(self, value: str) -> str:
         assert self._tok is not None
@@ -182,11 +187,19 @@ class ListSet:
         tokenised for hashed lists)."""
         if value is None:
             return []
+        hits = self._hits(kind, value)
+        if not hits:
+            return []
+        return [Match(e, value, e.expired_at(when)) for e in hits
+                if list_type is None or e.type == list_type]
+
+    def _find(self, kind: str, value: str) -> tuple[ListEntry, ...]:
+        """Every entry holding ``value`` of ``kind``, whatever its type and expiry (the
+        entries never change: :meth:`lookup` memoises this)."""
         hits: list[ListEntry] = []
-        written = value
         if kind == "source_ip":
             value = _ip_text(value)
-            hits += [e for e in self._networks if _in_networks(value, e.networks)]
+            hits += self._network_hits(value)
         for identifier, hashed in self._forms.get(kind, ()):
             key = value if identifier == "none" else self._canonical(value, identifier)
             if hashed:
@@ -194,10 +207,7 @@ class ListSet:
             found = self._index.get((kind, identifier, key))
             if found is not None:
                 hits += [e for e in found if e.hashed == hashed]
-        if not hits:
-            return []
-        return [Match(e, written, e.expired_at(when)) for e in hits
-                if list_type is None or e.type == list_type]
+        return tuple(hits)
 
     def allows(self, kind: str, value: str | None, code: str,
                when: datetime) -> tuple[ListEntry | None, ListEntry | None]:

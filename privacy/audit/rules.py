@@ -414,6 +414,8 @@ class Rules:
     rota: Rota | None = None
     routines: dict[str, float] = field(default_factory=lambda: {
         "min_days": 3, "hour_slack": 1, "factor": 3.0})
+    _ws_memo: dict[str, bool] = field(default_factory=dict, init=False, compare=False,
+                                      repr=False)
     learning_active_days: float | None = None
     """Days with activity a human actor needs besides ``learning_days`` of calendar time
     before it leaves its learning period (None: the working days in ``learning_days``, 5
@@ -472,10 +474,18 @@ class Rules:
         """Whether ``ip`` lies in a workstation network."""
         if not ip or not self.workstation_networks:
             return False
-        return _in_networks(ip, self.workstation_networks)
+        memo = self._ws_memo  # an address string hashes once; a tuple of networks, slowly
+        hit = memo.get(ip)
+        if hit is None:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            hit = memo[ip] = _in_networks(ip, self.workstation_networks)
+        return hit
 
 
-@functools.lru_cache(maxsize=65536)
+_MEMO_SIZE = 65536
+
+
 def _in_networks(ip: str, networks: tuple[Any, ...]) -> bool:
     try:
         addr = ipaddress.ip_address(ip)

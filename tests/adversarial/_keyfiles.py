@@ -11,6 +11,7 @@ def kek_file(folder: Path) -> Path:
     """A key-file KEK with fixed bytes (fast: no scrypt), at ``folder/kek.hex``."""
     path = folder / "kek.hex"
     path.write_text(bytes(range(32)).hex())
+    path.chmod(0o600)  # a KEK file others may read draws a warning
     return path
 
 

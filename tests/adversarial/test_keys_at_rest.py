@@ -128,6 +128,7 @@ def test_decrypt_with_the_kek_and_refusals_without(paillier: Path, aggregate: Pa
     # a wrong key file: opaque, one line
     wrong = tmp_path / "wrong.kek"
     wrong.write_text("ab" * 32)
+    wrong.chmod(0o600)
     line = one_line_error(run(*args, "--kek-file", wrong))
     assert "wrong passphrase or key-encryption key, or the file was altered" in line
     # a passphrase where a key file sealed it
@@ -268,6 +269,7 @@ def test_ledger_signing_key_is_sealed_and_signs(tmp_path: Path, kek: Path,
     assert str(key) in line and "sealed under a key-encryption key" in line
     wrong = tmp_path / "wrong.kek"
     wrong.write_text("cd" * 32)
+    wrong.chmod(0o600)
     line = one_line_error(run("ledger", "checkpoint", ledger_db, "-k", key, "-o",
                               tmp_path / "c2.txt", "--kek-file", wrong))
     assert "wrong passphrase or key-encryption key" in line

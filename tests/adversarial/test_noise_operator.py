@@ -149,6 +149,7 @@ def release(tmp_path: Path, month: Path, name: str, hmac: Path, kek: Path) -> np
 def test_keyed_noise_no_longer_repeats_across_releases(tmp_path: Path) -> None:
     kek = tmp_path / "kek.hex"
     kek.write_text(bytes(range(32)).hex())
+    kek.chmod(0o600)
     hmac = tmp_path / "hmac.json"
     Keyset.create("HMAC_SHA256").save(hmac, Kek.from_key_file(kek))
     rng = np.random.default_rng(3)

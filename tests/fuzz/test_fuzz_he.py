@@ -60,6 +60,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     keys = d / "keys"
     kek_file = d / "kek.hex"
     kek_file.write_text(bytes(range(32)).hex())
+    kek_file.chmod(0o600)
     kek = Kek.from_key_file(kek_file)
     res = cli("HE setup", main, ["he", "keygen", "--bits", "2048", "--parties", "4",
                                  "--kek-file", str(kek_file), "-o", str(keys)])

@@ -53,6 +53,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ks.save(path, kek)
     kek_file = d / "kek.hex"
     kek_file.write_text(KEK_BYTES.hex())
+    kek_file.chmod(0o600)
     return World(dir=d, kek=kek, kek_file=kek_file, text=path.read_bytes(),
                  facts=_facts(Keyset.load(path, kek)))
 
