@@ -419,6 +419,11 @@ class Kek:
         self._kind = kind
         self._secret = secret
 
+    @property
+    def kind(self) -> str:
+        """``"scrypt"`` (from a passphrase) or ``"keyfile"`` (32 key bytes)."""
+        return self._kind
+
     @classmethod
     def from_passphrase(cls, passphrase: str) -> Kek:
         """A KEK derived with scrypt and a per-file random salt.

@@ -111,3 +111,54 @@ def test_field_ff1_and_hmac(tmp_path: Path) -> None:
     run("keys", "create", "-t", "HMAC_SHA256", "-o", mac)
     r = run("field", "decrypt", "-k", mac, "-c", "x", "tok:abc")
     assert r.exit_code == 2 and "not reversible" in r.output  # type: ignore[attr-defined]
+
+
+def test_keys_rewrap_changes_only_the_kek(tmp_path: Path) -> None:
+    from privacy.keys import Kek, Keyset
+
+    path = tmp_path / "k.json"
+    assert run("keys", "create", "-t", "AES256_SIV", "-o", str(path)).exit_code == 0  # type: ignore[attr-defined]
+    material = Keyset.load(path, Kek.from_passphrase(ENV["COVAULT_PASSPHRASE"])).key_material()
+    kek = tmp_path / "new.kek"
+    assert run("keys", "new-kek", str(kek)).exit_code == 0  # type: ignore[attr-defined]
+    r = run("keys", "rewrap", str(path), "--new-kek-file", str(kek), "--format", "json")
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    assert Keyset.load(path, Kek.from_key_file(kek)).key_material() == material
+    r = run("keys", "show", str(path))  # the passphrase opens it no more
+    assert r.exit_code == 2  # type: ignore[attr-defined]
+    # and back to a passphrase, named by --new-passphrase-env
+    env = {"NEW_PW": "another long passphrase"}
+    r = run("keys", "rewrap", str(path), "--kek-file", str(kek), "--new-passphrase-env",
+            "NEW_PW", env=env)
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    assert Keyset.load(path, Kek.from_passphrase(env["NEW_PW"])).key_material() == material
+
+
+def test_keys_rewrap_refusals_leave_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "k.json"
+    run("keys", "create", "-t", "AES256_GCM", "-o", str(path))
+    before = path.read_bytes()
+    kek = tmp_path / "new.kek"
+    run("keys", "new-kek", str(kek))
+    cases = [
+        ((), ENV, "exactly one of --new-kek-file and --new-passphrase-env"),
+        (("--new-kek-file", str(kek), "--new-passphrase-env", "X"), ENV, "exactly one"),
+        (("--new-passphrase-env", "UNSET_VAR"), ENV, "$UNSET_VAR is not set or is empty"),
+        (("--new-kek-file", str(kek)), {"COVAULT_PASSPHRASE": "wrong one"}, str(path)),
+    ]
+    for extra, env, words in cases:
+        r = run("keys", "rewrap", str(path), *extra, env=env)
+        assert r.exit_code == 2 and words in r.output, r.output  # type: ignore[attr-defined]
+        assert path.read_bytes() == before
+
+
+def test_short_passphrase_warns_when_a_key_file_is_written(tmp_path: Path) -> None:
+    r = run("keys", "create", "-t", "AES256_GCM", "-o", str(tmp_path / "a.json"),
+            env={"COVAULT_PASSPHRASE": "pw"})
+    assert r.exit_code == 0  # type: ignore[attr-defined]
+    assert "passphrase in $COVAULT_PASSPHRASE has 2 characters" in r.stderr  # type: ignore[attr-defined]
+    r = run("keys", "create", "-t", "AES256_GCM", "-o", str(tmp_path / "b.json"))
+    assert r.exit_code == 0 and r.stderr == ""  # type: ignore[attr-defined]
+    r = run("keys", "rewrap", str(tmp_path / "b.json"), "--new-passphrase-env", "P",
+            env={**ENV, "P": "short"})
+    assert r.exit_code == 0 and "$P has 5 characters" in r.stderr  # type: ignore[attr-defined]

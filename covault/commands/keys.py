@@ -48,6 +48,20 @@ def _info_rows(template: str, ks_info: list) -> list[dict[str, object]]:  # type
     ]
 
 
+#: Below this many characters a new passphrase draws a warning (NIST SP 800-63B asks 8
+#: at least; a passphrase that guards keys offline needs more).
+SHORT_PASSPHRASE = 12
+
+
+def warn_short_passphrase(passphrase: str, where: str) -> None:
+    """Warn (stderr) when a key file is about to be sealed under a short passphrase."""
+    if 0 < len(passphrase) < SHORT_PASSPHRASE:
+        err.print(f"warning: the passphrase in {where} has {len(passphrase)} characters; "
+                  f"a key file sealed under it is only as safe as it is: use "
+                  f"{SHORT_PASSPHRASE} or more, or a key file (covault keys new-kek)",
+                  markup=False)
+
+
 def _show(path: str, keyset: Keyset, fmt: str, action: str) -> None:
     rows = _info_rows(keyset.template, keyset.info())
     if fmt == "json":
@@ -75,9 +89,46 @@ def create(
     """Create a keyset with one fresh primary key and write it to OUT."""
     refuse_overwrite(out_path, force=force)
     kek = resolve_kek(kek_file, passphrase_env)
+    if kek.kind == "scrypt":
+        warn_short_passphrase(os.environ.get(passphrase_env, ""), f"${passphrase_env}")
     keyset = Keyset.create(template)
     keyset.save(out_path, kek)
     _show(out_path, keyset, fmt, "created")
+
+
+@keys.command("rewrap")
+@click.argument("keyset_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--new-kek-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Seal the keyset under this 32-byte KEK file from now on.")
+@click.option("--new-passphrase-env", metavar="VAR", default=None,
+              help="Seal it under the passphrase in this environment variable (scrypt).")
+@kek_options
+@format_option
+@handle_errors
+def rewrap(keyset_file: str, new_kek_file: str | None, new_passphrase_env: str | None,
+           kek_file: str | None, passphrase_env: str, fmt: str) -> None:
+    """Seal KEYSET_FILE under another key-encryption key (KEK rotation).
+
+    The keys, their ids and everything made with them stay as they are; only the
+    wrapping changes, and the file is replaced atomically. The current KEK comes from
+    --kek-file / --passphrase-env as for the other commands, the new one from exactly one
+    of --new-kek-file and --new-passphrase-env.
+    """
+    if (new_kek_file is None) == (new_passphrase_env is None):
+        raise InputError("give exactly one of --new-kek-file and --new-passphrase-env")
+    keyset = open_keyset(keyset_file, kek_file, passphrase_env)
+    if new_kek_file is not None:
+        new = Kek.from_key_file(new_kek_file)
+    else:
+        assert new_passphrase_env is not None
+        passphrase = os.environ.get(new_passphrase_env, "")
+        if not passphrase:
+            raise InputError(f"--new-passphrase-env: ${new_passphrase_env} is not set or is "
+                             "empty; it must hold the new passphrase")
+        warn_short_passphrase(passphrase, f"${new_passphrase_env}")
+        new = Kek.from_passphrase(passphrase)
+    keyset.save(keyset_file, new)
+    _show(keyset_file, keyset, fmt, "rewrapped")
 
 
 @keys.command("rotate")
