@@ -5,12 +5,13 @@ columns, some cells missing), depth 6, 256 bins, secure aggregation (``secagg``)
 Measured in one run:
 
 * the federated protocol in one process (``federated.trees.local``: the real coordinator,
-  ClientApp handlers, pairwise-masked secure sums with their unmasking exchange, ledgers
-  off), seconds per tree — what the protocol costs without a transport, with the 8 banks'
+  ClientApp handlers, one-exchange pairwise-masked secure sums (``privacy.secagg.pairwise``),
+  ledgers off), seconds per tree — what the protocol costs without a transport, with the 8 banks'
   work done in turn on this machine, and with only the slowest bank's handler of each
   exchange counted (banks on their own machines work in parallel);
 * the same job on Flower's simulation engine (``federated.run``), seconds per tree —
-  adds Flower's message polling (0.1 s per hop) to each of the 2 x depth exchanges;
+  adds Flower's message polling (0.1 s per hop) and Ray's dispatch to each of the depth
+  exchanges;
 * the baseline: pooled XGBoost (``tree_method="hist"``, the same bins and parameters) on
   all banks' rows, 1 thread and every core, and covault's own trainer on the pooled rows;
 * the check: the largest difference between federated and pooled predictions.
@@ -94,11 +95,8 @@ def main() -> None:
         per_tree = [h["seconds"] for h in d["history"]]
         # banks on their own machines work in parallel: per exchange of the trees only the
         # slowest bank's handler is on the critical path (transport not counted)
-        saved, level = 0.0, False
-        for action, together, slowest in log:
-            if action == "query.gbdt_level" or (level and action == "query.secagg_unmask"):
-                saved += together - slowest
-            level = action == "query.gbdt_level"
+        saved = sum(together - slowest for action, together, slowest in log
+                    if action == "query.gbdt_level")
         parallel = float(np.mean(per_tree)) - saved / len(per_tree)
         pooled_check(cfg, d)  # warm-up: XGBoost's first call loads its library
         one = pooled_check(cfg, d, threads=1)
