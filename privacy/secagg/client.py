@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import NoReturn
 
 import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -28,12 +27,11 @@ from privacy.secagg.messages import (
     Setup,
     UnmaskReply,
 )
-from privacy.secagg.roster import RosterMember, check_roster
+from privacy.secagg.roster import RosterMember, check_roster, refuse
 from privacy.secagg.shamir import SHARE_BYTES, share_from_bytes, share_to_bytes, split
 
 __all__ = ["SecAggClient"]
 
-_SERVER = "server"
 
 
 @dataclass(frozen=True)
@@ -54,9 +52,6 @@ class Held:
     seed_share: int
     box: bytes  # the box as received (empty for this client's own shares)
 
-
-def _refuse(message: str) -> NoReturn:
-    raise SecAggError(f"server: {message}", sender=_SERVER)
 
 
 class SecAggClient(RosterMember):
@@ -171,17 +166,17 @@ class SecAggClient(RosterMember):
                               f"{messages.MAX_VECTOR_LENGTH}")
         members = self._participants(participants, round_no, session, self._roster)
         if members[me] != mine.label:
-            _refuse(f"participants list client {me} with label {members[me]}, but its unused "
+            refuse(f"participants list client {me} with label {members[me]}, but its unused "
                     f"material has label {mine.label} (an earlier reply was lost; run setup "
                     "again)")
         burnt = sorted(v for v, lab in members.items() if lab <= self._revealed.get(v, -1))
         if burnt:
-            _refuse(f"round {round_no} includes clients {burnt} whose material for that label "
+            refuse(f"round {round_no} includes clients {burnt} whose material for that label "
                     "was already revealed; they must be excluded")
         held = self._ingest(inbox, round_no)
         missing = sorted(v for v, lab in members.items() if lab not in held.get(v, {}))
         if missing:
-            _refuse(f"this client holds no shares of participants {missing} for the labels "
+            refuse(f"this client holds no shares of participants {missing} for the labels "
                     "listed")
 
         masked = words.copy()
@@ -209,24 +204,24 @@ class SecAggClient(RosterMember):
         parsed = messages.decode_inbox(inbox, self.session_id)
         me = self.client_id
         if parsed.receiver != me:
-            _refuse(f"inbox is addressed to client {parsed.receiver}, not {me}")
+            refuse(f"inbox is addressed to client {parsed.receiver}, not {me}")
         held = dict(self._held)
         for e in parsed.entries:
             if e.sender == me or e.sender not in self._roster:
-                _refuse(f"inbox holds a share from client {e.sender}, not a peer in the roster")
+                refuse(f"inbox holds a share from client {e.sender}, not a peer in the roster")
             if e.label >= round_no:
-                _refuse(f"inbox holds a share of client {e.sender} labelled {e.label}, not "
+                refuse(f"inbox holds a share of client {e.sender} labelled {e.label}, not "
                         f"before round {round_no}")
             if e.label <= self._revealed.get(e.sender, -1):
-                _refuse(f"inbox holds a share of client {e.sender} for label {e.label}, which "
+                refuse(f"inbox holds a share of client {e.sender} for label {e.label}, which "
                         "was already used")
             known = self._held.get(e.sender, {})
             if known and e.label < max(known):
-                _refuse(f"inbox holds an outdated share of client {e.sender} "
+                refuse(f"inbox holds an outdated share of client {e.sender} "
                         f"(label {e.label} after {max(known)})")
             if e.label in known:
                 if (known[e.label].box, known[e.label].mask_key) != (e.box, e.mask_key):
-                    _refuse(f"inbox holds a different share of client {e.sender} for label "
+                    refuse(f"inbox holds a different share of client {e.sender} for label "
                             f"{e.label} than received before")
                 continue
             held[e.sender] = {e.label: self._open(e)}  # older labels are no longer needed
@@ -260,21 +255,21 @@ class SecAggClient(RosterMember):
         req = messages.decode_unmask_request(request, self.session_id)
         r, me, members = req.round_no, self.client_id, self._members
         if self._answered:
-            _refuse(f"unmasking request for round {r}, but this client awaits none")
+            refuse(f"unmasking request for round {r}, but this client awaits none")
         if r != self._round:
-            _refuse(f"unmasking request for round {r}, but this client's round is {self._round}")
+            refuse(f"unmasking request for round {r}, but this client's round is {self._round}")
         surv, drop = set(req.survivors), set(req.dropped)
         both = surv & drop
         if both:
-            _refuse(f"round {r}: asks for both the self-mask seed and the mask key of "
+            refuse(f"round {r}: asks for both the self-mask seed and the mask key of "
                     f"clients {sorted(both)}; refusing, that would reveal their input")
         if surv | drop != members.keys():
-            _refuse(f"round {r}: survivors and dropped clients do not make up the round's "
+            refuse(f"round {r}: survivors and dropped clients do not make up the round's "
                     "participants")
         if me not in surv:
-            _refuse(f"round {r}: reports client {me} as dropped, but it sent its input")
+            refuse(f"round {r}: reports client {me} as dropped, but it sent its input")
         if len(surv) < self.config.threshold:
-            _refuse(f"round {r}: {len(surv)} survivors are below threshold "
+            refuse(f"round {r}: {len(surv)} survivors are below threshold "
                     f"{self.config.threshold}")
         # Each (client, label) was checked unrevealed in masked_input and this request is
         # answered once per round, so no seed and mask key of one label ever both leave.

@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -79,6 +78,7 @@ from privacy.secagg.roster import (
     check_next_round,
     check_roster,
     parse_replies,
+    refuse,
 )
 
 __all__ = ["PairwiseSumClient", "PairwiseSumServer", "RoundLost", "dump_pairwise_client",
@@ -94,10 +94,6 @@ class RoundLost(SecAggError):
     def __init__(self, message: str, missing: Iterable[int]) -> None:
         super().__init__(message)
         self.missing = tuple(missing)
-
-
-def _refuse(message: str) -> NoReturn:
-    raise SecAggError(f"server: {message}", sender="server")
 
 
 def _pads(key: X25519PrivateKey, me: int, peers: Mapping[int, bytes], session: bytes,
@@ -136,7 +132,7 @@ class PairwiseSumClient(RosterMember):
     def _bind(self, roster: bytes) -> tuple[dict[int, bytes], bytes]:
         if self.session_id is not None:
             if roster != self._roster_msg:
-                _refuse("roster differs from the one this client accepted (another session)")
+                refuse("roster differs from the one this client accepted (another session)")
             return self._roster, self.session_id
         return check_roster(roster, self.config, self.client_id,
                             crypto.public_bytes(self._enc_key))
@@ -170,7 +166,7 @@ class PairwiseSumClient(RosterMember):
         me = self.client_id
         listed = self._participants(participants, round_no, session, clients)
         if any(label != 0 for label in listed.values()):
-            _refuse("participants list carries material labels (a message of the main "
+            refuse("participants list carries material labels (a message of the main "
                     "protocol)")
         members = sorted(listed)
         masked = words.copy()

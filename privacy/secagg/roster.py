@@ -19,6 +19,9 @@ from privacy.secagg import crypto, messages
 from privacy.secagg.fixedpoint import SecAggConfig
 from privacy.secagg.messages import Advert, Roster
 
+__all__ = ["parse_replies", "build_roster", "check_roster", "check_client_id", "check_next_round",
+           "RosterMember", "reject", "refuse"]
+
 
 class _Numbered(Protocol):
     @property
@@ -27,15 +30,14 @@ class _Numbered(Protocol):
 
 M = TypeVar("M", bound=_Numbered)
 
-__all__ = ["parse_replies", "build_roster", "check_roster", "check_client_id", "check_next_round",
-           "RosterMember"]
 
-
-def _reject(client: int, message: str) -> NoReturn:
+def reject(client: int, message: str) -> NoReturn:
+    """Raise the error for client ``client``'s message (``sender`` is the client)."""
     raise SecAggError(f"client {client}: {message}", sender=client)
 
 
-def _refuse(message: str) -> NoReturn:
+def refuse(message: str) -> NoReturn:
+    """Raise a client's refusal of the server's message (``sender`` is ``"server"``)."""
     raise SecAggError(f"server: {message}", sender="server")
 
 
@@ -66,14 +68,11 @@ def build_roster(config: SecAggConfig, adverts: Mapping[int, bytes]
     parsed: dict[int, bytes] = {}
     seen: dict[bytes, int] = {}
     for cid in sorted(adverts):
-        if isinstance(cid, bool) or not isinstance(cid, int) \
-                or not 0 <= cid <= messages.MAX_ID:
-            raise SecAggError(f"client id {cid!r} is not an integer in "
-                              f"[0, {messages.MAX_ID}]")
+        check_client_id(cid)
         key = messages.decode_advert(adverts[cid], cid).enc_key
         crypto.check_public_key(key, peer=cid)
         if key in seen:
-            _reject(cid, f"advertises the public key of client {seen[key]}")
+            reject(cid, f"advertises the public key of client {seen[key]}")
         parsed[cid], seen[key] = key, cid
     out = messages.encode(Roster(os.urandom(16), config.threshold, config.frac_bits,
                                  float(config.max_abs),
@@ -96,17 +95,17 @@ def check_roster(roster: bytes, config: SecAggConfig, client_id: int, public_key
     cfg = config
     if (parsed.threshold, parsed.frac_bits, parsed.max_abs) != (
             cfg.threshold, cfg.frac_bits, float(cfg.max_abs)):
-        _refuse(f"roster parameters (threshold {parsed.threshold}, frac_bits "
+        refuse(f"roster parameters (threshold {parsed.threshold}, frac_bits "
                 f"{parsed.frac_bits}, max_abs {parsed.max_abs}) differ from this "
                 "client's configuration")
     clients = {a.client_id: a.enc_key for a in parsed.clients}
     if clients.get(client_id) != public_key:
-        _refuse(f"roster omits client {client_id} or alters its public key")
+        refuse(f"roster omits client {client_id} or alters its public key")
     if len(clients) < cfg.threshold:
-        _refuse(f"roster of {len(clients)} clients is below threshold {cfg.threshold}")
+        refuse(f"roster of {len(clients)} clients is below threshold {cfg.threshold}")
     cfg.check_capacity(len(clients))
     if max(clients) > messages.MAX_ID:
-        _refuse(f"roster client id {max(clients)} is out of range")
+        refuse(f"roster client id {max(clients)} is out of range")
     return clients, messages.session_id(roster)
 
 
@@ -149,16 +148,16 @@ class RosterMember:
         members = dict(part.members)
         me = self.client_id
         if part.round_no != round_no:
-            _refuse(f"participants list is for round {part.round_no}, not {round_no}")
+            refuse(f"participants list is for round {part.round_no}, not {round_no}")
         if round_no <= self._round:
-            _refuse(f"round {round_no} is not after this client's last round {self._round}")
+            refuse(f"round {round_no} is not after this client's last round {self._round}")
         if me not in members:
-            _refuse(f"participants of round {round_no} do not include client {me}")
+            refuse(f"participants of round {round_no} do not include client {me}")
         outside = sorted(members.keys() - roster.keys())
         if outside:
-            _refuse(f"participants {outside} are not in the roster")
+            refuse(f"participants {outside} are not in the roster")
         if len(members) < self.config.threshold:
-            _refuse(f"{len(members)} participants are below threshold {self.config.threshold}")
+            refuse(f"{len(members)} participants are below threshold {self.config.threshold}")
         return members
 
     def advertise(self) -> bytes:
@@ -183,6 +182,6 @@ def parse_replies(replies: Mapping[int, bytes], members: Collection[int], round_
                               "participant", sender=cid)
         msg = decode(replies[cid], cid)
         if msg.round_no != round_no:
-            _reject(cid, f"{what} is for round {msg.round_no}, not {round_no}")
+            reject(cid, f"{what} is for round {msg.round_no}, not {round_no}")
         parsed[cid] = msg
     return parsed

@@ -31,14 +31,10 @@ from privacy.secagg.messages import (
     Participants,
     UnmaskRequest,
 )
-from privacy.secagg.roster import build_roster, check_next_round, parse_replies
+from privacy.secagg.roster import build_roster, check_next_round, parse_replies, reject
 from privacy.secagg.shamir import P521, lagrange_at_zero
 
 __all__ = ["SecAggServer"]
-
-
-def _reject(client: int, message: str) -> NoReturn:
-    raise SecAggError(f"client {client}: {message}", sender=client)
 
 
 @dataclass(frozen=True)
@@ -128,7 +124,7 @@ class SecAggServer:
 
     def _material(self, cid: int, label: int, bundle: Bundle) -> _Material:
         if {b.peer for b in bundle.boxes} != self._roster.keys() - {cid}:
-            _reject(cid, "shares do not address exactly the other roster clients")
+            reject(cid, "shares do not address exactly the other roster clients")
         crypto.check_public_key(bundle.mask_key, peer=cid)
         return _Material(label, bundle.mask_key, bundle.commitment,
                          {b.peer: b.data for b in bundle.boxes})
@@ -262,10 +258,10 @@ class SecAggServer:
                                   " but is not a survivor", sender=cid)
             msg = messages.decode_unmask_reply(replies[cid], cid, self.session_id)
             if msg.round_no != round_no:
-                _reject(cid, f"unmasking reply is for round {msg.round_no}, not {round_no}")
+                reject(cid, f"unmasking reply is for round {msg.round_no}, not {round_no}")
             if tuple(o for o, _ in msg.seed_shares) != rnd.survivors or \
                     tuple(o for o, _ in msg.key_shares) != rnd.dropped:
-                _reject(cid, "unmasking reply does not hold one share per survivor and per "
+                reject(cid, "unmasking reply does not hold one share per survivor and per "
                         "dropped client")
             shares[cid] = (dict(msg.seed_shares), dict(msg.key_shares))
         if len(shares) < t:
