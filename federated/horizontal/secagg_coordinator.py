@@ -47,35 +47,49 @@ def _field(msg: Any, key: str, party: str) -> bytes:
     return value
 
 
-class SecAggCoordinator:
+class _Roster:
+    """What both coordinators share: party ids ``1..n``, the run's parameters, and the
+    exchange that collects the parties' public keys into the server's roster."""
+
+    def __init__(self, pgrid: PartyGrid, config: Any) -> None:
+        self.pgrid = pgrid
+        self.ids = {p: i + 1 for i, p in enumerate(pgrid.nodes)}
+        self.party_of = {i: p for p, i in self.ids.items()}
+        self.config = config
+        self.participants = b""
+
+    def _advertise(self, server: Any, extra: dict[str, Any]) -> bytes:
+        """Every party makes its keys (``extra`` joins the request); the roster built
+        from their public keys, recorded in the ledger."""
+        cfg = self.config
+        replies = self.pgrid.exchange(P.SECAGG_ADVERTISE, {
+            p: _content({"secagg-id": i, "threshold": cfg.threshold, "frac-bits": cfg.frac_bits,
+                         "max-abs": float(cfg.max_abs), **extra})
+            for p, i in self.ids.items()}, required=True)
+        roster = server.roster({self.ids[p]: _field(m, "advert", p)
+                                for p, m in replies.items()})
+        if self.pgrid.ledger is not None and server.session_id is not None:
+            self.pgrid.ledger.append("fl.secagg.setup", {
+                "session": server.session_id.hex(), "threshold": cfg.threshold,
+                "parties": sorted(self.ids), **extra})
+        return bytes(roster)
+
+
+class SecAggCoordinator(_Roster):
     """Routes the secure-aggregation messages and computes the unmasked sums."""
 
     def __init__(self, pgrid: PartyGrid, *, min_parties: int = 2) -> None:
         from privacy.secagg import SecAggConfig, SecAggServer
 
-        self.pgrid = pgrid
-        self.ids = {p: i + 1 for i, p in enumerate(pgrid.nodes)}
-        self.party_of = {i: p for p, i in self.ids.items()}
-        n = len(self.ids)
-        self.config = SecAggConfig(threshold=threshold_for(n, min_parties),
-                                   frac_bits=FRAC_BITS, max_abs=MAX_ABS)
+        super().__init__(pgrid, SecAggConfig(
+            threshold=threshold_for(len(pgrid.nodes), min_parties), frac_bits=FRAC_BITS,
+            max_abs=MAX_ABS))
         self.server = SecAggServer(self.config, vector_length=1)
         self.inbox: dict[int, bytes] = {}
-        self.participants = b""
 
     def setup(self) -> None:
         """Key advertisement and share distribution (two exchanges)."""
-        cfg = self.config
-        replies = self.pgrid.exchange(P.SECAGG_ADVERTISE, {
-            p: _content({"secagg-id": i, "threshold": cfg.threshold, "frac-bits": cfg.frac_bits,
-                         "max-abs": float(cfg.max_abs)}) for p, i in self.ids.items()},
-            required=True)
-        roster = self.server.roster({self.ids[p]: _field(m, "advert", p)
-                                     for p, m in replies.items()})
-        if self.pgrid.ledger is not None and self.server.session_id is not None:
-            self.pgrid.ledger.append("fl.secagg.setup", {
-                "session": self.server.session_id.hex(), "threshold": cfg.threshold,
-                "parties": sorted(self.ids)})
+        roster = self._advertise(self.server, {})
         replies = self.pgrid.exchange(P.SECAGG_SETUP, {p: _content({"roster": roster})
                                                        for p in self.ids}, required=True)
         self.inbox = self.server.route({self.ids[p]: _field(m, "setup", p)
@@ -106,7 +120,7 @@ class SecAggCoordinator:
         return np.asarray(total, dtype=np.float64), [self.party_of[i] for i in contributors]
 
 
-class PairwiseCoordinator:
+class PairwiseCoordinator(_Roster):
     """The coordinator of one-exchange secure sums: the same interface as
     :class:`SecAggCoordinator`; :meth:`finish` raises ``privacy.secagg.RoundLost`` when
     a participant sent nothing (the caller repeats the sum without it)."""
@@ -114,26 +128,13 @@ class PairwiseCoordinator:
     def __init__(self, pgrid: PartyGrid, *, min_parties: int = 2) -> None:
         from privacy.secagg import PairwiseSumServer, SecAggConfig
 
-        self.pgrid = pgrid
-        self.ids = {p: i + 1 for i, p in enumerate(pgrid.nodes)}
-        self.party_of = {i: p for p, i in self.ids.items()}
-        self.config = SecAggConfig(threshold=max(2, min_parties), frac_bits=FRAC_BITS,
-                                   max_abs=MAX_ABS)
+        super().__init__(pgrid, SecAggConfig(threshold=max(2, min_parties),
+                                             frac_bits=FRAC_BITS, max_abs=MAX_ABS))
         self.server = PairwiseSumServer(self.config)
-        self.participants = b""
 
     def setup(self) -> None:
         """Collect every party's public key (one exchange); the roster goes with each sum."""
-        cfg = self.config
-        replies = self.pgrid.exchange(P.SECAGG_ADVERTISE, {
-            p: _content({"secagg-id": i, "threshold": cfg.threshold, "frac-bits": cfg.frac_bits,
-                         "max-abs": float(cfg.max_abs), "mode": "pairwise"})
-            for p, i in self.ids.items()}, required=True)
-        self.server.roster({self.ids[p]: _field(m, "advert", p) for p, m in replies.items()})
-        if self.pgrid.ledger is not None and self.server.session_id is not None:
-            self.pgrid.ledger.append("fl.secagg.setup", {
-                "session": self.server.session_id.hex(), "threshold": cfg.threshold,
-                "parties": sorted(self.ids), "mode": "pairwise"})
+        self._advertise(self.server, {"mode": "pairwise"})
 
     def begin(self, round_id: int, active: list[str]) -> None:
         """Fix the participants of a round: the active parties."""

@@ -24,19 +24,32 @@ def _bytes(config: dict[str, Any], key: str) -> bytes:
     return value
 
 
-def _load(context: Any) -> Any:
-    from privacy.secagg import load_client
+#: Where each protocol's client lives in the node state: ``"recovery"`` (two exchanges a
+#: sum, ``privacy.secagg``) or ``"pairwise"`` (one exchange, ``privacy.secagg.pairwise``).
+_STATE_KEYS = {"recovery": "secagg", "pairwise": "secagg_pairwise"}
 
-    blob = state_get(context, "secagg")
+
+def _codec(mode: str) -> tuple[Any, Any, Any]:
+    """(client class, load, dump) of ``mode``'s client."""
+    from privacy.secagg import PairwiseSumClient, SecAggClient, dump_client, load_client
+    from privacy.secagg.pairwise import dump_pairwise_client, load_pairwise_client
+
+    if mode == "pairwise":
+        return PairwiseSumClient, load_pairwise_client, dump_pairwise_client
+    if mode == "recovery":
+        return SecAggClient, load_client, dump_client
+    raise InputError(f"unknown secure aggregation mode {mode!r}")
+
+
+def _load(context: Any, mode: str = "recovery") -> Any:
+    blob = state_get(context, _STATE_KEYS[mode])
     if not isinstance(blob, bytes):
-        raise InputError("secure aggregation was not set up on this party")
-    return load_client(blob)
+        raise InputError(f"secure aggregation ({mode}) was not set up on this party")
+    return _codec(mode)[1](blob)
 
 
-def _save(context: Any, client: Any) -> None:
-    from privacy.secagg import dump_client
-
-    state_put(context, secagg=dump_client(client))
+def _save(context: Any, client: Any, mode: str = "recovery") -> None:
+    state_put(context, **{_STATE_KEYS[mode]: _codec(mode)[2](client)})
 
 
 def advertise(config: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -44,21 +57,14 @@ def advertise(config: dict[str, Any], context: Any) -> dict[str, Any]:
 
     ``mode = "pairwise"`` sets up the one-exchange sums (``privacy.secagg.pairwise``)
     instead of the protocol with dropout recovery."""
-    from privacy.secagg import PairwiseSumClient, SecAggClient, SecAggConfig
-    from privacy.secagg.pairwise import dump_pairwise_client
+    from privacy.secagg import SecAggConfig
 
     cfg = SecAggConfig(threshold=int(config["threshold"]), frac_bits=int(config["frac-bits"]),
                        max_abs=float(config["max-abs"]))
-    mode = config.get("mode", "recovery")
-    if mode == "pairwise":
-        pairwise = PairwiseSumClient(int(config["secagg-id"]), cfg)
-        state_put(context, secagg_pairwise=dump_pairwise_client(pairwise))
-        return {"advert": pairwise.advertise()}
-    if mode != "recovery":
-        raise InputError(f"unknown secure aggregation mode {mode!r}")
-    client = SecAggClient(int(config["secagg-id"]), cfg)
+    mode = str(config.get("mode", "recovery"))
+    client = _codec(mode)[0](int(config["secagg-id"]), cfg)
     advert = client.advertise()
-    _save(context, client)
+    _save(context, client, mode)
     return {"advert": advert}
 
 
@@ -94,13 +100,8 @@ def unmask(config: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def _pairwise_input(x: npt.NDArray[np.float64], config: dict[str, Any], context: Any
                     ) -> bytes:
-    from privacy.secagg.pairwise import dump_pairwise_client, load_pairwise_client
-
-    blob = state_get(context, "secagg_pairwise")
-    if not isinstance(blob, bytes):
-        raise InputError("one-exchange secure aggregation was not set up on this party")
-    client = load_pairwise_client(blob)
+    client = _load(context, "pairwise")
     out = client.masked_input(x, int(config["secure-round"]), _bytes(config, "secagg-roster"),
                               _bytes(config, "secagg-participants"))
-    state_put(context, secagg_pairwise=dump_pairwise_client(client))
-    return out
+    _save(context, client, "pairwise")
+    return bytes(out)
