@@ -77,6 +77,10 @@ __all__ = [
 HIST_BINS = 1024
 HIST_SPAN = 6.0  # the histogram covers mean +- HIST_SPAN standard deviations
 ID_LIKE_ROWS = 50  # a text column whose values all differ over more rows is an identifier
+CENTRED_BUCKETS = 64  # powers of two of |x - mean| kept apart in the centred pass
+
+FloatArray = npt.NDArray[np.float64]
+
 #: Words that name an identifier column (``customer_id``, ``AcctNo``, ``客户编号``).
 _ID_WORDS = frozenset({"id", "ids", "no", "nbr", "num", "number", "key", "uuid", "guid",
                        "pk", "seq", "serial"})
@@ -94,12 +98,19 @@ def _named_like_id(column: str) -> bool:
             or "编号" in column or column.endswith("号"))
 
 
-def numeric_id_error(pt_: PartyTable, column: str, present: FloatArray) -> InputError | None:
+def numeric_id_error(pt_: PartyTable, column: str, present: FloatArray | None = None
+                     ) -> InputError | None:
     """The refusal of a numeric column that holds an identifier: whole numbers, a
     different one on every row (more than ``ID_LIKE_ROWS``), under an identifier's
-    name. A model would learn the customers' numbers; None when it is not one."""
+    name. A model would learn the customers' numbers; None when it is not one.
+    ``present`` (the column's non-missing values) is read from the table when needed."""
+    if not _named_like_id(column):
+        return None
+    if present is None:
+        x = numeric_values(pt_, column)
+        present = x[~np.isnan(x)]
     n = present.size
-    if n <= ID_LIKE_ROWS or not _named_like_id(column):
+    if n <= ID_LIKE_ROWS:
         return None
     if not np.all(present == np.round(present)) or np.unique(present).size != n:
         return None
@@ -108,9 +119,6 @@ def numeric_id_error(pt_: PartyTable, column: str, present: FloatArray) -> Input
                      "learn the customers' numbers; list it in exclude (or set id = "
                      f"\"{column}\" in the config), or list it in numeric if it really is a "
                      "feature", column=column)
-CENTRED_BUCKETS = 64  # powers of two of |x - mean| kept apart in the centred pass
-
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)

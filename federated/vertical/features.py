@@ -50,8 +50,7 @@ def feature_kinds(pt_: PartyTable, *, exclude: list[str], numeric: list[str] | N
             continue
         out[c] = listed.get(c) or inferred_kind(pt_, c)
         if c not in listed and out[c] == "numeric":  # a second id column is no feature
-            x = numeric_values(pt_, c)
-            refused = numeric_id_error(pt_, c, x[~np.isnan(x)])
+            refused = numeric_id_error(pt_, c)
             if refused is not None:
                 raise refused
     if not out:
