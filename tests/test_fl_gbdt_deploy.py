@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("flwr")
 
-from test_fl_horizontal_deploy import KillAfterRound, _config  # noqa: E402
+from fl_deploy import KillAfterRound, deploy_config  # noqa: E402
 
 from federated import run  # noqa: E402
 from federated.trees.local import run_in_process  # noqa: E402
@@ -24,7 +24,7 @@ TREES = 2
 
 
 def _gbdt(folder: Path, extra: str = "") -> Path:
-    config = _config(folder, mode="deployment", extra=extra, rounds=TREES)
+    config = deploy_config(folder, mode="deployment", extra=extra, rounds=TREES)
     text = config.read_text(encoding="utf-8").replace('model = "logistic"', 'model = "gbdt"')
     config.write_text(text.replace("[aggregation]", "[gbdt]\nmax_depth = 2\n\n[aggregation]", 1),
                       encoding="utf-8")

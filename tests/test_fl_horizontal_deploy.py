@@ -10,55 +10,28 @@ with ``"stop"`` the run stops with a message naming the bank.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 pytest.importorskip("flwr")
 
+from fl_deploy import ROUNDS, KillAfterRound, deploy_config  # noqa: E402
+
 from federated import run  # noqa: E402
 from federated.deploy import LocalFederation  # noqa: E402
-from federated.sample import write_loan_books  # noqa: E402
 from privacy.errors import FederationError  # noqa: E402
 from privacy.ledger import Ledger  # noqa: E402
 
 pytestmark = pytest.mark.slow
-ROUNDS = 3
-
-
-def _config(folder: Path, *, mode: str, extra: str = "", rounds: int = ROUNDS) -> Path:
-    config = write_loan_books(folder, [150, 300, 450], test_rows=300, rounds=rounds, seed=3,
-                              mode=mode, method="secagg")
-    text = config.read_text(encoding="utf-8").replace(
-        "[aggregation]", "round_timeout = 25\n\n[aggregation]" + extra)
-    config.write_text(text, encoding="utf-8")
-    return config
-
-
-class KillAfterRound:
-    """Kill SuperNode ``index`` once ``after`` rounds are done (from ``progress``)."""
-
-    def __init__(self, index: int, after: int) -> None:
-        self.index, self.after = index, after
-        self.federation: Any = None
-        self.killed = False
-
-    def on_start(self, federation: Any) -> None:
-        self.federation = federation
-
-    def progress(self, done: int, rounds: int) -> None:
-        if done >= self.after and not self.killed:
-            self.federation.kill_node(self.index)
-            self.killed = True
 
 
 def test_banks_supernodes_give_the_simulations_weights(tmp_path: Path) -> None:
     """The multi-bank setup: a SuperLink and each bank's SuperNode run on their own (here
     started by LocalFederation), each SuperNode with its bank's data in its node config;
     ``covault fl run`` only submits to the SuperLink (``[deployment] superlink``)."""
-    simulated = run(_config(tmp_path / "sim", mode="simulation"))
-    banks = _config(tmp_path / "dep", mode="deployment").parent
+    simulated = run(deploy_config(tmp_path / "sim", mode="simulation"))
+    banks = deploy_config(tmp_path / "dep", mode="deployment").parent
     nodes = [{"party": f"bank_{i}", "data": str(banks / f"bank_{i}.csv"),
               "ledger": str(tmp_path / f"bank_{i}.db")} for i in (1, 2, 3)]
     with LocalFederation("deployment", node_configs=nodes, workdir=tmp_path / "fed") as fed:
@@ -82,7 +55,7 @@ def test_banks_supernodes_give_the_simulations_weights(tmp_path: Path) -> None:
 
 def test_killed_supernode_round_completes_with_the_others(tmp_path: Path) -> None:
     drill = KillAfterRound(index=0, after=1)
-    result = run(_config(tmp_path, mode="deployment", extra='\non_node_failure = "continue"'),
+    result = run(deploy_config(tmp_path, mode="deployment", extra='\non_node_failure = "continue"'),
                  workdir=tmp_path, on_start=drill.on_start, progress=drill.progress)
     assert drill.killed
     assert result.details["dropped"] == ["bank_1"]
@@ -95,6 +68,6 @@ def test_killed_supernode_round_completes_with_the_others(tmp_path: Path) -> Non
 def test_killed_supernode_stops_the_run_when_configured(tmp_path: Path) -> None:
     drill = KillAfterRound(index=1, after=1)
     with pytest.raises(FederationError, match=r"'bank_2' did not reply .*the run stops"):
-        run(_config(tmp_path, mode="deployment", extra='\non_node_failure = "stop"'),
+        run(deploy_config(tmp_path, mode="deployment", extra='\non_node_failure = "stop"'),
             workdir=tmp_path, on_start=drill.on_start, progress=drill.progress)
     assert drill.killed
