@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 
 def test_guest_and_host_supernodes_train_and_write_their_parts(tmp_path: Path) -> None:
     config = write_vertical(tmp_path, 250, epochs=1, mode="deployment", iv=False, seed=5)
-    # the aligned order (and so the validation rows) is fresh each run: a 10 % split of
-    # ~200 rows with 12 % defaults holds no default one run in 13, and then has no AUC
+    # a 10 % split of ~200 rows with 12 % defaults holds no default for one seed in 13,
+    # and then has no AUC: validate on 40 %
     head, parties = config.read_text().split("[[party]]", 1)
     config.write_text(f"{head}[training]\nvalidation = 0.4\n\n[[party]]{parties}")
     result = run(config, ledger=tmp_path / "audit.db").to_dict()

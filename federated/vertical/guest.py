@@ -91,7 +91,8 @@ class Guest(Party):
             common = shared if common is None else common & shared
         position = {k: i for i, k in enumerate(ids) if k is not None}
         keys = sorted(common or set())
-        order = self.shuffle(len(keys))
+        seed = payload.get("seed")
+        order = self.shuffle(len(keys), None if seed is None else int(seed))
         keys = [keys[i] for i in order.tolist()]
         if split != "score" and len(keys) < MIN_INTERSECTION:
             raise InputError(

@@ -8,9 +8,11 @@ answers one step per call; its state is in a :class:`~federated.vertical.store.S
 Alignment: the guest runs ECDH-PSI (:mod:`privacy.psi`) as the initiator with each host,
 so it learns which of its customers each host has and the host learns only the guest's
 set size; the guest intersects those sets and tells each host the intersection as
-HMAC tags under their pairwise key (:mod:`~federated.vertical.channel`), in a random
-order that becomes the row order of every party's aligned matrix. Customers outside the
-intersection are never revealed to anyone.
+HMAC tags under their pairwise key (:mod:`~federated.vertical.channel`), in an order
+drawn from the run's seed (the sorted intersection, permuted) that becomes the row order
+of every party's aligned matrix: each host can rebuild it from the customers it shares,
+so it tells a host nothing it does not know, and a config run again aligns, validates and
+batches the same rows. Customers outside the intersection are never revealed to anyone.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from federated.vertical.features import Whitening, feature_kinds, fit_transform,
 from federated.vertical.store import Store
 from privacy.errors import FederationError, InputError
 from privacy.he.linear import SLOTS
+
+# keeps the aligned order's random stream apart from the other draws of the run's seed
+_ORDER_STREAM = 0x616C69676E
 
 __all__ = ["Party", "batches", "checked_rows", "pad", "pow2"]
 
@@ -231,6 +236,10 @@ class Party:
         return {}
 
     @staticmethod
-    def shuffle(n: int) -> npt.NDArray[np.int64]:
-        """A fresh random order (CSPRNG-seeded)."""
-        return np.random.default_rng(secrets.randbits(128)).permutation(n).astype(np.int64)
+    def shuffle(n: int, seed: int | None = None) -> npt.NDArray[np.int64]:
+        """A random order of ``n`` rows: the run's ``seed`` gives the same order again
+        (the same validation rows and batches in every run of one config); without one,
+        a fresh order (CSPRNG-seeded)."""
+        rng = np.random.default_rng(secrets.randbits(128) if seed is None
+                                    else [int(seed) & (2**64 - 1), _ORDER_STREAM])
+        return rng.permutation(n).astype(np.int64)

@@ -95,7 +95,8 @@ class Job:
                                                   "hello": start["hello"],
                                                   "points": start["points"]})
             self.send(self.guest, "v.psi_finish", {"split": split, "host": h, **resp})
-        tags = self.send(self.guest, "v.align", {"split": split, "hosts": self.hosts})
+        tags = self.send(self.guest, "v.align", {"split": split, "hosts": self.hosts,
+                                                 "seed": int(self.cfg.get("seed", 0))})
         for h in self.hosts:
             got = self.send(h, "v.align", {"split": split, "guest": self.guest,
                                            "tags": tags["tags"][h]})
