@@ -231,6 +231,7 @@ class MaskingEngine:
             assert rule.operator is not None
             ctx = rule.model.context or f"{scope}.{name}"
             op = rule.operator
+            _check_column_type(rule, op, name, sample.schema.field(name).type)
             key_id = None
             if op.templates and op.key_required and (check_keys or op.records_key_id):
                 try:
@@ -367,6 +368,29 @@ class MaskingEngine:
         out = out.replace_schema_metadata({**(out.schema.metadata or {}), **{
             k.encode(): v.encode() for k, v in plan.metadata().items()}})
         return back(out)
+
+
+#: Operators that never read a value (they pass, drop or replace the column wholesale),
+#: so a column of any type suits them.
+_TYPE_FREE_OPERATORS = frozenset({"keep", "drop", "redact", "null", "constant"})
+
+
+def _is_nested(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return bool(pa.types.is_nested(t))
+
+
+def _check_column_type(rule: Rule, op: Operator, column: str, t: pa.DataType) -> None:
+    """Refuse, before any row is read, an operator that reads values on a column of
+    lists, structs or maps: no operator can take such a value (Arrow cannot even read it
+    as text), and the run ended in a traceback in the middle of the first batch."""
+    if op.name in _TYPE_FREE_OPERATORS or not _is_nested(t):
+        return
+    raise rule.error(
+        f"column {column!r} holds nested values ({t}), which operator {op.name!r} cannot "
+        f"take; use {', '.join(sorted(_TYPE_FREE_OPERATORS))} for it, or flatten the "
+        "column before masking")
 
 
 def _on_invalid(cp: ColumnPlan, out: pa.Array, invalid: np.ndarray, reason: str,

@@ -228,3 +228,21 @@ def test_mask_file_bad_input_leaves_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [bad]
     with pytest.raises(InputError, match="overwrite the input"):
         mask_file(policy, bad, bad, view=None)
+
+
+def test_value_operator_on_nested_column_is_a_policy_error(tmp_path: Path) -> None:
+    # a Parquet column of lists or structs: hash/mask/fpe... ended in an Arrow traceback
+    table = pa.table({"tags": pa.array([["a", "b"], [], None]),
+                      "addr": pa.array([{"city": "北京"}, None, {"city": "上海"}])})
+    for column in ("tags", "addr"):
+        policy = Policy.from_yaml(
+            f"version: 1\ndefault: keep\ncolumns:\n  - {{name: {column}, operator: mask}}\n",
+            source="p.yaml")
+        with pytest.raises(PolicyError, match=rf"p.yaml:4: rule 'name: {column}': column "
+                                              rf"'{column}' holds nested values"):
+            MaskingEngine(policy).apply(table)
+    # operators that never read a value still take such columns
+    ok = Policy.from_yaml("version: 1\ndefault: keep\ncolumns:\n"
+                          "  - {name: tags, operator: redact}\n  - {name: addr, operator: drop}\n")
+    assert MaskingEngine(ok).apply(table).column("tags").to_pylist() == ["******"] * 2 + [None]
+
