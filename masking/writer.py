@@ -67,6 +67,7 @@ class BatchWriter:
         elif self.format == "csv":
             from pyarrow import csv as pacsv
 
+            _check_csv_types(self.schema)
             self._writer = pacsv.CSVWriter(self._fh, self.schema.remove_metadata())
 
     def _write(self, batch: pa.RecordBatch) -> None:
@@ -96,6 +97,18 @@ class BatchWriter:
         if writer is not None:
             with contextlib.suppress(Exception):
                 writer.close()
+
+
+def _check_csv_types(schema: pa.Schema) -> None:
+    """Refuse a column CSV cannot hold (lists, structs, maps: Arrow's CSV writer stopped
+    with a traceback), naming it and what to do instead."""
+    for f in schema:
+        t = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+        if pa.types.is_nested(t):
+            raise InputError(
+                f"a CSV file cannot hold the nested values of this column ({f.type}): "
+                "write Parquet or JSON Lines, or drop the column (or replace it with "
+                "redact or constant)", column=f.name)
 
 
 def _non_finite(rows: list[dict[str, Any]], offset: int) -> InputError:

@@ -246,3 +246,13 @@ def test_value_operator_on_nested_column_is_a_policy_error(tmp_path: Path) -> No
                           "  - {name: tags, operator: redact}\n  - {name: addr, operator: drop}\n")
     assert MaskingEngine(ok).apply(table).column("tags").to_pylist() == ["******"] * 2 + [None]
 
+
+def test_nested_column_to_csv_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "tags": pa.array([["x"], []])}), src)
+    out = tmp_path / "out.csv"
+    policy = Policy.from_yaml("version: 1\ndefault: keep\n")
+    with pytest.raises(InputError, match=r"column 'tags': a CSV file cannot hold the nested"):
+        mask_file(policy, src, out, view=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
+    mask_file(policy, src, tmp_path / "out.jsonl", view=None)  # JSON Lines holds lists
