@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from masking.conditions import Condition
+from masking.io import first_non_utf8
 from masking.operators import KeyProvider, OpContext, Operator
 from masking.operators.basic import Drop, Keep
 from masking.policy import GateModel, Policy, Rule
@@ -324,6 +325,14 @@ class MaskingEngine:
             ctx = OpContext(column=cp.column, context=cp.context, scope=plan.scope,
                             keys=plan.keys, batch=batch, row_offset=row_offset,
                             key_id=cp.key_id, pii=cp.pii)
+            if cp.operator.name not in _TYPE_FREE_OPERATORS:
+                bad = first_non_utf8(values)
+                if bad is not None:
+                    raise InputError(
+                        f"bytes that are not UTF-8 text, which operator "
+                        f"{cp.operator.name!r} reads as text (rule at {cp.source}); "
+                        "decode the column to UTF-8 first", file=source, column=cp.column,
+                        row=row_offset + (int(rows[bad]) if rows is not None else bad) + 1)
             result = cp.operator.apply(values, ctx)
             out = result.values
             if isinstance(out, pa.ChunkedArray):

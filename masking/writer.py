@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from masking.io import FORMATS, detect_format
+from masking.io import FORMATS, detect_format, first_non_utf8
 from privacy.atomic import atomic_output, atomic_write_text
 from privacy.errors import InputError
 
@@ -81,7 +81,19 @@ class BatchWriter:
             if lines:
                 self._fh.write(("\n".join(lines) + "\n").encode("utf-8"))
             return
-        self._writer.write_batch(batch)
+        try:
+            self._writer.write_batch(batch)
+        except pa.ArrowInvalid:
+            if self.format != "csv":
+                raise
+            for name, column in zip(batch.schema.names, batch.columns, strict=True):
+                bad = first_non_utf8(column)
+                if bad is not None:
+                    raise InputError(
+                        "bytes that are not UTF-8 text, which a CSV file cannot hold: "
+                        "write Parquet, or decode or drop the column",
+                        column=name, row=self.rows + bad + 1) from None
+            raise
 
     def close(self, empty_schema: pa.Schema | None = None) -> None:
         if self.schema is None and empty_schema is not None:

@@ -256,3 +256,24 @@ def test_nested_column_to_csv_is_refused_and_leaves_nothing(tmp_path: Path) -> N
         mask_file(policy, src, out, view=None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
     mask_file(policy, src, tmp_path / "out.jsonl", view=None)  # JSON Lines holds lists
+
+
+def test_binary_column_that_is_not_utf8_is_refused_by_row(tmp_path: Path) -> None:
+    # a Parquet BYTE_ARRAY column without the UTF-8 annotation reads as binary: text
+    # where it is text, refused by column and row where it is not (was an Arrow traceback)
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": pa.array([b"13800138000", b"\xff\xfe", None])}), src)
+    hashed = Policy.from_yaml("version: 1\ndefault: keep\ncolumns:\n"
+                              "  - {name: id, operator: mask}\n", source="p.yaml")
+    with pytest.raises(InputError, match=r"in.parquet: column 'id': row 2: bytes that are "
+                                         r"not UTF-8 text, which operator 'mask'"):
+        mask_file(hashed, src, tmp_path / "out.parquet", view=None)
+    kept = Policy.from_yaml("version: 1\ndefault: keep\n")
+    with pytest.raises(InputError, match=r"column 'id': row 2: bytes that are not UTF-8 "
+                                         r"text, which a CSV file cannot hold"):
+        mask_file(kept, src, tmp_path / "out.csv", view=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"id": pa.array([b"13800138000", None])}), good)
+    mask_file(hashed, good, tmp_path / "good.csv", view=None)
+    assert (tmp_path / "good.csv").read_text(encoding="utf-8").splitlines()[1] == '"***********"'
