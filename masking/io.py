@@ -393,10 +393,39 @@ def _csv_error(name: str, delimiter: str, exc: pa.ArrowInvalid) -> InputError:
     library's reader finds the quote left open, the row of the wrong width or the line
     where a field grew too long (Arrow names none of them by line)."""
     text = str(exc)
+    if "invalid UTF8" in text:
+        not_text = _non_utf8_line(name, delimiter)
+        if not_text is not None:
+            return not_text
     located = _scan_records(name, delimiter, check_widths=True)
     if located is not None:
         return located
     return InputError(f"cannot read CSV: {csv_error_message(text)}", file=name)
+
+
+def _non_utf8_line(name: str, delimiter: str) -> InputError | None:
+    """The error for the first line of the CSV file that is not UTF-8 text, naming the
+    line and, when the line is a whole record, the column (Arrow names neither: "In CSV
+    column #1: Row #2: ... invalid UTF8 data"). Chinese spreadsheets often export
+    GBK/GB18030, hence the hint."""
+    header: list[str] | None = None
+    with pa.input_stream(name, compression="detect") as raw:
+        for lineno, line in enumerate(io.BufferedReader(raw), start=1):
+            try:
+                decoded = line.decode("utf-8")
+            except UnicodeDecodeError:
+                fields = next(csv.reader([line.decode("utf-8", errors="surrogateescape")],
+                                         delimiter=delimiter), [])
+                bad = [i for i, f in enumerate(fields)
+                       if any("\udc80" <= ch <= "\udcff" for ch in f)]
+                column = header[bad[0]] if header and bad and len(fields) == len(header) \
+                    else None
+                return InputError(
+                    "not UTF-8 text (a GBK or GB18030 export? convert the file first, e.g. "
+                    "`iconv -f GB18030 -t UTF-8`)", file=name, line=lineno, column=column)
+            if header is None:
+                header = next(csv.reader([decoded], delimiter=delimiter), [])
+    return None
 
 
 def _parquet_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:

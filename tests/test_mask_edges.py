@@ -89,6 +89,22 @@ def test_unterminated_quote_cli_exit_2_no_output(tmp_path: Path) -> None:
     assert not out.exists() and src.read_bytes() == before
 
 
+
+def test_gbk_csv_names_line_and_column(tmp_path: Path) -> None:
+    # a GBK export (what Chinese spreadsheets write): Arrow's "In CSV column #1: Row #2:
+    # ... invalid UTF8 data" named neither the line nor the column
+    src = tmp_path / "gbk.csv"
+    src.write_bytes("cust_id,name\nC1,Wang\nC2,张伟\n".encode("gbk"))
+    before = src.read_bytes()
+    out = tmp_path / "o.csv"
+    code, text = invoke("mask", "apply", str(src), "-o", str(out), "-p",
+                        str(policy_file(tmp_path, KEEP)), "-v", "v")
+    assert code == 2, text
+    assert f"{src}:3: column 'name': not UTF-8 text (a GBK or GB18030 export?" in text
+    assert "Traceback" not in text and not out.exists() and src.read_bytes() == before
+    with pytest.raises(InputError, match=r"gbk.csv:3: column 'name': not UTF-8"):
+        list(iter_batches(src))
+
 def test_well_formed_quotes_still_read(tmp_path: Path) -> None:
     path = tmp_path / "ok.csv"
     path.write_text('a,b\r\n"x""",5"3\r\n"p"q,"multi\nline"\r\n"z",2\r', encoding="utf-8")
