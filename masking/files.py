@@ -46,12 +46,12 @@ from masking.engine import (
     verify_plan,
 )
 from masking.io import infer_types_of, iter_batches, read_head
-from masking.operators import KeyProvider, OpContext, build_operator
+from masking.operators import KeyProvider, OpContext, Operator, build_operator
 from masking.operators.basic import Keep
 from masking.operators.numeric import Noise
 from masking.policy import Policy
 from masking.writer import open_writer, read_metadata
-from privacy.errors import InputError, PolicyError
+from privacy.errors import CovaultError, InputError, KeyNotFoundError, PolicyError
 from privacy.keys import Keyset, format_key_id
 
 __all__ = ["mask_file", "reveal_file", "DP_RELEASE", "dp_spent"]
@@ -456,7 +456,7 @@ def reveal_file(
                         cp = by_name[name]
                         ctx = OpContext(column=name, context=cp.context, scope=plan.scope,
                                         keys=keys, key_id=cp.key_id)
-                        values = cp.operator.reverse(values, ctx)
+                        values = _reverse(cp.operator, values, ctx, source, rows)
                     arrays.append(values)
                 out.write(pa.RecordBatch.from_arrays(arrays, names=batch.schema.names))
                 rows += batch.num_rows
@@ -471,6 +471,43 @@ def reveal_file(
                     record | {"rows": rows, "status": "aborted", "error": type(exc).__name__})
         raise
     return summary
+
+
+def _reverse(op: Operator, values: pa.Array, ctx: OpContext, source: str,
+             offset: int) -> pa.Array:
+    """``op.reverse`` of one batch's column; a value that does not reverse is an
+    :class:`InputError` naming the file, the column and the row of the file (1-based).
+    The ciphers name the row of the batch, 0-based, or none at all (AES-GCM, a key id
+    the keyset lacks), so the failing row is found again here by halving the batch."""
+    try:
+        return op.reverse(values, ctx)
+    except (CovaultError, pa.ArrowInvalid) as exc:
+        fails = _fails(op, ctx)
+        lo, hi = 0, len(values)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if fails(values.slice(lo, mid - lo)) else (mid, hi)
+        if hi - lo != 1 or not fails(values.slice(lo, 1)):
+            raise
+        if isinstance(exc, InputError):
+            detail = exc.detail  # FF1: the character and position, without the row
+        elif isinstance(exc, KeyNotFoundError):
+            detail = str(exc)
+        else:
+            detail = ("the value does not decrypt under this keyset for this column "
+                      "(altered, or made with another key or for another column)")
+        raise InputError(f"cannot reveal: {detail}", file=source, column=ctx.column,
+                         row=offset + lo + 1) from None
+
+
+def _fails(op: Operator, ctx: OpContext) -> Callable[[pa.Array], bool]:
+    def fails(part: pa.Array) -> bool:
+        try:
+            op.reverse(part, ctx)
+        except (CovaultError, pa.ArrowInvalid):
+            return True
+        return False
+    return fails
 
 
 def _user() -> str:

@@ -277,3 +277,34 @@ def test_binary_column_that_is_not_utf8_is_refused_by_row(tmp_path: Path) -> Non
     pq.write_table(pa.table({"id": pa.array([b"13800138000", None])}), good)
     mask_file(hashed, good, tmp_path / "good.csv", view=None)
     assert (tmp_path / "good.csv").read_text(encoding="utf-8").splitlines()[1] == '"***********"'
+
+
+@pytest.mark.parametrize(("operator", "template", "bad"), [
+    ("tokenize", "AES256_SIV", "det:AXcSfyL3gtRle9kU9z3ICvGt"),
+    ("encrypt", "AES256_GCM", None),
+    ("fpe", "FF1_AES256", "12345a78"),
+])
+def test_reveal_names_file_column_and_row_of_a_value_that_does_not_reverse(
+        tmp_path: Path, operator: str, template: str, bad: str | None) -> None:
+    # the ciphers name the row of the batch, 0-based (or none at all): `mask reveal` said
+    # "decryption failed for row 1" for the 2nd row of a batch, without file or column
+    from masking.files import reveal_file
+
+    src = tmp_path / "in.csv"
+    src.write_text("acct\n" + "".join(f"{10000000 + i}\n" for i in range(7)), encoding="utf-8")
+    policy = Policy.from_yaml(f"version: 1\ndefault: keep\ncolumns:\n"
+                              f"  - {{name: acct, operator: {operator}}}\n")
+    ks = Keyset.create(template)
+    masked = tmp_path / "masked.csv"
+    mask_file(policy, src, masked, view=None, keyset=ks)
+    lines = masked.read_text(encoding="utf-8").splitlines()
+    row = 6  # in the third batch of 2 rows
+    lines[row] = f'"{bad}"' if bad is not None else lines[row - 1]  # GCM: a swapped value
+    if bad is None:
+        lines[row] = lines[row].replace(lines[row][-6:-1], "AAAAA")
+    masked.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "ids.csv"
+    with pytest.raises(InputError, match=rf"masked.csv: column 'acct': row {row}: cannot "
+                                         "reveal: "):
+        reveal_file(policy, masked, out, view=None, keyset=ks, columns=["acct"], batch_size=2)
+    assert not out.exists()
