@@ -162,3 +162,18 @@ def test_short_passphrase_warns_when_a_key_file_is_written(tmp_path: Path) -> No
     r = run("keys", "rewrap", str(tmp_path / "b.json"), "--new-passphrase-env", "P",
             env={**ENV, "P": "short"})
     assert r.exit_code == 0 and "$P has 5 characters" in r.stderr  # type: ignore[attr-defined]
+
+
+def test_field_errors_name_the_value_or_line(tmp_path: Path) -> None:
+    # "error: decryption failed" for one of many tokens did not say which one
+    siv = str(tmp_path / "siv.json")
+    run("keys", "create", "-t", "AES256_SIV", "-o", siv)
+    token = run("field", "encrypt", "-k", siv, "-c", "t.c", "a").output.strip()  # type: ignore[attr-defined]
+    r = run("field", "decrypt", "-k", siv, "-c", "t.c", token, "det:xx", token)
+    assert r.exit_code == 2 and "error: value 2: decryption failed" in r.output  # type: ignore[attr-defined]
+    r = run("field", "decrypt", "-k", siv, "-c", "t.c", input=f"{token}\n{token}\ndet:xx\n")
+    assert r.exit_code == 2 and "error: <stdin>:3: decryption failed" in r.output  # type: ignore[attr-defined]
+    ff1 = str(tmp_path / "ff1.json")
+    run("keys", "create", "-t", "FF1_AES256", "-o", ff1)
+    r = run("field", "encrypt", "-k", ff1, "-c", "cards", "123456", "12345")
+    assert r.exit_code == 2 and "error: value 2: value of length 5" in r.output  # type: ignore[attr-defined]

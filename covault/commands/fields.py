@@ -10,7 +10,7 @@ import click
 
 from covault.console import emit_json, err, format_option, handle_errors
 from covault.keyopts import kek_options, open_keyset, parse_key_id
-from privacy.errors import InputError, KeyNotFoundError
+from privacy.errors import DecryptionError, InputError, KeyNotFoundError
 from privacy.fields import DeterministicCipher, FieldCipher, Tokenizer
 from privacy.keys import Keyset, format_key_id
 from privacy.normalize import IDENTIFIER_CHOICES, canonical
@@ -131,7 +131,15 @@ def _run(
     apply, kid = _scheme(keyset, radix, decrypt, key_id)
     if identifier == "auto" and keyset.primitive not in ("prf", "daead"):
         identifier = "none"  # FF1 keeps the format as written; AEAD is never joinable
-    results = [apply(canonical(v, identifier), context) for v in _values(values)]
+    results = []
+    for n, value in enumerate(_values(values), start=1):
+        try:
+            results.append(apply(canonical(value, identifier), context))
+        except (DecryptionError, InputError) as exc:  # which one, of many values or lines
+            detail = exc.detail if isinstance(exc, InputError) else str(exc)
+            if values:
+                raise InputError(f"value {n}: {detail}") from None
+            raise InputError(detail, file="<stdin>", line=n) from None
     if fmt == "json":
         doc = {"context": context, "template": keyset.template, "values": results}
         if kid is not None:
