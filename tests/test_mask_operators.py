@@ -131,6 +131,16 @@ def test_mask_keeps_separators_and_never_shows_a_short_value() -> None:
     assert no_sep == ["62*******"]
 
 
+
+def test_mask_separators_per_value_not_per_batch() -> None:
+    # one non-ASCII cell in the batch ("无", a full-width digit) made every card of it
+    # count its separators: "6222 0************* 782" instead of the JR/T 6+4 display
+    cards = ["6222 0200 0012 3456 782", "6222-0212-3456-7890"]
+    alone = run("mask", cards, keep_first=6, keep_last=4)[0]
+    assert alone == ["6222 02** **** ***6 782", "6222-02**-****-7890"]
+    mixed = run("mask", [*cards, "无", None, "北京市朝阳区"], keep_first=6, keep_last=4)[0]
+    assert mixed[:2] == alone and mixed[2] == "*" and mixed[3] is None
+
 def test_mask_unicode_text() -> None:
     out = run("mask", ["北京市朝阳区", "张"], keep_first=2, keep_last=1, char="某")[0]
     assert out == ["北京某某某区", "某"]

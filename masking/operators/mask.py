@@ -130,10 +130,19 @@ class Mask(Operator):
         return OpResult(pc.replace_with_mask(out, phone, shown))
 
     def _mask_text(self, text: pa.Array) -> pa.Array:
-        ascii_ok = self.char.isascii() and pc.all(pc.string_is_ascii(text)).as_py() is not False
-        if ascii_ok:
+        if not self.char.isascii():
+            return _mask_unicode(text, self.keep_first, self.keep_last, self.char)
+        is_ascii = pc.string_is_ascii(text)
+        if pc.all(is_ascii).as_py() is not False:
             return self._mask_ascii(text)
-        return _mask_unicode(text, self.keep_first, self.keep_last, self.char)
+        # per value: an ASCII value skips its separators whatever the other rows hold (one
+        # non-ASCII cell in the batch made every card show '6222 0****...* 782')
+        rows = np.asarray(is_ascii.fill_null(False).to_numpy(zero_copy_only=False), bool)
+        out = _mask_unicode(text, self.keep_first, self.keep_last, self.char)
+        if rows.any():
+            out = pc.replace_with_mask(out, pa.array(rows),
+                                       self._mask_ascii(text.filter(pa.array(rows))))
+        return out
 
     def _mask_matrix(self, mat: np.ndarray, is_sep: np.ndarray) -> np.ndarray:
         char = np.uint8(ord(self.char))
