@@ -260,6 +260,16 @@ def test_generalize_dates() -> None:
     assert native.values.to_pylist() == ["1999", None]
 
 
+
+def test_generalize_chinese_dates() -> None:
+    # detection calls 2020年1月15日 a date, and the JR/T preset generalises dates to the
+    # year with on_invalid: null: every such date came out null
+    values = ["2020年1月15日", "1990年02月05日 10:00", "2020年2月30日", "2020-01-15"]
+    out, invalid = run("generalize", values, to="year")
+    assert out == ["2020", "1990", None, "2020"]
+    assert invalid is not None and invalid.tolist() == [False, False, True, False]
+    assert run("generalize", values[:1], to="month")[0] == ["2020-01"]
+
 def test_generalize_age_band_from_resident_id() -> None:
     op = Generalize(to="age_band", width=10, as_of=dt.date(2026, 1, 1))
     res = op.apply(pa.array(["11010519491231002X", "350403200601237837", "bad", None]), ctx())

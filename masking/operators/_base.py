@@ -322,13 +322,18 @@ def parse_dates(values: pa.Array) -> tuple[pa.Array, BoolArray, BoolArray]:
     """``(dates, ok, null)``: the column as ``date32`` (null where not a date).
 
     Accepts native date/timestamp columns and text ``YYYY-MM-DD`` (also ``/`` or ``.``,
-    an optional time after the date is ignored).
+    an optional time after the date is ignored) or ``YYYY年M月D日``, the forms PII
+    detection calls ``date``.
     """
     null = np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     t = values.type
     if pa.types.is_date(t) or pa.types.is_timestamp(t):
         return pc.cast(values, pa.date32()), ~null, null
     text = as_text(values)
+    if pc.any(pc.match_substring(text, "年")).as_py():
+        # 2020年1月15日 (optionally a time after it): the same date as 2020-1-15
+        text = pc.replace_substring_regex(
+            text, r"^(\s*[0-9]{4})年([0-9]{1,2})月([0-9]{1,2})日((?:[T ].*)?)$", r"\1-\2-\3\4")
     head = pc.extract_regex(
         text, r"^\s*(?P<y>[0-9]{4})[-/.](?P<m>[0-9]{1,2})[-/.](?P<d>[0-9]{1,2})(?:[T ].*)?$"
     )
