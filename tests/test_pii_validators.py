@@ -219,6 +219,11 @@ def test_mobiles() -> None:
         False,
     ]
     assert pii.mobile_valid(gen.mobiles(500, seed=3)).all()
+    # 86 without + or 00 is the country code when a separator sets it apart (as
+    # privacy.normalize reads it); a bare 13-digit 86... number may be an account
+    spaced = ["86-138-1234-5678", "86 13812345678", "(86)13812345678", "8613812345678"]
+    assert pii.mobile_valid(spaced).tolist() == [True, True, True, False]
+    assert pii.mobile_score(spaced[:1]).tolist() == [1.0]
     assert (pii.mobile_score(gen.mobiles(500, seed=3)) == 1.0).all()
 
 

@@ -19,10 +19,11 @@ resident id (GB 11643-1999)
     19YY, 3-digit sequence, no check digit. Lower-case ``x`` and surrounding spaces are
     accepted.
 mobile
-    ``1[3-9]`` + 9 digits, optional ``+86``/``0086`` prefix, spaces/dashes/brackets
-    ignored. :func:`mobile_score` also weighs the 3-digit network segment against the
-    MIIT allocation (130-139, 145-149, 150-153, 155-159, 162, 165-167, 170-178,
-    180-199): unallocated segments score 0.5.
+    ``1[3-9]`` + 9 digits, optional ``+86``/``0086`` prefix (or ``86`` set apart by a
+    separator: ``86-138-0013-8000``), spaces/dashes/brackets ignored.
+    :func:`mobile_score` also weighs the 3-digit network segment against the MIIT
+    allocation (130-139, 145-149, 150-153, 155-159, 162, 165-167, 170-178, 180-199):
+    unallocated segments score 0.5.
 bank card
     16-19 digits (spaces/dashes ignored). Luhn (ISO/IEC 7812-1) decides, except that
     Luhn is not guaranteed for every domestic debit card, so a UnionPay-prefixed (``62``)
@@ -239,8 +240,15 @@ def _strip(arr: pa.Array, chars: str) -> pa.Array:
 
 
 def _mobile_norm(values: ArrayLike) -> tuple[pa.Array, BoolArray]:
-    arr = _strip(to_strings(values), r"[\s\-()]")
-    return arr, regex_mask(arr, r"^(?:\+86|0086)?1[3-9][0-9]{9}$")
+    raw = to_strings(values)
+    arr = _strip(raw, r"[\s\-()]")
+    ok = regex_mask(arr, r"^(?:\+86|0086)?1[3-9][0-9]{9}$")
+    # 86 without + or 00 (86-138-0013-8000, 86 138...): the country code when a separator
+    # sets it apart, as privacy.normalize reads it; 8613800138000 alone may be an account
+    bare = regex_mask(arr, r"^861[3-9][0-9]{9}$")
+    if bare.any():
+        ok |= bare & regex_mask(raw, r"^\s*\(?86[\s\-)]")
+    return arr, ok
 
 
 def mobile_valid(values: ArrayLike) -> BoolArray:
