@@ -358,3 +358,18 @@ def test_mobile_display_mask_shows_the_national_numbers_digits() -> None:
     c = OpContext(column="mobile", context="t.mobile", keys=KEYS, pii="cn_mobile")
     assert op.apply(pa.array(MOBILE_FORMS + ["+8613800000013"]), c).values.to_pylist() == [
         "+86 187****8495", "187****8495", "+86 187****8495", "187****8495", "+86 138****0013"]
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("mask", {"keep_first": True}),
+    ("noise", {"epsilon": True, "lower": 0, "upper": 1}),
+    ("round", {"digits": False}),
+])
+def test_boolean_for_a_number_option_is_refused(name: str, options: dict[str, object]) -> None:
+    # pydantic read `keep_first: true` as 1 (and epsilon: true as 1.0): a typo masked
+    # with a setting nobody wrote
+    bad = next(k for k, v in options.items() if isinstance(v, bool))
+    with pytest.raises(OptionError, match=rf"option '{bad}': expected .*not a boolean"):
+        build_operator(name, options)
+    assert build_operator("fpe", {"uppercase": True, "radix": 36}).uppercase is True
+    assert build_operator("constant", {"value": False}).value is False

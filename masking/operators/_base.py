@@ -22,7 +22,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar, TypeVar, get_type_hints
+from typing import Any, ClassVar, TypeVar, get_args, get_type_hints
 
 import numpy as np
 import numpy.typing as npt
@@ -150,6 +150,11 @@ def _adapter(hint: Any) -> TypeAdapter[Any]:
     return TypeAdapter(hint)
 
 
+def _takes_bool(hint: Any) -> bool:
+    """Whether an option of type ``hint`` takes a boolean (``bool`` or a union with it)."""
+    return hint is bool or bool in get_args(hint)
+
+
 class Operator:
     """Base of every operator. Subclasses are frozen dataclasses; fields are options.
 
@@ -203,6 +208,12 @@ class Operator:
                     str(key),
                     f"operator {cls.name!r} has unknown option {key!r} (options: {known})",
                 )
+            if isinstance(value, bool) and not _takes_bool(hints[key]):
+                # pydantic reads true as 1 and 1.0: keep_first: true showed one character
+                raise OptionError(
+                    key, f"operator {cls.name!r}: option {key!r}: expected "
+                         f"{getattr(hints[key], '__name__', hints[key])}, not a boolean "
+                         f"(got {value!r})")
             try:
                 values[key] = _adapter(hints[key]).validate_python(value)
             except ValidationError as exc:
