@@ -363,3 +363,14 @@ def test_cli_bad_input_exits_2(tmp_path: Path) -> None:
     txt.write_text("mobile\n13812345678\n", encoding="utf-8")
     res = runner.invoke(scan, [str(txt), "--input-format", "csv", "--format", "json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["columns"][0]["pii"] == "cn_mobile"
+
+
+def test_binary_columns_of_utf8_text_are_detected() -> None:
+    # a Parquet BYTE_ARRAY column written without the UTF-8 annotation reads as binary:
+    # its mobiles were "none" with confidence 1, and its remarks were not searched
+    mobiles = pa.array([b"13800138000", b"13900139001", None], pa.binary())
+    assert detect_column(mobiles, name="mobile").pii == "cn_mobile"
+    assert detect_column(pa.array([b"\xff\xfe", b"x"])).pii == "none"  # not text: as before
+    table = pa.table({"remark": pa.array(["手机13800138000".encode(), b"ok"])})
+    (scan,) = scan_table(table, text_types=["cn_mobile"])
+    assert scan.in_text is not None and scan.in_text.counts == {"cn_mobile": 1}

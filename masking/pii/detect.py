@@ -22,9 +22,11 @@ the highest confidence wins (ties: the order of :data:`PII_TYPES`); if that is b
 adds at most 0.05 and needs support, it never decides alone.
 
 Native Arrow date/timestamp columns are ``"date"`` with confidence 1. Floats, booleans,
-binary and nested columns are ``"none"`` with confidence 1; an empty or all-null sample is
-``"none"`` with confidence 0 (no evidence either way). Integer columns are read as decimal strings
-(mobiles and cards are often stored as integers).
+nested columns and binary columns that are not UTF-8 text are ``"none"`` with confidence 1;
+an empty or all-null sample is ``"none"`` with confidence 0 (no evidence either way).
+Integer columns are read as decimal strings (mobiles and cards are often stored as
+integers), binary columns of UTF-8 text as text (Parquet strings written without the
+UTF-8 annotation).
 
 JR/T 0171-2020 class
 --------------------
@@ -209,6 +211,7 @@ def detect_column(
         if len(picked) == 0:
             return Detection("none", 0.0, "")
         return Detection("date", 1.0, JRT_CLASS["date"])
+    picked = _binary_as_text(picked)
     t = picked.type
     if pa.types.is_dictionary(t):
         t = t.value_type
@@ -249,6 +252,19 @@ def detect_column(
     return Detection(best, round(best_conf, 4), jrt)
 
 
+def _binary_as_text(values: pa.Array) -> pa.Array:
+    """A binary column whose values are all UTF-8 as text (a Parquet ``BYTE_ARRAY`` column
+    written without the UTF-8 annotation reads as binary, and its mobiles and ids went
+    unseen: ``none`` with confidence 1); anything else as it is."""
+    t = values.type
+    if not (pa.types.is_binary(t) or pa.types.is_large_binary(t)):
+        return values
+    try:
+        return values.cast(pa.large_string() if pa.types.is_large_binary(t) else pa.string())
+    except pa.ArrowInvalid:
+        return values
+
+
 def scan_table(
     table: pa.Table | pa.RecordBatch,
     *,
@@ -275,7 +291,7 @@ def scan_table(
             values = column
             if isinstance(column, pa.ChunkedArray):
                 values = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
-            picked = _sample(values, sample, seed).drop_null()
+            picked = _binary_as_text(_sample(values, sample, seed).drop_null())
             counts = count_in_text(picked, types=types, today=today)
         out.append(ColumnScan(name, d.pii, d.confidence, d.jrt_class, counts))
     return out
@@ -285,4 +301,5 @@ def _is_text(t: pa.DataType) -> bool:
     if pa.types.is_dictionary(t):
         t = t.value_type
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t)
-                or pa.types.is_string_view(t))
+                or pa.types.is_string_view(t) or pa.types.is_binary(t)
+                or pa.types.is_large_binary(t))
