@@ -283,9 +283,15 @@ class MaskingEngine:
         for r in rules:
             kind, value = r.selector
             if kind == "name" and r.model.required and value not in names:
+                # a header cell with spaces ("id_no ") or an empty one (a row index) was
+                # invisible in the list, and the rule looked wrong for no reason
+                shown = ", ".join(n if n and n == n.strip() else repr(n) for n in names)
+                near = [n for n in names if n.strip().casefold() == value.strip().casefold()]
+                hint = (f"; the input's {near[0]!r} differs only in case or surrounding "
+                        "spaces" if near else "")
                 raise r.error(
                     f"names column {value!r}, which is not in the input (columns: "
-                    f"{', '.join(names)}); set 'required: false' if it may be absent"
+                    f"{shown}){hint}; set 'required: false' if it may be absent"
                 )
 
     @staticmethod

@@ -94,6 +94,16 @@ def test_rule_naming_a_missing_column() -> None:
     assert MaskingEngine(relaxed).apply(pa.table({"a": ["x"]})).num_rows == 1
 
 
+
+def test_rule_naming_a_column_written_with_spaces_or_another_case() -> None:
+    # a header cell "id_no " (or an unnamed row index) was invisible in the error's list
+    policy = Policy.from_yaml("version: 1\ncolumns:\n  - {name: id_no, operator: mask}\n",
+                              source="p.yaml")
+    table = pa.table({"": ["0"], "name": ["x"], "ID_NO ": ["1"]})
+    with pytest.raises(PolicyError, match=r"\(columns: '', name, 'ID_NO '\); the input's "
+                                          r"'ID_NO ' differs only in case or surrounding"):
+        MaskingEngine(policy).apply(table)
+
 def test_on_invalid() -> None:
     table = pa.table({"d": ["2020-01-01", "garbage", None]})
     for mode, want in (("redact", ["2020", "******", None]), ("null", ["2020", None, None])):
