@@ -71,6 +71,10 @@ def test_issue_remark() -> None:
         (f"统一社会信用代码{USCC}。", "cn_uscc", USCC),
         ("邮箱zhang.san@example.com。", "email", "zhang.san@example.com"),
         ("邮箱13812345678@163.com", "email", "13812345678@163.com"),
+        # internationalised domains were not found (and stayed in the clear); the address
+        # ends with its Chinese top-level domain, not with the text after it
+        ("邮箱li@例子.中国请回复", "email", "li@例子.中国"),
+        ("邮箱li@例子.中国，谢谢", "email", "li@例子.中国"),
     ],
 )
 def test_each_type_in_text(text: str, kind: str, value: str) -> None:

@@ -370,3 +370,10 @@ def test_generators_are_deterministic() -> None:
     individual = gen.usccs(400, seed=1, individual_business=0.5).to_pylist()
     share = np.mean([c.startswith("92") for c in individual])
     assert 0.35 < share < 0.65
+
+
+def test_email_with_an_internationalised_domain() -> None:
+    # li@例子.中国 failed the LDH rule: an e-mail column holding some was "none", and the
+    # starter policy's redact_pii left them in the clear
+    assert pii.email_valid(["li@例子.中国", "x@bank.公司", "Zhang.Wei@Example.COM"]).all()
+    assert not pii.email_valid(["li@例子", "张@a.cn", "li@-例子.中国"]).any()

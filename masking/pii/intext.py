@@ -41,7 +41,9 @@ cn_mobile
     unit right after, ``元``, ``万``: ``金额15008470054元``).
 email
     ``local@domain.tld`` accepted by :func:`masking.pii.textual.email_valid`, with an
-    alphabetic top-level label (an e-mail wins over the number it starts with).
+    alphabetic top-level label (an e-mail wins over the number it starts with); an
+    internationalised domain of Han labels under a Chinese top-level domain (``中国``,
+    ``公司``, ``网络``, ...: ``li@例子.中国``).
 cn_name
     Only on request (``types`` includes it) and with the ``names`` extra installed:
     see :mod:`masking.pii.names`.
@@ -117,7 +119,13 @@ _NONE = -1
 Int8Array = npt.NDArray[np.int8]
 
 _HOST = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
-_EMAIL_RE = rf"\b[A-Za-z0-9][A-Za-z0-9._%+\-]{{0,63}}@{_HOST}(?:\.{_HOST})*\.[A-Za-z]{{2,63}}\b"
+# An internationalised domain (IDNA: 例子.中国): labels of Han characters too, and a Chinese
+# top-level domain from a list (in text a Han run does not end at a word boundary, so
+# "li@例子.中国请回复" must not take 请回复 into the address)
+_IDN_HOST = r"[\p{Han}A-Za-z0-9](?:[\p{Han}A-Za-z0-9\-]{0,61}[\p{Han}A-Za-z0-9])?"
+_IDN_TLD = r"(?:中国|中國|公司|网络|網絡|香港|台湾|台灣|新加坡|在线|集团|网址|商城|信息)"
+_EMAIL_RE = (rf"\b[A-Za-z0-9][A-Za-z0-9._%+\-]{{0,63}}@(?:{_HOST}(?:\.{_HOST})*"
+             rf"\.[A-Za-z]{{2,63}}\b|{_IDN_HOST}(?:\.{_IDN_HOST})*\.{_IDN_TLD})")
 _USCC_CH = "[0-9A-HJ-NPQRTUWXY]"
 _USCC_RE = rf"\b[1-9ANY]{_USCC_CH}[0-9]{{6}}{_USCC_CH}{{10}}\b"
 _NUMBER_RE = r"(?:(?:\+|\b00)86[ \-]?|\b)[0-9](?:[ \-]?[0-9]){9,44}[Xx]?\b"

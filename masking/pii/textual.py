@@ -8,8 +8,9 @@ Rules
 -----
 email
     ``local@domain`` with an RFC 5322 "dot-atom" local part and a domain of at least two
-    LDH labels (1-63 chars, no leading/trailing hyphen). Quoted local parts and IP-literal
-    domains are not accepted.
+    LDH labels (1-63 chars, no leading/trailing hyphen), whose letters and digits may be
+    of any script (internationalised domain names, IDNA: ``li@例子.中国``). Quoted or
+    non-ASCII local parts and IP-literal domains are not accepted.
 ipv4
     Exactly what :class:`ipaddress.IPv4Address` accepts: four decimal octets 0-255,
     no leading zeros.
@@ -67,7 +68,9 @@ __all__ = [
 ]
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# Domain labels of letters and digits of any script too: an internationalised domain
+# (IDNA) such as li@例子.中国 is an e-mail address, and was left unmasked
+_LABEL = r"[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?"
 _EMAIL_RE = rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4_RE = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
