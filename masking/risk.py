@@ -53,6 +53,11 @@ def _column(table: pa.Table, name: str) -> pa.Array:
         raise InputError(f"column {name!r} is not in the table (columns: "
                          f"{', '.join(table.schema.names)})")
     col = table.column(name)
+    t = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+    if pa.types.is_nested(t):  # Arrow cannot group by them: a traceback, exit 1
+        raise InputError(f"column {name!r} holds nested values ({col.type}); a quasi-"
+                         "identifier or sensitive column needs one plain value per row "
+                         "(flatten it, or leave it out)")
     return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
 
 
