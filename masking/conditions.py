@@ -111,6 +111,10 @@ class Condition(BaseModel):
         if self.column not in batch.schema.names:
             raise PolicyError(f"row_filter names column {self.column!r}, which is not in the input")
         values = batch.column(self.column)
+        t = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
+        if pa.types.is_nested(t) and self.is_null is None:  # Arrow: a traceback, exit 1
+            raise PolicyError(f"row_filter compares column {self.column!r}, which holds "
+                              f"nested values ({values.type}); only is_null applies to it")
         hit = self._compare(values)
         return np.asarray(hit.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 

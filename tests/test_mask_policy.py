@@ -240,3 +240,14 @@ def test_yaml_round_trip(data: dict) -> None:  # type: ignore[type-arg]
         for rules_a, rules_b in zip(policy.view(view).levels, again.view(view).levels,
                                     strict=True):
             assert [r.operator for r in rules_a] == [r.operator for r in rules_b]
+
+
+def test_row_filter_comparing_a_nested_column_is_a_policy_error() -> None:
+    # Arrow cannot cast lists or structs to text: an Arrow traceback, exit 1
+    batch = pa.table({"tags": pa.array([["a"], None]), "addr": pa.array([{"c": "北京"}, None])})
+    for cond in ({"column": "tags", "eq": "a"}, {"column": "addr", "matches": "北"}):
+        with pytest.raises(PolicyError, match=r"row_filter compares column '\w+', which "
+                                              r"holds nested values"):
+            Condition.model_validate(cond).evaluate(batch)
+    is_null = Condition.model_validate({"column": "tags", "is_null": True})
+    assert is_null.evaluate(batch).tolist() == [False, True]
