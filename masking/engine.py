@@ -248,6 +248,10 @@ class MaskingEngine:
             entity = getattr(op, "entity", None)
             if entity is not None and entity not in names:
                 raise rule.error(f"date_shift entity column {entity!r} is not in the input")
+            if entity is not None and _is_nested(sample.schema.field(entity).type):
+                raise rule.error(f"date_shift entity column {entity!r} holds nested values "
+                                 f"({sample.schema.field(entity).type}); it needs one id "
+                                 "per row")
         plan = Plan(rv.name, self.policy.hash, scope, columns, rv.row_filter, rv.gate, self.keys)
         self._check_filter_and_gate(plan, names)
         return plan
@@ -332,13 +336,15 @@ class MaskingEngine:
                             keys=plan.keys, batch=batch, row_offset=row_offset,
                             key_id=cp.key_id, pii=cp.pii)
             if cp.operator.name not in _TYPE_FREE_OPERATORS:
-                bad = first_non_utf8(values)
-                if bad is not None:
-                    raise InputError(
-                        f"bytes that are not UTF-8 text, which operator "
-                        f"{cp.operator.name!r} reads as text (rule at {cp.source}); "
-                        "decode the column to UTF-8 first", file=source, column=cp.column,
-                        row=row_offset + (int(rows[bad]) if rows is not None else bad) + 1)
+                entity = getattr(cp.operator, "entity", None)  # date_shift reads it too
+                for name in (cp.column, entity) if entity is not None else (cp.column,):
+                    bad = first_non_utf8(batch.column(name))
+                    if bad is not None:
+                        raise InputError(
+                            f"bytes that are not UTF-8 text, which operator "
+                            f"{cp.operator.name!r} reads as text (rule at {cp.source}); "
+                            "decode the column to UTF-8 first", file=source, column=name,
+                            row=row_offset + (int(rows[bad]) if rows is not None else bad) + 1)
             result = cp.operator.apply(values, ctx)
             out = result.values
             if isinstance(out, pa.ChunkedArray):

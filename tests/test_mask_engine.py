@@ -318,3 +318,23 @@ def test_reveal_names_file_column_and_row_of_a_value_that_does_not_reverse(
                                          "reveal: "):
         reveal_file(policy, masked, out, view=None, keyset=ks, columns=["acct"], batch_size=2)
     assert not out.exists()
+
+
+def test_date_shift_entity_column_that_is_nested_or_not_text(tmp_path: Path) -> None:
+    # the entity column is read too: a list column or non-UTF-8 bytes there ended in an
+    # Arrow traceback
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"d": ["2020-01-01", "2021-02-03"], "tags": pa.array([["a"], []]),
+                             "raw": pa.array([b"ok", b"\xff"])}), src)
+    keys = [Keyset.create("HMAC_SHA256")]
+    for entity, message in (("tags", r"p.yaml:4: rule 'name: d': date_shift entity column "
+                                     r"'tags' holds nested values"),
+                            ("raw", r"in.parquet: column 'raw': row 2: bytes that are not "
+                                    r"UTF-8 text, which operator 'date_shift'")):
+        policy = Policy.from_yaml(
+            "version: 1\ndefault: keep\ncolumns:\n"
+            f"  - {{name: d, operator: date_shift, options: {{max_days: 5, entity: {entity}}}}}\n",
+            source="p.yaml")
+        with pytest.raises(InputError, match=message):
+            mask_file(policy, src, tmp_path / "out.parquet", view=None, keyset=keys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
