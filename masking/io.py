@@ -304,7 +304,8 @@ def _csv_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
     except pa.ArrowInvalid as exc:
         raise _csv_error(name, delimiter, exc) from None
     except UnicodeDecodeError:  # Arrow decodes the header's names as UTF-8
-        raise InputError("the header row is not UTF-8 text", file=name, line=1) from None
+        raise InputError(f"the header row is not UTF-8 text{_GBK_HINT}", file=name,
+                         line=1) from None
 
 
 #: Appended (after a line break) to the text the standard library's reader sees: a quote
@@ -403,6 +404,11 @@ def _csv_error(name: str, delimiter: str, exc: pa.ArrowInvalid) -> InputError:
     return InputError(f"cannot read CSV: {csv_error_message(text)}", file=name)
 
 
+#: Chinese spreadsheets and core systems often export GBK/GB18030.
+_GBK_HINT = (" (a GBK or GB18030 export? convert the file first, e.g. "
+             "`iconv -f GB18030 -t UTF-8`)")
+
+
 def _non_utf8_line(name: str, delimiter: str) -> InputError | None:
     """The error for the first line of the CSV file that is not UTF-8 text, naming the
     line and, when the line is a whole record, the column (Arrow names neither: "In CSV
@@ -420,9 +426,8 @@ def _non_utf8_line(name: str, delimiter: str) -> InputError | None:
                        if any("\udc80" <= ch <= "\udcff" for ch in f)]
                 column = header[bad[0]] if header and bad and len(fields) == len(header) \
                     else None
-                return InputError(
-                    "not UTF-8 text (a GBK or GB18030 export? convert the file first, e.g. "
-                    "`iconv -f GB18030 -t UTF-8`)", file=name, line=lineno, column=column)
+                return InputError(f"not UTF-8 text{_GBK_HINT}", file=name, line=lineno,
+                                  column=column)
             if header is None:
                 header = next(csv.reader([decoded], delimiter=delimiter), [])
     return None

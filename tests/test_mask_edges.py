@@ -104,6 +104,10 @@ def test_gbk_csv_names_line_and_column(tmp_path: Path) -> None:
     assert "Traceback" not in text and not out.exists() and src.read_bytes() == before
     with pytest.raises(InputError, match=r"gbk.csv:3: column 'name': not UTF-8"):
         list(iter_batches(src))
+    src.write_bytes("姓名,身份证号\n张伟,1\n".encode("gbk"))  # Chinese column names
+    with pytest.raises(InputError, match=r"gbk.csv:1: the header row is not UTF-8 text "
+                                         r"\(a GBK or GB18030 export\?"):
+        list(iter_batches(src))
 
 def test_well_formed_quotes_still_read(tmp_path: Path) -> None:
     path = tmp_path / "ok.csv"
