@@ -270,6 +270,15 @@ def test_generalize_chinese_dates() -> None:
     assert invalid is not None and invalid.tolist() == [False, False, True, False]
     assert run("generalize", values[:1], to="month")[0] == ["2020-01"]
 
+
+def test_generalize_age_band_from_grouped_resident_ids() -> None:
+    # "110105 19491231 002X" validated, but the birth date was sliced from the id as
+    # written ("19 19491"): an Arrow traceback
+    op = Generalize(to="age_band", width=10, as_of=dt.date(2026, 1, 1))
+    res = op.apply(pa.array(["110105 19491231 002X", "440301-19850712-3458", None]), ctx())
+    assert res.values.to_pylist() == ["70-79", "40-49", None]
+
+
 def test_generalize_age_band_from_resident_id() -> None:
     op = Generalize(to="age_band", width=10, as_of=dt.date(2026, 1, 1))
     res = op.apply(pa.array(["11010519491231002X", "350403200601237837", "bad", None]), ctx())

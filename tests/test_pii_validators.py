@@ -107,6 +107,16 @@ def test_generated_resident_ids_validate(seed: int, legacy: bool) -> None:
         assert dt.date(1900, 1, 1) <= born <= TODAY
 
 
+def test_resident_id_grouped_with_spaces_or_hyphens() -> None:
+    # written as on forms (6-8-4): missed by column detection, and generalize read the
+    # birth date from the wrong characters
+    grouped = ["110105 19491231 002X", "440301-19850712-3458", "1101 0519 4912 3100 2x"]
+    assert pii.resident_id_valid(grouped, today=TODAY).all()
+    assert pii.resident_id_birth_date(grouped[1], today=TODAY) == dt.date(1985, 7, 12)
+    assert pii.resident_id_region(grouped[2], today=TODAY) == "110105"
+    assert not pii.resident_id_valid(["110105 19491231 0021"], today=TODAY).any()
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(0, 17), st.sampled_from("0123456789X"))
 def test_resident_id_single_char_change_fails(seed: int, pos: int, ch: str) -> None:

@@ -212,7 +212,8 @@ def _birth_ymd(values: pa.Array) -> tuple[np.ndarray, BoolArray, BoolArray]:
     """Birth dates as ``YYYYMMDD`` integers from resident ids (GB 11643) or dates."""
     null = np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     if not (pa.types.is_date(values.type) or pa.types.is_timestamp(values.type)):
-        text = pc.utf8_trim_whitespace(as_text(values))
+        # ids as the validator reads them: 110105 19491231 002X is 11010519491231002X
+        text = pc.replace_substring_regex(as_text(values), r"[\s\-]", "")
         is_id = resident_id_valid(text)
         if is_id.sum() * 2 >= max(1, (~null).sum()):
             long = pc.utf8_slice_codeunits(text, 6, 14)

@@ -16,8 +16,8 @@ resident id (GB 11643-1999)
     7,9,10,5,8,4,2,1,6,3,7,9,10,5,8,4,2. The region's first two digits must be a known
     province code (``PROVINCES``; first digit 1-8), the birth date a real date in
     [1900-01-01, today]. Legacy 15-digit ids (pre-1999): region, ``YYMMDD`` read as
-    19YY, 3-digit sequence, no check digit. Lower-case ``x`` and surrounding spaces are
-    accepted.
+    19YY, 3-digit sequence, no check digit. Lower-case ``x``, surrounding spaces and
+    spaces or hyphens between the digits (``110105 19491231 002X``) are accepted.
 mobile
     ``1[3-9]`` + 9 digits, optional ``+86``/``0086`` prefix (or ``86`` set apart by a
     separator: ``86-138-0013-8000``), spaces/dashes/brackets ignored.
@@ -138,7 +138,7 @@ def _resident_ids(
     values: ArrayLike, today: _dt.date | None
 ) -> tuple[BoolArray, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """(valid, birth YYYYMMDD, sequence digit) for every value; 0 where invalid."""
-    arr = _norm_id(values)
+    arr = _strip(_norm_id(values), r"[\s\-]")  # 110105 19491231 002X: grouped as on forms
     n = len(arr)
     valid = np.zeros(n, dtype=bool)
     birth = np.zeros(n, dtype=np.int64)
@@ -229,7 +229,7 @@ def resident_id_region(value: str, *, today: _dt.date | None = None) -> str:
     Raises :class:`DomainError` if the id is not valid.
     """
     _one_id(value, today)
-    return value.strip()[:6]
+    return "".join(value.replace("-", " ").split())[:6]
 
 
 def _strip(arr: pa.Array, chars: str) -> pa.Array:
