@@ -286,14 +286,18 @@ def _csv_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
         )
         buffered: list[pa.RecordBatch] = []
         have = 0
+        rows = 0
         for batch in reader:
             buffered.append(batch)
             have += len(batch)
+            rows += len(batch)
             while have >= batch_size:
                 table = pa.Table.from_batches(buffered).combine_chunks()
                 yield from table.slice(0, batch_size).to_batches()
                 rest = table.slice(batch_size)
                 buffered, have = rest.to_batches(), len(rest)
+        if not rows:  # a header and no rows: no rows to mask, but columns all the same
+            yield pa.RecordBatch.from_pylist([], schema=reader.schema)
         # Arrow reads a quote left open to the end of the file as one last field holding
         # every later row: check before the last rows go out
         unclosed = _unclosed_quote(name, delimiter)
@@ -439,9 +443,13 @@ def _parquet_batches(name: str, batch_size: int) -> Iterator[pa.RecordBatch]:
     try:
         pf = pq.ParquetFile(name)
         _refuse_duplicates(pf.schema_arrow.names, name)
+        rows = 0
         for batch in pf.iter_batches(batch_size=batch_size):
             batch.validate(full=True)  # Parquet readers do not check that strings are UTF-8
+            rows += len(batch)
             yield batch
+        if not rows:  # no rows, but a schema: its columns all the same
+            yield pa.RecordBatch.from_pylist([], schema=pf.schema_arrow)
     except (pa.ArrowException, OSError) as exc:  # any Arrow error: not only ArrowInvalid
         raise InputError(f"cannot read Parquet: {exc}", file=name) from None
     except UnicodeDecodeError:

@@ -338,3 +338,18 @@ def test_date_shift_entity_column_that_is_nested_or_not_text(tmp_path: Path) -> 
         with pytest.raises(InputError, match=message):
             mask_file(policy, src, tmp_path / "out.parquet", view=None, keyset=keys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
+
+
+def test_header_only_csv_and_empty_parquet_mask_to_empty_outputs(tmp_path: Path) -> None:
+    # a day's export with no rows: "the file holds no rows and no header" (it has one)
+    policy = Policy.from_yaml("version: 1\ndefault: keep\ncolumns:\n"
+                              "  - {name: id_no, pii: cn_resident_id, operator: mask}\n")
+    csv_in = tmp_path / "in.csv"
+    csv_in.write_text("id_no,mobile\n", encoding="utf-8")
+    mask_file(policy, csv_in, tmp_path / "out.csv", view=None)
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8") == '"id_no","mobile"\n'
+    pq_in = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id_no": pa.array([], pa.string())}), pq_in)
+    summary = mask_file(policy, pq_in, tmp_path / "out.parquet", view=None)
+    assert pq.read_table(tmp_path / "out.parquet").column_names == ["id_no"]
+    assert summary["rows_in"] == 0
