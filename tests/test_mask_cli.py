@@ -186,3 +186,17 @@ def test_risk_json(env: dict) -> None:  # type: ignore[type-arg]
     assert 0 <= report["t"] <= 1 and report["l"] >= 2
     code, text = invoke("mask", "risk", SAMPLE, "--quasi", "city,gender,birth_date", "--k", "2")
     assert code == 1 and "k = 1 < 2" in text
+
+
+def test_column_names_that_look_like_markup_are_printed_as_written(tmp_path: Path) -> None:
+    # rich read "[bold]id[/bold]" as markup: the tables of scan and mask apply showed
+    # "id", and a column named "[x]" vanished
+    src = tmp_path / "in.csv"
+    src.write_text("[bold]id[/bold],[x]\n11010519491231002X,13800138000\n", encoding="utf-8")
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\ndefault: keep\n", encoding="utf-8")
+    for args in (["scan", str(src)],
+                 ["mask", "apply", str(src), "-o", str(tmp_path / "o.csv"), "-p", str(policy)]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 0, r.output
+        assert "│ [bold]id[/bold]" in r.output and "│ [x]" in r.output, r.output

@@ -238,9 +238,11 @@ def apply(input_path: str, output: str, policy_path: str | None, preset: str | N
     gate = summary.get("gate") or {}
     click.echo(f"{summary['rows_in']:,} rows in, {summary['rows_out']:,} rows out "
                f"({gate.get('suppressed', 0):,} suppressed by the gate) -> {output}")
-    print_table(f"view {summary['view']} (policy {summary['policy_hash'][:16]})",
-                ["column", "operator"], sorted(summary["columns"].items(),
-                                              key=lambda kv: list(summary["columns"]).index(kv[0])))
+    from rich.markup import escape  # column names and options are data, not markup
+
+    print_table(f"view {escape(summary['view'])} (policy {summary['policy_hash'][:16]})",
+                ["column", "operator"], [(escape(c), escape(op))
+                                         for c, op in summary["columns"].items()])
 
 
 @mask.command("risk")
@@ -287,7 +289,9 @@ def risk(input_path: str, quasi: str, sensitive: str | None, k: int | None,
     if fmt == "json":
         emit_json(report)
     else:
-        print_table(f"re-identification risk of {input_path}", ["measure", "value"],
+        from rich.markup import escape
+
+        print_table(f"re-identification risk of {escape(input_path)}", ["measure", "value"],
                     [(key, report[key]) for key in ("rows", "classes", "k", "rows_below_k",
                                                     "l", "t") if report[key] is not None])
     if failed:

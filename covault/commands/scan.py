@@ -136,10 +136,12 @@ def scan(
             }
         )
         return
+    from rich.markup import escape  # a column named "[bold]id" is a name, not markup
+
     print_table(
-        f"PII scan of {input_path} ({len(head)} rows read)",
+        f"PII scan of {escape(input_path)} ({len(head)} rows read)",
         ["column", "PII type", "confidence", "JR/T 0171", "PII in text"],
-        [(s.name, s.pii, f"{s.confidence:.2f}", s.jrt_class or "-", _in_text(s))
+        [(escape(s.name), s.pii, f"{s.confidence:.2f}", s.jrt_class or "-", _in_text(s))
          for s in scans],
     )
     if policy_out is not None:
