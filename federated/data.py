@@ -225,6 +225,12 @@ def kind_of(arrow_type: Any) -> str:
 
 #: A number as text (what Arrow reads as one), with the spaces around it.
 _NUMBER = rf"^\s*{DECIMAL}\s*$"
+#: A number as a spreadsheet formats it (and Arrow does not read as one): thousands
+#: separators (``1,234``), a decimal comma (``0,25``, ``1.234,5``), a percent sign
+#: (``12.5%``) or a currency symbol (``$1,200.00``); plain numbers match too.
+_FORMATTED = (r"^\s*[+-]?[$€£¥]?\s*[+-]?(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?"
+              r"|[0-9]+,[0-9]+|[0-9]{1,3}(?:\.[0-9]{3})+,[0-9]+|[0-9]+\.?[0-9]*|\.[0-9]+)"
+              r"\s*%?\s*$")
 
 
 def inferred_kind(pt_: PartyTable, column: str) -> str:
@@ -236,6 +242,9 @@ def inferred_kind(pt_: PartyTable, column: str) -> str:
         The column was read as text but most of its values are numbers: the first value
         that is not is named (with its line), as a numeric column with a stray ``N/A``
         or ``-`` would otherwise be one-hot encoded (or clash with the other parties').
+        Or most of its values are numbers as a spreadsheet formats them (``1,234``,
+        ``12.5%``, ``$1,200``, ``0,25``): the first such value is named, as each number
+        would otherwise be a one-hot level of its own.
     """
     import pyarrow.compute as pc
     import pyarrow.types as pt
@@ -254,6 +263,17 @@ def inferred_kind(pt_: PartyTable, column: str) -> str:
                         f"column's {present} values are: leave the cell empty for a missing "
                         "value (or list the column in categorical if it holds text)",
                         column=column, row=i + 1)
+    styled = pc.match_substring_regex(col, _FORMATTED)
+    formatted = pc.and_(styled, pc.invert(numbers))
+    many = int(pc.sum(styled).as_py() or 0)
+    if 0 < present < 2 * many and pc.any(formatted).as_py():
+        # one-hot encoding "12.5%" or "1,234" would make each number a feature of its own
+        i = int(pc.index(formatted, True).as_py())
+        raise pt_.error(f"value {col[i].as_py()!r} is a number written with a thousands "
+                        "separator, decimal comma, percent sign or currency symbol, as are "
+                        f"{many - count} of the column's {present} values: write plain "
+                        "numbers (1234.5, 0.125) or list the column in categorical if it "
+                        "holds text", column=column, row=i + 1)
     return kind
 
 

@@ -95,6 +95,27 @@ def test_stray_text_at_every_bank_is_not_one_hot_encoded(tmp_path: Path) -> None
     assert "'-' is not a number" in str(err)
 
 
+@pytest.mark.parametrize("cells", [
+    ("12.5%", "8%", "40.25%", "12.5%"),           # percent sign
+    ("1,200", "35,000", "2,400.50", "1,200"),     # thousands separators
+    ("$1200", "$35,000.00", "€ 75", "$1200"),     # currency symbols
+    ("0,25", "1,5", "12,75", "0,25"),             # decimal comma
+])
+def test_formatted_numbers_are_refused_not_one_hot_encoded(
+    tmp_path: Path, no_flower: list[str], cells: tuple[str, ...]
+) -> None:
+    """A column of numbers as a spreadsheet formats them would have become one one-hot
+    level per number (repeats keep it from looking like an identifier): refused, naming
+    the first such value, its line and column."""
+    rows = "".join(f'"{v}",{30 + i},{i % 2}\n' for i, v in enumerate(cells))
+    bad = f"util,age,y\n,29,0\n{rows}"
+    cfg = setup_run(tmp_path, {"bank_1.csv": bad, "bank_2.csv": bad})
+    err = preflight_error(cfg)
+    assert err.file == str(tmp_path / "bank_1.csv") and err.line == 3
+    assert err.column == "util" and f"{cells[0]!r} is a number written with" in str(err)
+    assert "bank_1.csv:3: column 'util'" in cli_error(cfg, no_flower)
+
+
 def test_text_column_listed_as_categorical_is_accepted(tmp_path: Path) -> None:
     codes = "income,grade,y\n5200,1,0\n3100,2,1\n4100,A,0\n"
     cfg = setup_run(
