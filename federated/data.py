@@ -73,12 +73,31 @@ class PartyTable:
                           line=line, column=column, row=row)
 
 
+def _delimiter(path: Path) -> str:
+    """The field delimiter of a CSV file: a comma, unless its header (the first line that
+    is not blank) holds no comma but a semicolon or a tab, as European spreadsheets and
+    database exports write them."""
+    try:
+        with path.open("rb") as raw:
+            for line in raw:
+                header = line.decode("utf-8", errors="replace").strip()
+                if header:
+                    break
+            else:
+                return ","
+    except OSError:
+        return ","
+    if "," in header:
+        return ","
+    return next((d for d in (";", "\t") if d in header), ",")
+
+
 def _csv_records(path: Path) -> Any:
     """``(line, fields)`` of each record of a CSV file, the header first; ``line`` is
     where the record starts (a quoted field may span lines)."""
     with path.open("rb") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
-        reader = csv.reader(text)
+        reader = csv.reader(text, delimiter=_delimiter(path))
         start = 1
         for fields in reader:
             if fields:  # Arrow skips empty lines
@@ -135,7 +154,8 @@ def _is_parquet(path: Path) -> bool:
 def read_table(path: str | os.PathLike[str], *, party: str,
                text_columns: Collection[str] = ()) -> PartyTable:
     """Read a CSV or Parquet file; empty cells (and :data:`MISSING_TOKENS`) become
-    missing values.
+    missing values. A CSV file's fields are separated by commas, or by semicolons (or
+    tabs) when its header holds no comma.
 
     ``text_columns`` (customer ids) are read as text, as written: no type inference, so
     ``00700433`` keeps its zeros and a 20-digit account number is not rounded to a float.
@@ -165,7 +185,8 @@ def read_table(path: str | os.PathLike[str], *, party: str,
             table = _ids_as_text(table, text_columns, party, where)
         else:
             table = pcsv.read_csv(
-                p, convert_options=pcsv.ConvertOptions(
+                p, parse_options=pcsv.ParseOptions(delimiter=_delimiter(p)),
+                convert_options=pcsv.ConvertOptions(
                     column_types={c: pa.string() for c in text_columns},
                     null_values=list(MISSING_TOKENS),
                     strings_can_be_null=True))

@@ -58,6 +58,21 @@ def test_row_with_a_missing_field_names_the_missing_column(tmp_path: Path) -> No
     assert "['state', 'y']" in str(err)
 
 
+def test_semicolon_and_tab_delimited_files_are_read(tmp_path: Path) -> None:
+    """A header without a comma but with semicolons (or tabs) is that file's delimiter;
+    the columns are the other banks' and a ragged row still names its line."""
+    semi = GOOD.replace(",", ";")
+    tabs = GOOD.replace(",", "\t")
+    cfg = setup_run(tmp_path, {"bank_1.csv": GOOD, "bank_2.csv": semi, "bank_3.csv": tabs})
+    assert preflight(load_config(cfg)) == {"bank_1": 3, "bank_2": 3, "bank_3": 3}
+    pt_ = read_table(tmp_path / "bank_2.csv", party="bank_2")
+    assert pt_.columns == ["income", "age", "state", "y"]
+    assert numeric_values(pt_, "income")[0] == 5200.5
+    (tmp_path / "bank_2.csv").write_text(semi + "1;2;SH;0;9\n", encoding="utf-8")
+    err = preflight_error(cfg)
+    assert err.line == 5 and "row has 5 fields, the header has 4" in str(err)
+
+
 # ------------------------------------------------------------- text in numeric columns
 
 
