@@ -266,8 +266,12 @@ def test_duplicate_customer_ids_are_refused(tmp_path: Path) -> None:
     config = write_vertical(tmp_path, 100, seed=1)
     rewrite(tmp_path / "partner_1.csv", lambda rows: rows.append(dict(rows[0])))
     send = LocalSend(_setups(config, tmp_path / "work"))
-    with pytest.raises(InputError, match="partner_1.*appears twice"):
+    with pytest.raises(InputError, match="partner_1.*appears twice") as info:
         run_vertical(send, _cfg(1), "bank", ["partner_1"])
+    # the copy is the last data row, on the line after it (the header is line 1)
+    last = len((tmp_path / "partner_1.csv").read_text().splitlines()) - 1
+    assert info.value.row == last and info.value.line == last + 1
+    assert f"(rows 1 and {last})" in str(info.value)
 
 
 @pytest.mark.parametrize("change, message", [
