@@ -164,8 +164,8 @@ def read_table(path: str | os.PathLike[str], *, party: str,
     Raises
     ------
     InputError
-        The file is missing, unreadable, malformed, has duplicate column names or no rows;
-        the message names the party and the file.
+        The file is missing, unreadable, malformed, has a column without a name,
+        duplicate column names or no rows; the message names the party and the file.
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -200,6 +200,11 @@ def read_table(path: str | os.PathLike[str], *, party: str,
         names = list(table.column_names)
     except UnicodeDecodeError:
         raise InputError(f"party {party!r}: a column name is not UTF-8 text", **where) from None
+    blank = [i + 1 for i, n in enumerate(names) if not n.strip()]
+    if blank:  # a spreadsheet's or pandas' row index: its row numbers would be a feature
+        raise InputError(f"party {party!r}: column {blank[0]} of the header has no name (a "
+                         "row index written with the table?): remove it, or name it and "
+                         "list it in exclude if it is not a feature", **where)
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise InputError(f"party {party!r}: duplicate column names {dup}", **where)

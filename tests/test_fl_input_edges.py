@@ -316,6 +316,20 @@ def test_a_folder_given_as_data_is_named_as_such(tmp_path: Path) -> None:
     assert info.value.file == str(tmp_path / "books")
 
 
+def test_a_row_index_without_a_name_is_not_a_feature(
+    tmp_path: Path, no_flower: list[str]
+) -> None:
+    """pandas' ``to_csv`` writes its row index under an empty header cell: refused,
+    naming the party, the file and the column's place, rather than trained on."""
+    indexed = "".join(f"{i}," + line + "\n" for i, line in enumerate(GOOD.splitlines()))
+    indexed = indexed.replace("0,income", ",income", 1)
+    cfg = setup_run(tmp_path, {"bank_1.csv": GOOD, "bank_2.csv": indexed})
+    err = preflight_error(cfg)
+    assert err.file == str(tmp_path / "bank_2.csv") and "party 'bank_2'" in str(err)
+    assert "column 1 of the header has no name" in str(err)
+    assert "bank_2.csv: party 'bank_2': column 1" in cli_error(cfg, no_flower)
+
+
 def test_positive_and_exclude_errors_name_their_config_line(tmp_path: Path) -> None:
     cfg = setup_run(tmp_path, {"bank_1.csv": GOOD, "bank_2.csv": GOOD},
                     extra='positive = "maybe"')
