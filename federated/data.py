@@ -402,7 +402,8 @@ def choose_positive(levels: Sequence[str], configured: str | int | bool | None, 
     """The label level that is the event.
 
     The configured ``positive`` if given (it must be a level); otherwise ``"1"`` for 0/1
-    or boolean labels, a level from :data:`POSITIVE_WORDS` if exactly one matches.
+    (or -1/1) or boolean labels, a level from :data:`POSITIVE_WORDS` if exactly one
+    matches (``"1"`` beside any other level, such as ``"2"``, is not taken as the event).
 
     Raises
     ------
@@ -420,7 +421,9 @@ def choose_positive(levels: Sequence[str], configured: str | int | bool | None, 
                              f"(values: {lv})")
         return want
     hits = [v for v in lv if v.lower() in POSITIVE_WORDS]
-    if len(hits) == 1:
+    # "1" is the event of a 0/1 (or -1/1) label only: of 1/2 codes, 2 is as often the
+    # event (1 = good, 2 = bad), so the config must say
+    if len(hits) == 1 and (hits[0] != "1" or set(lv) in ({"0", "1"}, {"-1", "1"})):
         return hits[0]
     raise InputError(f"label {label!r} has values {lv}: say which is the event with "
                      "positive = \"...\" in the config")

@@ -447,6 +447,11 @@ def test_choose_positive_errors() -> None:
         choose_positive(["1"], None, label="y")
     with pytest.raises(InputError, match="not a value of label"):
         choose_positive(["A", "B"], "C", label="y")
+    # 1/2 codes (German credit: 1 = good, 2 = bad): "1" is no obvious event
+    with pytest.raises(InputError, match=r"values \['1', '2'\]: say which is the event"):
+        choose_positive(["1", "2"], None, label="y")
+    assert choose_positive(["1", "2"], 2, label="y") == "2"
+    assert choose_positive(["-1", "1"], None, label="y") == "1"
 
 
 # --- column kinds from the config -----------------------------------------------------
