@@ -164,8 +164,9 @@ def read_table(path: str | os.PathLike[str], *, party: str,
     Raises
     ------
     InputError
-        The file is missing, unreadable, malformed, has a column without a name,
-        duplicate column names or no rows; the message names the party and the file.
+        The file is missing, unreadable, malformed, not UTF-8 text, has a column
+        without a name, duplicate column names or no rows; the message names the party
+        and the file.
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -210,7 +211,30 @@ def read_table(path: str | os.PathLike[str], *, party: str,
         raise InputError(f"party {party!r}: duplicate column names {dup}", **where)
     if table.num_rows == 0:
         raise InputError(f"party {party!r}: the table has no rows", **where)
-    return PartyTable(party, p, table.combine_chunks(), csv_rows=not _is_parquet(p))
+    out = PartyTable(party, p, table.combine_chunks(), csv_rows=not _is_parquet(p))
+    if out.csv_rows:
+        _check_utf8(out)
+    return out
+
+
+def _check_utf8(pt_: PartyTable) -> None:
+    """Arrow reads a CSV column holding text that is not UTF-8 (a Latin-1 or Windows-1252
+    export) as bytes, whose values would become levels such as ``b'Z\\xfcrich'``: the
+    first such cell is named."""
+    import pyarrow.types as pt
+
+    for name in pt_.columns:
+        col = pt_.table.column(name)
+        if not (pt.is_binary(col.type) or pt.is_large_binary(col.type)):
+            continue
+        for i, v in enumerate(col.to_pylist()):
+            try:
+                if v is not None:
+                    v.decode("utf-8")
+            except UnicodeDecodeError:
+                text = v.decode("latin-1")
+                raise pt_.error(f"value {text!r} (read as Latin-1) is not UTF-8 text: save "
+                                "the file as UTF-8", column=name, row=i + 1) from None
 
 
 def _ids_as_text(table: Any, columns: Collection[str], party: str,

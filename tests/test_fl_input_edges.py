@@ -330,6 +330,20 @@ def test_a_row_index_without_a_name_is_not_a_feature(
     assert "bank_2.csv: party 'bank_2': column 1" in cli_error(cfg, no_flower)
 
 
+def test_a_latin_1_file_is_refused_not_read_as_bytes(
+    tmp_path: Path, no_flower: list[str]
+) -> None:
+    """Arrow reads a column that is not UTF-8 as bytes: its levels would have been
+    "b'Z\\xfcrich'", "b'SH'", matching no other bank's; refused, naming the cell."""
+    cfg = setup_run(tmp_path, {"bank_1.csv": GOOD, "bank_2.csv": GOOD})
+    latin = "income,age,state,y\n5200,34,SH,0\n3100,51,Zürich,1\n4100,29,BJ,0\n"
+    (tmp_path / "bank_2.csv").write_bytes(latin.encode("latin-1"))
+    err = preflight_error(cfg)
+    assert err.file == str(tmp_path / "bank_2.csv") and err.line == 3
+    assert err.column == "state" and "'Zürich' (read as Latin-1) is not UTF-8" in str(err)
+    assert "bank_2.csv:3: column 'state'" in cli_error(cfg, no_flower)
+
+
 def test_positive_and_exclude_errors_name_their_config_line(tmp_path: Path) -> None:
     cfg = setup_run(tmp_path, {"bank_1.csv": GOOD, "bank_2.csv": GOOD},
                     extra='positive = "maybe"')
