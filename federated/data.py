@@ -51,8 +51,11 @@ class PartyTable:
     path: Path
     table: Any  # pyarrow.Table
     #: Row ``i`` of the table is record ``i`` of the CSV file ``path`` (errors then name
-    #: its line); false for Parquet files and for tables cut from another.
+    #: its line), or record ``source_rows[i]`` of it; false for Parquet files.
     csv_rows: bool = False
+    #: For a table cut from the file's (a vertical party's aligned rows): the file's row
+    #: (0-based) of each of its rows, so that errors name the row of the file.
+    source_rows: Any = None  # numpy int64 array or None
 
     @property
     def rows(self) -> int:
@@ -67,7 +70,10 @@ class PartyTable:
     def error(self, message: str, *, column: str | None = None,
               row: int | None = None) -> InputError:
         """An :class:`InputError` naming this party, its file and the column/row (and
-        for a CSV file the row's line, as an editor counts it: the header is line 1)."""
+        for a CSV file the row's line, as an editor counts it: the header is line 1).
+        ``row`` (1-based) is this table's; the message names the file's."""
+        if row is not None and self.source_rows is not None:
+            row = int(self.source_rows[row - 1]) + 1
         line = _csv_line(self.path, row) if row is not None and self.csv_rows else None
         return InputError(f"party {self.party!r}: {message}", file=str(self.path),
                           line=line, column=column, row=row)
