@@ -170,9 +170,8 @@ def read_table(path: str | os.PathLike[str], *, party: str,
     Raises
     ------
     InputError
-        The file is missing, unreadable, malformed, not UTF-8 text, has a column
-        without a name, duplicate column names or no rows; the message names the party
-        and the file.
+        The file is missing, unreadable, malformed, not UTF-8 text, has duplicate
+        column names or no rows; the message names the party and the file.
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -207,11 +206,6 @@ def read_table(path: str | os.PathLike[str], *, party: str,
         names = list(table.column_names)
     except UnicodeDecodeError:
         raise InputError(f"party {party!r}: a column name is not UTF-8 text", **where) from None
-    blank = [i + 1 for i, n in enumerate(names) if not n.strip()]
-    if blank:  # a spreadsheet's or pandas' row index: its row numbers would be a feature
-        raise InputError(f"party {party!r}: column {blank[0]} of the header has no name (a "
-                         "row index written with the table?): remove it, or name it and "
-                         "list it in exclude if it is not a feature", **where)
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise InputError(f"party {party!r}: duplicate column names {dup}", **where)
@@ -300,11 +294,16 @@ def inferred_kind(pt_: PartyTable, column: str) -> str:
         or ``-`` would otherwise be one-hot encoded (or clash with the other parties').
         Or most of its values are numbers as a spreadsheet formats them (``1,234``,
         ``12.5%``, ``$1,200``, ``0,25``): the first such value is named, as each number
-        would otherwise be a one-hot level of its own.
+        would otherwise be a one-hot level of its own. Or the column has no name (a row
+        index written with the table).
     """
     import pyarrow.compute as pc
     import pyarrow.types as pt
 
+    if not column.strip():  # a spreadsheet's or pandas' row index: row numbers, no feature
+        raise pt_.error(f"column {pt_.columns.index(column) + 1} of the header has no name "
+                        "(a row index written with the table?): remove it, or name it and "
+                        "list it in exclude if it is not a feature")
     col = pt_.table.column(column)
     kind = kind_of(col.type)
     if not (pt.is_string(col.type) or pt.is_large_string(col.type)):

@@ -328,6 +328,12 @@ def test_a_row_index_without_a_name_is_not_a_feature(
     assert err.file == str(tmp_path / "bank_2.csv") and "party 'bank_2'" in str(err)
     assert "column 1 of the header has no name" in str(err)
     assert "bank_2.csv: party 'bank_2': column 1" in cli_error(cfg, no_flower)
+    # the file itself reads (a test or score file's extra column is no feature) ...
+    assert read_table(tmp_path / "bank_2.csv", party="bank_2").columns[0] == ""
+    # ... and a config that excludes the column trains without it
+    cfg = setup_run(tmp_path, {"bank_1.csv": indexed, "bank_2.csv": indexed},
+                    extra='exclude = [""]')
+    assert preflight(load_config(cfg)) == {"bank_1": 3, "bank_2": 3}
 
 
 def test_a_latin_1_file_is_refused_not_read_as_bytes(
