@@ -157,6 +157,19 @@ def _is_parquet(path: Path) -> bool:
         return False
 
 
+#: The first bytes of a spreadsheet workbook: xlsx/ods (a zip archive), xls (OLE2).
+_WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+
+
+def _is_workbook(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return False
+    return any(head.startswith(m) for m in _WORKBOOK_MAGIC)
+
+
 def read_table(path: str | os.PathLike[str], *, party: str,
                text_columns: Collection[str] = ()) -> PartyTable:
     """Read a CSV or Parquet file; empty cells (and :data:`MISSING_TOKENS`) become
@@ -170,8 +183,9 @@ def read_table(path: str | os.PathLike[str], *, party: str,
     Raises
     ------
     InputError
-        The file is missing, unreadable, malformed, not UTF-8 text, has duplicate
-        column names or no rows; the message names the party and the file.
+        The file is missing, a spreadsheet workbook, unreadable, malformed, not UTF-8
+        text, has duplicate column names or no rows; the message names the party and
+        the file.
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -184,6 +198,10 @@ def read_table(path: str | os.PathLike[str], *, party: str,
                          **where)
     if not p.is_file():
         raise InputError(f"party {party!r}: data file not found", **where)
+    if not _is_parquet(p) and _is_workbook(p):  # read as CSV it would be binary garbage
+        raise InputError(f"party {party!r}: a spreadsheet workbook (xlsx, xls, ods) or zip "
+                         "archive, not CSV or Parquet: save the sheet as CSV (UTF-8), or "
+                         "unzip it", **where)
     try:
         if _is_parquet(p):
             table = pq.read_table(p)

@@ -350,6 +350,19 @@ def test_a_latin_1_file_is_refused_not_read_as_bytes(
     assert "bank_2.csv:3: column 'state'" in cli_error(cfg, no_flower)
 
 
+def test_a_spreadsheet_workbook_is_named_as_such(tmp_path: Path) -> None:
+    """An xlsx (a zip archive) read as CSV gave a ragged-row error about a column named
+    'PK\\x03\\x04...': it is refused as a workbook, naming the party and the file."""
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bank_1.xlsx", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types>" + "<Override/>" * 50 + "</Types>")
+        z.writestr("xl/worksheets/sheet1.xml", GOOD * 20)
+    with pytest.raises(InputError, match="party 'bank_1': a spreadsheet workbook") as info:
+        read_table(tmp_path / "bank_1.xlsx", party="bank_1")
+    assert info.value.file == str(tmp_path / "bank_1.xlsx") and info.value.line is None
+
+
 def test_positive_and_exclude_errors_name_their_config_line(tmp_path: Path) -> None:
     cfg = setup_run(tmp_path, {"bank_1.csv": GOOD, "bank_2.csv": GOOD},
                     extra='positive = "maybe"')
