@@ -302,7 +302,9 @@ _FORMATTED = (r"^\s*[+-]?[$€£¥]?\s*[+-]?(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9
 
 
 def inferred_kind(pt_: PartyTable, column: str) -> str:
-    """The kind of a column the config does not list: :func:`kind_of` its Arrow type.
+    """The kind of a column the config does not list: :func:`kind_of` its Arrow type,
+    but ``"numeric"`` for a text column whose values are all numbers (a Parquet string
+    column of a database export).
 
     Raises
     ------
@@ -329,6 +331,8 @@ def inferred_kind(pt_: PartyTable, column: str) -> str:
     numbers = pc.match_substring_regex(col, _NUMBER)
     present = len(col) - col.null_count
     count = int(pc.sum(numbers).as_py() or 0)
+    if 0 < present == count:  # numbers stored as text (a Parquet string column)
+        return "numeric"
     if 0 < present < 2 * count:
         misses = pc.and_(pc.invert(numbers), pc.is_valid(numbers))
         i = int(pc.index(misses, True).as_py())
@@ -361,7 +365,7 @@ def numeric_values(pt_: PartyTable, column: str) -> FloatArray:
         return np.full(pt_.rows, np.nan)
     if kind == "categorical":
         try:
-            col = pc.cast(col, pa.float64())
+            col = pc.cast(pc.utf8_trim_whitespace(col), pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             values = col.to_pylist()
             for i, v in enumerate(values):

@@ -131,6 +131,24 @@ def test_formatted_numbers_are_refused_not_one_hot_encoded(
     assert "bank_1.csv:3: column 'util'" in cli_error(cfg, no_flower)
 
 
+def test_numbers_stored_as_text_in_parquet_are_numeric(tmp_path: Path) -> None:
+    """A database export's Parquet file may hold numbers in a string column: numeric,
+    as the other bank's CSV column is (the error was 'value None is not a number, but 2
+    of the column's 2 values are', naming row 0)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"income": ["5200.5", " 3100", None], "age": ["34", "51", "29"],
+                             "state": ["BJ", "SH", None], "y": [0, 1, 0]}),
+                   tmp_path / "bank_2.parquet")
+    cfg = setup_run(tmp_path, {"bank_1.csv": GOOD}, parties=["bank_1.csv", "bank_2.parquet"])
+    assert preflight(load_config(cfg)) == {"bank_1": 3, "bank_2": 3}
+    pt_ = read_table(tmp_path / "bank_2.parquet", party="bank_2")
+    assert inferred_kind(pt_, "income") == inferred_kind(pt_, "age") == "numeric"
+    assert numeric_values(pt_, "income")[:2].tolist() == [5200.5, 3100.0]
+    assert np.isnan(numeric_values(pt_, "income")[2])
+
+
 def test_text_column_listed_as_categorical_is_accepted(tmp_path: Path) -> None:
     codes = "income,grade,y\n5200,1,0\n3100,2,1\n4100,A,0\n"
     cfg = setup_run(
