@@ -467,6 +467,8 @@ def choose_positive(levels: Sequence[str], configured: str | int | bool | None, 
                          f"found {len(lv)}: {lv[:10]}")
     if configured is not None:
         want = _label_text(configured)
+        if want not in lv and lv == ["0", "1"] and want.lower() in ("true", "false"):
+            want = "1" if want.lower() == "true" else "0"  # the file's True/False, read as 1/0
         if want not in lv:
             raise InputError(f"positive = {configured!r} is not a value of label {label!r} "
                              f"(values: {lv})")

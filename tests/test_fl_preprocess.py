@@ -433,7 +433,9 @@ def test_labels() -> None:
 @pytest.mark.parametrize(("levels", "configured", "want"), [
     (["0", "1"], None, "1"), (["good", "bad"], None, "bad"), (["No", "Yes"], None, "Yes"),
     (["A", "B"], "B", "B"), (["0", "1"], 0, "0"), (["0", "1"], True, "1"),
-    (["Fully Paid", "Charged Off"], None, "Charged Off")])
+    (["Fully Paid", "Charged Off"], None, "Charged Off"),
+    # a boolean label column (True/False in the file) is read as 1/0: positive = "True"
+    (["0", "1"], "True", "1"), (["0", "1"], "FALSE", "0")])
 def test_choose_positive(levels: list[str], configured: Any, want: str) -> None:
     assert choose_positive(levels, configured, label="y") == want
 
