@@ -51,8 +51,11 @@ class PartyTable:
     path: Path
     table: Any  # pyarrow.Table
     #: Row ``i`` of the table is record ``i`` of the CSV file ``path`` (errors then name
-    #: its line); false for Parquet files and for tables cut from another.
+    #: its line), or record ``source_rows[i]`` of it; false for Parquet files.
     csv_rows: bool = False
+    #: For a table cut from the file's (a vertical party's aligned rows): the file's row
+    #: (0-based) of each of its rows, so that errors name the row of the file.
+    source_rows: Any = None  # numpy int64 array or None
 
     @property
     def rows(self) -> int:
@@ -67,10 +70,32 @@ class PartyTable:
     def error(self, message: str, *, column: str | None = None,
               row: int | None = None) -> InputError:
         """An :class:`InputError` naming this party, its file and the column/row (and
-        for a CSV file the row's line, as an editor counts it: the header is line 1)."""
+        for a CSV file the row's line, as an editor counts it: the header is line 1).
+        ``row`` (1-based) is this table's; the message names the file's."""
+        if row is not None and self.source_rows is not None:
+            row = int(self.source_rows[row - 1]) + 1
         line = _csv_line(self.path, row) if row is not None and self.csv_rows else None
         return InputError(f"party {self.party!r}: {message}", file=str(self.path),
                           line=line, column=column, row=row)
+
+
+def _delimiter(path: Path) -> str:
+    """The field delimiter of a CSV file: a comma, unless its header (the first line that
+    is not blank) holds no comma but a semicolon or a tab, as European spreadsheets and
+    database exports write them."""
+    try:
+        with path.open("rb") as raw:
+            for line in raw:
+                header = line.decode("utf-8", errors="replace").strip()
+                if header:
+                    break
+            else:
+                return ","
+    except OSError:
+        return ","
+    if "," in header:
+        return ","
+    return next((d for d in (";", "\t") if d in header), ",")
 
 
 def _csv_records(path: Path) -> Any:
@@ -78,7 +103,7 @@ def _csv_records(path: Path) -> Any:
     where the record starts (a quoted field may span lines)."""
     with path.open("rb") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
-        reader = csv.reader(text)
+        reader = csv.reader(text, delimiter=_delimiter(path))
         start = 1
         for fields in reader:
             if fields:  # Arrow skips empty lines
@@ -132,10 +157,24 @@ def _is_parquet(path: Path) -> bool:
         return False
 
 
+#: The first bytes of a spreadsheet workbook: xlsx/ods (a zip archive), xls (OLE2).
+_WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+
+
+def _is_workbook(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return False
+    return any(head.startswith(m) for m in _WORKBOOK_MAGIC)
+
+
 def read_table(path: str | os.PathLike[str], *, party: str,
                text_columns: Collection[str] = ()) -> PartyTable:
     """Read a CSV or Parquet file; empty cells (and :data:`MISSING_TOKENS`) become
-    missing values.
+    missing values. A CSV file's fields are separated by commas, or by semicolons (or
+    tabs) when its header holds no comma.
 
     ``text_columns`` (customer ids) are read as text, as written: no type inference, so
     ``00700433`` keeps its zeros and a 20-digit account number is not rounded to a float.
@@ -144,8 +183,9 @@ def read_table(path: str | os.PathLike[str], *, party: str,
     Raises
     ------
     InputError
-        The file is missing, unreadable, malformed, has duplicate column names or no rows;
-        the message names the party and the file.
+        The file is missing, a spreadsheet workbook, unreadable, malformed, not UTF-8
+        text, has duplicate column names or no rows; the message names the party and
+        the file.
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -158,6 +198,10 @@ def read_table(path: str | os.PathLike[str], *, party: str,
                          **where)
     if not p.is_file():
         raise InputError(f"party {party!r}: data file not found", **where)
+    if not _is_parquet(p) and _is_workbook(p):  # read as CSV it would be binary garbage
+        raise InputError(f"party {party!r}: a spreadsheet workbook (xlsx, xls, ods) or zip "
+                         "archive, not CSV or Parquet: save the sheet as CSV (UTF-8), or "
+                         "unzip it", **where)
     try:
         if _is_parquet(p):
             table = pq.read_table(p)
@@ -165,7 +209,8 @@ def read_table(path: str | os.PathLike[str], *, party: str,
             table = _ids_as_text(table, text_columns, party, where)
         else:
             table = pcsv.read_csv(
-                p, convert_options=pcsv.ConvertOptions(
+                p, parse_options=pcsv.ParseOptions(delimiter=_delimiter(p)),
+                convert_options=pcsv.ConvertOptions(
                     column_types={c: pa.string() for c in text_columns},
                     null_values=list(MISSING_TOKENS),
                     strings_can_be_null=True))
@@ -184,7 +229,30 @@ def read_table(path: str | os.PathLike[str], *, party: str,
         raise InputError(f"party {party!r}: duplicate column names {dup}", **where)
     if table.num_rows == 0:
         raise InputError(f"party {party!r}: the table has no rows", **where)
-    return PartyTable(party, p, table.combine_chunks(), csv_rows=not _is_parquet(p))
+    out = PartyTable(party, p, table.combine_chunks(), csv_rows=not _is_parquet(p))
+    if out.csv_rows:
+        _check_utf8(out)
+    return out
+
+
+def _check_utf8(pt_: PartyTable) -> None:
+    """Arrow reads a CSV column holding text that is not UTF-8 (a Latin-1 or Windows-1252
+    export) as bytes, whose values would become levels such as ``b'Z\\xfcrich'``: the
+    first such cell is named."""
+    import pyarrow.types as pt
+
+    for name in pt_.columns:
+        col = pt_.table.column(name)
+        if not (pt.is_binary(col.type) or pt.is_large_binary(col.type)):
+            continue
+        for i, v in enumerate(col.to_pylist()):
+            try:
+                if v is not None:
+                    v.decode("utf-8")
+            except UnicodeDecodeError:
+                text = v.decode("latin-1")
+                raise pt_.error(f"value {text!r} (read as Latin-1) is not UTF-8 text: save "
+                                "the file as UTF-8", column=name, row=i + 1) from None
 
 
 def _ids_as_text(table: Any, columns: Collection[str], party: str,
@@ -225,10 +293,18 @@ def kind_of(arrow_type: Any) -> str:
 
 #: A number as text (what Arrow reads as one), with the spaces around it.
 _NUMBER = rf"^\s*{DECIMAL}\s*$"
+#: A number as a spreadsheet formats it (and Arrow does not read as one): thousands
+#: separators (``1,234``), a decimal comma (``0,25``, ``1.234,5``), a percent sign
+#: (``12.5%``) or a currency symbol (``$1,200.00``); plain numbers match too.
+_FORMATTED = (r"^\s*[+-]?[$€£¥]?\s*[+-]?(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?"
+              r"|[0-9]+,[0-9]+|[0-9]{1,3}(?:\.[0-9]{3})+,[0-9]+|[0-9]+\.?[0-9]*|\.[0-9]+)"
+              r"\s*%?\s*$")
 
 
 def inferred_kind(pt_: PartyTable, column: str) -> str:
-    """The kind of a column the config does not list: :func:`kind_of` its Arrow type.
+    """The kind of a column the config does not list: :func:`kind_of` its Arrow type,
+    but ``"numeric"`` for a text column whose values are all numbers (a Parquet string
+    column of a database export).
 
     Raises
     ------
@@ -236,10 +312,18 @@ def inferred_kind(pt_: PartyTable, column: str) -> str:
         The column was read as text but most of its values are numbers: the first value
         that is not is named (with its line), as a numeric column with a stray ``N/A``
         or ``-`` would otherwise be one-hot encoded (or clash with the other parties').
+        Or most of its values are numbers as a spreadsheet formats them (``1,234``,
+        ``12.5%``, ``$1,200``, ``0,25``): the first such value is named, as each number
+        would otherwise be a one-hot level of its own. Or the column has no name (a row
+        index written with the table).
     """
     import pyarrow.compute as pc
     import pyarrow.types as pt
 
+    if not column.strip():  # a spreadsheet's or pandas' row index: row numbers, no feature
+        raise pt_.error(f"column {pt_.columns.index(column) + 1} of the header has no name "
+                        "(a row index written with the table?): remove it, or name it and "
+                        "list it in exclude if it is not a feature")
     col = pt_.table.column(column)
     kind = kind_of(col.type)
     if not (pt.is_string(col.type) or pt.is_large_string(col.type)):
@@ -247,6 +331,8 @@ def inferred_kind(pt_: PartyTable, column: str) -> str:
     numbers = pc.match_substring_regex(col, _NUMBER)
     present = len(col) - col.null_count
     count = int(pc.sum(numbers).as_py() or 0)
+    if 0 < present == count:  # numbers stored as text (a Parquet string column)
+        return "numeric"
     if 0 < present < 2 * count:
         misses = pc.and_(pc.invert(numbers), pc.is_valid(numbers))
         i = int(pc.index(misses, True).as_py())
@@ -254,6 +340,17 @@ def inferred_kind(pt_: PartyTable, column: str) -> str:
                         f"column's {present} values are: leave the cell empty for a missing "
                         "value (or list the column in categorical if it holds text)",
                         column=column, row=i + 1)
+    styled = pc.match_substring_regex(col, _FORMATTED)
+    formatted = pc.and_(styled, pc.invert(numbers))
+    many = int(pc.sum(styled).as_py() or 0)
+    if 0 < present < 2 * many and pc.any(formatted).as_py():
+        # one-hot encoding "12.5%" or "1,234" would make each number a feature of its own
+        i = int(pc.index(formatted, True).as_py())
+        raise pt_.error(f"value {col[i].as_py()!r} is a number written with a thousands "
+                        "separator, decimal comma, percent sign or currency symbol, as are "
+                        f"{many - count} of the column's {present} values: write plain "
+                        "numbers (1234.5, 0.125) or list the column in categorical if it "
+                        "holds text", column=column, row=i + 1)
     return kind
 
 
@@ -268,7 +365,7 @@ def numeric_values(pt_: PartyTable, column: str) -> FloatArray:
         return np.full(pt_.rows, np.nan)
     if kind == "categorical":
         try:
-            col = pc.cast(col, pa.float64())
+            col = pc.cast(pc.utf8_trim_whitespace(col), pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             values = col.to_pylist()
             for i, v in enumerate(values):
@@ -356,7 +453,8 @@ def choose_positive(levels: Sequence[str], configured: str | int | bool | None, 
     """The label level that is the event.
 
     The configured ``positive`` if given (it must be a level); otherwise ``"1"`` for 0/1
-    or boolean labels, a level from :data:`POSITIVE_WORDS` if exactly one matches.
+    (or -1/1) or boolean labels, a level from :data:`POSITIVE_WORDS` if exactly one
+    matches (``"1"`` beside any other level, such as ``"2"``, is not taken as the event).
 
     Raises
     ------
@@ -369,12 +467,16 @@ def choose_positive(levels: Sequence[str], configured: str | int | bool | None, 
                          f"found {len(lv)}: {lv[:10]}")
     if configured is not None:
         want = _label_text(configured)
+        if want not in lv and lv == ["0", "1"] and want.lower() in ("true", "false"):
+            want = "1" if want.lower() == "true" else "0"  # the file's True/False, read as 1/0
         if want not in lv:
             raise InputError(f"positive = {configured!r} is not a value of label {label!r} "
                              f"(values: {lv})")
         return want
     hits = [v for v in lv if v.lower() in POSITIVE_WORDS]
-    if len(hits) == 1:
+    # "1" is the event of a 0/1 (or -1/1) label only: of 1/2 codes, 2 is as often the
+    # event (1 = good, 2 = bad), so the config must say
+    if len(hits) == 1 and (hits[0] != "1" or set(lv) in ({"0", "1"}, {"-1", "1"})):
         return hits[0]
     raise InputError(f"label {label!r} has values {lv}: say which is the event with "
                      "positive = \"...\" in the config")

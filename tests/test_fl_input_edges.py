@@ -58,6 +58,21 @@ def test_row_with_a_missing_field_names_the_missing_column(tmp_path: Path) -> No
     assert "['state', 'y']" in str(err)
 
 
+def test_semicolon_and_tab_delimited_files_are_read(tmp_path: Path) -> None:
+    """A header without a comma but with semicolons (or tabs) is that file's delimiter;
+    the columns are the other banks' and a ragged row still names its line."""
+    semi = GOOD.replace(",", ";")
+    tabs = GOOD.replace(",", "\t")
+    cfg = setup_run(tmp_path, {"bank_1.csv": GOOD, "bank_2.csv": semi, "bank_3.csv": tabs})
+    assert preflight(load_config(cfg)) == {"bank_1": 3, "bank_2": 3, "bank_3": 3}
+    pt_ = read_table(tmp_path / "bank_2.csv", party="bank_2")
+    assert pt_.columns == ["income", "age", "state", "y"]
+    assert numeric_values(pt_, "income")[0] == 5200.5
+    (tmp_path / "bank_2.csv").write_text(semi + "1;2;SH;0;9\n", encoding="utf-8")
+    err = preflight_error(cfg)
+    assert err.line == 5 and "row has 5 fields, the header has 4" in str(err)
+
+
 # ------------------------------------------------------------- text in numeric columns
 
 
@@ -93,6 +108,45 @@ def test_stray_text_at_every_bank_is_not_one_hot_encoded(tmp_path: Path) -> None
     err = preflight_error(cfg)
     assert err.file == str(tmp_path / "bank_1.csv") and err.line == 4
     assert "'-' is not a number" in str(err)
+
+
+@pytest.mark.parametrize("cells", [
+    ("12.5%", "8%", "40.25%", "12.5%"),           # percent sign
+    ("1,200", "35,000", "2,400.50", "1,200"),     # thousands separators
+    ("$1200", "$35,000.00", "€ 75", "$1200"),     # currency symbols
+    ("0,25", "1,5", "12,75", "0,25"),             # decimal comma
+])
+def test_formatted_numbers_are_refused_not_one_hot_encoded(
+    tmp_path: Path, no_flower: list[str], cells: tuple[str, ...]
+) -> None:
+    """A column of numbers as a spreadsheet formats them would have become one one-hot
+    level per number (repeats keep it from looking like an identifier): refused, naming
+    the first such value, its line and column."""
+    rows = "".join(f'"{v}",{30 + i},{i % 2}\n' for i, v in enumerate(cells))
+    bad = f"util,age,y\n,29,0\n{rows}"
+    cfg = setup_run(tmp_path, {"bank_1.csv": bad, "bank_2.csv": bad})
+    err = preflight_error(cfg)
+    assert err.file == str(tmp_path / "bank_1.csv") and err.line == 3
+    assert err.column == "util" and f"{cells[0]!r} is a number written with" in str(err)
+    assert "bank_1.csv:3: column 'util'" in cli_error(cfg, no_flower)
+
+
+def test_numbers_stored_as_text_in_parquet_are_numeric(tmp_path: Path) -> None:
+    """A database export's Parquet file may hold numbers in a string column: numeric,
+    as the other bank's CSV column is (the error was 'value None is not a number, but 2
+    of the column's 2 values are', naming row 0)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"income": ["5200.5", " 3100", None], "age": ["34", "51", "29"],
+                             "state": ["BJ", "SH", None], "y": [0, 1, 0]}),
+                   tmp_path / "bank_2.parquet")
+    cfg = setup_run(tmp_path, {"bank_1.csv": GOOD}, parties=["bank_1.csv", "bank_2.parquet"])
+    assert preflight(load_config(cfg)) == {"bank_1": 3, "bank_2": 3}
+    pt_ = read_table(tmp_path / "bank_2.parquet", party="bank_2")
+    assert inferred_kind(pt_, "income") == inferred_kind(pt_, "age") == "numeric"
+    assert numeric_values(pt_, "income")[:2].tolist() == [5200.5, 3100.0]
+    assert np.isnan(numeric_values(pt_, "income")[2])
 
 
 def test_text_column_listed_as_categorical_is_accepted(tmp_path: Path) -> None:
@@ -278,6 +332,53 @@ def test_a_folder_given_as_data_is_named_as_such(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="a folder, not a data file") as info:
         read_table(tmp_path / "books", party="bank_1")
     assert info.value.file == str(tmp_path / "books")
+
+
+def test_a_row_index_without_a_name_is_not_a_feature(
+    tmp_path: Path, no_flower: list[str]
+) -> None:
+    """pandas' ``to_csv`` writes its row index under an empty header cell: refused,
+    naming the party, the file and the column's place, rather than trained on."""
+    indexed = "".join(f"{i}," + line + "\n" for i, line in enumerate(GOOD.splitlines()))
+    indexed = indexed.replace("0,income", ",income", 1)
+    cfg = setup_run(tmp_path, {"bank_1.csv": GOOD, "bank_2.csv": indexed})
+    err = preflight_error(cfg)
+    assert err.file == str(tmp_path / "bank_2.csv") and "party 'bank_2'" in str(err)
+    assert "column 1 of the header has no name" in str(err)
+    assert "bank_2.csv: party 'bank_2': column 1" in cli_error(cfg, no_flower)
+    # the file itself reads (a test or score file's extra column is no feature) ...
+    assert read_table(tmp_path / "bank_2.csv", party="bank_2").columns[0] == ""
+    # ... and a config that excludes the column trains without it
+    cfg = setup_run(tmp_path, {"bank_1.csv": indexed, "bank_2.csv": indexed},
+                    extra='exclude = [""]')
+    assert preflight(load_config(cfg)) == {"bank_1": 3, "bank_2": 3}
+
+
+def test_a_latin_1_file_is_refused_not_read_as_bytes(
+    tmp_path: Path, no_flower: list[str]
+) -> None:
+    """Arrow reads a column that is not UTF-8 as bytes: its levels would have been
+    "b'Z\\xfcrich'", "b'SH'", matching no other bank's; refused, naming the cell."""
+    cfg = setup_run(tmp_path, {"bank_1.csv": GOOD, "bank_2.csv": GOOD})
+    latin = "income,age,state,y\n5200,34,SH,0\n3100,51,Zürich,1\n4100,29,BJ,0\n"
+    (tmp_path / "bank_2.csv").write_bytes(latin.encode("latin-1"))
+    err = preflight_error(cfg)
+    assert err.file == str(tmp_path / "bank_2.csv") and err.line == 3
+    assert err.column == "state" and "'Zürich' (read as Latin-1) is not UTF-8" in str(err)
+    assert "bank_2.csv:3: column 'state'" in cli_error(cfg, no_flower)
+
+
+def test_a_spreadsheet_workbook_is_named_as_such(tmp_path: Path) -> None:
+    """An xlsx (a zip archive) read as CSV gave a ragged-row error about a column named
+    'PK\\x03\\x04...': it is refused as a workbook, naming the party and the file."""
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bank_1.xlsx", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types>" + "<Override/>" * 50 + "</Types>")
+        z.writestr("xl/worksheets/sheet1.xml", GOOD * 20)
+    with pytest.raises(InputError, match="party 'bank_1': a spreadsheet workbook") as info:
+        read_table(tmp_path / "bank_1.xlsx", party="bank_1")
+    assert info.value.file == str(tmp_path / "bank_1.xlsx") and info.value.line is None
 
 
 def test_positive_and_exclude_errors_name_their_config_line(tmp_path: Path) -> None:

@@ -433,7 +433,9 @@ def test_labels() -> None:
 @pytest.mark.parametrize(("levels", "configured", "want"), [
     (["0", "1"], None, "1"), (["good", "bad"], None, "bad"), (["No", "Yes"], None, "Yes"),
     (["A", "B"], "B", "B"), (["0", "1"], 0, "0"), (["0", "1"], True, "1"),
-    (["Fully Paid", "Charged Off"], None, "Charged Off")])
+    (["Fully Paid", "Charged Off"], None, "Charged Off"),
+    # a boolean label column (True/False in the file) is read as 1/0: positive = "True"
+    (["0", "1"], "True", "1"), (["0", "1"], "FALSE", "0")])
 def test_choose_positive(levels: list[str], configured: Any, want: str) -> None:
     assert choose_positive(levels, configured, label="y") == want
 
@@ -447,6 +449,11 @@ def test_choose_positive_errors() -> None:
         choose_positive(["1"], None, label="y")
     with pytest.raises(InputError, match="not a value of label"):
         choose_positive(["A", "B"], "C", label="y")
+    # 1/2 codes (German credit: 1 = good, 2 = bad): "1" is no obvious event
+    with pytest.raises(InputError, match=r"values \['1', '2'\]: say which is the event"):
+        choose_positive(["1", "2"], None, label="y")
+    assert choose_positive(["1", "2"], 2, label="y") == "2"
+    assert choose_positive(["-1", "1"], None, label="y") == "1"
 
 
 # --- column kinds from the config -----------------------------------------------------

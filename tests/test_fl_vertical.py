@@ -253,6 +253,18 @@ def test_all_null_host_feature_names_party(tmp_path: Path) -> None:
         run_vertical(send, _cfg(1), "bank", ["partner_1"])
 
 
+def test_errors_on_aligned_rows_name_the_files_row_and_line(tmp_path: Path) -> None:
+    """The label is read on the aligned rows (in PSI's order): a missing one is named by
+    its row and line in the guest's file, not by its place in the aligned order."""
+    config = write_vertical(tmp_path, 100, seed=1)
+    rewrite(tmp_path / "bank.csv", lambda rows: rows[5].update(default=""))
+    send = LocalSend(_setups(config, tmp_path / "work"))
+    with pytest.raises(InputError, match="bank.*missing label value") as info:
+        run_vertical(send, _cfg(1), "bank", ["partner_1"])
+    assert info.value.row == 6 and info.value.line == 7
+    assert info.value.file == str(tmp_path / "bank.csv")
+
+
 def test_host_with_the_label_is_refused_before_anything_starts(tmp_path: Path) -> None:
     from federated.runner import preflight
 
@@ -266,8 +278,12 @@ def test_duplicate_customer_ids_are_refused(tmp_path: Path) -> None:
     config = write_vertical(tmp_path, 100, seed=1)
     rewrite(tmp_path / "partner_1.csv", lambda rows: rows.append(dict(rows[0])))
     send = LocalSend(_setups(config, tmp_path / "work"))
-    with pytest.raises(InputError, match="partner_1.*appears twice"):
+    with pytest.raises(InputError, match="partner_1.*appears twice") as info:
         run_vertical(send, _cfg(1), "bank", ["partner_1"])
+    # the copy is the last data row, on the line after it (the header is line 1)
+    last = len((tmp_path / "partner_1.csv").read_text().splitlines()) - 1
+    assert info.value.row == last and info.value.line == last + 1
+    assert f"(rows 1 and {last})" in str(info.value)
 
 
 @pytest.mark.parametrize("change, message", [

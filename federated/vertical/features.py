@@ -29,10 +29,14 @@ FloatArray = npt.NDArray[np.float64]
 
 
 def take_rows(pt_: PartyTable, rows: npt.NDArray[np.int64]) -> PartyTable:
-    """The table restricted to ``rows`` (in that order)."""
+    """The table restricted to ``rows`` (in that order); its errors name the file's rows
+    (and lines)."""
     import pyarrow as pa
 
-    return PartyTable(pt_.party, pt_.path, pt_.table.take(pa.array(rows, type=pa.int64())))
+    source = (np.arange(pt_.rows, dtype=np.int64) if pt_.source_rows is None
+              else np.asarray(pt_.source_rows, dtype=np.int64))
+    return PartyTable(pt_.party, pt_.path, pt_.table.take(pa.array(rows, type=pa.int64())),
+                      csv_rows=pt_.csv_rows, source_rows=source[np.asarray(rows, dtype=np.int64)])
 
 
 def feature_kinds(pt_: PartyTable, *, exclude: list[str], numeric: list[str] | None,

@@ -129,9 +129,9 @@ class Party:
                 ids.append(None)
                 continue
             if key in seen:
-                raise pt_.error(f"id {str(v)!r} appears twice (rows {seen[key] + 2} and "
-                                f"{row + 2}); each customer needs one row", column=col,
-                                row=row + 2)
+                raise pt_.error(f"id {str(v)!r} appears twice (rows {seen[key] + 1} and "
+                                f"{row + 1}); each customer needs one row", column=col,
+                                row=row + 1)
             seen[key] = row
             ids.append(key)
         return ids
