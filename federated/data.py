@@ -239,20 +239,15 @@ def _check_utf8(pt_: PartyTable) -> None:
     """Arrow reads a CSV column holding text that is not UTF-8 (a Latin-1 or Windows-1252
     export) as bytes, whose values would become levels such as ``b'Z\\xfcrich'``: the
     first such cell is named."""
-    import pyarrow.types as pt
+    from privacy.columns import first_non_utf8
 
     for name in pt_.columns:
         col = pt_.table.column(name)
-        if not (pt.is_binary(col.type) or pt.is_large_binary(col.type)):
-            continue
-        for i, v in enumerate(col.to_pylist()):
-            try:
-                if v is not None:
-                    v.decode("utf-8")
-            except UnicodeDecodeError:
-                text = v.decode("latin-1")
-                raise pt_.error(f"value {text!r} (read as Latin-1) is not UTF-8 text: save "
-                                "the file as UTF-8", column=name, row=i + 1) from None
+        bad = first_non_utf8(col)
+        if bad is not None:
+            text = col[bad].as_py().decode("latin-1")
+            raise pt_.error(f"value {text!r} (read as Latin-1) is not UTF-8 text: save "
+                            "the file as UTF-8", column=name, row=bad + 1)
 
 
 def _ids_as_text(table: Any, columns: Collection[str], party: str,

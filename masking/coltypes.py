@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 
 from privacy.errors import InputError
 
-__all__ = ["TYPE_NAMES", "parse_type", "type_name", "TypeInference", "cast_batch"]
+__all__ = ["TYPE_NAMES", "parse_type", "type_name", "is_nested", "TypeInference", "cast_batch"]
 
 #: Type names a policy may declare (``decimal(P,S)`` with precision 1..38, scale 0..P).
 TYPE_NAMES = ("string", "int64", "float64", "bool", "date", "timestamp", "decimal(P,S)")
@@ -98,6 +98,14 @@ def type_name(t: pa.DataType) -> str:
     if pa.types.is_decimal(t):
         return f"decimal({t.precision},{t.scale})"
     return str(t)
+
+
+def is_nested(t: pa.DataType) -> bool:
+    """Whether a column of type ``t`` holds lists, structs or maps (also as dictionary
+    values): no value-reading operator, comparison, grouping or CSV writer takes them."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return bool(pa.types.is_nested(t))
 
 
 def _digits(values: pa.Array, kind: str) -> bool:

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from masking.coltypes import is_nested
 from privacy.errors import PolicyError
 
 __all__ = ["Condition", "COMPARISONS", "check_regex"]
@@ -111,8 +112,7 @@ class Condition(BaseModel):
         if self.column not in batch.schema.names:
             raise PolicyError(f"row_filter names column {self.column!r}, which is not in the input")
         values = batch.column(self.column)
-        t = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
-        if pa.types.is_nested(t) and self.is_null is None:  # Arrow: a traceback, exit 1
+        if is_nested(values.type) and self.is_null is None:  # Arrow: a traceback, exit 1
             raise PolicyError(f"row_filter compares column {self.column!r}, which holds "
                               f"nested values ({values.type}); only is_null applies to it")
         hit = self._compare(values)

@@ -36,11 +36,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from masking.coltypes import is_nested
 from masking.conditions import Condition
-from masking.io import first_non_utf8
-from masking.operators import KeyProvider, OpContext, Operator
+from masking.operators import OPERATORS, KeyProvider, OpContext, Operator
 from masking.operators.basic import Drop, Keep
 from masking.policy import GateModel, Policy, Rule
+from privacy.columns import first_non_utf8
 from privacy.errors import DecryptionError, InputError, KeysetError, PolicyError
 from privacy.fields import metadata_mac, verify_metadata_mac
 from privacy.keys import Keyset, format_key_id
@@ -248,7 +249,7 @@ class MaskingEngine:
             entity = getattr(op, "entity", None)
             if entity is not None and entity not in names:
                 raise rule.error(f"date_shift entity column {entity!r} is not in the input")
-            if entity is not None and _is_nested(sample.schema.field(entity).type):
+            if entity is not None and is_nested(sample.schema.field(entity).type):
                 raise rule.error(f"date_shift entity column {entity!r} holds nested values "
                                  f"({sample.schema.field(entity).type}); it needs one id "
                                  "per row")
@@ -335,7 +336,7 @@ class MaskingEngine:
             ctx = OpContext(column=cp.column, context=cp.context, scope=plan.scope,
                             keys=plan.keys, batch=batch, row_offset=row_offset,
                             key_id=cp.key_id, pii=cp.pii)
-            if cp.operator.name not in _TYPE_FREE_OPERATORS:
+            if cp.operator.reads_values:
                 entity = getattr(cp.operator, "entity", None)  # date_shift reads it too
                 for name in (cp.column, entity) if entity is not None else (cp.column,):
                     bad = first_non_utf8(batch.column(name))
@@ -391,27 +392,18 @@ class MaskingEngine:
         return back(out)
 
 
-#: Operators that never read a value (they pass, drop or replace the column wholesale),
-#: so a column of any type suits them.
-_TYPE_FREE_OPERATORS = frozenset({"keep", "drop", "redact", "null", "constant"})
-
-
-def _is_nested(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    return bool(pa.types.is_nested(t))
 
 
 def _check_column_type(rule: Rule, op: Operator, column: str, t: pa.DataType) -> None:
     """Refuse, before any row is read, an operator that reads values on a column of
     lists, structs or maps: no operator can take such a value (Arrow cannot even read it
     as text), and the run ended in a traceback in the middle of the first batch."""
-    if op.name in _TYPE_FREE_OPERATORS or not _is_nested(t):
+    if not op.reads_values or not is_nested(t):
         return
+    type_free = sorted(n for n, cls in OPERATORS.items() if not cls.reads_values)
     raise rule.error(
         f"column {column!r} holds nested values ({t}), which operator {op.name!r} cannot "
-        f"take; use {', '.join(sorted(_TYPE_FREE_OPERATORS))} for it, or flatten the "
-        "column before masking")
+        f"take; use {', '.join(type_free)} for it, or flatten the column before masking")
 
 
 def _on_invalid(cp: ColumnPlan, out: pa.Array, invalid: np.ndarray, reason: str,

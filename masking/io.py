@@ -61,7 +61,6 @@ __all__ = [
     "csv_error_message",
     "csv_read_options",
     "detect_format",
-    "first_non_utf8",
     "infer_types_of",
     "iter_batches",
     "max_field_bytes",
@@ -465,27 +464,6 @@ def _refuse_duplicates(names: list[str], file: str) -> None:
         if col in seen:
             raise InputError(f"the column name {col!r} appears more than once", file=file)
         seen.add(col)
-
-
-def first_non_utf8(values: pa.Array) -> int | None:
-    """The index of the first value of a binary column that is not UTF-8 text, or
-    ``None`` (all are, or the column is not binary). A Parquet ``BYTE_ARRAY`` column
-    written without the UTF-8 annotation reads as binary: read as text where it is text,
-    it must be refused by row where it is not (Arrow's cast says only "Invalid UTF8")."""
-    t = values.type
-    if not (pa.types.is_binary(t) or pa.types.is_large_binary(t)
-            or pa.types.is_fixed_size_binary(t) or pa.types.is_binary_view(t)):
-        return None
-    try:
-        values.cast(pa.string())
-    except pa.ArrowInvalid:
-        for i, v in enumerate(values.to_pylist()):
-            try:
-                if v is not None:
-                    v.decode("utf-8")
-            except UnicodeDecodeError:
-                return i
-    return None
 
 
 def _lone_surrogate(obj: Any) -> bool:

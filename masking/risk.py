@@ -31,6 +31,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from masking.coltypes import is_nested
 from masking.operators._base import parse_numbers
 from privacy.errors import InputError, RiskGateError
 
@@ -53,8 +54,7 @@ def _column(table: pa.Table, name: str) -> pa.Array:
         raise InputError(f"column {name!r} is not in the table (columns: "
                          f"{', '.join(table.schema.names)})")
     col = table.column(name)
-    t = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
-    if pa.types.is_nested(t):  # Arrow cannot group by them: a traceback, exit 1
+    if is_nested(col.type):  # Arrow cannot group by them: a traceback, exit 1
         raise InputError(f"column {name!r} holds nested values ({col.type}); a quasi-"
                          "identifier or sensitive column needs one plain value per row "
                          "(flatten it, or leave it out)")

@@ -20,8 +20,10 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from masking.io import FORMATS, detect_format, first_non_utf8
+from masking.coltypes import is_nested
+from masking.io import FORMATS, detect_format
 from privacy.atomic import atomic_output, atomic_write_text
+from privacy.columns import first_non_utf8
 from privacy.errors import InputError
 
 __all__ = ["BatchWriter", "open_writer", "sidecar_path", "read_metadata"]
@@ -115,8 +117,7 @@ def _check_csv_types(schema: pa.Schema) -> None:
     """Refuse a column CSV cannot hold (lists, structs, maps: Arrow's CSV writer stopped
     with a traceback), naming it and what to do instead."""
     for f in schema:
-        t = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
-        if pa.types.is_nested(t):
+        if is_nested(f.type):
             raise InputError(
                 f"a CSV file cannot hold the nested values of this column ({f.type}): "
                 "write Parquet or JSON Lines, or drop the column (or replace it with "

@@ -28,6 +28,7 @@ __all__ = [
     "Transform",
     "as_string_array",
     "as_strict_string_array",
+    "first_non_utf8",
     "length_groups",
     "assemble",
     "map_string_groups",
@@ -87,6 +88,28 @@ def as_strict_string_array(values: Any) -> pa.Array:
     elif not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
         raise InputError(f"expected a string column, got type {typ}")
     return values
+
+
+def first_non_utf8(values: pa.Array | pa.ChunkedArray) -> int | None:
+    """The index of the first value of a binary column that is not UTF-8 text, or
+    ``None`` (all are, or the column is not binary). A Parquet ``BYTE_ARRAY`` column
+    written without the UTF-8 annotation, or a CSV column Arrow could not decode, reads
+    as binary: read as text where it is text, it must be refused by row where it is not
+    (Arrow's cast says only "Invalid UTF8")."""
+    t = values.type
+    if not (pa.types.is_binary(t) or pa.types.is_large_binary(t)
+            or pa.types.is_fixed_size_binary(t) or pa.types.is_binary_view(t)):
+        return None
+    try:
+        values.cast(pa.string())
+    except pa.ArrowInvalid:
+        for i, v in enumerate(values.to_pylist()):
+            try:
+                if v is not None:
+                    v.decode("utf-8")
+            except UnicodeDecodeError:
+                return i
+    return None
 
 
 def _is_large(typ: pa.DataType) -> bool:

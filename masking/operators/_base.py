@@ -176,6 +176,9 @@ class Operator:
         ``True`` when the output cannot carry the id of the key that made it (``fpe``):
         the plan records the key id per column, and :meth:`reverse` must be given it
         (``OpContext.key_id``).
+    reads_values:
+        ``False`` when the operator never reads a value (it passes, drops or replaces
+        the column wholesale), so that a column of any type suits it.
     """
 
     name: ClassVar[str] = ""
@@ -186,6 +189,7 @@ class Operator:
     deterministic: ClassVar[bool] = True
     key_required: ClassVar[bool] = True
     records_key_id: ClassVar[bool] = False
+    reads_values: ClassVar[bool] = True
 
     @classmethod
     def from_options(cls: type[T], options: Mapping[str, Any] | None = None) -> T:

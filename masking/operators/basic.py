@@ -25,6 +25,7 @@ class Keep(Operator):
     """
 
     name = "keep"
+    reads_values = False
 
     def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
         return OpResult(values)
@@ -35,6 +36,7 @@ class Drop(Operator):
     """Remove the column from the output (the engine does the removal)."""
 
     name = "drop"
+    reads_values = False
     drops = True
 
     def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
@@ -52,6 +54,7 @@ class Redact(Operator):
     """
 
     name = "redact"
+    reads_values = False
     replacement: str = "******"
 
     def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
@@ -65,6 +68,7 @@ class Null(Operator):
     """Replace every value with null; the column keeps its type."""
 
     name = "null"
+    reads_values = False
     keeps_nulls = False
 
     def apply(self, values: pa.Array, ctx: OpContext) -> OpResult:
@@ -82,6 +86,7 @@ class Constant(Operator):
     """
 
     name = "constant"
+    reads_values = False
     keeps_nulls = False
     value: str | int | float | bool | None = None
 
